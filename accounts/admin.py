@@ -1,0 +1,73 @@
+"""Operator views of users, plans, routing profiles and access keys (never a key's secret)."""
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+
+from accounts import services
+from accounts.models import AccessKey, Plan, RoutingProfile, User
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    ordering = ["email"]
+    list_display = [
+        "email",
+        "email_canonical",
+        "plan_override",
+        "is_active",
+        "is_staff",
+        "date_joined",
+    ]
+    list_filter = ["is_active", "is_staff", "plan_override"]
+    search_fields = ["email", "email_canonical"]
+    readonly_fields = ["email_canonical", "last_login", "date_joined"]
+    fieldsets = [
+        (None, {"fields": ["email", "email_canonical", "password"]}),
+        ("Plan", {"fields": ["plan_override"]}),
+        ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups"]}),
+        ("Dates", {"fields": ["last_login", "date_joined"]}),
+    ]
+    add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "slug",
+        "rank",
+        "requests_per_minute",
+        "tokens_per_minute",
+        "min_lifetime_topup_nusd",
+        "automatic",
+    ]
+    ordering = ["rank"]
+
+
+@admin.register(RoutingProfile)
+class RoutingProfileAdmin(admin.ModelAdmin):
+    list_display = ["name", "user", "strategy", "privacy_mode", "aliases_enabled", "created_at"]
+    search_fields = ["name", "user__email"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+
+
+@admin.register(AccessKey)
+class AccessKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "user", "profile", "last_used_at", "revoked_at", "created_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "prefix", "user__email"]
+    list_select_related = ["user", "profile"]
+    # The hash is not the secret, but nothing an operator does needs it either.
+    exclude = ["key_hash"]
+    readonly_fields = ["user", "prefix", "last_used_at", "revoked_at", "created_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False  # keys are issued through the dashboard, the API or `issue_key`
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request, queryset):
+        for key in queryset:
+            services.access_key_revoke(key=key)
+        self.message_user(request, f"Revoked {queryset.count()} key(s).")

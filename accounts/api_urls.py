@@ -1,0 +1,28 @@
+"""Management API URLs under /api/ (session auth with CSRF), the OpenAPI schema and its docs page."""
+
+from django.urls import path
+
+from accounts import api
+
+urlpatterns = [
+    path("account/", api.AccountSummaryApi.as_view(), name="api_account"),
+    path("keys/", api.KeyListApi.as_view(), name="api_key_list"),
+    path("keys/create/", api.KeyCreateApi.as_view(), name="api_key_create"),
+    path("keys/<int:key_id>/", api.KeyDetailApi.as_view(), name="api_key_detail"),
+    path("keys/<int:key_id>/revoke/", api.KeyRevokeApi.as_view(), name="api_key_revoke"),
+    path("profiles/", api.ProfileListApi.as_view(), name="api_profile_list"),
+    path("profiles/create/", api.ProfileCreateApi.as_view(), name="api_profile_create"),
+    path("profiles/<int:profile_id>/", api.ProfileDetailApi.as_view(), name="api_profile_detail"),
+    path(
+        "profiles/<int:profile_id>/update/",
+        api.ProfileUpdateApi.as_view(),
+        name="api_profile_update",
+    ),
+    path(
+        "profiles/<int:profile_id>/delete/",
+        api.ProfileDeleteApi.as_view(),
+        name="api_profile_delete",
+    ),
+    path("schema/", api.SchemaApi.as_view(), name="api_schema"),
+    path("docs/", api.docs, name="api_docs"),
+]

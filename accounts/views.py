@@ -1,0 +1,245 @@
+"""Buyer dashboard pages: overview, quick start, keys, routing profiles, Trading Terms (thin views)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.middleware import HtmxDetails
+
+from accounts import selectors, services
+from accounts.forms import AccessKeyForm, RoutingProfileForm, errors_apply
+from accounts.models import User
+from billing.charts import bar_chart_svg
+
+BUYER = "buyer"
+
+
+class AuthedRequest(HttpRequest):
+    """What these views see behind login_required and django-htmx's middleware (for type checks)."""
+
+    user: User
+    htmx: HtmxDetails
+
+
+def _wallet(user) -> dict[str, int]:
+    from billing import selectors as billing_selectors
+
+    return billing_selectors.wallet_summary(user=user)
+
+
+def _terms_state(user) -> tuple[object | None, bool]:
+    from market import selectors as market_selectors
+
+    current = market_selectors.terms_current(audience=BUYER)
+    accepted = bool(market_selectors.terms_accepted_current(user=user, audience=BUYER))
+    return current, accepted
+
+
+@login_required
+def overview(request: AuthedRequest) -> HttpResponse:
+    from billing import selectors as billing_selectors
+
+    user = request.user
+    points = billing_selectors.daily_spend(buyer=user, days=30)
+    terms, terms_accepted = _terms_state(user)
+    context = {
+        "wallet": _wallet(user),
+        "plan_status": selectors.plan_status(user=user),
+        "chart": bar_chart_svg(series=points, title="Daily spend over the last 30 days"),
+        "spend_30d_nusd": sum(amount for _, amount in points),
+        "verified": selectors.email_is_verified(user=user),
+        "terms": terms,
+        "terms_accepted": terms_accepted,
+        "live_keys": selectors.access_key_list(user=user).filter(revoked_at__isnull=True).count(),
+        "nav": "overview",
+    }
+    return render(request, "accounts/dashboard_overview.html", context)
+
+
+@login_required
+def quickstart(request: AuthedRequest) -> HttpResponse:
+    model, live = selectors.quickstart_model()
+    speech_model, speech_live = selectors.quickstart_model(modality="speech")
+    terms, terms_accepted = _terms_state(request.user)
+    context = {
+        "model": model,
+        "model_live": live,
+        "speech_model": speech_model,
+        "speech_live": speech_live,
+        "api_base": selectors.api_base_url(),
+        "verified": selectors.email_is_verified(user=request.user),
+        "terms": terms,
+        "terms_accepted": terms_accepted,
+        "nav": "quickstart",
+    }
+    return render(request, "accounts/quickstart.html", context)
+
+
+def _keys_page(
+    request: AuthedRequest, form: AccessKeyForm, *, status: int = 200, **extra
+) -> HttpResponse:
+    user = request.user
+    context = {
+        "form": form,
+        "keys": selectors.access_key_list(user=user),
+        "verified": selectors.email_is_verified(user=user),
+        "plan": selectors.user_plan(user=user),
+        "nav": "keys",
+        **extra,
+    }
+    return render(request, "accounts/key_list.html", context, status=status)
+
+
+@login_required
+@never_cache  # the one page that may carry a secret
+@require_http_methods(["GET", "POST"])
+def keys(request: AuthedRequest) -> HttpResponse:
+    user = request.user
+    if request.method == "GET":
+        return _keys_page(request, AccessKeyForm(user=user, initial={"name": "My key"}))
+    form = AccessKeyForm(request.POST, user=user)
+    if not selectors.email_is_verified(user=user):
+        messages.error(request, "Verify your email address to create access keys.")
+        return _keys_page(request, form, status=403)
+    if form.is_valid():
+        try:
+            key, secret = services.access_key_create(user=user, **form.service_kwargs())
+        except ValidationError as exc:
+            errors_apply(form, exc)
+        else:
+            fresh = AccessKeyForm(user=user, initial={"name": ""})
+            return _keys_page(request, fresh, new_key=key, new_secret=secret)
+    return _keys_page(request, form, status=400)
+
+
+def _own_key(request: AuthedRequest, key_id: int):
+    key = selectors.access_key_get(user=request.user, key_id=key_id)
+    if key is None:
+        raise Http404("No such key.")
+    return key
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def key_edit(request: AuthedRequest, key_id: int) -> HttpResponse:
+    key = _own_key(request, key_id)
+    if request.method == "POST":
+        form = AccessKeyForm(request.POST, user=request.user)
+        if form.is_valid():
+            try:
+                services.access_key_update(key=key, **form.service_kwargs())
+            except ValidationError as exc:
+                errors_apply(form, exc)
+            else:
+                messages.success(request, f"Key “{key.name}” saved.")
+                return redirect("dashboard_keys")
+        status = 400
+    else:
+        form = AccessKeyForm(user=request.user, initial=AccessKeyForm.initial_for(key))
+        status = 200
+    context = {"form": form, "key": key, "nav": "keys"}
+    return render(request, "accounts/key_edit.html", context, status=status)
+
+
+@login_required
+@require_POST
+def key_revoke(request: AuthedRequest, key_id: int) -> HttpResponse:
+    key = services.access_key_revoke(key=_own_key(request, key_id))
+    if request.htmx:
+        return render(request, "accounts/partials/_key_row.html", {"key": key})
+    messages.success(request, f"Key “{key.name}” revoked. It stops working within seconds.")
+    return redirect("dashboard_keys")
+
+
+@login_required
+def profiles(request: AuthedRequest) -> HttpResponse:
+    context = {
+        "profiles": selectors.routing_profile_list(user=request.user).prefetch_related(
+            "access_keys"
+        ),
+        "nav": "profiles",
+    }
+    return render(request, "accounts/profile_list.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile_create(request: AuthedRequest) -> HttpResponse:
+    form = RoutingProfileForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.routing_profile_create(user=request.user, **form.service_kwargs())
+        except ValidationError as exc:
+            errors_apply(form, exc)
+        else:
+            messages.success(request, "Routing profile created.")
+            return redirect("dashboard_profiles")
+    status = 400 if request.method == "POST" else 200
+    context = {"form": form, "profile": None, "nav": "profiles"}
+    return render(request, "accounts/profile_form.html", context, status=status)
+
+
+def _own_profile(request: AuthedRequest, profile_id: int):
+    profile = selectors.routing_profile_get(user=request.user, profile_id=profile_id)
+    if profile is None:
+        raise Http404("No such routing profile.")
+    return profile
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile_edit(request: AuthedRequest, profile_id: int) -> HttpResponse:
+    profile = _own_profile(request, profile_id)
+    if request.method == "POST":
+        form = RoutingProfileForm(request.POST)
+        if form.is_valid():
+            try:
+                services.routing_profile_update(profile=profile, **form.service_kwargs())
+            except ValidationError as exc:
+                errors_apply(form, exc)
+            else:
+                messages.success(request, f"Profile “{profile.name}” saved.")
+                return redirect("dashboard_profiles")
+        status = 400
+    else:
+        form = RoutingProfileForm(initial=RoutingProfileForm.initial_for(profile))
+        status = 200
+    context = {"form": form, "profile": profile, "nav": "profiles"}
+    return render(request, "accounts/profile_form.html", context, status=status)
+
+
+@login_required
+@require_POST
+def profile_delete(request: AuthedRequest, profile_id: int) -> HttpResponse:
+    profile = _own_profile(request, profile_id)
+    try:
+        services.routing_profile_delete(profile=profile)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"Profile “{profile.name}” deleted.")
+    return redirect("dashboard_profiles")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def terms(request: AuthedRequest) -> HttpResponse:
+    from market import services as market_services
+
+    current, accepted = _terms_state(request.user)
+    if request.method == "POST":
+        if current is None:
+            messages.error(request, "No Trading Terms are published yet.")
+        elif not accepted:
+            market_services.terms_accept(
+                user=request.user, audience=BUYER, ip_address=request.META.get("REMOTE_ADDR")
+            )
+            messages.success(request, "Trading Terms accepted. Market routing is open to you.")
+        return redirect("dashboard_terms")
+    context = {"terms": current, "accepted": accepted, "nav": "terms"}
+    return render(request, "accounts/terms.html", context)

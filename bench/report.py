@@ -1,0 +1,394 @@
+"""Turn one run's raw phases into comparisons, a verdict per target, JSON, markdown and a plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+# (key, measure, must, stretch, unit, lower is better)
+TARGETS = [
+    ("added_p50_c1_ms", "added latency, non-streaming, c=1, p50", 3.0, 1.5, "ms", True),
+    (
+        "gateway_cpu_ms_per_request",
+        "gateway CPU per request (zero-delay, c=16)",
+        2.5,
+        1.0,
+        "ms",
+        True,
+    ),
+    (
+        "share_200ms_c64",
+        "share of direct throughput, 200 ms upstream, c=64",
+        0.85,
+        0.95,
+        "%",
+        False,
+    ),
+    (
+        "share_200ms_c256",
+        "share of direct throughput, 200 ms upstream, c=256",
+        0.50,
+        0.80,
+        "%",
+        False,
+    ),
+    ("added_ttft_c1_ms", "added time to first token, c=1", 3.0, 1.0, "ms", True),
+    ("added_ttft_c16_ms", "added time to first token, c=16", 20.0, 10.0, "ms", True),
+    ("peak_rss_mb", "resident memory per gateway process (peak)", 150.0, 100.0, "MB", True),
+    ("soak_growth_mb", "memory growth over the streaming soak", 5.0, None, "MB", True),
+]
+SOAK_NOISE_MB = 5.0
+
+
+def _find(phases: list[dict], phase: str, kind: str, c: int, via: str) -> dict | None:
+    for p in phases:
+        if (p["phase"], p["kind"], p["concurrency"], p["via"]) == (phase, kind, c, via):
+            return p
+    return None
+
+
+def _sub(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 3)
+
+
+def comparisons(phases: list[dict]) -> list[dict]:
+    rows = []
+    seen = []
+    for p in phases:
+        key = (p["phase"], p["kind"], p["concurrency"])
+        if p["phase"] not in ("plain", "stream") or key in seen:
+            continue
+        seen.append(key)
+        g = _find(phases, *key, "gateway")
+        d = _find(phases, *key, "direct")
+        if g is None or d is None:
+            continue
+        row = {
+            "phase": p["phase"],
+            "kind": p["kind"],
+            "upstream_delay_ms": p["upstream_delay_ms"],
+            "concurrency": p["concurrency"],
+            "gateway_rps": g["rps"],
+            "direct_rps": d["rps"],
+            "share_of_direct": round(g["rps"] / d["rps"], 3) if d["rps"] else None,
+            "gateway_cpu_ms_per_request": g.get("gateway_cpu_ms_per_request"),
+            "upstream_cpu_ms_per_request": d.get("upstream_cpu_ms_per_request"),
+        }
+        if p["phase"] == "plain":
+            row.update(
+                gateway_p50_ms=g["p50_ms"],
+                gateway_p99_ms=g["p99_ms"],
+                direct_p50_ms=d["p50_ms"],
+                direct_p99_ms=d["p99_ms"],
+                added_p50_ms=_sub(g["p50_ms"], d["p50_ms"]),
+                added_p99_ms=_sub(g["p99_ms"], d["p99_ms"]),
+            )
+        else:
+            row.update(
+                gateway_ttft_p50_ms=g["ttft_p50_ms"],
+                gateway_ttft_p99_ms=g["ttft_p99_ms"],
+                direct_ttft_p50_ms=d["ttft_p50_ms"],
+                direct_ttft_p99_ms=d["ttft_p99_ms"],
+                added_ttft_p50_ms=_sub(g["ttft_p50_ms"], d["ttft_p50_ms"]),
+                added_ttft_p99_ms=_sub(g["ttft_p99_ms"], d["ttft_p99_ms"]),
+                gateway_total_p50_ms=g["total_p50_ms"],
+                direct_total_p50_ms=d["total_p50_ms"],
+                added_total_p50_ms=_sub(g["total_p50_ms"], d["total_p50_ms"]),
+            )
+        rows.append(row)
+    return rows
+
+
+def soak_summary(phases: list[dict]) -> dict | None:
+    soak = next((p for p in phases if p["phase"] == "soak"), None)
+    if soak is None:
+        return None
+    samples = soak["rss_samples"]
+    values = [mb for _, mb in samples]
+    # the baseline is the first sample after a fifth of the soak (allocators and caches warm up)
+    t_end = samples[-1][0]
+    base = next((mb for t, mb in samples if t >= t_end / 5), values[0])
+    half = [mb for t, mb in samples if t >= t_end / 2]
+    slope = None
+    if len(half) >= 2:
+        ts = [t for t, _ in samples if t >= t_end / 2]
+        n = len(ts)
+        mt, mv = sum(ts) / n, sum(half) / n
+        den = sum((t - mt) ** 2 for t in ts)
+        slope = (
+            round(60 * sum((t - mt) * (v - mv) for t, v in zip(ts, half, strict=True)) / den, 3)
+            if den
+            else None
+        )
+    return {
+        "seconds": round(t_end, 1),
+        "concurrency": soak["concurrency"],
+        "streams": soak["served"],
+        "streams_per_s": soak["rps"],
+        "rss_start_mb": values[0],
+        "rss_baseline_mb": base,
+        "rss_peak_mb": max(values),
+        "rss_final_mb": values[-1],
+        "growth_mb": round(values[-1] - base, 2),
+        "slope_second_half_mb_per_min": slope,
+        "samples": len(samples),
+    }
+
+
+def _meets(value: float, limit: float | None, lower_is_better: bool) -> bool:
+    if limit is None:
+        return False
+    return value <= limit if lower_is_better else value >= limit
+
+
+def evaluate(results: dict) -> list[dict]:
+    comps = results["comparisons"]
+
+    def comp(phase: str, kind: str, c: int) -> dict:
+        return next(
+            (x for x in comps if (x["phase"], x["kind"], x["concurrency"]) == (phase, kind, c)), {}
+        )
+
+    soak = results.get("soak") or {}
+    values = {
+        "added_p50_c1_ms": comp("plain", "fast", 1).get("added_p50_ms"),
+        "gateway_cpu_ms_per_request": comp("plain", "fast", 16).get("gateway_cpu_ms_per_request"),
+        "share_200ms_c64": comp("plain", "slow", 64).get("share_of_direct"),
+        "share_200ms_c256": comp("plain", "slow", 256).get("share_of_direct"),
+        "added_ttft_c1_ms": comp("stream", "fast", 1).get("added_ttft_p50_ms"),
+        "added_ttft_c16_ms": comp("stream", "fast", 16).get("added_ttft_p50_ms"),
+        "peak_rss_mb": results["gateway_memory"]["peak_rss_mb"],
+        "soak_growth_mb": soak.get("growth_mb"),
+    }
+    rows = []
+    for key, measure, must, stretch, unit, lower in TARGETS:
+        v = values[key]
+        if v is None:
+            verdict = "not measured"
+        elif _meets(v, stretch, lower):
+            verdict = "stretch"
+        elif _meets(v, must, lower):
+            verdict = "must"
+        else:
+            verdict = "MISSED"
+        rows.append(
+            {
+                "key": key,
+                "measure": measure,
+                "value": v,
+                "must": must,
+                "stretch": stretch,
+                "unit": unit,
+                "verdict": verdict,
+            }
+        )
+    return rows
+
+
+def build(raw: dict) -> dict:
+    results = dict(raw)
+    results["comparisons"] = comparisons(raw["phases"])
+    results["soak"] = soak_summary(raw["phases"])
+    results["targets"] = evaluate(results)
+    ledger = raw["ledger"]
+    results["ok"] = bool(ledger["ledger_check_passed"] and ledger["settled_equals_served"])
+    return results
+
+
+def _fmt(v: object, unit: str | None = None) -> str:
+    if v is None:
+        return "-"
+    if unit == "%" and isinstance(v, float | int):
+        return f"{v:.0%}"
+    if isinstance(v, float):
+        return f"{v:,.2f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def _limit(v: float | None, unit: str) -> str:
+    if v is None:
+        return "-"
+    if unit == "%":
+        return f"{v:.0%}"
+    return f"{v:g} {unit}"
+
+
+def markdown(results: dict) -> str:
+    meta = results["meta"]
+    lines = [
+        f"# Benchmark: {meta['server']}, {meta['scale']['name']} run, {meta['started']}",
+        "",
+        f"Commit {meta['git']['commit']} ({meta['git']['subject']}), {meta['git']['dirty_paths']} "
+        f"uncommitted paths in the tree; {meta['cpus']} CPUs; Python {meta['python']}; "
+        f"{meta['seconds']} s.",
+        f"Machine load before: `{meta['uptime_start']}`; after: `{meta['uptime_end']}`.",
+        "",
+        "## Targets (shared/PERFORMANCE.md)",
+        "| measure | value | must | stretch | verdict |",
+        "| --- | --: | --: | --: | --- |",
+    ]
+    for t in results["targets"]:
+        unit = t["unit"] if t["unit"] != "%" else ""
+        value = _fmt(t["value"], t["unit"]) + (
+            f" {unit}" if t["value"] is not None and unit else ""
+        )
+        lines.append(
+            f"| {t['measure']} | {value} | {_limit(t['must'], t['unit'])} | "
+            f"{_limit(t['stretch'], t['unit'])} | {t['verdict']} |"
+        )
+    lines += [
+        "",
+        "## Non-streaming (wrk, one thread, one fixed body; 16-token completions)",
+        "| upstream | c | Dragonfly req/s | direct req/s | share | Dragonfly p50 / p99 ms | "
+        "direct p50 / p99 ms | added p50 / p99 ms | gateway CPU ms/req |",
+        "| --- | --: | --: | --: | --: | --: | --: | --: | --: |",
+    ]
+    for c in results["comparisons"]:
+        if c["phase"] != "plain":
+            continue
+        lines.append(
+            f"| {c['upstream_delay_ms']} ms | {c['concurrency']} | {_fmt(c['gateway_rps'])} | "
+            f"{_fmt(c['direct_rps'])} | {_fmt(c['share_of_direct'], '%')} | "
+            f"{_fmt(c['gateway_p50_ms'])} / {_fmt(c['gateway_p99_ms'])} | "
+            f"{_fmt(c['direct_p50_ms'])} / {_fmt(c['direct_p99_ms'])} | "
+            f"{_fmt(c['added_p50_ms'])} / {_fmt(c['added_p99_ms'])} | "
+            f"{_fmt(c['gateway_cpu_ms_per_request'])} |"
+        )
+    lines += [
+        "",
+        "## Streaming (asyncio + aiohttp client; 16 content chunks, zero-delay upstream)",
+        "| c | Dragonfly streams/s | direct streams/s | TTFT p50 / p99 ms, Dragonfly | "
+        "TTFT p50 / p99 ms, direct | added TTFT p50 / p99 ms | added total p50 ms | gateway CPU ms/stream |",
+        "| --: | --: | --: | --: | --: | --: | --: | --: |",
+    ]
+    for c in results["comparisons"]:
+        if c["phase"] != "stream":
+            continue
+        lines.append(
+            f"| {c['concurrency']} | {_fmt(c['gateway_rps'])} | {_fmt(c['direct_rps'])} | "
+            f"{_fmt(c['gateway_ttft_p50_ms'])} / {_fmt(c['gateway_ttft_p99_ms'])} | "
+            f"{_fmt(c['direct_ttft_p50_ms'])} / {_fmt(c['direct_ttft_p99_ms'])} | "
+            f"{_fmt(c['added_ttft_p50_ms'])} / {_fmt(c['added_ttft_p99_ms'])} | "
+            f"{_fmt(c['added_total_p50_ms'])} | {_fmt(c['gateway_cpu_ms_per_request'])} |"
+        )
+    soak = results.get("soak")
+    mem = results["gateway_memory"]
+    lines += ["", "## Memory"]
+    lines.append(
+        f"Gateway process: peak RSS {mem['peak_rss_mb']} MB, final {mem['final_rss_mb']} MB "
+        f"(idle after start: {round(meta.get('gateway_memory_kb_idle', {}).get('rss_kb', 0) / 1024, 1)} MB)."
+    )
+    if soak:
+        lines.append(
+            f"Soak: {soak['seconds']:.0f} s of streams at c={soak['concurrency']} "
+            f"({soak['streams']:,} streams, {soak['streams_per_s']} /s): RSS {soak['rss_start_mb']} MB "
+            f"at start, {soak['rss_baseline_mb']} MB after a fifth, peak {soak['rss_peak_mb']} MB, "
+            f"final {soak['rss_final_mb']} MB; growth {soak['growth_mb']} MB, second-half slope "
+            f"{soak['slope_second_half_mb_per_min']} MB/min."
+        )
+    ledger = results["ledger"]
+    lines += [
+        "",
+        "## Money",
+        f"Served (2xx through Dragonfly, warm-up included): {ledger['served']:,}; settled "
+        f"(UsageRecord rows): {_fmt(ledger['settled'])} "
+        f"({'equal' if ledger['settled_equals_served'] else 'NOT EQUAL'}); by outcome "
+        f"{ledger['settled_by_outcome']}. `manage.py ledger_check`: "
+        f"{'passed' if ledger['ledger_check_passed'] else 'FAILED'}.",
+        "",
+        "## Every phase",
+        "| phase | upstream | c | via | served | non-2xx | req/s | p50 ms | p99 ms | CPU ms/req "
+        "| machine busy | drained |",
+        "| --- | --: | --: | --- | --: | --: | --: | --: | --: | --: | --: | --- |",
+    ]
+    for p in results["phases"]:
+        cpu = p.get("gateway_cpu_ms_per_request", p.get("upstream_cpu_ms_per_request"))
+        p50 = p.get("p50_ms", p.get("ttft_p50_ms"))
+        p99 = p.get("p99_ms", p.get("ttft_p99_ms"))
+        lines.append(
+            f"| {p['phase']} | {p['upstream_delay_ms']} ms | {p['concurrency']} | {p['via']} | "
+            f"{_fmt(p['served'])} | {_fmt(p['non_2xx'])} | {_fmt(p['rps'])} | {_fmt(p50)} | "
+            f"{_fmt(p99)} | {_fmt(cpu)} | {_fmt(p['machine_busy_pct'])}% | {p.get('drained', '-')} |"
+        )
+    lines += [
+        "",
+        "Streaming rows show time to first token as p50/p99. CPU is the gateway process's "
+        "(the upstream's for direct rows), from /proc/<pid>/stat over the phase, per 2xx answer. "
+        "Machine busy: the whole machine's CPU over the phase (both cores, everyone's processes).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    comps = [c for c in results["comparisons"] if c["phase"] == "plain"]
+    streams = [c for c in results["comparisons"] if c["phase"] == "stream"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    panels = [
+        (
+            axes[0],
+            [c for c in comps if c["upstream_delay_ms"] == 0],
+            "zero-delay upstream",
+            "p50_ms",
+            "p99_ms",
+        ),
+        (
+            axes[1],
+            [c for c in comps if c["upstream_delay_ms"] == 200],
+            "200 ms upstream",
+            "p50_ms",
+            "p99_ms",
+        ),
+        (axes[2], streams, "streams: time to first token", "ttft_p50_ms", "ttft_p99_ms"),
+    ]
+    for ax, rows, title, p50, p99 in panels:
+        xs = [c["concurrency"] for c in rows]
+        for who, color in (("gateway", "tab:red"), ("direct", "tab:blue")):
+            label = "Dragonfly" if who == "gateway" else "upstream direct"
+            ax.plot(xs, [c[f"{who}_{p50}"] for c in rows], "o-", color=color, label=f"{label} p50")
+            ax.plot(
+                xs,
+                [c[f"{who}_{p99}"] for c in rows],
+                "s--",
+                color=color,
+                alpha=0.6,
+                label=f"{label} p99",
+            )
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs or [1])
+        ax.set_xticklabels([str(x) for x in xs] or ["1"])
+        if title.startswith("zero") or title.startswith("streams"):
+            ax.set_yscale("log")
+        ax.set_title(title)
+        ax.set_xlabel("concurrency (connections)")
+        ax.set_ylabel("ms")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    meta = results["meta"]
+    fig.suptitle(
+        f"Dragonfly ({meta['server']}) vs the upstream called directly — {meta['scale']['name']} run "
+        f"{meta['started']}, commit {meta['git']['commit']}"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(results: dict, out_dir: Path, stem: str, plot_name: str) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": out_dir / f"{stem}.json",
+        "md": out_dir / f"{stem}.md",
+        "png": out_dir / plot_name,
+    }
+    paths["json"].write_text(json.dumps(results, indent=1) + "\n")
+    paths["md"].write_text(markdown(results))
+    plot(results, paths["png"])
+    return paths

@@ -1,0 +1,33 @@
+"""The errors billing services raise; each carries a message fit to show a user or an operator."""
+
+
+class BillingError(Exception):
+    """A refused money action. Nothing was written."""
+
+
+class InvalidAmount(BillingError):
+    """An amount, price or fee rate that is negative, zero, not a number, or absurdly large."""
+
+
+class InsufficientBalance(BillingError):
+    """The wallet's available balance (balance minus held) does not cover the amount."""
+
+
+class AlreadyDone(BillingError):
+    """The action was already applied (e.g. a request refunded twice)."""
+
+
+class NotFound(BillingError):
+    """The object the action refers to does not exist."""
+
+
+class InvalidState(BillingError):
+    """The object is not in a state that allows the action (e.g. paying a rejected payout)."""
+
+
+class StripeNotConfigured(BillingError):
+    """No Stripe keys are configured: operators grant credit instead."""
+
+
+class WebhookInvalid(BillingError):
+    """A webhook delivery whose signature, timestamp or body does not verify."""

@@ -1,0 +1,380 @@
+"""Ledger accounts, transactions and entries, holds, fee profiles, usage records, top-ups, payouts.
+
+Every amount is an int of nano-USD (`_nusd`, see docs/money.md). Ledger entries are append-only and
+each transaction sums to zero: the services enforce it, and on PostgreSQL so do triggers
+(migration 0002). A wallet's balance is the sum of its entries; `balance_nusd` caches it.
+"""
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator
+from django.db import models
+from django.db.models import F, Q
+
+
+class AccountKind(models.TextChoices):
+    WALLET = "wallet", "buyer wallet"
+    EARNINGS = "earnings", "seller earnings"
+    FEE_REVENUE = "fee_revenue", "platform fee revenue"
+    PROMOTIONS = "promotions", "promotions"
+    STRIPE_CLEARING = "stripe_clearing", "Stripe clearing"
+    OVERRUN = "overrun", "overrun (cost above the hold)"
+    PAYOUTS_PENDING = "payouts_pending", "payouts pending"
+    PAYOUTS_CLEARING = "payouts_clearing", "payouts paid out"
+    ADJUSTMENTS = "adjustments", "operator adjustments"
+
+
+USER_ACCOUNT_KINDS = {AccountKind.WALLET, AccountKind.EARNINGS}
+
+
+class LedgerAccount(models.Model):
+    """One ledger account: a user's wallet or earnings, or one of the platform's accounts.
+
+    Sign convention: a positive balance is what the platform owes the account's owner (a wallet,
+    earnings, fee revenue); platform counter-accounts (promotions, Stripe clearing, overrun) go
+    negative as money flows out of them. All balances together always sum to zero.
+    """
+
+    kind = models.CharField(max_length=20, choices=AccountKind.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="ledger_accounts",
+    )
+    balance_nusd = models.BigIntegerField(default=0, help_text="Cached sum of entries.")
+    held_nusd = models.BigIntegerField(default=0, help_text="Reserved by active holds (wallets).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "user"],
+                condition=Q(user__isnull=False),
+                name="one_account_per_user",
+            ),
+            models.UniqueConstraint(
+                fields=["kind"], condition=Q(user__isnull=True), name="one_platform_account"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    user__isnull=True,
+                    kind__in=[
+                        "fee_revenue",
+                        "promotions",
+                        "stripe_clearing",
+                        "overrun",
+                        "payouts_pending",
+                        "payouts_clearing",
+                        "adjustments",
+                    ],
+                )
+                | Q(user__isnull=False, kind__in=["wallet", "earnings"]),
+                name="account_owner_matches_kind",
+            ),
+            models.CheckConstraint(condition=Q(held_nusd__gte=0), name="held_nonneg"),
+            # A wallet's available balance (balance - held) never goes below zero.
+            models.CheckConstraint(
+                condition=~Q(kind="wallet") | Q(balance_nusd__gte=F("held_nusd")),
+                name="wallet_available_nonneg",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.get_kind_display()} of {self.user}" if self.user_id else self.get_kind_display()
+        )
+
+    @property
+    def available_nusd(self) -> int:
+        return self.balance_nusd - self.held_nusd
+
+
+class TransactionKind(models.TextChoices):
+    SETTLEMENT = "settlement", "request settlement"
+    REFUND = "refund", "request refund"
+    TOPUP = "topup", "Stripe top-up"
+    SIGNUP_CREDIT = "signup_credit", "signup credit"
+    GRANT = "grant", "operator credit grant"
+    ADJUSTMENT = "adjustment", "operator adjustment"
+    PAYOUT_REQUEST = "payout_request", "payout requested"
+    PAYOUT_PAID = "payout_paid", "payout paid"
+    PAYOUT_REJECTED = "payout_rejected", "payout rejected"
+
+
+class LedgerTransaction(models.Model):
+    """One balanced money movement. `idempotency_key` makes every posting happen at most once."""
+
+    kind = models.CharField(max_length=20, choices=TransactionKind.choices)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    memo = models.CharField(max_length=500, blank=True)
+    request_id = models.CharField(max_length=100, blank=True, db_index=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.get_kind_display()}"
+
+
+class LedgerEntry(models.Model):
+    """One signed line of a transaction. Append-only: never updated, never deleted."""
+
+    transaction = models.ForeignKey(
+        LedgerTransaction, on_delete=models.PROTECT, related_name="entries"
+    )
+    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="entries")
+    amount_nusd = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "ledger entries"
+        indexes = [models.Index(fields=["account", "-id"], name="entry_account_recent")]
+        constraints = [
+            models.CheckConstraint(condition=~Q(amount_nusd=0), name="entry_nonzero"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount_nusd:+} on {self.account_id}"
+
+
+class HoldStatus(models.TextChoices):
+    ACTIVE = "active", "active"
+    SETTLED = "settled", "settled"
+    VOIDED = "voided", "voided"
+
+
+class Hold(models.Model):
+    """Funds reserved on a wallet for one request, from before the upstream call until settlement."""
+
+    request_id = models.CharField(max_length=100, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="holds")
+    amount_nusd = models.BigIntegerField()
+    status = models.CharField(max_length=8, choices=HoldStatus.choices, default=HoldStatus.ACTIVE)
+    void_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(
+                fields=["created_at"], condition=Q(status="active"), name="hold_active_age"
+            )
+        ]
+        constraints = [models.CheckConstraint(condition=Q(amount_nusd__gt=0), name="hold_positive")]
+
+    def __str__(self) -> str:
+        return f"hold {self.request_id} ({self.status})"
+
+
+class FeeProfile(models.Model):
+    """The platform's share of a seller's proceeds, in basis points."""
+
+    name = models.CharField(max_length=80, unique=True)
+    fee_bps = models.PositiveIntegerField(validators=[MaxValueValidator(10_000)])
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(fee_bps__lte=10_000), name="fee_bps_range"),
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="one_default_fee_profile"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.fee_bps / 100:g}%)"
+
+
+class SellerFeeOverride(models.Model):
+    """An operator's choice of fee profile for one seller."""
+
+    seller = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="fee_override"
+    )
+    fee_profile = models.ForeignKey(FeeProfile, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=300, blank=True)
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.seller} → {self.fee_profile}"
+
+
+class Outcome(models.TextChoices):
+    COMPLETED = "completed", "completed"
+    CLIENT_DISCONNECTED = "client_disconnected", "client disconnected"
+    UPSTREAM_FAILED = "upstream_failed", "upstream failed"
+
+
+class UsageRecord(models.Model):
+    """One settled request. cost = buyer_debit + overrun = seller_credit + fee, exactly."""
+
+    request_id = models.CharField(max_length=100, unique=True)
+    buyer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="usage_records"
+    )
+    access_key_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    listing = models.ForeignKey(
+        "market.Listing",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="usage_records",
+    )
+    seller = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sales_records"
+    )
+    model_id = models.CharField(max_length=100)
+    upstream_model = models.CharField(max_length=100, blank=True)
+    price_unit = models.CharField(max_length=16, default="token")
+    ask_input_nusd = models.BigIntegerField()
+    ask_output_nusd = models.BigIntegerField()
+    input_units = models.BigIntegerField()
+    output_units = models.BigIntegerField()
+    cost_nusd = models.BigIntegerField()
+    buyer_debit_nusd = models.BigIntegerField()
+    overrun_nusd = models.BigIntegerField(default=0)
+    seller_credit_nusd = models.BigIntegerField()
+    fee_nusd = models.BigIntegerField()
+    fee_bps = models.PositiveIntegerField()
+    fee_profile = models.ForeignKey(
+        FeeProfile, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    streamed = models.BooleanField(default=False)
+    outcome = models.CharField(max_length=24, choices=Outcome.choices)
+    transaction = models.OneToOneField(
+        LedgerTransaction, null=True, blank=True, on_delete=models.PROTECT, related_name="usage"
+    )
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["buyer", "-created_at"], name="usage_buyer_recent"),
+            models.Index(fields=["seller", "-created_at"], name="usage_seller_recent"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(cost_nusd=F("seller_credit_nusd") + F("fee_nusd"))
+                & Q(cost_nusd=F("buyer_debit_nusd") + F("overrun_nusd")),
+                name="usage_balanced",
+            ),
+            models.CheckConstraint(
+                condition=Q(cost_nusd__gte=0)
+                & Q(buyer_debit_nusd__gte=0)
+                & Q(overrun_nusd__gte=0)
+                & Q(seller_credit_nusd__gte=0)
+                & Q(fee_nusd__gte=0)
+                & Q(input_units__gte=0)
+                & Q(output_units__gte=0)
+                & Q(ask_input_nusd__gte=0)
+                & Q(ask_output_nusd__gte=0),
+                name="usage_nonneg",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.request_id
+
+
+class SignupGrant(models.Model):
+    """The one signup credit per canonical email address."""
+
+    email_canonical = models.CharField(max_length=254, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    amount_nusd = models.BigIntegerField()
+    transaction = models.OneToOneField(
+        LedgerTransaction, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.email_canonical
+
+
+class TopUpStatus(models.TextChoices):
+    PENDING = "pending", "pending"
+    PAID = "paid", "paid"
+    FAILED = "failed", "failed"
+
+
+class TopUp(models.Model):
+    """A Stripe Checkout top-up; fulfilled once per Checkout Session, for Stripe's amount_total."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="topups"
+    )
+    requested_nusd = models.BigIntegerField()
+    amount_nusd = models.BigIntegerField(default=0, help_text="Credited: Stripe's amount_total.")
+    stripe_session_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    status = models.CharField(
+        max_length=8, choices=TopUpStatus.choices, default=TopUpStatus.PENDING
+    )
+    transaction = models.OneToOneField(
+        LedgerTransaction, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(requested_nusd__gt=0), name="topup_positive"),
+            models.CheckConstraint(
+                condition=~Q(status="paid") | Q(amount_nusd__gt=0, transaction__isnull=False),
+                name="topup_paid_has_money",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"top-up #{self.pk} ({self.status})"
+
+
+class PayoutStatus(models.TextChoices):
+    REQUESTED = "requested", "requested"
+    APPROVED = "approved", "approved"
+    PAID = "paid", "paid"
+    REJECTED = "rejected", "rejected"
+
+
+class Payout(models.Model):
+    """A seller's request to be paid their earnings; each step is a ledger transaction."""
+
+    seller = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payouts"
+    )
+    amount_nusd = models.BigIntegerField()
+    status = models.CharField(
+        max_length=10, choices=PayoutStatus.choices, default=PayoutStatus.REQUESTED
+    )
+    note = models.CharField(max_length=300, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_nusd__gt=0), name="payout_positive")
+        ]
+
+    def __str__(self) -> str:
+        return f"payout #{self.pk} ({self.status})"

@@ -1,0 +1,198 @@
+"""Billing reads: fee profiles, wallet summaries, statements, earnings, daily series for charts."""
+
+from collections.abc import Iterable
+from datetime import date, timedelta
+from typing import Any
+
+from django.db.models import Count, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from billing.models import (
+    AccountKind,
+    LedgerAccount,
+    LedgerEntry,
+    Payout,
+    SellerFeeOverride,
+    TopUp,
+    TopUpStatus,
+    UsageRecord,
+)
+
+
+def fee_profile_for_seller(*, seller_id: int) -> tuple[int, int]:
+    """(fee_profile_id, fee_bps): the seller's override, else the default profile.
+
+    The default profile is created by a data migration and billing.demo.seed; if an operator
+    deleted it (or a test flushed it), it is recreated from DRAGONFLY_DEFAULT_FEE_BPS.
+    """
+    override = (
+        SellerFeeOverride.objects.filter(seller_id=seller_id)
+        .values_list("fee_profile_id", "fee_profile__fee_bps")
+        .first()
+    )
+    if override is not None:
+        return override
+    from billing.services.fees import fee_profile_default_ensure
+
+    profile = fee_profile_default_ensure()
+    return profile.pk, profile.fee_bps
+
+
+def _account(*, user, kind: str) -> LedgerAccount | None:
+    return LedgerAccount.objects.filter(user=user, kind=kind).first()
+
+
+def lifetime_topups_nusd(*, user) -> int:
+    return (
+        TopUp.objects.filter(user=user, status=TopUpStatus.PAID).aggregate(s=Sum("amount_nusd"))[
+            "s"
+        ]
+        or 0
+    )
+
+
+def wallet_summary(*, user) -> dict[str, int]:
+    wallet = _account(user=user, kind=AccountKind.WALLET)
+    balance = wallet.balance_nusd if wallet else 0
+    held = wallet.held_nusd if wallet else 0
+    month_start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    spent = (
+        UsageRecord.objects.filter(buyer=user, created_at__gte=month_start).aggregate(
+            s=Sum("buyer_debit_nusd")
+        )["s"]
+        or 0
+    )
+    return {
+        "balance_nusd": balance,
+        "held_nusd": held,
+        "available_nusd": balance - held,
+        "spent_this_month_nusd": spent,
+        "lifetime_topups_nusd": lifetime_topups_nusd(user=user),
+    }
+
+
+def earnings_summary(*, seller) -> dict[str, int]:
+    earnings = _account(user=seller, kind=AccountKind.EARNINGS)
+    totals = UsageRecord.objects.filter(seller=seller).aggregate(
+        earned=Sum("seller_credit_nusd"), requests=Count("id")
+    )
+    pending = (
+        Payout.objects.filter(seller=seller, status__in=["requested", "approved"]).aggregate(
+            s=Sum("amount_nusd")
+        )["s"]
+        or 0
+    )
+    paid = (
+        Payout.objects.filter(seller=seller, status="paid").aggregate(s=Sum("amount_nusd"))["s"]
+        or 0
+    )
+    return {
+        "available_nusd": earnings.balance_nusd if earnings else 0,
+        "lifetime_earned_nusd": totals["earned"] or 0,
+        "requests": totals["requests"] or 0,
+        "payouts_pending_nusd": pending,
+        "paid_out_nusd": paid,
+    }
+
+
+def is_seller(*, user) -> bool:
+    from market.models import Listing
+
+    return (
+        Listing.objects.filter(seller=user).exists()
+        or LedgerAccount.objects.filter(user=user, kind=AccountKind.EARNINGS).exists()
+    )
+
+
+def ledger_history(*, user, kind: str = AccountKind.WALLET) -> QuerySet[LedgerEntry]:
+    """The user's ledger lines for one of their accounts, newest first."""
+    return (
+        LedgerEntry.objects.filter(account__user=user, account__kind=kind)
+        .select_related("transaction")
+        .order_by("-id")
+    )
+
+
+def key_spent_nusd(*, access_key_id: int) -> int:
+    """What one access key has cost its buyer so far: the sum of its settled buyer debits."""
+    total = UsageRecord.objects.filter(access_key_id=access_key_id).aggregate(
+        s=Sum("buyer_debit_nusd")
+    )["s"]
+    return int(total or 0)
+
+
+def usage_list(*, buyer) -> QuerySet[UsageRecord]:
+    return UsageRecord.objects.filter(buyer=buyer).order_by("-created_at", "-id")
+
+
+def usage_get(*, buyer, request_id: str) -> UsageRecord | None:
+    return UsageRecord.objects.filter(buyer=buyer, request_id=request_id).first()
+
+
+def sales_list(*, seller) -> QuerySet[UsageRecord]:
+    return UsageRecord.objects.filter(seller=seller).order_by("-created_at", "-id")
+
+
+def earnings_by_listing(*, seller) -> list[dict[str, Any]]:
+    rows = (
+        UsageRecord.objects.filter(seller=seller)
+        .values("listing_id", "listing__name")
+        .annotate(
+            requests=Count("id"),
+            input_units=Sum("input_units"),
+            output_units=Sum("output_units"),
+            cost_nusd=Sum("cost_nusd"),
+            fee_nusd=Sum("fee_nusd"),
+            earned_nusd=Sum("seller_credit_nusd"),
+        )
+        .order_by("listing_id")
+    )
+    return [dict(row) for row in rows]
+
+
+def payout_list(*, seller) -> QuerySet[Payout]:
+    return Payout.objects.filter(seller=seller).order_by("-requested_at")
+
+
+def _daily(qs: QuerySet, field: str, *, days: int) -> list[tuple[date, int]]:
+    today = timezone.localdate()
+    start = today - timedelta(days=days - 1)
+    sums = dict(
+        qs.filter(created_at__date__gte=start)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(total=Sum(field))
+        .values_list("day", "total")
+    )
+    return [
+        (start + timedelta(days=i), int(sums.get(start + timedelta(days=i)) or 0))
+        for i in range(days)
+    ]
+
+
+def daily_spend(*, buyer, days: int = 30) -> list[tuple[date, int]]:
+    return _daily(UsageRecord.objects.filter(buyer=buyer), "buyer_debit_nusd", days=days)
+
+
+def daily_earnings(*, seller, days: int = 30) -> list[tuple[date, int]]:
+    return _daily(UsageRecord.objects.filter(seller=seller), "seller_credit_nusd", days=days)
+
+
+def account_balance_nusd(*, account: LedgerAccount) -> int:
+    """The balance as the sum of entries (the truth; cached only for user accounts)."""
+    return account.entries.aggregate(s=Sum("amount_nusd"))["s"] or 0
+
+
+def listing_sales_today(*, listing_ids: Iterable[int]) -> dict[int, int]:
+    """What buyers paid each listing since midnight UTC (cost at its asks), for daily spend caps."""
+    ids = list(listing_ids)
+    if not ids:
+        return {}
+    midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = (
+        UsageRecord.objects.filter(listing_id__in=ids, created_at__gte=midnight)
+        .values("listing_id")
+        .annotate(total=Sum("cost_nusd"))
+    )
+    return {row["listing_id"]: row["total"] for row in rows}

@@ -1,0 +1,97 @@
+"""Credit that does not come through Stripe: the signup credit, operator grants and adjustments."""
+
+import logging
+import uuid
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from billing.errors import BillingError, InvalidAmount
+from billing.models import AccountKind, LedgerTransaction, SignupGrant, TransactionKind
+from billing.money import check_amount, usd_to_nusd
+from billing.services.ledger import account_for_user, account_platform, ledger_post
+
+logger = logging.getLogger(__name__)
+
+
+def _positive(amount_nusd: int) -> int:
+    try:
+        return check_amount(amount_nusd)
+    except ValueError as exc:
+        raise InvalidAmount(str(exc)) from None
+
+
+def signup_credit_grant(*, user) -> bool:
+    """Grant DRAGONFLY_SIGNUP_CREDIT_USD once per canonical email address; True if granted now.
+
+    Safe to call twice or concurrently: the grant record is unique on email_canonical, so a second
+    caller (for this user or another account with the same canonical address) gets False.
+    """
+    canonical = (user.email_canonical or "").strip()
+    if not canonical:
+        raise BillingError("The user has no canonical email address yet; no credit granted.")
+    amount = usd_to_nusd(settings.DRAGONFLY_SIGNUP_CREDIT_USD)
+    if amount == 0:
+        return False
+    if SignupGrant.objects.filter(email_canonical=canonical).exists():
+        return False
+    try:
+        with transaction.atomic():
+            txn = ledger_post(
+                kind=TransactionKind.SIGNUP_CREDIT,
+                idempotency_key=f"signup:{canonical}",
+                memo="signup credit",
+                lines=[
+                    (account_platform(kind=AccountKind.PROMOTIONS), -amount),
+                    (account_for_user(user_id=user.pk, kind=AccountKind.WALLET), amount),
+                ],
+            )
+            SignupGrant.objects.create(
+                email_canonical=canonical, user=user, amount_nusd=amount, transaction=txn
+            )
+    except (IntegrityError, BillingError):
+        if SignupGrant.objects.filter(email_canonical=canonical).exists():
+            return False  # granted concurrently
+        raise
+    return True
+
+
+def credit_grant(
+    *, user, amount_nusd: int, reason: str, staff_user_id: int | None = None
+) -> LedgerTransaction:
+    """Operators: grant promotional credit to a buyer's wallet."""
+    _positive(amount_nusd)
+    if not reason.strip():
+        raise BillingError("A credit grant needs a reason.")
+    return ledger_post(
+        kind=TransactionKind.GRANT,
+        idempotency_key=f"grant:{uuid.uuid4()}",
+        memo=reason,
+        created_by_id=staff_user_id,
+        lines=[
+            (account_platform(kind=AccountKind.PROMOTIONS), -amount_nusd),
+            (account_for_user(user_id=user.pk, kind=AccountKind.WALLET), amount_nusd),
+        ],
+    )
+
+
+def wallet_adjust(*, user, amount_nusd: int, reason: str, staff_user_id: int) -> LedgerTransaction:
+    """Operators: move a buyer's wallet up or down (signed amount) against the adjustments account.
+
+    A negative adjustment may not take the available balance below zero.
+    """
+    if isinstance(amount_nusd, bool) or not isinstance(amount_nusd, int) or amount_nusd == 0:
+        raise InvalidAmount("An adjustment is a non-zero whole number of nano-USD.")
+    _positive(abs(amount_nusd))
+    if not reason.strip():
+        raise BillingError("An adjustment needs a reason.")
+    return ledger_post(
+        kind=TransactionKind.ADJUSTMENT,
+        idempotency_key=f"adjust:{uuid.uuid4()}",
+        memo=reason,
+        created_by_id=staff_user_id,
+        lines=[
+            (account_platform(kind=AccountKind.ADJUSTMENTS), -amount_nusd),
+            (account_for_user(user_id=user.pk, kind=AccountKind.WALLET), amount_nusd),
+        ],
+    )

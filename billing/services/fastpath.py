@@ -1,0 +1,103 @@
+"""The money fast path: hold, settle and void as one call each to the PL/pgSQL functions of
+migration 0005 (billing/sql/0005_money_fastpath.sql), on PostgreSQL.
+
+One `SELECT df_...(...)` per operation: in autocommit it is its own transaction (one round trip,
+no BEGIN/SAVEPOINT/COMMIT). Inside a caller's transaction it runs in a savepoint, so a refused or
+failed call leaves that transaction usable, exactly like the ORM path's nested atomic blocks.
+`DRAGONFLY_BILLING_SQL_FASTPATH = False` (a setting) forces the ORM path; SQLite always uses it.
+"""
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+
+from billing.errors import BillingError, InsufficientBalance
+from billing.settlement import Settlement
+
+# SQLSTATEs raised by the functions for broken invariants (never for business outcomes).
+SQLSTATE_UNCOVERED = "DF001"  # the wallet cannot cover a settlement's debit
+SQLSTATE_VOID_MISMATCH = "DF002"  # the wallet holds less than the hold being voided
+
+
+def fastpath_enabled() -> bool:
+    return connection.vendor == "postgresql" and getattr(
+        settings, "DRAGONFLY_BILLING_SQL_FASTPATH", True
+    )
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    return getattr(exc.__cause__, "sqlstate", None)
+
+
+def _call(sql: str, params: Sequence[Any]) -> tuple[Any, ...]:
+    """Run one statement and return its one row; map the functions' own errors to billing's."""
+    in_transaction = connection.in_atomic_block
+    try:
+        with (
+            transaction.atomic() if in_transaction else nullcontext(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+    except DatabaseError as exc:
+        state = _sqlstate(exc)
+        if state == SQLSTATE_UNCOVERED:
+            raise InsufficientBalance("The balance does not cover this amount.") from None
+        if state == SQLSTATE_VOID_MISMATCH:
+            raise BillingError(str(exc.__cause__.diag.message_primary)) from None  # type: ignore[union-attr]
+        raise
+    assert row is not None
+    return tuple(row)
+
+
+def hold_place_sql(*, request_id: str, user_id: int, amount_nusd: int) -> str:
+    """'placed' | 'exists' | 'insufficient' | 'no_wallet'."""
+    # synchronous_commit off only when the hold is its own transaction (docs/money.md).
+    relaxed = not connection.in_atomic_block
+    (outcome,) = _call(
+        "SELECT df_hold_place(%s, %s, %s, %s)", (request_id, user_id, amount_nusd, relaxed)
+    )
+    return str(outcome)
+
+
+def hold_void_sql(*, request_id: str, reason: str) -> str:
+    """'voided' | 'noop'."""
+    (outcome,) = _call("SELECT df_hold_void(%s, %s)", (request_id, reason))
+    return str(outcome)
+
+
+SETTLE_SQL = (
+    "SELECT status, cost_nusd, buyer_debit_nusd, overrun_nusd, seller_credit_nusd, fee_nusd,"
+    " fee_profile_id FROM df_request_settle("
+    "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def request_settle_sql(s: Settlement) -> tuple[Any, ...]:
+    """(status, cost, buyer_debit, overrun, seller_credit, fee, fee_profile_id); status is
+    'settled' | 'already_settled' | 'wrong_buyer'."""
+    return _call(
+        SETTLE_SQL,
+        (
+            s.request_id,
+            s.buyer_id,
+            s.access_key_id,
+            s.listing_id,
+            s.seller_id,
+            s.model_id,
+            s.upstream_model,
+            s.price_unit,
+            s.ask_input_nusd,
+            s.ask_output_nusd,
+            s.input_units,
+            s.output_units,
+            s.ttft_ms,
+            s.duration_ms,
+            s.streamed,
+            s.outcome,
+            settings.DRAGONFLY_DEFAULT_FEE_BPS,
+        ),
+    )

@@ -1,0 +1,137 @@
+"""Settlement: charge a request's actual usage exactly once, release its hold, pay seller and fee.
+
+The policy (docs/billing-policy.md): the gateway passes the upstream-reported usage, or the units
+actually delivered; a request that delivered no content (0 output units and not completed) costs
+nothing; prompt units are billed whenever content was delivered, even if the client disconnected.
+
+Validation here, then one of two implementations with the same rules: on PostgreSQL the
+df_request_settle function of migration 0005 (one statement, billing.services.fastpath), otherwise
+the ORM (billing.services.settlement_orm: SQLite, the embedded default).
+"""
+
+import logging
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing.errors import AlreadyDone, BillingError, InvalidAmount, InvalidState, NotFound
+from billing.models import (
+    AccountKind,
+    LedgerTransaction,
+    TransactionKind,
+    UsageRecord,
+)
+from billing.money import MAX_PRICE_PER_MILLION_NUSD, MAX_UNITS, cost_nusd
+from billing.services.fastpath import fastpath_enabled, request_settle_sql
+from billing.services.holds import check_request_id
+from billing.services.ledger import account_for_user, account_platform, ledger_post
+from billing.services.settlement_orm import result_from_record, settle_orm
+from billing.settlement import OUTCOMES, Settlement, SettleResult
+
+logger = logging.getLogger(__name__)
+
+PRICE_UNITS = ("token", "character")
+
+
+def _nonneg_int(value: object, *, what: str, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > maximum:
+        raise InvalidAmount(f"{what} must be a whole number between 0 and {maximum}.")
+    return value
+
+
+def settlement_validate(settlement: Settlement) -> None:
+    """Refuse a malformed settlement before anything is written."""
+    check_request_id(settlement.request_id)
+    if settlement.outcome not in OUTCOMES:
+        raise BillingError(f"Unknown outcome {settlement.outcome!r}.")
+    if settlement.price_unit not in PRICE_UNITS:
+        raise BillingError(f"Unknown price unit {settlement.price_unit!r}.")
+    _nonneg_int(settlement.ask_input_nusd, what="The input ask", maximum=MAX_PRICE_PER_MILLION_NUSD)
+    _nonneg_int(
+        settlement.ask_output_nusd, what="The output ask", maximum=MAX_PRICE_PER_MILLION_NUSD
+    )
+    _nonneg_int(settlement.input_units, what="Input units", maximum=MAX_UNITS)
+    _nonneg_int(settlement.output_units, what="Output units", maximum=MAX_UNITS)
+    for name in ("ttft_ms", "duration_ms"):
+        value = getattr(settlement, name)
+        if value is not None:
+            _nonneg_int(value, what=name, maximum=2**31 - 1)
+
+
+def billable_cost_nusd(settlement: Settlement) -> int:
+    """What the request costs under the billing policy, at the listing's asks."""
+    if settlement.outcome != "completed" and settlement.output_units == 0:
+        return 0  # no content reached the buyer: nothing is billed, error text never is
+    return cost_nusd(
+        units=settlement.input_units, price_per_million_nusd=settlement.ask_input_nusd
+    ) + cost_nusd(units=settlement.output_units, price_per_million_nusd=settlement.ask_output_nusd)
+
+
+def request_settle(*, settlement: Settlement) -> SettleResult:
+    """Settle one request exactly once (idempotent on request_id; safe from any thread).
+
+    Buyer pays min(cost, hold); any excess goes to the overrun account, so a balance never goes
+    negative. Seller earns cost - fee; the fee goes to fee revenue. One balanced transaction.
+    """
+    settlement_validate(settlement)
+    try:
+        return _settle_sql(settlement) if fastpath_enabled() else settle_orm(settlement)
+    except (IntegrityError, AlreadyDone):
+        # Lost the race for the unique request_id to a concurrent settlement of the same request.
+        record = UsageRecord.objects.filter(request_id=settlement.request_id).first()
+        if record is None:
+            raise
+        return result_from_record(record, already_settled=True)
+
+
+def _settle_sql(s: Settlement) -> SettleResult:
+    status, cost, _debit, overrun, seller_credit, fee, fee_profile_id = request_settle_sql(s)
+    if status == "wrong_buyer":
+        raise BillingError(f"Request {s.request_id} is held for another buyer.")
+    if overrun and status == "settled":
+        logger.warning("request %s cost %d nusd above its hold", s.request_id, overrun)
+    return SettleResult(
+        cost_nusd=cost,
+        seller_credit_nusd=seller_credit,
+        fee_nusd=fee,
+        fee_profile_id=fee_profile_id,
+        already_settled=status == "already_settled",
+    )
+
+
+def request_refund(*, request_id: str, reason: str, staff_user_id: int) -> LedgerTransaction:
+    """Operators: refund a settled request in full: buyer credited, seller clawed back, fee and
+    overrun reversed. Once per request. The seller's earnings may go negative (a clawback)."""
+    check_request_id(request_id)
+    if not reason.strip():
+        raise BillingError("A refund needs a reason.")
+    with transaction.atomic():
+        record = UsageRecord.objects.select_for_update().filter(request_id=request_id).first()
+        if record is None:
+            raise NotFound(f"No settled request {request_id}.")
+        if record.refunded_at is not None:
+            raise AlreadyDone(f"Request {request_id} was already refunded.")
+        if record.cost_nusd == 0:
+            raise InvalidState(f"Request {request_id} cost nothing; there is nothing to refund.")
+        txn = ledger_post(
+            kind=TransactionKind.REFUND,
+            idempotency_key=f"refund:{request_id}",
+            request_id=request_id,
+            memo=reason,
+            created_by_id=staff_user_id,
+            lines=[
+                (
+                    account_for_user(user_id=record.buyer_id, kind=AccountKind.WALLET),
+                    record.buyer_debit_nusd,
+                ),
+                (account_platform(kind=AccountKind.OVERRUN), record.overrun_nusd),
+                (
+                    account_for_user(user_id=record.seller_id, kind=AccountKind.EARNINGS),
+                    -record.seller_credit_nusd,
+                ),
+                (account_platform(kind=AccountKind.FEE_REVENUE), -record.fee_nusd),
+            ],
+        )
+        record.refunded_at = timezone.now()
+        record.save(update_fields=["refunded_at"])
+    return txn

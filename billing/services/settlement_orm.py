@@ -1,0 +1,120 @@
+"""Settlement through the ORM: the implementation on SQLite (the embedded default), and on
+PostgreSQL when DRAGONFLY_BILLING_SQL_FASTPATH is off. The settlement is validated by
+billing.services.settlement, which also catches the race for the unique request id."""
+
+import logging
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from billing.errors import BillingError
+from billing.models import (
+    AccountKind,
+    Hold,
+    HoldStatus,
+    LedgerAccount,
+    TransactionKind,
+    UsageRecord,
+)
+from billing.money import fee_nusd
+from billing.services.ledger import account_for_user, account_platform, ledger_post
+from billing.settlement import Settlement, SettleResult
+
+logger = logging.getLogger(__name__)
+
+
+def result_from_record(record: UsageRecord, *, already_settled: bool) -> SettleResult:
+    return SettleResult(
+        cost_nusd=record.cost_nusd,
+        seller_credit_nusd=record.seller_credit_nusd,
+        fee_nusd=record.fee_nusd,
+        fee_profile_id=record.fee_profile_id,
+        already_settled=already_settled,
+    )
+
+
+def settle_orm(s: Settlement) -> SettleResult:
+    from billing.selectors import fee_profile_for_seller
+    from billing.services.settlement import billable_cost_nusd
+
+    with transaction.atomic():
+        hold = Hold.objects.select_for_update().filter(request_id=s.request_id).first()
+        existing = UsageRecord.objects.filter(request_id=s.request_id).first()
+        if existing is not None:
+            return result_from_record(existing, already_settled=True)
+        if hold is not None and hold.user_id != s.buyer_id:
+            raise BillingError(f"Request {s.request_id} is held for another buyer.")
+
+        cost = billable_cost_nusd(s)
+        fee_profile_id, fee_bps = fee_profile_for_seller(seller_id=s.seller_id)
+        fee = fee_nusd(cost_nusd=cost, fee_bps=fee_bps)
+        seller_credit = cost - fee
+        wallet = account_for_user(user_id=s.buyer_id, kind=AccountKind.WALLET)
+
+        hold_active = hold is not None and hold.status == HoldStatus.ACTIVE
+        if hold_active:
+            assert hold is not None
+            debit = min(cost, hold.amount_nusd)
+            held_delta = -hold.amount_nusd
+        else:
+            # No live hold (never placed, or voided by the reaper): charge what is available now.
+            locked = LedgerAccount.objects.select_for_update().get(pk=wallet.pk)
+            debit = min(cost, max(locked.available_nusd, 0))
+            held_delta = 0
+        overrun = cost - debit
+
+        txn = None
+        if cost > 0:
+            txn = ledger_post(
+                kind=TransactionKind.SETTLEMENT,
+                idempotency_key=f"settle:{s.request_id}",
+                request_id=s.request_id,
+                memo=f"{s.model_id} via listing {s.listing_id}",
+                lines=[
+                    (wallet, -debit),
+                    (account_platform(kind=AccountKind.OVERRUN), -overrun),
+                    (
+                        account_for_user(user_id=s.seller_id, kind=AccountKind.EARNINGS),
+                        seller_credit,
+                    ),
+                    (account_platform(kind=AccountKind.FEE_REVENUE), fee),
+                ],
+                held_deltas={wallet.pk: held_delta},
+            )
+        elif held_delta:
+            LedgerAccount.objects.filter(pk=wallet.pk).update(held_nusd=F("held_nusd") + held_delta)
+        if hold_active:
+            assert hold is not None
+            hold.status = HoldStatus.SETTLED
+            hold.released_at = timezone.now()
+            hold.save(update_fields=["status", "released_at"])
+        record = UsageRecord.objects.create(
+            request_id=s.request_id,
+            buyer_id=s.buyer_id,
+            access_key_id=s.access_key_id,
+            listing_id=s.listing_id,
+            seller_id=s.seller_id,
+            model_id=s.model_id,
+            upstream_model=s.upstream_model,
+            price_unit=s.price_unit,
+            ask_input_nusd=s.ask_input_nusd,
+            ask_output_nusd=s.ask_output_nusd,
+            input_units=s.input_units,
+            output_units=s.output_units,
+            cost_nusd=cost,
+            buyer_debit_nusd=debit,
+            overrun_nusd=overrun,
+            seller_credit_nusd=seller_credit,
+            fee_nusd=fee,
+            fee_bps=fee_bps,
+            fee_profile_id=fee_profile_id,
+            ttft_ms=s.ttft_ms,
+            duration_ms=s.duration_ms,
+            streamed=s.streamed,
+            outcome=s.outcome,
+            transaction=txn,
+        )
+    if overrun:
+        logger.warning("request %s cost %d nusd above its hold", s.request_id, overrun)
+    return result_from_record(record, already_settled=False)

@@ -1,0 +1,34 @@
+"""The data the gateway hands to billing after a request: what was used, at which asks, how it ended."""
+
+from dataclasses import dataclass
+
+OUTCOMES = ("completed", "client_disconnected", "upstream_failed")
+
+
+@dataclass(frozen=True)
+class Settlement:
+    request_id: str
+    buyer_id: int
+    access_key_id: int | None
+    listing_id: int | None
+    seller_id: int
+    model_id: str
+    upstream_model: str
+    price_unit: str  # "token" or "character"
+    ask_input_nusd: int  # nano-USD per million units
+    ask_output_nusd: int
+    input_units: int
+    output_units: int
+    ttft_ms: int | None
+    duration_ms: int | None
+    streamed: bool
+    outcome: str  # one of OUTCOMES
+
+
+@dataclass(frozen=True)
+class SettleResult:
+    cost_nusd: int
+    seller_credit_nusd: int
+    fee_nusd: int
+    fee_profile_id: int | None
+    already_settled: bool

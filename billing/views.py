@@ -1,0 +1,203 @@
+"""Billing pages (credits, usage, earnings, top-ups) and the Stripe webhook. Thin: services do the work."""
+
+import logging
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from billing import selectors, services, stripe_gateway
+from billing.charts import bar_chart_svg
+from billing.csv_export import (
+    LEDGER_HEADER,
+    SALES_HEADER,
+    USAGE_HEADER,
+    csv_response,
+    ledger_rows,
+    sales_rows,
+    usage_rows,
+)
+from billing.errors import BillingError, WebhookInvalid
+from billing.forms import PayoutRequestForm, TopUpForm
+from billing.money import NUSD_PER_USD
+
+logger = logging.getLogger(__name__)
+
+
+@login_required
+def credits(request: HttpRequest) -> HttpResponseBase:
+    history = selectors.ledger_history(user=request.user)
+    if request.GET.get("format") == "csv":
+        return csv_response(
+            filename="dragonfly-ledger.csv", header=LEDGER_HEADER, rows=ledger_rows(history)
+        )
+    return render(
+        request,
+        "billing/credits_detail.html",
+        {
+            "summary": selectors.wallet_summary(user=request.user),
+            "history": Paginator(history, 50).get_page(request.GET.get("page")),
+            "presets": services.TOPUP_PRESETS_USD,
+            "stripe_ready": stripe_gateway.is_configured(),
+            "form": TopUpForm(),
+            "nav": "credits",
+            "chart": bar_chart_svg(
+                series=selectors.daily_spend(buyer=request.user), title="Daily spend, last 30 days"
+            ),
+        },
+    )
+
+
+@login_required
+@require_POST
+def topup_start(request: HttpRequest) -> HttpResponse:
+    if not stripe_gateway.is_configured():
+        messages.error(
+            request, "Card payments are not configured here; ask an operator for credit."
+        )
+        return redirect("billing:credits")
+    form = TopUpForm(request.POST)
+    if not form.is_valid():
+        messages.error(
+            request, " ".join(str(e) for e in form.errors.get("amount_usd", ["Invalid amount."]))
+        )
+        return redirect("billing:credits")
+    try:
+        url = services.topup_checkout_start(
+            user=request.user,
+            amount_nusd=form.cleaned_data["amount_usd"],
+            success_url=request.build_absolute_uri(reverse("billing:topup_success")),
+            cancel_url=request.build_absolute_uri(reverse("billing:topup_cancel")),
+        )
+    except BillingError as exc:
+        messages.error(request, str(exc))
+        return redirect("billing:credits")
+    except Exception:
+        logger.exception("could not create a Stripe Checkout Session")
+        messages.error(request, "The payment page could not be opened; please try again.")
+        return redirect("billing:credits")
+    return redirect(url)
+
+
+@login_required
+def topup_success(request: HttpRequest) -> HttpResponse:
+    # The credit arrives with Stripe's webhook, never from this page (the browser proves nothing).
+    return render(
+        request,
+        "billing/topup_success.html",
+        {"summary": selectors.wallet_summary(user=request.user), "nav": "credits"},
+    )
+
+
+@login_required
+def topup_cancel(request: HttpRequest) -> HttpResponse:
+    return render(request, "billing/topup_cancel.html", {"nav": "credits"})
+
+
+@login_required
+def usage(request: HttpRequest) -> HttpResponseBase:
+    records = selectors.usage_list(buyer=request.user)
+    if request.GET.get("format") == "csv":
+        return csv_response(
+            filename="dragonfly-usage.csv", header=USAGE_HEADER, rows=usage_rows(records)
+        )
+    return render(
+        request,
+        "billing/usage_list.html",
+        {"records": Paginator(records, 50).get_page(request.GET.get("page")), "nav": "usage"},
+    )
+
+
+@login_required
+def usage_detail(request: HttpRequest, request_id: str) -> HttpResponse:
+    record = selectors.usage_get(buyer=request.user, request_id=request_id)
+    if record is None:
+        raise Http404("No such request")
+    return render(request, "billing/usage_detail.html", {"record": record, "nav": "usage"})
+
+
+@login_required
+def earnings(request: HttpRequest) -> HttpResponseBase:
+    if not selectors.is_seller(user=request.user):
+        raise Http404("Not a seller")
+    if request.GET.get("format") == "csv":
+        return csv_response(
+            filename="dragonfly-earnings.csv",
+            header=SALES_HEADER,
+            rows=sales_rows(selectors.sales_list(seller=request.user)),
+        )
+    return render(
+        request,
+        "billing/earnings_detail.html",
+        {
+            "summary": selectors.earnings_summary(seller=request.user),
+            "by_listing": selectors.earnings_by_listing(seller=request.user),
+            "payouts": selectors.payout_list(seller=request.user)[:50],
+            "minimum_nusd": services.PAYOUT_MINIMUM_NUSD,
+            "minimum_usd": services.PAYOUT_MINIMUM_NUSD // NUSD_PER_USD,
+            "form": PayoutRequestForm(),
+            "chart": bar_chart_svg(
+                series=selectors.daily_earnings(seller=request.user),
+                title="Daily earnings, last 30 days",
+            ),
+        },
+    )
+
+
+@login_required
+@require_POST
+def payout_request(request: HttpRequest) -> HttpResponse:
+    if not selectors.is_seller(user=request.user):
+        raise Http404("Not a seller")
+    form = PayoutRequestForm(request.POST)
+    if form.is_valid():
+        try:
+            services.payout_request(
+                seller=request.user, amount_nusd=form.cleaned_data["amount_usd"]
+            )
+        except BillingError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, "Payout requested; an operator will review it.")
+    else:
+        messages.error(
+            request, " ".join(str(e) for e in form.errors.get("amount_usd", ["Invalid amount."]))
+        )
+    return redirect("billing:earnings")
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    """Verified on the raw body; fulfils once per Checkout Session; unknown events do nothing."""
+    try:
+        event = stripe_gateway.webhook_event_parse(
+            payload=request.body, signature_header=request.headers.get("Stripe-Signature")
+        )
+    except WebhookInvalid as exc:
+        logger.warning("refused a Stripe webhook delivery: %s", exc)
+        return HttpResponse("invalid delivery", status=400, content_type="text/plain")
+    kind = event["type"]
+    session = (event.get("data") or {}).get("object") or {}
+    if kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
+        if kind == "checkout.session.completed" and session.get("payment_status") != "paid":
+            return HttpResponse("awaiting payment", content_type="text/plain")
+        credited = services.topup_fulfil(
+            session_id=str(session.get("id") or ""),
+            topup_id=session.get("client_reference_id"),
+            amount_total_cents=session.get("amount_total"),
+            currency=str(session.get("currency") or ""),
+        )
+        return HttpResponse("credited" if credited else "nothing to do", content_type="text/plain")
+    if kind == "checkout.session.async_payment_failed":
+        services.topup_fail(
+            session_id=str(session.get("id") or ""), topup_id=session.get("client_reference_id")
+        )
+        return HttpResponse("marked failed", content_type="text/plain")
+    return HttpResponse("ignored", content_type="text/plain")

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Container entrypoint: `web` migrates, collects static files and serves Daphne; `worker` and `beat`
+# run Celery. Migrations run in web containers only; Django's migration lock makes two at once safe.
+set -eu
+case "${1:-web}" in
+  web)
+    python manage.py migrate --noinput
+    python manage.py collectstatic --noinput --verbosity 0
+    exec daphne -b 0.0.0.0 -p 8000 --proxy-headers dragonfly.asgi:application
+    ;;
+  worker)
+    exec celery -A dragonfly worker --loglevel INFO --concurrency "${CELERY_CONCURRENCY:-4}"
+    ;;
+  beat)
+    exec celery -A dragonfly beat --loglevel INFO --schedule /app/var/celerybeat-schedule
+    ;;
+  *)
+    exec "$@"
+    ;;
+esac

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DragonflyConfig(AppConfig):
+    name = "dragonfly"
+    verbose_name = "Dragonfly"

@@ -1,0 +1,21 @@
+"""The Celery app; periodic tasks of every app are scheduled here, in one visible place."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dragonfly.settings")
+
+app = Celery("dragonfly")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+app.conf.beat_schedule = {
+    # billing: void holds whose request died before settling (DRAGONFLY_HOLD_TTL_SECONDS).
+    "billing-holds-reap": {"task": "billing.tasks.holds_reap_task", "schedule": 60.0},
+}
+
+# market: probe every active/pending listing (single-flight per listing, see market/probes.py).
+app.conf.beat_schedule["market-probe-all"] = {
+    "task": "market.tasks.probe_all_task",
+    "schedule": float(os.environ.get("DRAGONFLY_PROBE_INTERVAL_SECONDS", "60")),
+}

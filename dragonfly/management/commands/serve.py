@@ -1,0 +1,143 @@
+"""Run the whole embedded marketplace: Redis substitute, simulated upstream, Celery and Daphne.
+
+`make run` calls this after migrating and loading the demo data. Ctrl-C stops every process it started.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from dragonfly.demo import demo_banner
+
+
+def _wait_for_http(url: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback only
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+class Command(BaseCommand):
+    help = "Serve Dragonfly with every process it needs (the embedded default of `make run`)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--upstream-port", type=int, default=9100)
+        parser.add_argument(
+            "--redis-port", type=int, default=6399, help="embedded Redis substitute"
+        )
+        parser.add_argument(
+            "--no-celery", action="store_true", help="skip the Celery worker and beat"
+        )
+
+    def handle(self, *args, **options):
+        env = os.environ.copy()
+        if settings.REDIS_URL.startswith("fakeredis://"):
+            # Every process we start must see the same Redis, so the substitute listens on loopback.
+            from fakeredis import TcpFakeServer
+
+            try:
+                server = TcpFakeServer(("127.0.0.1", options["redis_port"]), server_type="redis")
+            except OSError as exc:
+                raise CommandError(f"port {options['redis_port']} is taken: {exc}") from exc
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            env["REDIS_URL"] = f"redis://127.0.0.1:{options['redis_port']}/0"
+            self.stdout.write(f"Redis substitute (fakeredis) on 127.0.0.1:{options['redis_port']}")
+
+        python = sys.executable
+        commands = [
+            (
+                "upstream",
+                [python, "manage.py", "simulate_upstream", "--port", str(options["upstream_port"])],
+            ),
+        ]
+        if not options["no_celery"]:
+            beat_file = str(settings.VAR_DIR / "celerybeat-schedule")
+            commands.append(
+                (
+                    "celery",
+                    [
+                        python,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "dragonfly",
+                        "--quiet",
+                        "worker",
+                        "-B",
+                        "-s",
+                        beat_file,
+                        "-P",
+                        "threads",
+                        "-c",
+                        "4",
+                        "-l",
+                        "warning",
+                    ],
+                )
+            )
+        commands.append(
+            (
+                "web",
+                [
+                    python,
+                    "-m",
+                    "daphne",
+                    "--access-log",
+                    str(settings.VAR_DIR / "access.log"),
+                    "-b",
+                    options["host"],
+                    "-p",
+                    str(options["port"]),
+                    "dragonfly.asgi:application",
+                ],
+            )
+        )
+        children: list[tuple[str, subprocess.Popen]] = []
+        stopping = threading.Event()
+
+        def stop(*_):
+            stopping.set()
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            for name, argv in commands:
+                children.append((name, subprocess.Popen(argv, env=env, start_new_session=True)))
+            base = f"http://{options['host']}:{options['port']}"
+            if not _wait_for_http(f"{base}/healthz", 60):
+                raise CommandError("Daphne did not answer /healthz within 60 s")
+            self.stdout.write(demo_banner(base_url=base))
+            while not stopping.is_set():
+                for name, child in children:
+                    if child.poll() is not None:
+                        raise CommandError(f"{name} exited with status {child.returncode}")
+                stopping.wait(0.5)
+        finally:
+            self._stop_all(children)
+
+    def _stop_all(self, children):
+        for _, child in children:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for _, child in children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+        self.stdout.write("Stopped.")

@@ -1,0 +1,50 @@
+"""One place that turns REDIS_URL into clients, so the embedded substitute and Redis look alike."""
+
+from functools import cache
+
+import fakeredis
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+
+_FAKE_SERVER = fakeredis.FakeServer()
+
+
+def _is_fake(url: str) -> bool:
+    return url.startswith("fakeredis://")
+
+
+@cache
+def get_redis() -> redis.Redis:
+    """The synchronous client for this process (thread-safe; pooled)."""
+    url = settings.REDIS_URL
+    if _is_fake(url):
+        return fakeredis.FakeRedis(server=_FAKE_SERVER, decode_responses=True)
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        health_check_interval=30,
+    )
+
+
+_async_clients: dict[int, aioredis.Redis] = {}
+
+
+def get_async_redis() -> aioredis.Redis:
+    """The asyncio client for the running event loop (one per loop: pools are loop-bound)."""
+    import asyncio
+
+    loop_id = id(asyncio.get_running_loop())
+    client = _async_clients.get(loop_id)
+    if client is None:
+        url = settings.REDIS_URL
+        if _is_fake(url):
+            client = fakeredis.FakeAsyncRedis(server=_FAKE_SERVER, decode_responses=True)
+        else:
+            client = aioredis.Redis.from_url(
+                url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2
+            )
+        _async_clients[loop_id] = client
+    return client

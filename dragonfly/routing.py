@@ -1,0 +1,3 @@
+"""Websocket routes served by Channels (live dashboard feeds register here)."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,288 @@
+"""Dragonfly settings, read from the environment.
+
+With nothing set you get the embedded default: SQLite under var/, an in-process Redis substitute,
+Celery without a broker service, mail to the console and var/mail/. Set DATABASE_URL and REDIS_URL
+for PostgreSQL and Redis. Every variable is listed in .env.example.
+"""
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from dragonfly.env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("DRAGONFLY_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DATABASE_URL = env_str("DATABASE_URL")
+REDIS_URL = env_str("REDIS_URL", "fakeredis://")
+# Embedded: no database server configured. Debug output and generated dev secrets follow from it.
+DRAGONFLY_EMBEDDED = not DATABASE_URL
+DEBUG = env_bool("DEBUG", DRAGONFLY_EMBEDDED)
+
+
+def _dev_secret(name: str, make) -> str:
+    """A secret generated once and kept under var/, for the embedded default only."""
+    path = VAR_DIR / name
+    if not path.exists():
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DRAGONFLY_EMBEDDED:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DATABASE_URL is set")
+    SECRET_KEY = _dev_secret("secret_key", lambda: secrets.token_urlsafe(50))
+
+# Seller upstream keys are encrypted with these (see market/crypto.py): "kid:base64key,...",
+# the first entry encrypts, all of them decrypt.
+DRAGONFLY_ENCRYPTION_KEYS = env_str("DRAGONFLY_ENCRYPTION_KEYS")
+if not DRAGONFLY_ENCRYPTION_KEYS:
+    if not DRAGONFLY_EMBEDDED:
+        raise ImproperlyConfigured(
+            "DRAGONFLY_ENCRYPTION_KEYS must be set when DATABASE_URL is set "
+            "(generate one with: python manage.py generate_encryption_key)"
+        )
+    import base64
+
+    DRAGONFLY_ENCRYPTION_KEYS = _dev_secret(
+        "encryption_keys", lambda: "k1:" + base64.b64encode(secrets.token_bytes(32)).decode()
+    )
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+DRAGONFLY_BASE_URL = env_str("DRAGONFLY_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "drf_spectacular",
+    "allauth",
+    "allauth.account",
+    "django_htmx",
+    "channels",
+    "dragonfly",
+    "accounts",
+    "market",
+    "billing",
+    "gateway",
+    "simulator",
+]
+
+MIDDLEWARE = [
+    "dragonfly.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "dragonfly.urls"
+ASGI_APPLICATION = "dragonfly.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "dragonfly.context_processors.site",
+            ],
+        },
+    },
+]
+
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(VAR_DIR / "dragonfly.sqlite3"),
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# fakeredis:// is the embedded in-process substitute; dragonfly.redis gives every caller a client.
+if REDIS_URL.startswith("fakeredis://"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "df",
+        }
+    }
+
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "dashboard"
+
+# django-allauth (accounts engineer): email login, mandatory verification, no usernames; its rate
+# limits use the default cache (Redis outside the embedded default). Hooks: accounts/adapter.py.
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False  # a POST confirms, so mail scanners that fetch links cannot
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Dragonfly] "
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if DRAGONFLY_BASE_URL.startswith("https") else "http"
+ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",
+    "login_failed": "10/m/ip,5/300s/key",
+    "signup": "20/m/ip",
+    "reset_password": "20/m/ip,5/m/key",
+    "reset_password_from_key": "20/m/ip",
+    "confirm_email": "1/180s/key",
+    "change_password": "5/m/user",
+    "manage_email": "10/m/user",
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+# Serve from the apps and static/ too, so a non-debug process without collectstatic still has CSS.
+WHITENOISE_USE_FINDERS = True
+
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DRAGONFLY_BEHIND_PROXY", False) else None
+)
+
+# Mail: SMTP when EMAIL_HOST is set, otherwise the console plus one file per message in var/mail/.
+EMAIL_HOST = env_str("EMAIL_HOST")
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = env_int("EMAIL_PORT", 587)
+    EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+    EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+    EMAIL_TIMEOUT = 10
+else:
+    EMAIL_BACKEND = "dragonfly.mail.ConsoleAndFileBackend"
+EMAIL_FILE_PATH = VAR_DIR / "mail"
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Dragonfly <no-reply@dragonfly.local>")
+
+# Celery: the broker is Redis; in the embedded default without a Redis server, tasks run inline.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL.startswith("fakeredis://")
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE: dict = {}  # each app adds its periodic tasks in dragonfly/celery.py
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Dragonfly management API",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
+STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+# Where Stripe's API is; only tests point it elsewhere (a Stripe-shaped server on loopback).
+STRIPE_API_BASE = env_str("STRIPE_API_BASE", "https://api.stripe.com")
+
+# Dragonfly's own knobs.
+DRAGONFLY_SIGNUP_CREDIT_USD = env_str("DRAGONFLY_SIGNUP_CREDIT_USD", "1.00")
+DRAGONFLY_DEFAULT_FEE_BPS = env_int("DRAGONFLY_DEFAULT_FEE_BPS", 1000)
+DRAGONFLY_MAX_BODY_BYTES = env_int("DRAGONFLY_MAX_BODY_BYTES", 4 * 1024 * 1024)
+DRAGONFLY_HOLD_TTL_SECONDS = env_int("DRAGONFLY_HOLD_TTL_SECONDS", 900)
+DRAGONFLY_ROUTING_REFRESH_SECONDS = env_int("DRAGONFLY_ROUTING_REFRESH_SECONDS", 3)
+DRAGONFLY_KEY_CACHE_SECONDS = env_int("DRAGONFLY_KEY_CACHE_SECONDS", 3)
+DRAGONFLY_PROBE_INTERVAL_SECONDS = env_int("DRAGONFLY_PROBE_INTERVAL_SECONDS", 60)
+DRAGONFLY_UPSTREAM_CONNECT_TIMEOUT = env_int("DRAGONFLY_UPSTREAM_CONNECT_TIMEOUT", 5)
+DRAGONFLY_UPSTREAM_FIRST_TOKEN_TIMEOUT = env_int("DRAGONFLY_UPSTREAM_FIRST_TOKEN_TIMEOUT", 60)
+DRAGONFLY_UPSTREAM_TOTAL_TIMEOUT = env_int("DRAGONFLY_UPSTREAM_TOTAL_TIMEOUT", 600)
+DRAGONFLY_MAX_ATTEMPTS = env_int("DRAGONFLY_MAX_ATTEMPTS", 3)
+DRAGONFLY_SIMULATOR_URL = env_str("DRAGONFLY_SIMULATOR_URL", "http://127.0.0.1:9100")
+DRAGONFLY_METRICS_ALLOWED_IPS = env_list("DRAGONFLY_METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+DRAGONFLY_LOG_FORMAT = env_str("DRAGONFLY_LOG_FORMAT", "text" if DEBUG else "json")
+DRAGONFLY_LOG_LEVEL = env_str("DRAGONFLY_LOG_LEVEL", "INFO")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "request_id": {"()": "dragonfly.logs.RequestIdFilter"},
+        "redact": {"()": "dragonfly.logs.RedactSecretsFilter"},
+    },
+    "formatters": {
+        "json": {"()": "dragonfly.logs.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id", "redact"],
+            "formatter": DRAGONFLY_LOG_FORMAT,
+        }
+    },
+    "root": {"handlers": ["console"], "level": DRAGONFLY_LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+    },
+}

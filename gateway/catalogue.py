@@ -1,0 +1,68 @@
+"""GET /v1/models and /v1/models/{id}: the catalogue with list prices, live asks and measured speed.
+
+Prices are USD per 1K units as the seed shows them ($0.50/M → 0.0005); `price_unit` says whether a
+unit is a token or a character. `market_ask` is the lowest ask among listings health lets us route
+to; `ttft_ms` and `throughput_tps` are the median of those listings' p50s (null when unmeasured).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from statistics import median
+
+from gateway.errors import GatewayError
+from gateway.routing import UNHEALTHY, Table
+
+_PER_1K = Decimal(1_000_000_000_000)  # nano-USD per million → USD per thousand
+
+
+def per_1k(nusd: int) -> float:
+    return float(Decimal(nusd) / _PER_1K)
+
+
+def _live(table: Table, model_id: str) -> list:
+    return [c for c in table.candidates.get(model_id, ()) if c.health not in UNHEALTHY]
+
+
+def model_entry(table: Table, entry: dict) -> dict:
+    live = _live(table, entry["model_id"])
+    ttfts = [c.ttft_p50_ms for c in live if c.ttft_p50_ms is not None]
+    tpss = [c.tps_p50 for c in live if c.tps_p50 is not None]
+    cheapest = min(
+        live, key=lambda c: (c.ask_input_nusd + c.ask_output_nusd, c.listing_id), default=None
+    )
+    return {
+        "id": entry["model_id"],
+        "object": "model",
+        "owned_by": entry["provider_slug"],
+        "pricing": {
+            "input": per_1k(entry["list_input_nusd"]),
+            "output": per_1k(entry["list_output_nusd"]),
+        },
+        "market_ask": None
+        if cheapest is None
+        else {"input": per_1k(cheapest.ask_input_nusd), "output": per_1k(cheapest.ask_output_nusd)},
+        "price_unit": entry["price_unit"],
+        "context_length": entry["context_tokens"],
+        "capabilities": entry["capabilities"],
+        "modality": entry["modality"],
+        "live_listings": len(live),
+        "ttft_ms": round(median(ttfts), 1) if ttfts else None,
+        "throughput_tps": round(median(tpss), 1) if tpss else None,
+    }
+
+
+def model_list(table: Table, *, include_all: bool) -> dict:
+    data = [
+        model_entry(table, entry)
+        for model_id, entry in sorted(table.catalogue.items())
+        if include_all or _live(table, model_id)
+    ]
+    return {"object": "list", "data": data}
+
+
+def model_detail(table: Table, model_id: str) -> dict:
+    entry = table.catalogue.get(model_id)
+    if entry is None:
+        raise GatewayError(404, f"Unknown model '{model_id}'. GET /v1/models lists the models.")
+    return model_entry(table, entry)

@@ -1,0 +1,82 @@
+"""The wire shapes a chat request can arrive in: OpenAI chat.completions and Anthropic Messages.
+
+A dialect parses the buyer's body into the one ChatRequest the pipeline serves (always an OpenAI
+body, since every upstream speaks OpenAI), renders refusals in its error shape, and translates the
+upstream's answer back: a plain completion, or a stream through a StreamFormat (relay.py).
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from gateway import request
+from gateway.anthropic import (
+    AnthropicRequestError,
+    AnthropicResponseError,
+    OpenAIToAnthropicStream,
+    anthropic_request_to_openai,
+    openai_response_to_anthropic,
+)
+from gateway.anthropic.errors import anthropic_error_dict, anthropic_error_type
+from gateway.errors import GatewayError, bad_request
+from gateway.relay import AnthropicEvents, OpenAIChunks, StreamFormat
+from gateway.request import ChatRequest
+from gateway.upstream.base import UpstreamError
+
+
+class OpenAIDialect:
+    """/v1/chat/completions: the buyer's body passes through; answers carry the catalogue model id."""
+
+    name = "openai"
+
+    def parse(self, body: bytes) -> ChatRequest:
+        return request.parse_chat(body)
+
+    def error_body(self, error: GatewayError, request_id: str) -> bytes:
+        return error.body(request_id)
+
+    def completion(self, data: dict, chat: ChatRequest, model_id: str) -> dict:
+        data["model"] = model_id
+        return data
+
+    def stream(self, chat: ChatRequest, model_id: str, input_tokens: int) -> StreamFormat:
+        return OpenAIChunks(model=model_id, include_usage=chat.include_usage)
+
+
+class AnthropicDialect:
+    """/v1/messages: translated to OpenAI on the way in and back on the way out (docs/anthropic.md).
+
+    Answers name the model the buyer asked for (a Claude name the profile aliased stays that name).
+    """
+
+    name = "anthropic"
+
+    def parse(self, body: bytes) -> ChatRequest:
+        data = request.parse_json_object(body)
+        try:
+            translated = anthropic_request_to_openai(data)
+        except AnthropicRequestError as exc:
+            raise bad_request(exc.message) from None
+        return request.chat_from(translated)
+
+    def error_body(self, error: GatewayError, request_id: str) -> bytes:
+        body = anthropic_error_dict(
+            error.public_message(request_id), anthropic_error_type(error.status), request_id
+        )
+        body["error"].update(error.extra)  # the 503's "constraints", as on the OpenAI endpoints
+        return orjson.dumps(body)
+
+    def completion(self, data: dict, chat: ChatRequest, model_id: str) -> dict:
+        try:
+            return openai_response_to_anthropic(data, model=chat.model)
+        except AnthropicResponseError:
+            # Before commit: another listing may answer in a form Anthropic can express.
+            raise UpstreamError("completion has no Anthropic form") from None
+
+    def stream(self, chat: ChatRequest, model_id: str, input_tokens: int) -> StreamFormat:
+        return AnthropicEvents(OpenAIToAnthropicStream(model=chat.model, input_tokens=input_tokens))
+
+
+OPENAI = OpenAIDialect()
+ANTHROPIC = AnthropicDialect()
+Dialect = OpenAIDialect | AnthropicDialect

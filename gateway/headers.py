@@ -1,0 +1,35 @@
+"""Response headers: the X-DF-* route diagnostics (asks in USD per million units, decimal strings)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+NANO = Decimal(1_000_000_000)
+
+
+def usd_per_million(nusd: int) -> str:
+    """500_000_000 nano-USD per million → "0.5"; exact, no float, no exponent."""
+    text = format(Decimal(nusd) / NANO, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def request_map(scope: dict) -> dict[bytes, bytes]:
+    """Request headers by lower-case name (ASGI servers already lower-case them)."""
+    return dict(scope["headers"])
+
+
+def diagnostics(candidate, *, fee_profile_id: int | None) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"x-df-market-route", b"seller"),
+        (b"x-df-market-provider", candidate.provider_slug.encode()),
+        (b"x-df-market-listing-id", str(candidate.listing_id).encode()),
+        (b"x-df-upstream-model", candidate.upstream_model.encode()),
+        (b"x-df-market-ask-input", usd_per_million(candidate.ask_input_nusd).encode()),
+        (b"x-df-market-ask-output", usd_per_million(candidate.ask_output_nusd).encode()),
+        (
+            b"x-df-market-fee-profile-id",
+            b"" if fee_profile_id is None else str(fee_profile_id).encode(),
+        ),
+    ]

@@ -1,0 +1,43 @@
+"""Redis for the gateway's losable state (rate limits, stickiness), failing open when Redis is down.
+
+Redis never decides money (that lives in PostgreSQL), so when it is unreachable the gateway logs a
+warning, counts it in dragonfly_gateway_redis_errors_total, and serves without rate limits or
+stickiness. After a failure it stops trying for a second, so a dead Redis costs one timeout per
+second per process, not one per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from dragonfly.metrics import GATEWAY_REDIS_ERRORS
+from dragonfly.redis import get_async_redis
+
+logger = logging.getLogger("gateway")
+T = TypeVar("T")
+
+_BACKOFF_SECONDS = 1.0
+_down_until = 0.0
+
+
+async def attempt(purpose: str, call: Callable[..., Awaitable[T]]) -> T | None:
+    """`await call(redis)`, or None (logged, counted) when Redis is failing."""
+    global _down_until
+    if time.monotonic() < _down_until:
+        GATEWAY_REDIS_ERRORS.labels(purpose).inc()
+        return None
+    try:
+        return await call(get_async_redis())
+    except Exception as exc:  # ConnectionError, TimeoutError, RedisError, OSError alike
+        _down_until = time.monotonic() + _BACKOFF_SECONDS
+        GATEWAY_REDIS_ERRORS.labels(purpose).inc()
+        logger.warning("redis unavailable for %s, failing open: %s", purpose, type(exc).__name__)
+        return None
+
+
+def reset() -> None:
+    global _down_until
+    _down_until = 0.0

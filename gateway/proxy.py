@@ -1,0 +1,226 @@
+"""Calling the chosen listings in order until one serves: failover before content, health reports.
+
+A candidate is abandoned, reported to market health and the next one tried, on any retryable
+UpstreamError before the first content reaches the buyer, up to DRAGONFLY_MAX_ATTEMPTS listings;
+one at its capacity (capacity.py) is skipped. Successes are reported with TTFT (first stream event,
+or the response head of a plain call) and tokens/second (stream chunks after the first over their
+time; a plain call's completion tokens over its whole time).
+Only the listing that served is charged. Seller keys are decrypted at call time and kept in this
+process's memory for a minute at most (never in Redis, logs or errors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncGenerator
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from dragonfly.metrics import UPSTREAM_ATTEMPTS
+from gateway import background, capacity, metering
+from gateway.errors import NO_ELIGIBLE_SELLER, GatewayError
+from gateway.relay import Meter, first_event, relay
+from gateway.request import ChatRequest, SpeechRequest
+from gateway.response import SSE
+from gateway.upstream import minimax, openai
+from gateway.upstream.base import UpstreamError
+from market.routing import RouteCandidate
+
+logger = logging.getLogger("gateway")
+
+_KEY_TTL = 60.0
+_keys: dict[int, tuple[float, str]] = {}
+
+
+async def _upstream_key(listing_id: int) -> str:
+    hit = _keys.get(listing_id)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    from market.selectors import listing_upstream_key
+
+    try:
+        key = await sync_to_async(listing_upstream_key, thread_sensitive=False)(
+            listing_id=listing_id
+        )
+    except Exception as exc:
+        logger.error("listing #%s: seller key unavailable (%s)", listing_id, type(exc).__name__)
+        raise UpstreamError("seller key unavailable") from None
+    _keys[listing_id] = (time.monotonic() + _KEY_TTL, key)
+    return key
+
+
+def _report(candidate, *, ok: bool, status: int | None, ttft_ms=None, tps=None, error="") -> None:
+    """Passive health signal, off the response path (Redis; the market writes any history)."""
+    from market.health import attempt_report_async
+
+    UPSTREAM_ATTEMPTS.labels(candidate.provider_slug, "ok" if ok else "failed").inc()
+    if not ok and status in (401, 402, 403):
+        _keys.pop(candidate.listing_id, None)  # the seller may re-key: decrypt afresh next time
+    background.spawn(
+        attempt_report_async(
+            listing_id=candidate.listing_id,
+            ok=ok,
+            status_code=status,
+            ttft_ms=ttft_ms,
+            tokens_per_second=tps,
+            error=error,
+        )
+    )
+
+
+def _exhausted(failure: UpstreamError | None, tried: int, full: int) -> GatewayError:
+    if failure is not None and not failure.retryable:
+        return GatewayError(
+            400,
+            f"The seller's provider refused the request as invalid ({failure.reason}); "
+            "check its parameters.",
+        )
+    if tried == 0:  # every candidate filled up between ranking and the call
+        return GatewayError(503, NO_ELIGIBLE_SELLER, extra={"constraints": {"capacity": full}})
+    last = f" (last: {failure.reason})" if failure else ""
+    return GatewayError(
+        502,
+        f"The upstream provider failed on all {tried} seller channel(s) tried{last}.",
+    )
+
+
+async def _failover(attempts: list, meter: Meter, attempt) -> RouteCandidate:
+    """Try candidates in order until `attempt(candidate)` serves (returns None); each holds a
+    capacity slot while it runs. A failure before the buyer got anything is reported and, if
+    retryable, the next candidate is tried."""
+    failure: UpstreamError | None = None
+    tried = full = 0
+    for candidate in attempts:
+        slot = await capacity.take(candidate)
+        if slot is None:
+            full += 1
+            continue
+        tried += 1
+        meter.attempt_started = time.monotonic()
+        try:
+            failure = await attempt(candidate)
+        finally:
+            slot.release()
+        if failure is None:
+            return candidate
+        _report(candidate, ok=False, status=failure.status, error=failure.reason)
+        if not failure.retryable:
+            break
+    raise _exhausted(failure, tried, full)
+
+
+async def serve_chat(
+    out, chat: ChatRequest, dialect, attempts: list, meter: Meter, diagnostics, on_commit
+) -> RouteCandidate:
+    """Serve from the first candidate that answers; returns it. `diagnostics(c)` gives its headers."""
+
+    async def attempt(candidate) -> UpstreamError | None:
+        events: AsyncGenerator[bytes, None] | None = None
+        fmt = dialect.stream(chat, candidate.model_id, meter.prompt_estimate)
+        try:
+            key = await _upstream_key(candidate.listing_id)
+            body = openai.chat_body(
+                chat.payload, upstream_model=candidate.upstream_model, stream=chat.stream
+            )
+            response = await openai.chat_open(candidate.base_url, key=key, body=body)
+            if chat.stream:
+                events = openai.events(response)
+                first = await asyncio.wait_for(
+                    first_event(events, fmt=fmt, meter=meter),
+                    timeout=settings.DRAGONFLY_UPSTREAM_FIRST_TOKEN_TIMEOUT,
+                )
+            else:
+                meter.first_content_at = time.monotonic()  # the response head: TTFT of a plain call
+                data = await openai.read_json(response)
+                answer = dialect.completion(data, chat, candidate.model_id)
+        except TimeoutError:
+            failure: UpstreamError | None = UpstreamError("no first token in time")
+        except UpstreamError as exc:
+            failure = exc
+        except asyncio.CancelledError:  # the buyer left before anything was sent
+            if events is not None:
+                await asyncio.shield(events.aclose())
+            raise
+        else:
+            failure = None
+        if failure is not None:
+            meter.first_content_at = None
+            if events is not None:
+                await events.aclose()
+            return failure
+
+        # Committed: this listing serves, its headers go out with the first byte.
+        meter.candidate = candidate
+        await on_commit(candidate)
+        extra = diagnostics(candidate)
+        if events is not None:
+            await out.start(200, SSE, extra)
+            try:
+                cut = await relay(out, events, first, fmt=fmt, meter=meter)
+            finally:
+                await events.aclose()
+            _report_streamed(candidate, meter, cut)
+            return None
+        _meter_completion(data, meter)
+        elapsed = time.monotonic() - meter.attempt_started
+        await out.json(200, answer, extra)
+        tps = meter.completion_tokens / elapsed if meter.completion_tokens and elapsed > 0 else None
+        _report(candidate, ok=True, status=200, ttft_ms=meter.ttft_ms, tps=tps)
+        return None
+
+    return await _failover(attempts, meter, attempt)
+
+
+def _meter_completion(data: dict, meter: Meter) -> None:
+    """Usage of a plain completion: the upstream's, else 4 characters per token of its text."""
+    usage = data.get("usage")
+    if isinstance(usage, dict):
+        meter.prompt_tokens = usage.get("prompt_tokens")
+        meter.completion_tokens = usage.get("completion_tokens")
+    else:
+        chars = sum(
+            metering.message_chars(choice.get("message") or {})
+            for choice in data["choices"]
+            if isinstance(choice, dict)
+        )
+        meter.completion_tokens = metering.tokens_from_chars(chars) if chars else 0
+    meter.finished = True
+
+
+def _report_streamed(candidate, meter: Meter, cut: UpstreamError | None) -> None:
+    if cut is not None:
+        _report(candidate, ok=False, status=cut.status, error=cut.reason)
+        return
+    tps = None
+    if meter.first_content_at is not None and meter.content_chunks > 1:
+        elapsed = time.monotonic() - meter.first_content_at
+        if elapsed > 0:
+            tps = (meter.content_chunks - 1) / elapsed
+    _report(candidate, ok=True, status=200, ttft_ms=meter.ttft_ms, tps=tps)
+
+
+async def serve_speech(
+    out, speech: SpeechRequest, attempts: list, meter: Meter, diagnostics, on_commit
+) -> RouteCandidate:
+    async def attempt(candidate) -> UpstreamError | None:
+        try:
+            key = await _upstream_key(candidate.listing_id)
+            result = await minimax.speech(
+                candidate.base_url, key=key, request=speech, upstream_model=candidate.upstream_model
+            )
+        except UpstreamError as exc:
+            return exc
+        meter.candidate = candidate
+        await on_commit(candidate)
+        meter.first_content_at = time.monotonic()
+        meter.prompt_tokens = result.characters
+        meter.completion_tokens = 0
+        meter.finished = True
+        await out.complete(200, speech.content_type.encode(), result.audio, diagnostics(candidate))
+        _report(candidate, ok=True, status=200, ttft_ms=meter.ttft_ms)
+        return None
+
+    return await _failover(attempts, meter, attempt)

@@ -1,0 +1,170 @@
+"""Relaying an upstream chat stream to the buyer chunk by chunk, and metering what was delivered.
+
+Each upstream event is metered (usage kept for billing, content chunks counted) and re-serialised
+by the request's StreamFormat: OpenAI chunks with the catalogue model id (the usage chunk only if
+the buyer asked for it), or Anthropic Messages events. Nothing is held back waiting for more. After
+content has been sent a failure ends the stream with the format's well-formed error event; the
+upstream's text is never forwarded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import orjson
+
+from gateway import metering
+from gateway.anthropic import OpenAIToAnthropicStream
+from gateway.errors import error_body
+from gateway.upstream.base import UpstreamError
+from market.routing import RouteCandidate
+
+DONE_EVENT = b"data: [DONE]\n\n"
+
+
+@dataclass(slots=True)
+class Meter:
+    """What one request used and how it went, filled in as it is served."""
+
+    started: float = field(default_factory=time.monotonic)
+    candidate: RouteCandidate | None = None  # the listing that served (set at commit)
+    prompt_estimate: int = 0  # what the prompt is billed as when the upstream reports no usage
+    output_allowance: int = 0  # the most output the hold covers (speech: none)
+    attempt_started: float = 0.0
+    first_content_at: float | None = None
+    content_chunks: int = 0
+    prompt_tokens: int | None = None  # from upstream usage
+    completion_tokens: int | None = None
+    finished: bool = False  # the upstream said finish_reason (or the plain response arrived)
+    outcome: str = "completed"
+
+    @property
+    def ttft_ms(self) -> int | None:
+        if self.first_content_at is None:
+            return None
+        return int((self.first_content_at - self.attempt_started) * 1000)
+
+    @property
+    def prompt_tokens_billed(self) -> int:
+        """Billed input: the upstream's count, else the estimate."""
+        return self.prompt_tokens if self.prompt_tokens is not None else self.prompt_estimate
+
+    @property
+    def output_units(self) -> int:
+        """Billed output: the upstream's count, else one token per content chunk delivered."""
+        if self.completion_tokens is not None:
+            return self.completion_tokens
+        return self.content_chunks
+
+    @property
+    def duration_ms(self) -> int:
+        return int((time.monotonic() - self.started) * 1000)
+
+
+class OpenAIChunks:
+    """chat.completion.chunk events as the buyer sees them: the catalogue model id in place of the
+    upstream's, the usage chunk only if they asked for it; a cut ends with an error event and [DONE]."""
+
+    def __init__(self, *, model: str, include_usage: bool) -> None:
+        self.model = model
+        self.include_usage = include_usage
+
+    def event(self, chunk: dict) -> bytes:
+        if "usage" in chunk and not self.include_usage:
+            if isinstance(chunk["usage"], dict) and not chunk.get("choices"):
+                return b""
+            del chunk["usage"]
+        if "model" in chunk:
+            chunk["model"] = self.model
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    def end(self, meter: Meter) -> bytes:
+        return DONE_EVENT
+
+    def cut(self, message: str) -> bytes:
+        return b"data: " + error_body(502, message) + b"\n\n" + DONE_EVENT
+
+
+class AnthropicEvents:
+    """Anthropic Messages events (docs/anthropic.md); the closing usage is what is billed."""
+
+    def __init__(self, translator: OpenAIToAnthropicStream) -> None:
+        self.translator = translator
+
+    def event(self, chunk: dict) -> bytes:
+        return b"".join(self.translator.feed(chunk))
+
+    def end(self, meter: Meter) -> bytes:
+        usage = {"completion_tokens": meter.output_units}
+        if meter.prompt_tokens is not None:
+            usage["prompt_tokens"] = meter.prompt_tokens
+        return self.translator.finish(usage)
+
+    def cut(self, message: str) -> bytes:
+        return self.translator.error_event(message)
+
+
+StreamFormat = OpenAIChunks | AnthropicEvents
+
+
+def _meter(payload: bytes, meter: Meter) -> dict:
+    """Parse one upstream chunk and count what it delivers (usage, content, finish)."""
+    try:
+        chunk = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise UpstreamError("stream carried a malformed chunk") from None
+    if not isinstance(chunk, dict) or "error" in chunk:
+        raise UpstreamError("stream carried an error event")
+    usage = chunk.get("usage")
+    if isinstance(usage, dict):
+        meter.prompt_tokens = usage.get("prompt_tokens")
+        meter.completion_tokens = usage.get("completion_tokens")
+    if metering.chunk_carries_content(chunk):
+        meter.content_chunks += 1
+    for choice in chunk.get("choices") or ():
+        if choice.get("finish_reason"):
+            meter.finished = True
+    return chunk
+
+
+async def first_event(events: AsyncIterator[bytes], *, fmt: StreamFormat, meter: Meter) -> bytes:
+    """Wait for the first relayable event (the caller bounds the wait); until it arrives, nothing
+    has reached the buyer and any failure may still fail over."""
+    async for payload in events:
+        shaped = fmt.event(_meter(payload, meter))
+        if shaped:
+            meter.first_content_at = time.monotonic()
+            return shaped
+    raise UpstreamError("stream ended before any content")
+
+
+async def relay(
+    out, events: AsyncIterator[bytes], first: bytes, *, fmt: StreamFormat, meter: Meter
+) -> UpstreamError | None:
+    """Send `first` and every following event; returns the failure that cut the stream, if any."""
+    await out.body(first, more=True)
+    failure: UpstreamError | None = None
+    try:
+        iterator = events.__aiter__()
+        while True:
+            payload = await iterator.__anext__()
+            shaped = fmt.event(_meter(payload, meter))
+            if shaped:
+                await out.body(shaped, more=True)
+    except StopAsyncIteration:
+        pass
+    except UpstreamError as exc:
+        if not meter.finished:  # finish_reason seen: a missing [DONE] loses nothing
+            failure = exc
+    if failure is not None:
+        meter.outcome = "upstream_failed"
+        message = (
+            f"The upstream provider failed mid-stream ({failure.reason}); the response is "
+            f"incomplete. (request id {out.request_id})"
+        )
+        await out.body(fmt.cut(message), more=False)
+    else:
+        await out.body(fmt.end(meter), more=False)
+    return failure

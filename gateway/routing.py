@@ -1,0 +1,358 @@
+"""Choosing listings: the in-process routing table, the buyer's constraints, ranking and stickiness.
+
+The table (market.selectors.routing_table + catalogue_list + fee profiles) is loaded once and then
+refreshed in the background every DRAGONFLY_ROUTING_REFRESH_SECONDS; requests never query it.
+Precedence for every constraint: request header > the key's routing profile > platform default
+(no constraint). Hard constraints remove listings; soft ones only reorder; price is the base order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from gateway import kv
+from gateway.errors import NO_ELIGIBLE_SELLER, GatewayError, bad_request
+
+logger = logging.getLogger("gateway")
+
+STICKY_IDLE_SECONDS = 30 * 60
+UNHEALTHY = frozenset({"cooling_down", "suspended"})
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_SESSION_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
+NANO_PER_USD = Decimal(1_000_000_000)
+
+
+# ---------------------------------------------------------------- the table
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    candidates: dict[str, list[Any]]  # model id -> RouteCandidate, cheapest first
+    catalogue: dict[str, dict]  # model id -> catalogue_list() entry
+    fees: dict[int, tuple[int, int]]  # seller id -> (fee profile id, fee bps)
+    loaded_at: float
+
+
+_table: Table | None = None
+_refreshers: dict[int, asyncio.Task] = {}
+_load_locks: dict[int, asyncio.Lock] = {}
+
+
+def _load() -> Table:
+    from billing.selectors import fee_profile_for_seller
+    from market.selectors import catalogue_list, routing_table
+
+    candidates = routing_table()
+    catalogue = {entry["model_id"]: entry for entry in catalogue_list()}
+    sellers = {c.seller_id for rows in candidates.values() for c in rows}
+    fees = {seller_id: fee_profile_for_seller(seller_id=seller_id) for seller_id in sellers}
+    return Table(candidates, catalogue, fees, time.monotonic())
+
+
+async def _refresh_forever() -> None:
+    global _table
+    while True:
+        await asyncio.sleep(settings.DRAGONFLY_ROUTING_REFRESH_SECONDS)
+        try:
+            _table = await sync_to_async(_load, thread_sensitive=False)()
+        except Exception:
+            logger.exception("routing table refresh failed; serving the previous table")
+
+
+async def table() -> Table:
+    """The current table; loads it on first use and keeps one refresher per event loop."""
+    global _table
+    loop = asyncio.get_running_loop()
+    refresher = _refreshers.get(id(loop))
+    if refresher is None or refresher.done():
+        _refreshers.clear()  # tasks of closed loops (tests) are dead anyway
+        _refreshers[id(loop)] = loop.create_task(_refresh_forever())
+    stale_after = max(3 * settings.DRAGONFLY_ROUTING_REFRESH_SECONDS, 10)
+    if _table is None or time.monotonic() - _table.loaded_at > stale_after:
+        lock = _load_locks.get(id(loop))
+        if lock is None:
+            _load_locks.clear()
+            lock = _load_locks[id(loop)] = asyncio.Lock()
+        async with lock:
+            if _table is None or time.monotonic() - _table.loaded_at > stale_after:
+                _table = await sync_to_async(_load, thread_sensitive=False)()
+    return _table
+
+
+async def reload() -> Table:
+    """Load now (tests, and the first request after a change an operator is waiting for)."""
+    global _table
+    _table = await sync_to_async(_load, thread_sensitive=False)()
+    return _table
+
+
+def stop() -> None:
+    """Stop this process's refresher (shutdown, and the end of each test's event loop)."""
+    for task in _refreshers.values():
+        task.cancel()
+    _refreshers.clear()
+
+
+def forget() -> None:
+    global _table
+    _table = None
+
+
+# ---------------------------------------------------------------- models
+
+
+def resolve_model(requested: str, profile: dict | None, catalogue: dict[str, dict]) -> dict:
+    """The catalogue entry for a requested name, through the profile's aliases when enabled."""
+    aliases_on = bool(profile and profile.get("aliases_enabled"))
+    name = requested
+    if aliases_on:
+        name = (profile.get("model_aliases") or {}).get(requested, requested)  # type: ignore[union-attr]
+    entry = catalogue.get(name)
+    if entry is None and aliases_on and profile.get("default_model"):  # type: ignore[union-attr]
+        entry = catalogue.get(profile["default_model"])  # type: ignore[index]
+    if entry is None:
+        raise bad_request(
+            f"Unknown model '{requested}'. GET /v1/models lists the models you can use."
+        )
+    return entry
+
+
+# ---------------------------------------------------------------- constraints
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    max_input_price_nusd: int | None = None
+    max_output_price_nusd: int | None = None
+    soft_max_ttft_ms: float | None = None
+    hard_max_ttft_ms: float | None = None
+    soft_min_tps: float | None = None
+    hard_min_tps: float | None = None
+    trusted_only: bool = False
+    provider_only: tuple[str, ...] = ()
+    provider_ignore: tuple[str, ...] = ()
+    provider_order: tuple[str, ...] = ()
+
+
+def _header(headers: dict[bytes, bytes], name: str) -> str | None:
+    raw = headers.get(name.lower().encode())
+    if raw is None:
+        return None
+    return raw.decode("latin-1").strip()
+
+
+def _price(value: str, name: str) -> int:
+    try:
+        usd = Decimal(value)
+    except InvalidOperation:
+        usd = Decimal("NaN")
+    if not usd.is_finite() or usd < 0:
+        raise bad_request(
+            f"Header {name} must be a price in USD per million input tokens, e.g. 0.50."
+        )
+    return int((usd * NANO_PER_USD).to_integral_value())
+
+
+def _number(value: str, name: str, unit: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not number == number or number < 0 or number == float("inf"):
+        raise bad_request(f"Header {name} must be a non-negative number of {unit}.")
+    return number
+
+
+def _providers(value: str, name: str) -> tuple[str, ...]:
+    slugs = tuple(part.strip().lower() for part in value.split(",") if part.strip())
+    for slug in slugs:
+        if not _SLUG.match(slug):
+            raise bad_request(f"Header {name} must be a comma-separated list of provider slugs.")
+    return slugs
+
+
+def preferences(headers: dict[bytes, bytes], profile: dict | None) -> Preferences:
+    """Header > profile > default, for every constraint; a malformed header is a 400 naming it."""
+    p = profile or {}
+    strategy = _header(headers, "Routing-Strategy")
+    if strategy is not None and strategy != "market-only":
+        raise bad_request("Header Routing-Strategy must be 'market-only' (the only strategy).")
+
+    def pick(name: str, parse, profile_value):
+        raw = _header(headers, name)
+        if raw is None or raw == "":
+            return profile_value
+        return parse(raw)
+
+    privacy = _header(headers, "X-Privacy-Mode")
+    if privacy is None or privacy == "":
+        trusted_only = p.get("privacy_mode") == "trusted_only"
+    elif privacy in ("trusted_only", "any"):
+        trusted_only = privacy == "trusted_only"
+    else:
+        raise bad_request("Header X-Privacy-Mode must be 'trusted_only' (or 'any').")
+
+    def nullable_float(value) -> float | None:
+        return None if value is None else float(value)
+
+    return Preferences(
+        max_input_price_nusd=pick(
+            "X-Max-Price", lambda v: _price(v, "X-Max-Price"), p.get("max_input_price_nusd")
+        ),
+        max_output_price_nusd=p.get("max_output_price_nusd"),
+        soft_max_ttft_ms=pick(
+            "X-Max-TTFT-Ms",
+            lambda v: _number(v, "X-Max-TTFT-Ms", "milliseconds"),
+            nullable_float(p.get("soft_max_ttft_ms")),
+        ),
+        hard_max_ttft_ms=pick(
+            "X-Hard-Max-TTFT-Ms",
+            lambda v: _number(v, "X-Hard-Max-TTFT-Ms", "milliseconds"),
+            nullable_float(p.get("hard_max_ttft_ms")),
+        ),
+        soft_min_tps=pick(
+            "X-Min-Throughput-TPS",
+            lambda v: _number(v, "X-Min-Throughput-TPS", "tokens per second"),
+            nullable_float(p.get("soft_min_tps")),
+        ),
+        hard_min_tps=pick(
+            "X-Hard-Min-Throughput-TPS",
+            lambda v: _number(v, "X-Hard-Min-Throughput-TPS", "tokens per second"),
+            nullable_float(p.get("hard_min_tps")),
+        ),
+        trusted_only=trusted_only,
+        provider_only=pick(
+            "X-Provider-Only",
+            lambda v: _providers(v, "X-Provider-Only"),
+            tuple(p.get("provider_only") or ()),
+        ),
+        provider_ignore=pick(
+            "X-Provider-Ignore",
+            lambda v: _providers(v, "X-Provider-Ignore"),
+            tuple(p.get("provider_ignore") or ()),
+        ),
+        provider_order=pick(
+            "X-Provider-Order",
+            lambda v: _providers(v, "X-Provider-Order"),
+            tuple(p.get("provider_order") or ()),
+        ),
+    )
+
+
+# ---------------------------------------------------------------- filters and ranking
+
+
+def _hard_filters(prefs: Preferences, full: set[int]) -> list[tuple[str, Any]]:
+    """(constraint name, keeps(candidate)) for every active hard constraint. Names are the 503's."""
+    filters: list[tuple[str, Any]] = [("health", lambda c: c.health not in UNHEALTHY)]
+    if full:
+        filters.append(("capacity", lambda c: c.listing_id not in full))
+    filters.append(("daily_spend_cap", lambda c: not c.daily_cap_reached))
+    if prefs.provider_only:
+        filters.append(("provider_only", lambda c: c.provider_slug in prefs.provider_only))
+    if prefs.provider_ignore:
+        filters.append(("provider_ignore", lambda c: c.provider_slug not in prefs.provider_ignore))
+    if prefs.trusted_only:
+        filters.append(("privacy_mode", lambda c: c.trusted))
+    if prefs.max_input_price_nusd is not None:
+        limit_in = prefs.max_input_price_nusd
+        filters.append(("max_price", lambda c: c.ask_input_nusd <= limit_in))
+    if prefs.max_output_price_nusd is not None:
+        limit_out = prefs.max_output_price_nusd
+        filters.append(("max_output_price", lambda c: c.ask_output_nusd <= limit_out))
+    if prefs.hard_max_ttft_ms is not None:
+        ttft = prefs.hard_max_ttft_ms
+        # Strict means strict: a listing with no measured TTFT cannot show that it meets it.
+        filters.append(
+            ("hard_max_ttft_ms", lambda c: c.ttft_p50_ms is not None and c.ttft_p50_ms <= ttft)
+        )
+    if prefs.hard_min_tps is not None:
+        tps = prefs.hard_min_tps
+        filters.append(
+            ("hard_min_throughput_tps", lambda c: c.tps_p50 is not None and c.tps_p50 >= tps)
+        )
+    return filters
+
+
+def blended_price(candidate) -> int:
+    """Base order: 3 parts input to 1 part output, the usual shape of chat traffic (per million)."""
+    return (3 * candidate.ask_input_nusd + candidate.ask_output_nusd) // 4
+
+
+def rank(
+    candidates: list, prefs: Preferences, *, full: frozenset[int] | set[int] = frozenset()
+) -> list:
+    """Eligible candidates, best first, or 503 market_unavailable with what each constraint removed.
+    `full`: listings at their concurrency cap or requests per minute (capacity.py)."""
+    filters = _hard_filters(prefs, set(full))
+    eligible = [c for c in candidates if all(keep(c) for _, keep in filters)]
+    if not eligible:
+        removed = {}
+        for name, keep in filters:
+            count = sum(1 for c in candidates if not keep(c))
+            if count:
+                removed[name] = count
+        raise GatewayError(503, NO_ELIGIBLE_SELLER, extra={"constraints": removed})
+    order = {slug: index for index, slug in enumerate(prefs.provider_order)}
+
+    def key(c) -> tuple:
+        misses = 0
+        if prefs.soft_max_ttft_ms is not None and (
+            c.ttft_p50_ms is not None and c.ttft_p50_ms > prefs.soft_max_ttft_ms
+        ):
+            misses += 1
+        if prefs.soft_min_tps is not None and (
+            c.tps_p50 is not None and c.tps_p50 < prefs.soft_min_tps
+        ):
+            misses += 1
+        if c.health == "degraded":
+            misses += 1
+        return (order.get(c.provider_slug, len(order)), misses, blended_price(c), c.listing_id)
+
+    return sorted(eligible, key=key)
+
+
+# ---------------------------------------------------------------- stickiness
+
+
+def session_id(headers: dict[bytes, bytes]) -> str | None:
+    value = _header(headers, "X-Session-Id")
+    if not value:
+        return None
+    if not _SESSION_ID.match(value):
+        raise bad_request("Header X-Session-Id must be 1-200 printable ASCII characters.")
+    return value
+
+
+def _sticky_key(user_id: int, session: str) -> str:
+    return f"sticky:{user_id}:{session}"
+
+
+async def stick(ranked: list, *, user_id: int, session: str | None) -> list:
+    """Move the session's pinned listing to the front while it stays eligible."""
+    if not session:
+        return ranked
+    pinned = await kv.attempt("stickiness", lambda r: r.get(_sticky_key(user_id, session)))
+    if pinned is None:
+        return ranked
+    for index, candidate in enumerate(ranked):
+        if str(candidate.listing_id) == pinned:
+            return [candidate, *ranked[:index], *ranked[index + 1 :]]
+    return ranked  # the pinned listing is no longer eligible: re-pinned after this request
+
+
+async def pin(*, user_id: int, session: str | None, listing_id: int) -> None:
+    if session:
+        await kv.attempt(
+            "stickiness",
+            lambda r: r.set(_sticky_key(user_id, session), listing_id, ex=STICKY_IDLE_SECONDS),
+        )

@@ -1,0 +1,1 @@
+"""Upstream adapters, one per wire format, behind one interface (base.py)."""

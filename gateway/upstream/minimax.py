@@ -1,0 +1,84 @@
+"""MiniMax text-to-speech (T2A v2): OpenAI's /v1/audio/speech translated to POST {base}/t2a_v2.
+
+MiniMax answers errors with HTTP 200 and `base_resp.status_code != 0`: 1004 (auth) is treated like
+an upstream 401 and 1008 (no balance) like a 402, so market health suspends the listing; any other
+code is retryable. Either way the next listing is tried and nothing is billed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+
+from gateway.request import SpeechRequest
+from gateway.upstream.base import UpstreamError, post
+
+# MiniMax's in-body codes → the HTTP status they mean for health and failover.
+_STATUS_FOR_CODE = {1004: 401, 1008: 402, 1002: 429, 1001: 504, 2013: 400}
+_FORMAT = {"mp3": "mp3", "wav": "wav", "pcm": "pcm"}
+_MAX_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Speech:
+    audio: bytes
+    characters: int  # what MiniMax bills: usage_characters (or len(text) if absent)
+
+
+def t2a_body(request: SpeechRequest, *, upstream_model: str) -> bytes:
+    return orjson.dumps(
+        {
+            "model": upstream_model,
+            "text": request.text,
+            "stream": False,
+            "voice_setting": {
+                "voice_id": request.voice_id,
+                # OpenAI allows 0.25-4, MiniMax 0.5-2: the nearest MiniMax speed.
+                "speed": min(2.0, max(0.5, request.speed)),
+                "vol": 1.0,
+                "pitch": 0,
+            },
+            "audio_setting": {
+                "sample_rate": 32000,
+                "bitrate": 128000,
+                "format": _FORMAT[request.response_format],
+                "channel": 1,
+            },
+        }
+    )
+
+
+async def speech(base_url: str, *, key: str, request: SpeechRequest, upstream_model: str) -> Speech:
+    response = await post(
+        f"{base_url}/t2a_v2", key=key, body=t2a_body(request, upstream_model=upstream_model)
+    )
+    try:
+        raw = await response.content.read(_MAX_BYTES)
+    except (aiohttp.ClientError, TimeoutError):
+        raise UpstreamError("connection lost while reading the audio") from None
+    finally:
+        response.release()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise UpstreamError("response was not JSON") from None
+    base = data.get("base_resp") if isinstance(data, dict) else None
+    code = base.get("status_code") if isinstance(base, dict) else None
+    if code != 0:
+        status = _STATUS_FOR_CODE.get(code, 502) if isinstance(code, int) else 502
+        # 2013 (invalid parameters) is still retryable here: we validated the request ourselves,
+        # so it is this listing's model or account that refused it.
+        raise UpstreamError(f"MiniMax status {code}", status=status, retryable=True)
+    try:
+        audio = bytes.fromhex(data["data"]["audio"])
+    except (KeyError, TypeError, ValueError):
+        raise UpstreamError("response carried no decodable audio") from None
+    if not audio:
+        raise UpstreamError("response carried empty audio")
+    extra = data.get("extra_info") or {}
+    characters = extra.get("usage_characters")
+    if not isinstance(characters, int) or characters < 0:
+        characters = len(request.text)
+    return Speech(audio=audio, characters=characters)

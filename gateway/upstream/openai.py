@@ -1,0 +1,83 @@
+"""The OpenAI-compatible chat wire format: request body, plain responses and SSE event streams."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from gateway.upstream.base import UpstreamError, post
+
+DONE = b"[DONE]"
+_MAX_PLAIN_BYTES = 64 * 1024 * 1024
+
+
+def chat_body(payload: dict[str, Any], *, upstream_model: str, stream: bool) -> bytes:
+    """The buyer's body, every field passed through, with the listing's model name; streams always
+    ask for the usage chunk (the buyer only sees it if they asked)."""
+    body = dict(payload)
+    body["model"] = upstream_model
+    if stream:
+        options = payload.get("stream_options")
+        body["stream_options"] = {
+            **(options if isinstance(options, dict) else {}),
+            "include_usage": True,
+        }
+    return orjson.dumps(body)
+
+
+async def chat_open(base_url: str, *, key: str, body: bytes) -> aiohttp.ClientResponse:
+    return await post(f"{base_url}/chat/completions", key=key, body=body)
+
+
+async def read_json(response: aiohttp.ClientResponse) -> dict:
+    """A plain completion; a body that is not one (in-body error, junk, cut short) is retryable."""
+    try:
+        raw = await response.content.read(_MAX_PLAIN_BYTES)
+    except (aiohttp.ClientError, TimeoutError):
+        raise UpstreamError("connection lost while reading the response") from None
+    finally:
+        response.release()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise UpstreamError("response was not JSON") from None
+    if not isinstance(data, dict) or "error" in data or not isinstance(data.get("choices"), list):
+        raise UpstreamError("response was not a chat completion")
+    return data
+
+
+async def events(response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
+    """The `data:` payloads of an SSE stream, in order; comments, other fields and blank keep-alive
+    lines are skipped. Raises UpstreamError if the connection breaks or ends before `[DONE]`."""
+    buffer = b""
+    data: list[bytes] = []
+    try:
+        async for chunk in response.content.iter_any():
+            buffer += chunk
+            while True:
+                end = buffer.find(b"\n")
+                if end < 0:
+                    break
+                line = buffer[:end].rstrip(b"\r")
+                buffer = buffer[end + 1 :]
+                if not line:
+                    if data:
+                        payload = b"\n".join(data)
+                        data = []
+                        if payload == DONE:
+                            return
+                        yield payload
+                elif line.startswith(b"data:"):
+                    value = line[5:]
+                    data.append(value[1:] if value.startswith(b" ") else value)
+                # ":" comments (keep-alives), event:, id:, retry: carry nothing we relay
+    except (aiohttp.ClientError, TimeoutError):
+        raise UpstreamError("stream broke off") from None
+    finally:
+        response.release()
+    if data and b"\n".join(data) == DONE:
+        return
+    raise UpstreamError("stream ended before [DONE]")

@@ -1,0 +1,140 @@
+"""Operator admin for the catalogue, listings (key never shown: last four only), health and terms."""
+
+from django.contrib import admin, messages
+
+from market import services
+from market.models import (
+    CatalogModel,
+    HealthSample,
+    Listing,
+    ListingModel,
+    Provider,
+    TermsAcceptance,
+    TermsVersion,
+)
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "base_url", "wire_format", "is_active"]
+    list_filter = ["wire_format", "is_active"]
+    search_fields = ["slug", "name"]
+
+
+@admin.register(CatalogModel)
+class CatalogModelAdmin(admin.ModelAdmin):
+    list_display = [
+        "model_id",
+        "provider",
+        "modality",
+        "price_unit",
+        "list_input_nusd",
+        "list_output_nusd",
+        "context_tokens",
+        "is_active",
+    ]
+    list_filter = ["provider", "modality", "is_active"]
+    search_fields = ["model_id", "upstream_name"]
+
+
+class ListingModelInline(admin.TabularInline):
+    model = ListingModel
+    extra = 0
+    fields = ["model", "ask_input_nusd", "ask_output_nusd"]
+    readonly_fields = ["model", "ask_input_nusd", "ask_output_nusd"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Listing)
+class ListingAdmin(admin.ModelAdmin):
+    list_display = ["id", "name", "seller", "provider", "status", "trusted", "key_hint"]
+    list_filter = ["status", "trusted", "provider"]
+    search_fields = ["name", "seller__email"]
+    # The ciphertext and kid are never rendered; operators see the last four characters only.
+    fields = [
+        "seller",
+        "provider",
+        "name",
+        "status",
+        "status_reason",
+        "key_hint",
+        "concurrency_cap",
+        "requests_per_minute",
+        "daily_spend_cap_nusd",
+        "trusted",
+        "created_at",
+        "updated_at",
+    ]
+    readonly_fields = ["seller", "provider", "status", "key_hint", "created_at", "updated_at"]
+    inlines = [ListingModelInline]
+    actions = ["suspend_listings", "unsuspend_listings", "mark_trusted", "unmark_trusted"]
+
+    def has_add_permission(self, request):
+        return False  # listings are created by sellers (the key is encrypted by the service)
+
+    @admin.display(description="key")
+    def key_hint(self, obj: Listing) -> str:
+        return f"…{obj.key_last4}" if obj.key_last4 else ""
+
+    @admin.action(description="Suspend the selected listings (emails their sellers)")
+    def suspend_listings(self, request, queryset):
+        moved = sum(
+            services.listing_suspend(listing_id=pk, reason="Suspended by an operator.")
+            for pk in queryset.values_list("pk", flat=True)
+        )
+        self.message_user(request, f"{moved} listings suspended.", messages.SUCCESS)
+
+    @admin.action(description="Re-verify the selected suspended listings")
+    def unsuspend_listings(self, request, queryset):
+        moved = sum(
+            services.listing_unsuspend(listing_id=pk)
+            for pk in queryset.values_list("pk", flat=True)
+        )
+        self.message_user(request, f"{moved} listings sent to verification.", messages.SUCCESS)
+
+    @admin.action(description="Mark trusted (eligible for trusted_only)")
+    def mark_trusted(self, request, queryset):
+        for pk in queryset.values_list("pk", flat=True):
+            services.listing_set_trusted(listing_id=pk, trusted=True)
+        self.message_user(request, "Marked trusted.", messages.SUCCESS)
+
+    @admin.action(description="Remove the trusted mark")
+    def unmark_trusted(self, request, queryset):
+        for pk in queryset.values_list("pk", flat=True):
+            services.listing_set_trusted(listing_id=pk, trusted=False)
+        self.message_user(request, "Trusted mark removed.", messages.SUCCESS)
+
+
+@admin.register(HealthSample)
+class HealthSampleAdmin(admin.ModelAdmin):
+    list_display = ["at", "listing", "source", "ok", "status_code", "ttft_ms", "error"]
+    list_filter = ["source", "ok"]
+    search_fields = ["listing__name"]
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(TermsVersion)
+class TermsVersionAdmin(admin.ModelAdmin):
+    list_display = ["audience", "version", "title", "published_at"]
+    list_filter = ["audience"]
+
+
+@admin.register(TermsAcceptance)
+class TermsAcceptanceAdmin(admin.ModelAdmin):
+    list_display = ["user", "terms", "accepted_at", "ip_address"]
+    list_filter = ["terms__audience"]
+    search_fields = ["user__email"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

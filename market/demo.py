@@ -1,0 +1,215 @@
+"""Demo data for the market: the seed document's catalogue, pointed at the simulated upstream."""
+
+from market.models import CatalogModel, Modality, PriceUnit, Provider, WireFormat
+
+USD = 1_000_000_000  # nano-USD per dollar
+
+PROVIDERS = [
+    ("deepseek", "DeepSeek", WireFormat.OPENAI),
+    ("minimax", "MiniMax", WireFormat.OPENAI),
+]
+
+# (model id, provider, upstream name, context, capabilities, modality, unit, input $/M, output $/M)
+# Chat prices are the seed's table. The seed prices speech as "-": these per-million-character list
+# prices are the operator's choice, in line with MiniMax's own rates.
+MODELS = [
+    (
+        "deepseek/deepseek-chat",
+        "deepseek",
+        "deepseek-chat",
+        128_000,
+        ["chat", "code", "tools"],
+        Modality.CHAT,
+        PriceUnit.TOKEN,
+        "0.50",
+        "1.50",
+    ),
+    (
+        "deepseek/deepseek-reasoner",
+        "deepseek",
+        "deepseek-reasoner",
+        128_000,
+        ["reasoning"],
+        Modality.CHAT,
+        PriceUnit.TOKEN,
+        "2.00",
+        "8.00",
+    ),
+    (
+        "minimax/minimax-m2.5",
+        "minimax",
+        "MiniMax-M2.5",
+        1_000_000,
+        ["chat", "tools"],
+        Modality.CHAT,
+        PriceUnit.TOKEN,
+        "0.80",
+        "2.40",
+    ),
+    (
+        "minimax/minimax-m2.5-highspeed",
+        "minimax",
+        "MiniMax-M2.5-highspeed",
+        1_000_000,
+        ["chat", "fast"],
+        Modality.CHAT,
+        PriceUnit.TOKEN,
+        "0.40",
+        "1.20",
+    ),
+    (
+        "minimax/speech-02-hd",
+        "minimax",
+        "speech-02-hd",
+        None,
+        ["tts", "hd"],
+        Modality.SPEECH,
+        PriceUnit.CHARACTER,
+        "100.00",
+        "0",
+    ),
+    (
+        "minimax/speech-02-turbo",
+        "minimax",
+        "speech-02-turbo",
+        None,
+        ["tts", "fast"],
+        Modality.SPEECH,
+        PriceUnit.CHARACTER,
+        "60.00",
+        "0",
+    ),
+]
+
+
+def usd_per_million_to_nusd(text: str) -> int:
+    dollars, _, cents = text.partition(".")
+    return int(dollars) * USD + int((cents + "000000000")[:9])
+
+
+def catalogue_seed(*, upstream_url: str) -> str:
+    providers = {}
+    for slug, name, wire_format in PROVIDERS:
+        providers[slug], _ = Provider.objects.update_or_create(
+            slug=slug,
+            defaults={"name": name, "base_url": f"{upstream_url}/v1", "wire_format": wire_format},
+        )
+    for model_id, provider, upstream, context, caps, modality, unit, price_in, price_out in MODELS:
+        CatalogModel.objects.update_or_create(
+            model_id=model_id,
+            defaults={
+                "provider": providers[provider],
+                "upstream_name": upstream,
+                "context_tokens": context,
+                "capabilities": caps,
+                "modality": modality,
+                "price_unit": unit,
+                "list_input_nusd": usd_per_million_to_nusd(price_in),
+                "list_output_nusd": usd_per_million_to_nusd(price_out),
+            },
+        )
+    from market.services import terms_ensure_v1
+
+    terms = terms_ensure_v1()
+    return f"{len(PROVIDERS)} providers, {len(MODELS)} models, {terms} terms published"
+
+
+# (name, provider, simulated key, trusted, ask as % of list, model ids). Keys use the simulator's
+# knob syntax (docs/simulator.md): name?ttft_ms=..&tps=.. shapes speed, reject=401 a dead key.
+DEMO_LISTINGS = [
+    (
+        "DeepSeek capacity A",
+        "deepseek",
+        "sim-deepseek-a?ttft_ms=120&tps=90",
+        False,
+        80,
+        ["deepseek/deepseek-chat", "deepseek/deepseek-reasoner"],
+    ),
+    (
+        "DeepSeek capacity B",
+        "deepseek",
+        "sim-deepseek-b?ttft_ms=450&tps=35",
+        True,
+        90,
+        ["deepseek/deepseek-chat", "deepseek/deepseek-reasoner"],
+    ),
+    (
+        "MiniMax capacity",
+        "minimax",
+        "sim-minimax?ttft_ms=200&tps=60",
+        True,
+        85,
+        [
+            "minimax/minimax-m2.5",
+            "minimax/minimax-m2.5-highspeed",
+            "minimax/speech-02-hd",
+            "minimax/speech-02-turbo",
+        ],
+    ),
+    (
+        "DeepSeek capacity (expired key)",
+        "deepseek",
+        "sim-deepseek-expired?reject=401",
+        False,
+        70,
+        ["deepseek/deepseek-chat"],
+    ),
+]
+
+
+def _demo_seller():
+    from allauth.account.models import EmailAddress
+
+    from accounts.models import User
+    from dragonfly import demo
+
+    user = User.objects.filter(email__iexact=demo.DEMO_SELLER_EMAIL).first()
+    if user is None:
+        user = User.objects.create_user(demo.DEMO_SELLER_EMAIL, demo.DEMO_PASSWORD)
+    EmailAddress.objects.update_or_create(
+        user=user, email=user.email, defaults={"verified": True, "primary": True}
+    )
+    return user
+
+
+def listings_seed(*, upstream_url: str) -> str:
+    """The demo seller accepts the seller terms and lists capacity on the simulated upstream.
+
+    Listings start active (the seed is trusted); the probes then keep them honest, so the one with
+    a rejected key is suspended after its first probe. Existing demo listings are left alone.
+    """
+    from market import services
+    from market.models import Listing, ListingStatus
+
+    services.terms_ensure_v1()
+    seller = _demo_seller()
+    services.terms_accept(user=seller, audience="seller", ip_address=None)
+    created = 0
+    for name, provider_slug, key, trusted, percent, model_ids in DEMO_LISTINGS:
+        if Listing.objects.filter(seller=seller, name=name).exists():
+            continue
+        provider = Provider.objects.get(slug=provider_slug)
+        models = CatalogModel.objects.filter(model_id__in=model_ids).order_by("model_id")
+        offers = [
+            services.OfferInput(
+                model=m,
+                ask_input_nusd=m.list_input_nusd * percent // 100,
+                ask_output_nusd=m.list_output_nusd * percent // 100,
+            )
+            for m in models
+        ]
+        listing = services.listing_create(
+            seller=seller,
+            provider=provider,
+            name=name,
+            upstream_key=key,
+            offers=offers,
+            concurrency_cap=16,
+            status=ListingStatus.ACTIVE,
+            verify=False,
+        )
+        if trusted:
+            services.listing_set_trusted(listing_id=listing.pk, trusted=True)
+        created += 1
+    total = Listing.objects.filter(seller=seller).exclude(status=ListingStatus.DELETED).count()
+    return f"{created} demo listings created, {total} in all (seller {seller.email})"

@@ -1,0 +1,193 @@
+"""The catalogue (operators'), sellers' listings with encrypted keys, Trading Terms and health history.
+
+Prices are nano-USD (1e-9 USD) per million units: tokens for text models, characters for speech.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class WireFormat(models.TextChoices):
+    OPENAI = "openai", "OpenAI-compatible"
+    MINIMAX = "minimax", "MiniMax"
+
+
+class Provider(models.Model):
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=80)
+    base_url = models.URLField(
+        help_text="Set by operators only; sellers never choose where calls go."
+    )
+    wire_format = models.CharField(
+        max_length=16, choices=WireFormat.choices, default=WireFormat.OPENAI
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Modality(models.TextChoices):
+    CHAT = "chat", "chat"
+    EMBEDDING = "embedding", "embedding"
+    RERANK = "rerank", "rerank"
+    SPEECH = "speech", "speech"
+
+
+class PriceUnit(models.TextChoices):
+    TOKEN = "token", "per million tokens"
+    CHARACTER = "character", "per million characters"
+
+
+class CatalogModel(models.Model):
+    model_id = models.CharField(
+        max_length=100, unique=True, help_text="e.g. deepseek/deepseek-chat"
+    )
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="models")
+    upstream_name = models.CharField(max_length=100)
+    display_name = models.CharField(max_length=100, blank=True)
+    context_tokens = models.PositiveIntegerField(null=True, blank=True)
+    capabilities = models.JSONField(default=list, blank=True)
+    modality = models.CharField(max_length=16, choices=Modality.choices, default=Modality.CHAT)
+    price_unit = models.CharField(max_length=16, choices=PriceUnit.choices, default=PriceUnit.TOKEN)
+    list_input_nusd = models.BigIntegerField(help_text="List price, nano-USD per million units.")
+    list_output_nusd = models.BigIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["model_id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(list_input_nusd__gte=0) & Q(list_output_nusd__gte=0),
+                name="list_prices_nonneg",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.model_id
+
+
+class ListingStatus(models.TextChoices):
+    PENDING = "pending", "pending verification"
+    ACTIVE = "active", "active"
+    REJECTED = "rejected", "rejected"
+    PAUSED = "paused", "paused by seller"
+    SUSPENDED = "suspended", "suspended"
+    DELETED = "deleted", "deleted"
+
+
+class Listing(models.Model):
+    """A seller's upstream key offered on the market. The key is only ever stored encrypted."""
+
+    seller = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="listings"
+    )
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="listings")
+    name = models.CharField(max_length=80)
+    status = models.CharField(
+        max_length=16, choices=ListingStatus.choices, default=ListingStatus.PENDING
+    )
+    status_reason = models.TextField(blank=True)
+    key_ciphertext = models.BinaryField(editable=False)
+    key_id = models.CharField(max_length=32, editable=False)
+    key_last4 = models.CharField(max_length=4, editable=False)
+    concurrency_cap = models.PositiveIntegerField(default=8)
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    daily_spend_cap_nusd = models.BigIntegerField(null=True, blank=True)
+    trusted = models.BooleanField(
+        default=False, help_text="Operators only: eligible for trusted_only."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (#{self.pk})"
+
+
+class ListingModel(models.Model):
+    """One model a listing serves, at the seller's ask (at most the list price)."""
+
+    listing = models.ForeignKey(Listing, on_delete=models.CASCADE, related_name="offers")
+    model = models.ForeignKey(CatalogModel, on_delete=models.PROTECT, related_name="offers")
+    ask_input_nusd = models.BigIntegerField()
+    ask_output_nusd = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["listing", "model"], name="one_offer_per_model"),
+            models.CheckConstraint(
+                condition=Q(ask_input_nusd__gte=0) & Q(ask_output_nusd__gte=0), name="asks_nonneg"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_id} on listing #{self.listing_id}"
+
+
+class TermsAudience(models.TextChoices):
+    BUYER = "buyer", "buyers"
+    SELLER = "seller", "sellers"
+
+
+class TermsVersion(models.Model):
+    audience = models.CharField(max_length=8, choices=TermsAudience.choices)
+    version = models.PositiveIntegerField()
+    title = models.CharField(max_length=200)
+    body = models.TextField()
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["audience", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["audience", "version"], name="one_terms_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_audience_display()} terms v{self.version}"
+
+
+class TermsAcceptance(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="terms_acceptances"
+    )
+    terms = models.ForeignKey(TermsVersion, on_delete=models.PROTECT, related_name="acceptances")
+    accepted_at = models.DateTimeField(auto_now_add=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "terms"], name="accept_terms_once")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} accepted {self.terms}"
+
+
+class HealthSource(models.TextChoices):
+    PROBE = "probe", "active probe"
+    PASSIVE = "passive", "live traffic"
+
+
+class HealthSample(models.Model):
+    """History of probes and notable passive signals (the live state lives in Redis)."""
+
+    listing = models.ForeignKey(Listing, on_delete=models.CASCADE, related_name="health_samples")
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    source = models.CharField(max_length=8, choices=HealthSource.choices)
+    ok = models.BooleanField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_second = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["listing", "-at"], name="health_listing_recent")]
+
+    def __str__(self) -> str:
+        return f"listing #{self.listing_id} {'ok' if self.ok else 'failed'} at {self.at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,240 @@
+"""Active health probes: one cheap upstream request per listing, bounded concurrency, single-flight.
+
+A chat listing is probed with a one-token completion (`max_tokens: 1`) on its cheapest chat model,
+which also proves the key has balance; a listing without chat models with GET /models (free).
+Every listing is probed at most once per DRAGONFLY_PROBE_INTERVAL_SECONDS, however many beat
+processes run: the prober takes `SET df:probe:lock:<id> NX EX <interval>` first. Verification
+probes (new or re-keyed listings) skip that lock: a new key must be checked now.
+
+Decrypted keys live only in ProbeTarget (repr hides them) for the duration of the HTTP call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+from django.conf import settings
+
+from dragonfly.redis import get_redis
+from market import crypto, health, selectors, services
+from market.models import HealthSource, Listing, ListingStatus, Modality
+
+logger = logging.getLogger(__name__)
+
+CONCURRENCY = 16
+TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeTarget:
+    listing_id: int
+    status: str
+    method: str
+    url: str
+    body: dict | None
+    key_ciphertext: bytes
+    upstream_key: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    listing_id: int
+    ok: bool
+    status_code: int | None
+    ttft_ms: float | None
+    error: str
+
+
+def probe_target(listing: Listing) -> ProbeTarget | None:
+    base = listing.provider.base_url.rstrip("/")
+    chat = sorted(
+        (
+            o
+            for o in listing.offers.all()
+            if o.model.modality == Modality.CHAT and o.model.is_active
+        ),
+        key=lambda o: (o.model.list_input_nusd + o.model.list_output_nusd, o.model.model_id),
+    )
+    try:
+        key = crypto.key_decrypt(
+            listing_id=listing.pk, kid=listing.key_id, blob=listing.key_ciphertext
+        )
+    except crypto.KeyDecryptionError as exc:
+        logger.error("listing #%s: %s", listing.pk, exc)
+        return None
+    if chat:
+        method, url = "POST", f"{base}/chat/completions"
+        body: dict | None = {
+            "model": chat[0].model.upstream_name,
+            "messages": [{"role": "user", "content": "ping"}],
+            "max_tokens": 1,
+            "stream": False,
+        }
+    else:
+        method, url, body = "GET", f"{base}/models", None
+    return ProbeTarget(
+        listing_id=listing.pk,
+        status=listing.status,
+        method=method,
+        url=url,
+        body=body,
+        key_ciphertext=bytes(listing.key_ciphertext),
+        upstream_key=key,
+    )
+
+
+def _describe_status(status: int) -> str:
+    if status in (401, 403):
+        return f"the upstream rejected the key (HTTP {status})"
+    if status == 402:
+        return "the upstream reports no balance (HTTP 402)"
+    if status == 429:
+        return "rate limited by the upstream (HTTP 429)"
+    if status >= 500:
+        return f"upstream server error (HTTP {status})"
+    return f"the upstream refused the probe (HTTP {status})"
+
+
+async def probe_one(session: aiohttp.ClientSession, target: ProbeTarget) -> ProbeResult:
+    headers = {"Authorization": f"Bearer {target.upstream_key}"}
+    started = time.perf_counter()
+    try:
+        async with session.request(
+            target.method, target.url, json=target.body, headers=headers
+        ) as response:
+            payload = await response.read()
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            if response.status != 200:
+                return ProbeResult(
+                    target.listing_id,
+                    False,
+                    response.status,
+                    None,
+                    _describe_status(response.status),
+                )
+            try:
+                data = json.loads(payload)
+            except ValueError:
+                data = None
+            valid = isinstance(data, dict) and (
+                "choices" in data if target.body is not None else "data" in data
+            )
+            if not valid:
+                return ProbeResult(
+                    target.listing_id, False, 200, None, "the upstream answered with no completion"
+                )
+            return ProbeResult(target.listing_id, True, 200, elapsed_ms, "")
+    except TimeoutError:
+        return ProbeResult(target.listing_id, False, None, None, f"timed out after {TIMEOUT_S:g} s")
+    except aiohttp.ClientError as exc:
+        return ProbeResult(
+            target.listing_id,
+            False,
+            None,
+            None,
+            f"could not reach the upstream ({type(exc).__name__})",
+        )
+
+
+async def probe_many(targets: list[ProbeTarget], *, concurrency: int = CONCURRENCY) -> list:
+    semaphore = asyncio.Semaphore(concurrency)
+    timeout = aiohttp.ClientTimeout(total=TIMEOUT_S, connect=5)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+
+        async def bounded(target: ProbeTarget) -> ProbeResult:
+            async with semaphore:
+                return await probe_one(session, target)
+
+        return await asyncio.gather(*(bounded(t) for t in targets))
+
+
+def _run_async(targets: list[ProbeTarget]) -> list[ProbeResult]:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(probe_many(targets))
+    # Called from async code (e.g. an eager task): run the batch on its own loop in a thread.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, probe_many(targets)).result()
+
+
+def _claim(listing_ids: list[int]) -> list[int]:
+    """The ids this process may probe now (SET NX EX interval on each, in one round trip)."""
+    interval = max(1, int(settings.DRAGONFLY_PROBE_INTERVAL_SECONDS) - 1)
+    pipe = get_redis().pipeline(transaction=False)
+    for listing_id in listing_ids:
+        pipe.set(health.lock_key(listing_id), "1", nx=True, ex=interval)
+    return [i for i, won in zip(listing_ids, pipe.execute(), strict=True) if won]
+
+
+def result_apply(target: ProbeTarget, result: ProbeResult) -> None:
+    """Feed one probe result into Redis health, the history, and the listing's status."""
+    outcome = health.health_report(
+        listing_id=result.listing_id,
+        ok=result.ok,
+        status_code=result.status_code,
+        ttft_ms=result.ttft_ms,
+        tokens_per_second=None,
+        error=result.error,
+        passive=False,
+    )
+    services.health_sample_record(
+        listing_id=result.listing_id,
+        source=HealthSource.PROBE,
+        ok=result.ok,
+        status_code=result.status_code,
+        ttft_ms=result.ttft_ms,
+        tokens_per_second=None,
+        error=result.error,
+    )
+    if target.status == ListingStatus.PENDING:
+        new = services.listing_verification_apply(
+            listing_id=result.listing_id,
+            key_ciphertext=target.key_ciphertext,
+            ok=result.ok,
+            status_code=result.status_code,
+            error=result.error,
+        )
+        if new == ListingStatus.ACTIVE:
+            health.health_reset(result.listing_id)
+            health.health_report(
+                listing_id=result.listing_id,
+                ok=True,
+                status_code=result.status_code,
+                ttft_ms=result.ttft_ms,
+                tokens_per_second=None,
+                passive=False,
+            )
+    elif outcome.key_rejected:
+        services.listing_suspend(
+            listing_id=result.listing_id,
+            reason=services.key_rejected_reason(result.status_code),
+        )
+
+
+def probe_run(*, listing_ids: list[int] | None = None, verify: bool = False) -> list[ProbeResult]:
+    """Probe active and pending listings (all, or the given ones). Returns what was probed."""
+    listings = selectors.listings_to_probe(listing_ids=listing_ids)
+    if verify:
+        listings = [listing for listing in listings if listing.status == ListingStatus.PENDING]
+    else:
+        claimed = set(_claim([listing.pk for listing in listings]))
+        listings = [listing for listing in listings if listing.pk in claimed]
+    targets = [t for t in (probe_target(listing) for listing in listings) if t is not None]
+    if not targets:
+        return []
+    results = _run_async(targets)
+    by_id = {t.listing_id: t for t in targets}
+    for result in results:
+        try:
+            result_apply(by_id[result.listing_id], result)
+        except Exception:
+            logger.exception("could not record the probe of listing #%s", result.listing_id)
+    logger.info("probed %d listings: %d ok", len(results), sum(1 for r in results if r.ok))
+    return results

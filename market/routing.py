@@ -1,0 +1,28 @@
+"""What the gateway routes on: one RouteCandidate per (listing, model), built by routing_table()."""
+
+from dataclasses import dataclass
+
+HEALTH_STATES = ("healthy", "degraded", "cooling_down", "suspended", "unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class RouteCandidate:
+    listing_id: int
+    seller_id: int
+    provider_slug: str
+    wire_format: str
+    base_url: str
+    model_id: str
+    upstream_model: str
+    modality: str
+    price_unit: str
+    ask_input_nusd: int
+    ask_output_nusd: int
+    trusted: bool
+    concurrency_cap: int
+    requests_per_minute: int | None
+    health: str
+    ttft_p50_ms: float | None
+    tps_p50: float | None
+    context_tokens: int | None
+    daily_cap_reached: bool = False  # the seller's daily spend cap is used up (until midnight UTC)

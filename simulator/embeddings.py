@@ -1,0 +1,102 @@
+"""``POST /v1/embeddings``: OpenAI-shaped, deterministic unit vectors (float or base64)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import math
+import sys
+from array import array
+
+import orjson
+
+from simulator.asgi import Ctx, drop_connection
+from simulator.textgen import text_tokens
+
+DEFAULT_DIMENSIONS = 64
+MAX_DIMENSIONS = 4096
+
+
+def vector(model: str, text: str, dimensions: int) -> list[float]:
+    """A unit vector fixed by (model, text): blake2b bytes mapped to [-1, 1], normalised."""
+    raw = bytearray()
+    counter = 0
+    seed = f"{model}\0{text}".encode()
+    while len(raw) < dimensions:
+        raw += hashlib.blake2b(seed, digest_size=64, salt=counter.to_bytes(16, "little")).digest()
+        counter += 1
+    values = [(b - 127.5) / 127.5 for b in raw[:dimensions]]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [v / norm for v in values]
+
+
+def _inputs(value: object) -> list[tuple[str, int]] | None:
+    """(text, tokens) per input: a string, strings, a token array, or token arrays."""
+    if isinstance(value, str):
+        return [(value, text_tokens(value))]
+    if not isinstance(value, list) or not value:
+        return None
+    if all(isinstance(v, str) for v in value):
+        return [(v, text_tokens(v)) for v in value]
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return [(" ".join(map(str, value)), len(value))]
+    if all(isinstance(v, list) and v and all(isinstance(t, int) for t in v) for v in value):
+        return [(" ".join(map(str, v)), len(v)) for v in value]
+    return None
+
+
+def _encode(values: list[float]) -> str:
+    packed = array("f", values)
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return base64.b64encode(packed.tobytes()).decode()
+
+
+async def handle(ctx: Ctx, req: dict) -> None:
+    model = req.get("model")
+    if not isinstance(model, str) or not model:
+        await ctx.error(
+            400, "'model' is required", code="missing_required_parameter", param="model"
+        )
+        return
+    inputs = _inputs(req.get("input"))
+    if inputs is None:
+        await ctx.error(
+            400,
+            "'input' must be a non-empty string, array of strings or token array",
+            param="input",
+        )
+        return
+    dimensions = req.get("dimensions", DEFAULT_DIMENSIONS)
+    if (
+        isinstance(dimensions, bool)
+        or not isinstance(dimensions, int)
+        or not (1 <= dimensions <= MAX_DIMENSIONS)
+    ):
+        await ctx.error(
+            400, f"'dimensions' must be an integer in [1, {MAX_DIMENSIONS}]", param="dimensions"
+        )
+        return
+    encoding = req.get("encoding_format", "float")
+    if encoding not in ("float", "base64"):
+        await ctx.error(
+            400, "'encoding_format' must be 'float' or 'base64'", param="encoding_format"
+        )
+        return
+    data = []
+    for index, (text, _) in enumerate(inputs):
+        values = vector(model, text, dimensions)
+        embedding = _encode(values) if encoding == "base64" else values
+        data.append({"object": "embedding", "index": index, "embedding": embedding})
+    payload: dict = {"object": "list", "data": data, "model": model}
+    if not ctx.knobs.no_usage:
+        tokens = sum(t for _, t in inputs)
+        payload["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+    wait = (ctx.knobs.delay_ms + ctx.knobs.ttft_ms) / 1000
+    if wait > 0:
+        await asyncio.sleep(wait)
+    if ctx.knobs.drop_after is not None:
+        await drop_connection(ctx, orjson.dumps(payload))
+        return
+    await ctx.json(200, payload)

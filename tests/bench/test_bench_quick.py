@@ -1,0 +1,119 @@
+"""`python -m bench --tiny` runs end to end and its results hold together.
+
+Speed is measured by `make bench`, never here: this only checks that the harness works (every
+phase ran, nothing was left unsettled, the ledger balances). Skip it with `-m "not bench"`.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.bench, pytest.mark.timeout(150)]
+
+PLAIN = [(0, 1), (0, 16), (0, 64), (200, 64), (200, 256)]
+STREAM = [1, 16]
+PHASE_KEYS = {
+    "phase",
+    "kind",
+    "upstream_delay_ms",
+    "concurrency",
+    "via",
+    "served",
+    "non_2xx",
+    "rps",
+}
+PLAIN_KEYS = {"p50_ms", "p99_ms", "drained", "socket_errors"}
+STREAM_KEYS = {"ttft_p50_ms", "ttft_p99_ms", "total_p50_ms", "total_p99_ms", "complete"}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--tiny", "--out", str(out)],
+        cwd=ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=140,
+    )
+    return proc, out
+
+
+def test_tiny_run_completes_and_writes_results(tiny_run):
+    proc, out = tiny_run
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert (out / "latest.json").is_file()
+    assert (out / "latest.md").read_text().startswith("# Benchmark")
+    assert (out / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.resolve() != (ROOT / "bench" / "results").resolve()
+
+
+def test_every_phase_and_measure_is_reported(tiny_run):
+    _, out = tiny_run
+    results = json.loads((out / "latest.json").read_text())
+    assert {
+        "meta",
+        "phases",
+        "comparisons",
+        "soak",
+        "targets",
+        "gateway_memory",
+        "ledger",
+        "ok",
+    } <= set(results)
+    phases = results["phases"]
+    for delay, c in PLAIN:
+        for via in ("gateway", "direct"):
+            (p,) = [
+                x
+                for x in phases
+                if (x["phase"], x["upstream_delay_ms"], x["concurrency"], x["via"])
+                == ("plain", delay, c, via)
+            ]
+            assert set(p) >= PHASE_KEYS | PLAIN_KEYS
+            assert p["served"] > 0 and p["non_2xx"] == 0 and p["drained"]
+            assert p["p50_ms"] > 0 and p["rps"] > 0
+    for c in STREAM:
+        for via in ("gateway", "direct"):
+            (p,) = [
+                x for x in phases if (x["phase"], x["concurrency"], x["via"]) == ("stream", c, via)
+            ]
+            assert set(p) >= PHASE_KEYS | STREAM_KEYS
+            assert p["served"] > 0 and p["complete"] == p["served"]
+            assert p["ttft_p50_ms"] is not None and p["total_p50_ms"] is not None
+    gateway = [p for p in phases if p["via"] == "gateway"]
+    assert all(p["gateway_cpu_ms_per_request"] is not None for p in gateway)
+    assert len(results["comparisons"]) == len(PLAIN) + len(STREAM)
+    soak = results["soak"]
+    assert soak["streams"] > 0 and soak["samples"] >= 3
+    assert soak["rss_peak_mb"] > 0 and soak["rss_final_mb"] > 0
+    memory = results["gateway_memory"]
+    assert memory["peak_rss_mb"] >= memory["final_rss_mb"] > 0
+    assert [t["key"] for t in results["targets"]] == [
+        "added_p50_c1_ms",
+        "gateway_cpu_ms_per_request",
+        "share_200ms_c64",
+        "share_200ms_c256",
+        "added_ttft_c1_ms",
+        "added_ttft_c16_ms",
+        "peak_rss_mb",
+        "soak_growth_mb",
+    ]
+    assert all(t["value"] is not None for t in results["targets"])
+
+
+def test_every_served_request_is_settled_and_the_ledger_balances(tiny_run):
+    _, out = tiny_run
+    results = json.loads((out / "latest.json").read_text())
+    ledger = results["ledger"]
+    assert ledger["ledger_check_passed"], ledger.get("ledger_check_output")
+    assert ledger["served"] > 0
+    assert ledger["settled"] == ledger["served"]
+    assert results["ok"] is True

@@ -1,0 +1,113 @@
+"""Start Dragonfly exactly as `make run` does (embedded default) and use it, twice."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _embedded_env(var_dir: Path) -> dict:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DRAGONFLY_", "DEBUG"))
+    }
+    env["DRAGONFLY_VAR_DIR"] = str(var_dir)
+    return env
+
+
+def _manage(env, *args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, response.read().decode()
+
+
+def _serve_once(env, ports) -> str:
+    web, upstream, redis_port = ports
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "serve",
+            "--port",
+            str(web),
+            "--upstream-port",
+            str(upstream),
+            "--redis-port",
+            str(redis_port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = []
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = server.stdout.readline()
+            if not line:
+                break
+            output.append(line)
+            if "Press Ctrl-C to stop." in line:
+                break
+        banner = "".join(output)
+        assert "Press Ctrl-C to stop." in banner, banner
+        assert _get(f"http://127.0.0.1:{web}/healthz") == (200, "ok")
+        status, home = _get(f"http://127.0.0.1:{web}/")
+        assert status == 200
+        assert "Dragonfly" in home
+        time.sleep(3)  # a child that dies on start (Celery, the upstream) stops serve: it must not
+        assert server.poll() is None, "".join(output) + server.stdout.read()
+        return banner
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+        # Every child is gone: the ports are free again.
+        for port in ports:
+            with socket.socket() as sock:
+                assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
+
+
+@pytest.mark.timeout(600)
+def test_make_run_serves_the_home_page_and_stops_cleanly_twice(tmp_path):
+    env = _embedded_env(tmp_path)
+    migrate = _manage(env, "migrate", "--noinput")
+    assert migrate.returncode == 0, migrate.stderr
+    for _ in range(2):  # seed_demo is idempotent
+        seed = _manage(env, "seed_demo")
+        assert seed.returncode == 0, seed.stderr
+    assert (tmp_path / "dragonfly.sqlite3").exists()
+
+    ports = (_free_port(), _free_port(), _free_port())
+    banner = _serve_once(env, ports)
+    assert f"http://127.0.0.1:{ports[0]}/dashboard/" in banner
+    assert "buyer@demo.dragonfly.dev" in banner
+    assert "Authorization: Bearer sk-df-demo" in banner
+
+    _serve_once(env, ports)  # a second run works

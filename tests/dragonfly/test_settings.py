@@ -1,0 +1,89 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = (
+    "import django, json; django.setup(); from django.conf import settings as s; "
+    "print(json.dumps({'engine': s.DATABASES['default']['ENGINE'], 'cache': s.CACHES['default']['BACKEND'],"
+    " 'eager': s.CELERY_TASK_ALWAYS_EAGER, 'mail': s.EMAIL_BACKEND, 'debug': s.DEBUG,"
+    " 'embedded': s.DRAGONFLY_EMBEDDED}))"
+)
+
+
+def _load(env: dict, tmp_path) -> subprocess.CompletedProcess:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DRAGONFLY_", "DEBUG"))
+    }
+    base.update(
+        {"DJANGO_SETTINGS_MODULE": "dragonfly.settings", "DRAGONFLY_VAR_DIR": str(tmp_path)}
+    )
+    base.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_nothing_set_gives_the_embedded_default(tmp_path):
+    result = _load({}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    assert loaded == {
+        "engine": "django.db.backends.sqlite3",
+        "cache": "django.core.cache.backends.locmem.LocMemCache",
+        "eager": True,
+        "mail": "dragonfly.mail.ConsoleAndFileBackend",
+        "debug": True,
+        "embedded": True,
+    }
+    assert (tmp_path / "secret_key").exists()
+    assert (tmp_path / "encryption_keys").read_text().startswith("k1:")
+
+
+def test_urls_set_give_postgres_and_redis(tmp_path):
+    result = _load(
+        {
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/dragonfly",
+            "REDIS_URL": "redis://127.0.0.1:6379/3",
+            "SECRET_KEY": "x" * 50,
+            "DRAGONFLY_ENCRYPTION_KEYS": "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        },
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    assert loaded["engine"] == "django.db.backends.postgresql"
+    assert loaded["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert loaded["eager"] is False
+    assert loaded["debug"] is False
+    assert loaded["embedded"] is False
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    result = _load({"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/dragonfly"}, tmp_path)
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_refuses_to_start_without_encryption_keys(tmp_path):
+    result = _load(
+        {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/dragonfly", "SECRET_KEY": "s" * 50},
+        tmp_path,
+    )
+    assert result.returncode != 0
+    assert "DRAGONFLY_ENCRYPTION_KEYS must be set" in result.stderr
+
+
+def test_a_malformed_boolean_is_refused(tmp_path):
+    result = _load({"DEBUG": "maybe"}, tmp_path)
+    assert result.returncode != 0
+    assert "DEBUG must be a boolean" in result.stderr

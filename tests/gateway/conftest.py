@@ -1,0 +1,49 @@
+"""Gateway fixtures: the simulator in a thread, the catalogue pointed at it, an in-process client."""
+
+import httpx
+import pytest
+
+from simulator.testing import SimulatorThread
+from tests.gateway.factories import market_make
+
+
+@pytest.fixture(scope="session")
+def sim():
+    with SimulatorThread() as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _fresh_gateway_state():
+    """Process-level caches (routing table, auth records, seller keys) start empty in every test."""
+    from gateway import auth, kv, proxy, routing
+
+    routing.forget()
+    auth.cache_clear()
+    proxy._keys.clear()
+    kv.reset()
+    yield
+
+
+@pytest.fixture
+def market(sim, transactional_db):
+    sim.app.registry.reset()
+    market_make(sim.url)
+    return sim
+
+
+@pytest.fixture
+async def client():
+    from gateway.asgi import application
+
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", timeout=30
+    ) as c:
+        yield c
+    from gateway import background, routing
+    from gateway.upstream.base import close_sessions
+
+    routing.stop()
+    await background.drain()
+    await close_sessions()

@@ -1,0 +1,44 @@
+"""With Redis unreachable the gateway fails open: no rate limits or stickiness, money unaffected."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import override_settings
+
+from billing.models import UsageRecord
+from dragonfly import redis as df_redis
+from dragonfly.metrics import GATEWAY_REDIS_ERRORS
+from tests.gateway.factories import buyer_make, listing_make, seller_make
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_requests_are_served_and_settled_when_redis_is_down(market, client, monkeypatch):
+    buyer = await sync_to_async(buyer_make)(plan="free")
+    await sync_to_async(lambda: listing_make(seller_make(), key="sim-noredis"))()
+    from gateway import routing
+
+    await routing.reload()  # the table's health read needs Redis; load it while Redis is up
+    monkeypatch.setattr(df_redis, "_async_clients", {})
+    before = GATEWAY_REDIS_ERRORS.labels("rate_limit")._value.get()
+    with override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
+        responses = [
+            await client.post(
+                "/v1/chat/completions",
+                headers={"Authorization": f"Bearer {buyer.key}", "X-Session-Id": "s1"},
+                json={
+                    "model": "deepseek/deepseek-chat",
+                    "messages": [{"role": "user", "content": "Hi"}],
+                },
+            )
+            for _ in range(12)  # more than the free plan's 10 per minute
+        ]
+    monkeypatch.setattr(df_redis, "_async_clients", {})
+    assert [r.status_code for r in responses] == [200] * 12
+    assert responses[0].headers["x-ratelimit-limit-requests"] == "10"
+    assert responses[0].headers["x-ratelimit-remaining-requests"] == "10"
+    assert GATEWAY_REDIS_ERRORS.labels("rate_limit")._value.get() - before == 12
+    from gateway import background
+
+    await background.drain()
+    count = await sync_to_async(UsageRecord.objects.filter(buyer=buyer.user).count)()
+    assert count == 12

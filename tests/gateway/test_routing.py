@@ -1,0 +1,166 @@
+"""Routing over RouteCandidate rows: header > profile > default, hard filters, soft order, 503 counts."""
+
+import pytest
+
+from gateway.errors import NO_ELIGIBLE_SELLER, GatewayError
+from gateway.routing import Preferences, preferences, rank, resolve_model
+from market.routing import RouteCandidate
+
+USD = 1_000_000_000
+
+
+def cand(
+    listing_id,
+    *,
+    provider="deepseek",
+    ask_in=0.4,
+    ask_out=1.2,
+    health="healthy",
+    trusted=False,
+    ttft=None,
+    tps=None,
+    capped=False,
+):
+    return RouteCandidate(
+        listing_id=listing_id,
+        seller_id=100 + listing_id,
+        provider_slug=provider,
+        wire_format="openai",
+        base_url="http://127.0.0.1:9/v1",
+        model_id="deepseek/deepseek-chat",
+        upstream_model="deepseek-chat",
+        modality="chat",
+        price_unit="token",
+        ask_input_nusd=int(ask_in * USD),
+        ask_output_nusd=int(ask_out * USD),
+        trusted=trusted,
+        concurrency_cap=8,
+        requests_per_minute=None,
+        health=health,
+        ttft_p50_ms=ttft,
+        tps_p50=tps,
+        context_tokens=128_000,
+        daily_cap_reached=capped,
+    )
+
+
+def headers(**values):
+    return {
+        name.lower().replace("_", "-").encode(): value.encode() for name, value in values.items()
+    }
+
+
+def ids(rows):
+    return [c.listing_id for c in rows]
+
+
+def test_price_is_the_base_order_weighting_input_three_to_one():
+    rows = [
+        cand(1, ask_in=0.5, ask_out=0.5),
+        cand(2, ask_in=0.3, ask_out=1.4),
+        cand(3, ask_in=0.4, ask_out=0.4),
+    ]
+    # blends: 1 → 0.5, 2 → 0.575, 3 → 0.4
+    assert ids(rank(rows, Preferences())) == [3, 1, 2]
+
+
+def test_max_price_header_is_usd_per_million_input_tokens_and_beats_the_profile():
+    rows = [cand(1, ask_in=0.45), cand(2, ask_in=0.25)]
+    profile = {"max_input_price_nusd": int(0.5 * USD)}
+    assert ids(rank(rows, preferences({}, profile))) == [2, 1]
+    assert ids(rank(rows, preferences(headers(X_Max_Price="0.30"), profile))) == [2]
+
+
+def test_hard_ttft_and_throughput_remove_unmeasured_and_slow_listings():
+    rows = [cand(1, ttft=200, tps=50), cand(2, ttft=900, tps=80), cand(3)]
+    assert ids(rank(rows, preferences(headers(X_Hard_Max_TTFT_Ms="500"), None))) == [1]
+    assert ids(rank(rows, preferences(headers(X_Hard_Min_Throughput_TPS="60"), None))) == [2]
+
+
+def test_soft_preferences_only_reorder():
+    rows = [cand(1, ask_in=0.2, ttft=900, tps=10), cand(2, ask_in=0.4, ttft=100, tps=90)]
+    assert ids(rank(rows, preferences(headers(X_Max_TTFT_Ms="500"), None))) == [2, 1]
+    assert ids(rank(rows, preferences(headers(X_Min_Throughput_TPS="50"), None))) == [2, 1]
+    assert ids(rank(rows, Preferences())) == [1, 2]
+
+
+def test_provider_only_ignore_and_order():
+    rows = [
+        cand(1, provider="deepseek", ask_in=0.1),
+        cand(2, provider="alt", ask_in=0.3),
+        cand(3, provider="other", ask_in=0.2),
+    ]
+    assert ids(rank(rows, preferences(headers(X_Provider_Only="alt, other"), None))) == [3, 2]
+    assert ids(rank(rows, preferences(headers(X_Provider_Ignore="deepseek"), None))) == [3, 2]
+    assert ids(rank(rows, preferences(headers(X_Provider_Order="alt,other"), None))) == [2, 3, 1]
+
+
+def test_profile_constraints_apply_when_no_header_and_combine_with_headers():
+    rows = [
+        cand(1, provider="deepseek", trusted=True, ask_in=0.4),
+        cand(2, provider="alt", ask_in=0.1),
+        cand(3, provider="deepseek", ask_in=0.2),
+    ]
+    profile = {"privacy_mode": "trusted_only", "provider_only": ["deepseek"]}
+    assert ids(rank(rows, preferences({}, profile))) == [1]
+    assert ids(rank(rows, preferences(headers(X_Privacy_Mode="any"), profile))) == [3, 1]
+    assert ids(
+        rank(rows, preferences(headers(X_Provider_Only="alt", X_Privacy_Mode="any"), profile))
+    ) == [2]
+
+
+def test_cooling_down_and_suspended_listings_count_as_the_health_constraint():
+    rows = [
+        cand(1, health="cooling_down"),
+        cand(2, health="suspended"),
+        cand(3, health="degraded", ask_in=0.1),
+        cand(4, ask_in=0.3),
+    ]
+    assert ids(rank(rows, Preferences())) == [4, 3]
+
+
+def test_nothing_eligible_is_a_503_with_each_constraints_count():
+    rows = [
+        cand(1, ask_in=0.5, health="cooling_down"),
+        cand(2, ask_in=0.45),
+        cand(3, ask_in=0.2, provider="alt"),
+    ]
+    with pytest.raises(GatewayError) as caught:
+        rank(rows, preferences(headers(X_Max_Price="0.40", X_Provider_Ignore="alt"), None))
+    assert caught.value.status == 503
+    assert caught.value.message == NO_ELIGIBLE_SELLER
+    assert caught.value.extra == {
+        "constraints": {"health": 1, "provider_ignore": 1, "max_price": 2}
+    }
+
+
+def test_a_listing_whose_daily_spend_cap_is_used_up_gets_no_traffic():
+    assert ids(rank([cand(1, capped=True, ask_in=0.1), cand(2)], Preferences())) == [2]
+    with pytest.raises(GatewayError) as caught:
+        rank([cand(1, capped=True)], Preferences())
+    assert caught.value.extra == {"constraints": {"daily_spend_cap": 1}}
+
+
+def test_only_market_only_is_a_routing_strategy():
+    with pytest.raises(GatewayError) as caught:
+        preferences(headers(Routing_Strategy="cheapest"), None)
+    assert caught.value.status == 400
+    assert "Routing-Strategy" in caught.value.message
+    assert preferences(headers(Routing_Strategy="market-only"), None) == Preferences()
+
+
+def test_aliases_and_the_default_model_apply_only_when_enabled():
+    catalogue = {"deepseek/deepseek-chat": {"model_id": "deepseek/deepseek-chat"}}
+    profile = {
+        "aliases_enabled": True,
+        "model_aliases": {"gpt-4o": "deepseek/deepseek-chat"},
+        "default_model": "deepseek/deepseek-chat",
+    }
+    assert resolve_model("gpt-4o", profile, catalogue)["model_id"] == "deepseek/deepseek-chat"
+    assert resolve_model("anything", profile, catalogue)["model_id"] == "deepseek/deepseek-chat"
+    with pytest.raises(GatewayError) as caught:
+        resolve_model("gpt-4o", {**profile, "aliases_enabled": False}, catalogue)
+    assert (
+        caught.value.message
+        == "Unknown model 'gpt-4o'. GET /v1/models lists the models you can use."
+    )

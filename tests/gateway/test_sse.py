@@ -1,0 +1,53 @@
+"""The upstream SSE reader: comments, keep-alives, blank lines, CRLF and split packets."""
+
+import asyncio
+
+import pytest
+
+from gateway.upstream.base import UpstreamError
+from gateway.upstream.openai import events
+
+
+class FakeContent:
+    def __init__(self, parts):
+        self.parts = parts
+
+    async def iter_any(self):
+        for part in self.parts:
+            await asyncio.sleep(0)
+            yield part
+
+
+class FakeResponse:
+    def __init__(self, parts):
+        self.content = FakeContent(parts)
+        self.released = False
+
+    def release(self):
+        self.released = True
+
+
+async def collect(parts):
+    response = FakeResponse(parts)
+    return [e async for e in events(response)], response
+
+
+async def test_it_skips_comments_and_keepalives_and_joins_split_events():
+    parts = [
+        b": keep-alive\n\n",
+        b"\n",
+        b'data: {"a"',
+        b":1}\r\n\r\n",
+        b"event: x\ndata: 2\n\n",
+        b"data: [DONE]\n\n",
+    ]
+    got, response = await collect(parts)
+    assert got == [b'{"a":1}', b"2"]
+    assert response.released
+
+
+async def test_a_stream_ending_without_done_is_an_upstream_error():
+    with pytest.raises(UpstreamError) as caught:
+        await collect([b"data: 1\n\n"])
+    assert caught.value.reason == "stream ended before [DONE]"
+    assert caught.value.retryable

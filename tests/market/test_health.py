@@ -1,0 +1,219 @@
+"""The per-listing health state machine in Redis, fed by passive reports (the gateway's signal)."""
+
+import time
+
+import pytest
+
+from dragonfly.redis import get_redis
+from market import health
+from market.health import attempt_report, attempt_report_async, health_get, health_report
+from market.models import HealthSample, Listing, ListingStatus
+from market.services import listing_pause
+from tests.market.conftest import make_listing
+
+pytestmark = pytest.mark.django_db
+
+
+def report(listing_id, ok, status=None, ttft=None, tps=None, error=""):
+    return health_report(
+        listing_id=listing_id,
+        ok=ok,
+        status_code=status,
+        ttft_ms=ttft,
+        tokens_per_second=tps,
+        error=error,
+        passive=False,
+    )
+
+
+def test_a_listing_without_signals_is_unknown():
+    assert health_get(9001).state == "unknown"
+
+
+def test_successes_make_it_healthy_with_percentiles_and_uptime():
+    for ttft, tps in [(100, 50), (200, 40), (300, 30), (400, 20), (500, 10)]:
+        report(9001, True, 200, ttft, tps)
+    view = health_get(9001)
+    assert view.state == "healthy"
+    assert view.ttft_p50_ms == 300.0
+    assert view.ttft_p95_ms == 480.0
+    assert view.tps_p50 == 30.0
+    assert view.uptime == 1.0
+
+
+def test_one_failure_degrades_but_does_not_cool_down():
+    report(9001, True, 200, 100)
+    outcome = report(9001, False, 502, error="upstream server error (HTTP 502)")
+    view = health_get(9001)
+    assert view.state == "degraded"
+    assert view.last_error == "upstream server error (HTTP 502)"
+    assert view.last_status_code == 502
+    assert view.uptime == 0.5
+    assert outcome.entered_cooling is False
+
+
+def test_slow_ttft_degrades():
+    report(9001, True, 200, health.SLOW_TTFT_MS + 1)
+    assert health_get(9001).state == "degraded"
+
+
+def test_three_failures_in_the_window_cool_it_down_and_a_success_after_the_cooldown_heals(
+    monkeypatch,
+):
+    monkeypatch.setattr(health, "COOLDOWN_S", 0.3)
+    report(9001, False, 500)
+    report(9001, False, 500)
+    assert health_get(9001).state == "degraded"
+    third = report(9001, False, 503)
+    assert third.entered_cooling is True
+    assert health_get(9001).state == "cooling_down"
+    # a success during the cool-down does not end it
+    report(9001, True, 200, 100)
+    assert health_get(9001).state == "cooling_down"
+    time.sleep(0.35)
+    recovery = report(9001, True, 200, 100)
+    assert recovery.recovered is True
+    assert health_get(9001).state == "healthy"
+
+
+def test_a_failed_recovery_attempt_cools_down_again(monkeypatch):
+    monkeypatch.setattr(health, "COOLDOWN_S", 0.2)
+    for _ in range(3):
+        report(9001, False, 500)
+    first_until = health_get(9001).cooling_until
+    time.sleep(0.25)
+    report(9001, False, 500)
+    view = health_get(9001)
+    assert view.state == "cooling_down"
+    assert view.cooling_until > first_until
+
+
+def test_failures_outside_the_window_do_not_add_up(monkeypatch):
+    monkeypatch.setattr(health, "FAIL_WINDOW_S", 0.2)
+    report(9001, False, 500)
+    report(9001, False, 500)
+    time.sleep(0.25)
+    report(9001, False, 500)
+    assert health_get(9001).state == "degraded"
+
+
+def test_client_faults_do_not_count_against_the_listing():
+    report(9001, True, 200, 100)
+    for _ in range(5):
+        report(9001, False, 400)
+    view = health_get(9001)
+    assert view.state == "healthy"
+    assert view.uptime == 1.0
+
+
+def test_a_rejected_key_marks_it_suspended_in_redis():
+    outcome = report(9001, False, 401)
+    assert outcome.key_rejected is True
+    assert health_get(9001).state == "suspended"
+
+
+def test_stored_errors_are_redacted_and_short():
+    report(9001, False, 500, error="boom Bearer sk-live-abcdefghijkl " + "x" * 500)
+    view = health_get(9001)
+    assert "sk-live-abcdefghijkl" not in view.last_error
+    assert len(view.last_error) == 200
+
+
+def test_passive_401_suspends_the_listing_and_emails_the_seller_once(seller, mailoutbox):
+    listing = make_listing(seller)
+    attempt_report(
+        listing_id=listing.pk,
+        ok=False,
+        status_code=401,
+        ttft_ms=None,
+        tokens_per_second=None,
+        error="upstream 401",
+    )
+    attempt_report(
+        listing_id=listing.pk,
+        ok=False,
+        status_code=401,
+        ttft_ms=None,
+        tokens_per_second=None,
+        error="upstream 401",
+    )
+    listing.refresh_from_db()
+    assert listing.status == ListingStatus.SUSPENDED
+    assert listing.status_reason == "The provider rejected the key (HTTP 401)."
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].to == [seller.email]
+    assert "suspended" in mailoutbox[0].subject
+    assert health_get(listing.pk).state == "suspended"
+    assert HealthSample.objects.filter(listing=listing, source="passive", ok=False).count() == 2
+
+
+def test_passive_402_suspends_with_a_balance_reason(seller, mailoutbox):
+    listing = make_listing(seller)
+    attempt_report(
+        listing_id=listing.pk, ok=False, status_code=402, ttft_ms=None, tokens_per_second=None
+    )
+    listing.refresh_from_db()
+    assert listing.status == ListingStatus.SUSPENDED
+    assert "no balance" in listing.status_reason
+    assert len(mailoutbox) == 1
+
+
+def test_a_paused_listing_is_never_resumed_or_suspended_by_reports(seller, mailoutbox):
+    listing = make_listing(seller)
+    assert listing_pause(listing=listing) is True
+    attempt_report(
+        listing_id=listing.pk, ok=False, status_code=401, ttft_ms=None, tokens_per_second=None
+    )
+    for _ in range(3):
+        attempt_report(
+            listing_id=listing.pk, ok=True, status_code=200, ttft_ms=50, tokens_per_second=30
+        )
+    listing.refresh_from_db()
+    assert listing.status == ListingStatus.PAUSED
+    assert listing.status_reason == "Paused by the seller."
+    assert mailoutbox == []
+
+
+def test_passive_successes_write_at_most_one_sample_a_minute(seller):
+    listing = make_listing(seller)
+    for _ in range(5):
+        attempt_report(
+            listing_id=listing.pk, ok=True, status_code=200, ttft_ms=80, tokens_per_second=40
+        )
+    assert HealthSample.objects.filter(listing=listing).count() == 1
+    assert health_get(listing.pk).ttft_p50_ms == 80.0
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_async_twin_updates_redis_and_hands_the_database_to_a_thread(seller, mailoutbox):
+    from asgiref.sync import sync_to_async
+
+    listing = await sync_to_async(make_listing)(seller)
+    await attempt_report_async(
+        listing_id=listing.pk, ok=True, status_code=200, ttft_ms=120, tokens_per_second=25
+    )
+    await attempt_report_async(
+        listing_id=listing.pk,
+        ok=False,
+        status_code=401,
+        ttft_ms=None,
+        tokens_per_second=None,
+        error="rejected",
+    )
+    await health.background_drain()
+    status = await sync_to_async(
+        lambda: Listing.objects.values_list("status", flat=True).get(pk=listing.pk)
+    )()
+    samples = await sync_to_async(lambda: HealthSample.objects.filter(listing=listing).count())()
+    assert status == ListingStatus.SUSPENDED
+    assert samples == 2
+    assert len(mailoutbox) == 1
+    assert health_get(listing.pk).state == "suspended"
+
+
+def test_a_report_is_one_round_trip_when_the_state_does_not_flip():
+    client = get_redis()
+    before = client.info("commandstats").get("cmdstat_exec", {}).get("calls", 0)
+    report(9001, True, 200, 100, 20)
+    after = client.info("commandstats").get("cmdstat_exec", {}).get("calls", 0)
+    assert after - before == 1

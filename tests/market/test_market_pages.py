@@ -1,0 +1,55 @@
+"""The public market pages: models with their lowest asks, and anonymised listings per model."""
+
+import pytest
+
+from market import health
+from tests.market.conftest import make_listing
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_market_lists_models_with_the_lowest_active_ask(client, seller, other_seller):
+    make_listing(seller, percent=90)
+    make_listing(other_seller, percent=80)
+    make_listing(other_seller, percent=50, status="paused")
+    response = client.get("/market/")
+    assert response.status_code == 200
+    rows = {row["model"].model_id: row for row in response.context["rows"]}
+    assert rows["deepseek/deepseek-chat"]["listings"] == 2
+    assert rows["deepseek/deepseek-chat"]["min_ask_input_nusd"] == 400_000_000
+    assert rows["minimax/minimax-m2.5"]["listings"] == 0
+    assert b"$0.40 / $1.20" in response.content
+
+
+def test_a_model_page_shows_asks_and_health_without_seller_identities(client, seller, other_seller):
+    cheap = make_listing(seller, percent=70, key="sim-identity-key", name="Acme Secret Capacity")
+    make_listing(other_seller, percent=95)
+    health.health_report(
+        listing_id=cheap.pk,
+        ok=True,
+        status_code=200,
+        ttft_ms=250,
+        tokens_per_second=33,
+        passive=True,
+    )
+    response = client.get("/market/deepseek/deepseek-chat/")
+    assert response.status_code == 200
+    rows = response.context["rows"]
+    assert [(r["label"], r["ask_input_nusd"], r["health"]) for r in rows] == [
+        ("Seller A", 350_000_000, "healthy"),
+        ("Seller B", 475_000_000, "unknown"),
+    ]
+    assert rows[0]["ttft_p50_ms"] == 250.0
+    body = response.content.decode()
+    for secret in (
+        seller.email,
+        other_seller.email,
+        "Acme Secret Capacity",
+        "sim-identity-key",
+        f"/seller/listings/{cheap.pk}/",
+    ):
+        assert secret not in body
+
+
+def test_an_unknown_model_is_404(client, catalogue):
+    assert client.get("/market/nobody/nothing/").status_code == 404
