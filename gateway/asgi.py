@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 
 from django.conf import settings
 
+from billing.services.fastpath_async import pools_close
 from billing.settlement import Settlement
 from dragonfly.logs import request_id_var
 from dragonfly.metrics import GATEWAY_LATENCY, GATEWAY_REQUESTS
@@ -335,8 +336,14 @@ async def _lifespan(receive, send) -> None:
         if message["type"] == "lifespan.startup":
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            routing.stop()
-            await background.drain()
-            await close_sessions()
+            await shutdown()
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+async def shutdown() -> None:
+    """Stop the refresher, finish background work, close the loop's upstream and database pools."""
+    routing.stop()
+    await background.drain()
+    await close_sessions()
+    await pools_close()

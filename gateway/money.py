@@ -1,7 +1,9 @@
-"""Hold and settlement calls into billing, off the event loop and shielded from cancellation.
+"""Hold and settlement calls into billing, shielded from cancellation.
 
-Each runs in a worker thread (sync_to_async, thread_sensitive=False) as its own task: when the
-buyer disconnects and the request's task is cancelled, the settlement keeps running to its end.
+On PostgreSQL they run on the event loop (billing's async fast path: one statement each over a
+pooled async connection); elsewhere (SQLite, or the fast path switched off) in a worker thread
+through the synchronous services. Each runs as its own task: when the buyer disconnects and the
+request's task is cancelled, the settlement keeps running to its end.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 from asgiref.sync import sync_to_async
 
 from billing.errors import InsufficientBalance
+from billing.services import fastpath_async
 from billing.settlement import Settlement, SettleResult
 from dragonfly.metrics import GATEWAY_SETTLEMENTS
 from gateway import background
@@ -20,33 +23,34 @@ from gateway.errors import GatewayError
 logger = logging.getLogger("gateway")
 
 
-async def _shielded(fn, **kwargs):
-    task = background.spawn(sync_to_async(fn, thread_sensitive=False)(**kwargs))
-    return await asyncio.shield(task)
+async def _shielded(name: str, **kwargs):
+    if fastpath_async.available():
+        work = getattr(fastpath_async, name)(**kwargs)
+    else:
+        from billing import services
+
+        work = sync_to_async(getattr(services, name), thread_sensitive=False)(**kwargs)
+    return await asyncio.shield(background.spawn(work))
 
 
 async def hold(*, request_id: str, user_id: int, amount_nusd: int) -> None:
     """Reserve the worst case, or 403 with the seed's exact "Insufficient balance"."""
-    from billing.services import hold_place
-
     if amount_nusd <= 0:
         return  # a free listing: nothing to reserve
     try:
-        await _shielded(hold_place, request_id=request_id, user_id=user_id, amount_nusd=amount_nusd)
+        await _shielded(
+            "hold_place", request_id=request_id, user_id=user_id, amount_nusd=amount_nusd
+        )
     except InsufficientBalance:
         raise GatewayError(403, "Insufficient balance") from None
 
 
 async def settle(settlement: Settlement) -> SettleResult:
-    from billing.services import request_settle
-
-    result = await _shielded(request_settle, settlement=settlement)
+    result = await _shielded("request_settle", settlement=settlement)
     GATEWAY_SETTLEMENTS.labels(settlement.outcome).inc()
     return result
 
 
 async def void(*, request_id: str, reason: str) -> None:
-    from billing.services import hold_void
-
-    await _shielded(hold_void, request_id=request_id, reason=reason)
+    await _shielded("hold_void", request_id=request_id, reason=reason)
     GATEWAY_SETTLEMENTS.labels("voided").inc()

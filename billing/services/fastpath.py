@@ -28,8 +28,14 @@ def fastpath_enabled() -> bool:
     )
 
 
-def _sqlstate(exc: BaseException) -> str | None:
-    return getattr(exc.__cause__, "sqlstate", None)
+def fastpath_error(exc: BaseException) -> Exception | None:
+    """The billing error for a function's own SQLSTATE (a psycopg error), else None."""
+    state = getattr(exc, "sqlstate", None)
+    if state == SQLSTATE_UNCOVERED:
+        return InsufficientBalance("The balance does not cover this amount.")
+    if state == SQLSTATE_VOID_MISMATCH:
+        return BillingError(str(exc.diag.message_primary))  # type: ignore[attr-defined]
+    return None
 
 
 def _call(sql: str, params: Sequence[Any]) -> tuple[Any, ...]:
@@ -43,29 +49,29 @@ def _call(sql: str, params: Sequence[Any]) -> tuple[Any, ...]:
             cursor.execute(sql, params)
             row = cursor.fetchone()
     except DatabaseError as exc:
-        state = _sqlstate(exc)
-        if state == SQLSTATE_UNCOVERED:
-            raise InsufficientBalance("The balance does not cover this amount.") from None
-        if state == SQLSTATE_VOID_MISMATCH:
-            raise BillingError(str(exc.__cause__.diag.message_primary)) from None  # type: ignore[union-attr]
+        mapped = fastpath_error(exc.__cause__) if exc.__cause__ is not None else None
+        if mapped is not None:
+            raise mapped from None
         raise
     assert row is not None
     return tuple(row)
+
+
+HOLD_SQL = "SELECT df_hold_place(%s, %s, %s, %s)"
+VOID_SQL = "SELECT df_hold_void(%s, %s)"
 
 
 def hold_place_sql(*, request_id: str, user_id: int, amount_nusd: int) -> str:
     """'placed' | 'exists' | 'insufficient' | 'no_wallet'."""
     # synchronous_commit off only when the hold is its own transaction (docs/money.md).
     relaxed = not connection.in_atomic_block
-    (outcome,) = _call(
-        "SELECT df_hold_place(%s, %s, %s, %s)", (request_id, user_id, amount_nusd, relaxed)
-    )
+    (outcome,) = _call(HOLD_SQL, (request_id, user_id, amount_nusd, relaxed))
     return str(outcome)
 
 
 def hold_void_sql(*, request_id: str, reason: str) -> str:
     """'voided' | 'noop'."""
-    (outcome,) = _call("SELECT df_hold_void(%s, %s)", (request_id, reason))
+    (outcome,) = _call(VOID_SQL, (request_id, reason))
     return str(outcome)
 
 
@@ -76,28 +82,29 @@ SETTLE_SQL = (
 )
 
 
+def settle_params(s: Settlement) -> tuple[Any, ...]:
+    return (
+        s.request_id,
+        s.buyer_id,
+        s.access_key_id,
+        s.listing_id,
+        s.seller_id,
+        s.model_id,
+        s.upstream_model,
+        s.price_unit,
+        s.ask_input_nusd,
+        s.ask_output_nusd,
+        s.input_units,
+        s.output_units,
+        s.ttft_ms,
+        s.duration_ms,
+        s.streamed,
+        s.outcome,
+        settings.DRAGONFLY_DEFAULT_FEE_BPS,
+    )
+
+
 def request_settle_sql(s: Settlement) -> tuple[Any, ...]:
     """(status, cost, buyer_debit, overrun, seller_credit, fee, fee_profile_id); status is
     'settled' | 'already_settled' | 'wrong_buyer'."""
-    return _call(
-        SETTLE_SQL,
-        (
-            s.request_id,
-            s.buyer_id,
-            s.access_key_id,
-            s.listing_id,
-            s.seller_id,
-            s.model_id,
-            s.upstream_model,
-            s.price_unit,
-            s.ask_input_nusd,
-            s.ask_output_nusd,
-            s.input_units,
-            s.output_units,
-            s.ttft_ms,
-            s.duration_ms,
-            s.streamed,
-            s.outcome,
-            settings.DRAGONFLY_DEFAULT_FEE_BPS,
-        ),
-    )
+    return _call(SETTLE_SQL, settle_params(s))

@@ -26,6 +26,22 @@ def check_request_id(request_id: object) -> str:
     return request_id
 
 
+def hold_check(*, request_id: str, amount_nusd: int) -> None:
+    check_request_id(request_id)
+    try:
+        check_amount(amount_nusd, what="A hold")
+    except ValueError as exc:
+        raise InvalidAmount(str(exc)) from None
+
+
+def hold_outcome(outcome: str) -> None:
+    """Raise for the fast path's refusals; "placed" and "exists" (idempotent) pass."""
+    if outcome == "no_wallet":
+        raise InsufficientBalance("No credit: top up your balance to use the API.")
+    if outcome == "insufficient":
+        raise InsufficientBalance("Insufficient balance for this request: top up your credit.")
+
+
 def hold_place(*, request_id: str, user_id: int, amount_nusd: int) -> None:
     """Reserve amount_nusd on the user's wallet for request_id, or raise InsufficientBalance.
 
@@ -33,20 +49,11 @@ def hold_place(*, request_id: str, user_id: int, amount_nusd: int) -> None:
     (`SET held = held + x WHERE balance - held >= x`), so concurrent holds can never take the
     available balance below zero. Placing the same request id again does nothing.
     """
-    check_request_id(request_id)
-    try:
-        check_amount(amount_nusd, what="A hold")
-    except ValueError as exc:
-        raise InvalidAmount(str(exc)) from None
+    hold_check(request_id=request_id, amount_nusd=amount_nusd)
     if not fastpath_enabled():
         hold_place_orm(request_id=request_id, user_id=user_id, amount_nusd=amount_nusd)
         return
-    outcome = hold_place_sql(request_id=request_id, user_id=user_id, amount_nusd=amount_nusd)
-    if outcome == "no_wallet":
-        raise InsufficientBalance("No credit: top up your balance to use the API.")
-    if outcome == "insufficient":
-        raise InsufficientBalance("Insufficient balance for this request: top up your credit.")
-    # "placed", or "exists": this request already holds its funds (or has settled): idempotent
+    hold_outcome(hold_place_sql(request_id=request_id, user_id=user_id, amount_nusd=amount_nusd))
 
 
 def hold_void(*, request_id: str, reason: str) -> None:

@@ -85,7 +85,12 @@ def request_settle(*, settlement: Settlement) -> SettleResult:
 
 
 def _settle_sql(s: Settlement) -> SettleResult:
-    status, cost, _debit, overrun, seller_credit, fee, fee_profile_id = request_settle_sql(s)
+    return settle_result(s, request_settle_sql(s))
+
+
+def settle_result(s: Settlement, row: tuple) -> SettleResult:
+    """The fast path's row as a result (or the refusal it reports)."""
+    status, cost, _debit, overrun, seller_credit, fee, fee_profile_id = row
     if status == "wrong_buyer":
         raise BillingError(f"Request {s.request_id} is held for another buyer.")
     if overrun and status == "settled":

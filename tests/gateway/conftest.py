@@ -41,9 +41,6 @@ async def client():
         transport=transport, base_url="http://testserver", timeout=30
     ) as c:
         yield c
-    from gateway import background, routing
-    from gateway.upstream.base import close_sessions
+    from gateway.asgi import shutdown
 
-    routing.stop()
-    await background.drain()
-    await close_sessions()
+    await shutdown()
