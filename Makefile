@@ -11,7 +11,11 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	SECRET_KEY=test-secret-key-not-for-production DEBUG=0 DRAGONFLY_LOG_FORMAT=text \
 	DRAGONFLY_ENCRYPTION_KEYS=k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=
 
-.PHONY: install run test pytest lint check-services bench clean
+.PHONY: install system-deps run test pytest lint check-services bench clean
+
+# Debian packages the suite and the benchmark drive: headless Chromium (browser tests) and wrk.
+SYSTEM_PACKAGES := chromium wrk
+APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +24,13 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 run: install
 	$(BIN)/python manage.py migrate --noinput
@@ -33,7 +44,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint check-services
+test: lint check-services system-deps
 	$(TEST_ENV) $(BIN)/mypy accounts market billing gateway dragonfly
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
@@ -41,7 +52,7 @@ test: lint check-services
 pytest:
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
-bench: install check-services
+bench: install check-services system-deps
 	$(TEST_ENV) $(BIN)/python -m bench $(if $(QUICK),--quick,)
 
 clean:

@@ -24,9 +24,6 @@ EMAIL = "journey@example.com"
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian's Chromium (/usr/bin/chromium) is not installed"
-)
 def test_a_buyer_signs_up_verifies_logs_in_and_creates_a_key(live_server, mailoutbox, monkeypatch):
     from playwright.sync_api import expect, sync_playwright
 

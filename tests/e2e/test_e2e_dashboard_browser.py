@@ -4,7 +4,6 @@ A buyer's SDK request is routed through the market; the buyer's dashboard shows 
 and balance; the seller's earnings page shows the same amount less the fee.
 """
 
-import os
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,6 @@ def _log_in(page, base: str, email: str) -> None:
     page.wait_for_url(lambda url: "/accounts/login/" not in url)
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
 def test_the_buyer_sees_the_exact_charge_and_the_seller_the_same_less_the_fee(world):
     buyer = world.buyer(credit_usd="1")
     listing = world.listing()
