@@ -27,6 +27,7 @@ from gateway import (
     capacity,
     catalogue,
     dialects,
+    health_reports,
     limits,
     metering,
     money,
@@ -344,6 +345,7 @@ async def _lifespan(receive, send) -> None:
 async def shutdown() -> None:
     """Stop the refresher, finish background work, close the loop's upstream and database pools."""
     routing.stop()
+    await health_reports.stop()
     await background.drain()
     await close_sessions()
     await pools_close()

@@ -20,7 +20,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from dragonfly.metrics import UPSTREAM_ATTEMPTS
-from gateway import background, capacity, metering
+from gateway import capacity, health_reports, metering
 from gateway.errors import NO_ELIGIBLE_SELLER, GatewayError
 from gateway.relay import Meter, first_event, relay
 from gateway.request import ChatRequest, SpeechRequest
@@ -53,22 +53,14 @@ async def _upstream_key(listing_id: int) -> str:
 
 
 def _report(candidate, *, ok: bool, status: int | None, ttft_ms=None, tps=None, error="") -> None:
-    """Passive health signal, off the response path (Redis; the market writes any history)."""
-    from market.health import attempt_report_async
-
+    """Passive health signal, off the response path (health_reports.py)."""
     UPSTREAM_ATTEMPTS.labels(candidate.provider_slug, "ok" if ok else "failed").inc()
-    if not ok and status in (401, 402, 403):
+    if ok:
+        health_reports.success(candidate.listing_id, ttft_ms=ttft_ms, tps=tps)
+        return
+    if status in (401, 402, 403):
         _keys.pop(candidate.listing_id, None)  # the seller may re-key: decrypt afresh next time
-    background.spawn(
-        attempt_report_async(
-            listing_id=candidate.listing_id,
-            ok=ok,
-            status_code=status,
-            ttft_ms=ttft_ms,
-            tokens_per_second=tps,
-            error=error,
-        )
-    )
+    health_reports.failure(candidate.listing_id, status=status, error=error)
 
 
 def _exhausted(failure: UpstreamError | None, tried: int, full: int) -> GatewayError:

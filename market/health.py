@@ -189,6 +189,11 @@ def _classify(ok: bool, status_code: int | None) -> tuple[bool, bool]:
     return True, False
 
 
+def _samples(values: Iterable[float | None], digits: int, *, positive: bool) -> list[float]:
+    kept = [v for v in values if v is not None and (v > 0 if positive else v >= 0)]
+    return [round(float(v), digits) for v in kept[-SAMPLES:]]
+
+
 def _queue_report(
     pipe: Any,
     *,
@@ -197,13 +202,15 @@ def _queue_report(
     failure: bool,
     key_rejected: bool,
     status_code: int | None,
-    ttft_ms: float | None,
-    tokens_per_second: float | None,
+    ttfts: Iterable[float | None],
+    tpss: Iterable[float | None],
     error: str,
     now: float,
     sample_passive_success: bool,
+    successes: int = 1,
 ) -> list[str]:
-    """Queue the writes of one report; returns the names of the results to read back."""
+    """Queue the writes of one report (or of `successes` successes at once, with their samples
+    oldest first); returns the names of the results to read back."""
     h = _key(listing_id)
     names: list[str] = []
     if status_code is not None:
@@ -212,21 +219,21 @@ def _queue_report(
     if ok:
         pipe.hset(h, "ok_at", repr(now))
         names.append("-")
-        if ttft_ms is not None and ttft_ms >= 0:
-            pipe.lpush(_key(listing_id, "ttft"), round(float(ttft_ms), 1))
-            pipe.ltrim(_key(listing_id, "ttft"), 0, SAMPLES - 1)
-            pipe.expire(_key(listing_id, "ttft"), KEY_TTL_S)
-            names += ["-", "-", "-"]
-        if tokens_per_second is not None and tokens_per_second > 0:
-            pipe.lpush(_key(listing_id, "tps"), round(float(tokens_per_second), 2))
-            pipe.ltrim(_key(listing_id, "tps"), 0, SAMPLES - 1)
-            pipe.expire(_key(listing_id, "tps"), KEY_TTL_S)
-            names += ["-", "-", "-"]
+        for part, values in (
+            ("ttft", _samples(ttfts, 1, positive=False)),
+            ("tps", _samples(tpss, 2, positive=True)),
+        ):
+            if values:
+                pipe.lpush(_key(listing_id, part), *values)
+                pipe.ltrim(_key(listing_id, part), 0, SAMPLES - 1)
+                pipe.expire(_key(listing_id, part), KEY_TTL_S)
+                names += ["-", "-", "-"]
         if sample_passive_success:
             pipe.set(_key(listing_id, "sampled"), 1, nx=True, ex=PASSIVE_SAMPLE_EVERY_S)
             names.append("sampled")
     if ok or failure:
-        pipe.lpush(_key(listing_id, "out"), "1" if ok else "0")
+        outcomes = ["1"] * min(successes, OUTCOMES) if ok else ["0"]
+        pipe.lpush(_key(listing_id, "out"), *outcomes)
         pipe.ltrim(_key(listing_id, "out"), 0, OUTCOMES - 1)
         pipe.expire(_key(listing_id, "out"), KEY_TTL_S)
         names += ["-", "-", "-"]
@@ -296,8 +303,8 @@ def health_report(
         failure=failure,
         key_rejected=key_rejected,
         status_code=status_code,
-        ttft_ms=ttft_ms,
-        tokens_per_second=tokens_per_second,
+        ttfts=(ttft_ms,),
+        tpss=(tokens_per_second,),
         error=error,
         now=now,
         sample_passive_success=passive and ok,
@@ -326,6 +333,28 @@ async def health_report_async(
     error: str = "",
     passive: bool,
 ) -> Outcome:
+    return await _report_async(
+        listing_id=listing_id,
+        ok=ok,
+        status_code=status_code,
+        ttfts=(ttft_ms,),
+        tpss=(tokens_per_second,),
+        error=error,
+        passive=passive,
+    )
+
+
+async def _report_async(
+    *,
+    listing_id: int,
+    ok: bool,
+    status_code: int | None,
+    ttfts: Iterable[float | None],
+    tpss: Iterable[float | None],
+    error: str,
+    passive: bool,
+    successes: int = 1,
+) -> Outcome:
     failure, key_rejected, now = _prepare(ok, status_code)
     client = get_async_redis()
     pipe = client.pipeline(transaction=True)
@@ -336,11 +365,12 @@ async def health_report_async(
         failure=failure,
         key_rejected=key_rejected,
         status_code=status_code,
-        ttft_ms=ttft_ms,
-        tokens_per_second=tokens_per_second,
+        ttfts=ttfts,
+        tpss=tpss,
         error=error,
         now=now,
         sample_passive_success=passive and ok,
+        successes=successes,
     )
     results = dict(zip(names, await pipe.execute(), strict=True))
     action, entered = _decide(results, ok=ok, failure=failure, now=now)
@@ -443,22 +473,51 @@ async def attempt_report_async(
         error=error,
         passive=True,
     )
-    if outcome.write_sample or outcome.key_rejected:
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(
-            None,
-            lambda: _in_thread(
-                listing_id=listing_id,
-                outcome=outcome,
-                ok=ok,
-                status_code=status_code,
-                ttft_ms=ttft_ms,
-                tps=tokens_per_second,
-                error=error,
-            ),
-        )
-        _background.add(future)
-        future.add_done_callback(_background.discard)
+    _followup_in_thread(
+        listing_id=listing_id,
+        outcome=outcome,
+        ok=ok,
+        status_code=status_code,
+        ttft_ms=ttft_ms,
+        tps=tokens_per_second,
+        error=error,
+    )
+
+
+async def successes_report_async(
+    *, listing_id: int, count: int, ttfts: list[float], tpss: list[float]
+) -> None:
+    """`count` passive successes at once (the gateway batches them per listing): the same writes
+    as `count` single reports, in one round trip; samples oldest first."""
+    outcome = await _report_async(
+        listing_id=listing_id,
+        ok=True,
+        status_code=200,
+        ttfts=ttfts,
+        tpss=tpss,
+        error="",
+        passive=True,
+        successes=count,
+    )
+    _followup_in_thread(
+        listing_id=listing_id,
+        outcome=outcome,
+        ok=True,
+        status_code=200,
+        ttft_ms=ttfts[-1] if ttfts else None,
+        tps=tpss[-1] if tpss else None,
+        error="",
+    )
+
+
+def _followup_in_thread(*, outcome: Outcome, **kwargs: Any) -> None:
+    if not (outcome.write_sample or outcome.key_rejected):
+        return
+    future = asyncio.get_running_loop().run_in_executor(
+        None, lambda: _in_thread(outcome=outcome, **kwargs)
+    )
+    _background.add(future)
+    future.add_done_callback(_background.discard)
 
 
 async def background_drain() -> None:

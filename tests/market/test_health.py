@@ -217,3 +217,36 @@ def test_a_report_is_one_round_trip_when_the_state_does_not_flip():
     report(9001, True, 200, 100, 20)
     after = client.info("commandstats").get("cmdstat_exec", {}).get("calls", 0)
     assert after - before == 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_batch_of_successes_writes_what_as_many_single_reports_would(seller):
+    from asgiref.sync import sync_to_async
+
+    listing = await sync_to_async(make_listing)(seller)
+    report(9002, False, 500, error="boom")  # one failure in the recent outcomes of both
+    report(9003, False, 500, error="boom")
+    samples = [(100, 50), (200, 40), (300, 30), (400, 20), (500, 10)]
+    for ttft, tps in samples:
+        report(9002, True, 200, ttft, tps)
+    await health.successes_report_async(
+        listing_id=9003,
+        count=len(samples),
+        ttfts=[float(t) for t, _ in samples],
+        tpss=[float(s) for _, s in samples],
+    )
+    single, batched = health_get(9002), health_get(9003)
+    assert batched.uptime == single.uptime == 5 / 6
+    assert (batched.ttft_p50_ms, batched.ttft_p95_ms) == (single.ttft_p50_ms, single.ttft_p95_ms)
+    assert (batched.tps_p50, batched.tps_p95) == (single.tps_p50, single.tps_p95)
+    assert get_redis().lrange("df:mh:9003:ttft", 0, 0) == ["500.0"]  # newest first, as singly
+    assert batched.state == single.state == "degraded"
+
+    # A batch samples the listing's history like single passive reports: once a minute.
+    for _ in range(2):
+        await health.successes_report_async(
+            listing_id=listing.pk, count=3, ttfts=[80.0], tpss=[30.0]
+        )
+    await health.background_drain()
+    kept = await sync_to_async(lambda: list(HealthSample.objects.filter(listing=listing)))()
+    assert [(s.source, s.ok, s.ttft_ms) for s in kept] == [("passive", True, 80.0)]
