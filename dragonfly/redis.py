@@ -43,8 +43,17 @@ def get_async_redis() -> aioredis.Redis:
         if _is_fake(url):
             client = fakeredis.FakeAsyncRedis(server=_FAKE_SERVER, decode_responses=True)
         else:
-            client = aioredis.Redis.from_url(
-                url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2
+            # A blocking pool: past its size a command waits (up to 2 s) for a free connection
+            # instead of failing at once, which under a burst of requests would read as Redis
+            # being down and switch rate limits and capacity off for a second.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url,
+                max_connections=settings.DRAGONFLY_REDIS_POOL_SIZE,
+                timeout=2,
+                decode_responses=True,
+                socket_timeout=2,
+                socket_connect_timeout=2,
             )
+            client = aioredis.Redis(connection_pool=pool)
         _async_clients[loop_id] = client
     return client

@@ -259,6 +259,8 @@ DRAGONFLY_UPSTREAM_TOTAL_TIMEOUT = env_int("DRAGONFLY_UPSTREAM_TOTAL_TIMEOUT", 6
 DRAGONFLY_MAX_ATTEMPTS = env_int("DRAGONFLY_MAX_ATTEMPTS", 3)
 # PostgreSQL connections per gateway process for holds and settlements (async, on the event loop).
 DRAGONFLY_GATEWAY_DB_POOL_SIZE = env_int("DRAGONFLY_GATEWAY_DB_POOL_SIZE", 10)
+# Redis connections per process and event loop (the gateway's rate limits, capacity, stickiness).
+DRAGONFLY_REDIS_POOL_SIZE = env_int("DRAGONFLY_REDIS_POOL_SIZE", 64)
 DRAGONFLY_SIMULATOR_URL = env_str("DRAGONFLY_SIMULATOR_URL", "http://127.0.0.1:9100")
 DRAGONFLY_METRICS_ALLOWED_IPS = env_list("DRAGONFLY_METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
 DRAGONFLY_LOG_FORMAT = env_str("DRAGONFLY_LOG_FORMAT", "text" if DEBUG else "json")

@@ -154,12 +154,26 @@ async def _rate_limit(out: Response, key: dict, tokens: int) -> limits.Verdict:
     return verdict
 
 
-async def _attempts(route: Route, key: dict) -> list:
-    """The listings this request may try, best first: eligible, with capacity, session pin first."""
+@dataclass(slots=True)
+class Attempts:
+    """The listings this request may try, best first; the first already holds a capacity slot."""
+
+    candidates: list
+    slot: capacity.Slot
+
+
+async def _attempts(route: Route, key: dict) -> Attempts:
+    """Eligible listings, session pin first, a slot taken on the first with room (one script)."""
     candidates = route.table.candidates.get(route.model["model_id"], [])
-    ranked = routing.rank(candidates, route.prefs, full=await capacity.full(candidates))
+    ranked = routing.rank(candidates, route.prefs)
     stuck = await routing.stick(ranked, user_id=key["user_id"], session=route.session)
-    return stuck[: settings.DRAGONFLY_MAX_ATTEMPTS]
+    slot, full = await capacity.take_first(stuck)
+    if slot is None:  # every eligible listing is at a cap: the 503 counts them with the rest
+        routing.rank(candidates, route.prefs, full=full)
+        raise AssertionError("rank() raises when nothing is eligible")
+    start = stuck.index(slot.candidate)
+    rest = [c for c in stuck[start + 1 :] if c.listing_id not in full]
+    return Attempts([slot.candidate, *rest][: settings.DRAGONFLY_MAX_ATTEMPTS], slot)
 
 
 async def _trade(
@@ -167,36 +181,44 @@ async def _trade(
     out: Response,
     key: dict,
     route: Route,
-    attempts: list,
+    attempts: Attempts,
     meter: Meter,
     *,
     streamed,
     serve,
 ) -> Meter:
     """Within the key's spend limit, hold the worst case of the listings it may try, serve, then
-    settle exactly once. The meter's estimates size the hold; it returns filled in."""
-    hold_nusd = max(
-        metering.worst_case_nusd(
-            prompt_tokens=meter.prompt_estimate,
-            output_tokens=meter.output_allowance,
-            ask_input_nusd=c.ask_input_nusd,
-            ask_output_nusd=c.ask_output_nusd,
-        )
-        for c in attempts
-    )
-
-    async def pin(candidate) -> None:  # before the first byte, so the next request sees it
-        await routing.pin(
-            user_id=key["user_id"], session=route.session, listing_id=candidate.listing_id
+    settle exactly once. The meter's estimates size the hold; it returns filled in. The first
+    listing's capacity slot is given back however this ends (a no-op once failover has)."""
+    try:
+        hold_nusd = max(
+            metering.worst_case_nusd(
+                prompt_tokens=meter.prompt_estimate,
+                output_tokens=meter.output_allowance,
+                ask_input_nusd=c.ask_input_nusd,
+                ask_output_nusd=c.ask_output_nusd,
+            )
+            for c in attempts.candidates
         )
 
-    with spend.reserve(key, hold_nusd) as reservation:
-        await money.hold(request_id=out.request_id, user_id=key["user_id"], amount_nusd=hold_nusd)
-        out.watch_disconnect(receive)
-        try:
-            await serve(meter, pin)
-        finally:
-            reservation.debit_nusd = await _settle(out, key, meter, hold_nusd, streamed=streamed)
+        async def pin(candidate) -> None:  # before the first byte, so the next request sees it
+            await routing.pin(
+                user_id=key["user_id"], session=route.session, listing_id=candidate.listing_id
+            )
+
+        with spend.reserve(key, hold_nusd) as reservation:
+            await money.hold(
+                request_id=out.request_id, user_id=key["user_id"], amount_nusd=hold_nusd
+            )
+            out.watch_disconnect(receive)
+            try:
+                await serve(meter, pin)
+            finally:
+                reservation.debit_nusd = await _settle(
+                    out, key, meter, hold_nusd, streamed=streamed
+                )
+    finally:
+        attempts.slot.release()
     if meter.candidate is not None:
         await pin(meter.candidate)
     return meter

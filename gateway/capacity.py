@@ -6,9 +6,10 @@ attempt ends (success, failure or cancellation); a process that dies mid-request
 only until they expire (the total upstream timeout plus a minute), however busy the listing is.
 Requests per minute is a counter per listing per minute, counting every attempt sent to it.
 
-Ranking reads both in one round trip and drops listings at their cap like a hard filter (counted
-as "capacity" in the 503); taking a slot re-checks atomically, so a listing that filled up in
-between is skipped to the next candidate. Redis down: fail open (kv.py), like rate limits.
+Ranking leaves capacity to the first take: one script walks the ranked candidates, skips those at
+a cap and takes a slot on the first with room, atomically, in one round trip (`take_first`); the
+listings it found full are dropped like a hard filter (counted as "capacity" in the 503). Failover
+to a later candidate takes its slot the same way. Redis down: fail open (kv.py), like rate limits.
 """
 
 from __future__ import annotations
@@ -20,19 +21,30 @@ from django.conf import settings
 
 from gateway import background, kv
 
-# KEYS: in-flight set, minute counter. ARGV: now, expiry, member, cap, rpm (-1: none), minute TTL.
-_TAKE = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-local cap = tonumber(ARGV[4])
-local rpm = tonumber(ARGV[5])
-if redis.call('ZCARD', KEYS[1]) >= cap then return 0 end
-if rpm >= 0 and tonumber(redis.call('GET', KEYS[2]) or '0') >= rpm then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) - tonumber(ARGV[1])))
-redis.call('INCR', KEYS[2])
-redis.call('EXPIRE', KEYS[2], ARGV[6])
-return 1
+# KEYS: (in-flight set, minute counter) per candidate, in order. ARGV: now, expiry, member, minute
+# TTL, then (cap, rpm or -1) per candidate. Takes a slot on the first candidate with room; returns
+# {its 1-based position or 0, the positions of the candidates found full before it...}.
+_TAKE_FIRST = kv.Script(
+    """
+local full = {}
+for i = 1, #KEYS / 2 do
+  local inflight, minute = KEYS[2*i-1], KEYS[2*i]
+  local cap, rpm = tonumber(ARGV[3 + 2*i]), tonumber(ARGV[4 + 2*i])
+  redis.call('ZREMRANGEBYSCORE', inflight, '-inf', ARGV[1])
+  if redis.call('ZCARD', inflight) >= cap
+      or (rpm >= 0 and tonumber(redis.call('GET', minute) or '0') >= rpm) then
+    full[#full + 1] = i
+  else
+    redis.call('ZADD', inflight, ARGV[2], ARGV[3])
+    redis.call('EXPIRE', inflight, math.ceil(tonumber(ARGV[2]) - tonumber(ARGV[1])))
+    redis.call('INCR', minute)
+    redis.call('EXPIRE', minute, ARGV[4])
+    return {i, unpack(full)}
+  end
+end
+return {0, unpack(full)}
 """
+)
 
 
 def _inflight_key(listing_id: int) -> str:
@@ -47,39 +59,14 @@ def _slot_seconds() -> int:
     return settings.DRAGONFLY_UPSTREAM_TOTAL_TIMEOUT + 60
 
 
-async def full(candidates: list) -> set[int]:
-    """Listing ids at their concurrency cap or requests-per-minute limit right now."""
-    if not candidates:
-        return set()
-    now = time.time()
-
-    async def read(r):
-        async with r.pipeline(transaction=False) as pipe:
-            for c in candidates:
-                pipe.zcount(_inflight_key(c.listing_id), now, "+inf")
-                pipe.get(_minute_key(c.listing_id, now))
-            return await pipe.execute()
-
-    counts = await kv.attempt("capacity", read)
-    if counts is None:
-        return set()
-    at_cap = set()
-    for index, c in enumerate(candidates):
-        inflight, minute = counts[2 * index], int(counts[2 * index + 1] or 0)
-        if inflight >= c.concurrency_cap or (
-            c.requests_per_minute is not None and minute >= c.requests_per_minute
-        ):
-            at_cap.add(c.listing_id)
-    return at_cap
-
-
 class Slot:
     """One request's place in a listing's capacity, given back (off the response path) on exit."""
 
-    def __init__(self, candidate) -> None:
+    def __init__(self, candidate, member: str, *, taken: bool) -> None:
+        self.candidate = candidate
         self.listing_id = candidate.listing_id
-        self.member = secrets.token_hex(8)
-        self.taken = False
+        self.member = member
+        self.taken = taken
 
     def release(self) -> None:
         if self.taken:
@@ -88,19 +75,29 @@ class Slot:
             background.spawn(kv.attempt("capacity", lambda r: r.zrem(key, member)))
 
 
-async def take(candidate) -> Slot | None:
-    """A slot on the listing, or None when it is at a cap (Redis down: an uncounted slot)."""
+async def take_first(candidates: list) -> tuple[Slot | None, set[int]]:
+    """A slot on the first candidate with room (None if every one is at a cap), and the listing
+    ids found full before it. Redis down: an uncounted slot on the first candidate."""
+    if not candidates:
+        return None, set()
     now = time.time()
-    slot = Slot(candidate)
-    rpm = candidate.requests_per_minute
-    args = [now, now + _slot_seconds(), slot.member, candidate.concurrency_cap, -1, 120]
-    if rpm is not None:
-        args[4] = rpm
-    keys = [_inflight_key(candidate.listing_id), _minute_key(candidate.listing_id, now)]
-    result = await kv.attempt("capacity", lambda r: r.eval(_TAKE, 2, *keys, *args))
+    member = secrets.token_hex(8)
+    keys: list[str] = []
+    args: list = [now, now + _slot_seconds(), member, 120]
+    for c in candidates:
+        keys += [_inflight_key(c.listing_id), _minute_key(c.listing_id, now)]
+        args += [c.concurrency_cap, -1 if c.requests_per_minute is None else c.requests_per_minute]
+    result = await kv.attempt("capacity", lambda r: _TAKE_FIRST(r, keys, args))
     if result is None:
-        return slot
-    if not int(result):
-        return None
-    slot.taken = True
+        return Slot(candidates[0], member, taken=False), set()
+    position, *full_positions = (int(x) for x in result)
+    full = {candidates[p - 1].listing_id for p in full_positions}
+    if position == 0:
+        return None, full
+    return Slot(candidates[position - 1], member, taken=True), full
+
+
+async def take(candidate) -> Slot | None:
+    """A slot on this candidate, or None when it is at a cap (Redis down: an uncounted slot)."""
+    slot, _ = await take_first([candidate])
     return slot

@@ -8,10 +8,13 @@ second per process, not one per request.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+
+from redis.exceptions import NoScriptError
 
 from dragonfly.metrics import GATEWAY_REDIS_ERRORS
 from dragonfly.redis import get_async_redis
@@ -41,3 +44,17 @@ async def attempt(purpose: str, call: Callable[..., Awaitable[T]]) -> T | None:
 def reset() -> None:
     global _down_until
     _down_until = 0.0
+
+
+class Script:
+    """A Lua script sent by its SHA1 (EVALSHA), and in full only when Redis does not know it yet."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+    async def __call__(self, r, keys: list[str], args: list) -> list:
+        try:
+            return await r.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await r.eval(self.source, len(keys), *keys, *args)

@@ -20,7 +20,8 @@ UNLIMITED = -1
 # KEYS: (requests, tokens) per scope. ARGV: estimate, ttl, then (request limit, token limit) per
 # scope, -1 for unlimited. Returns {allowed, requests_1, tokens_1, requests_2, tokens_2, ...}:
 # the counts after this request if allowed, the counts without it if not.
-_SCRIPT = """
+_SCRIPT = kv.Script(
+    """
 local est = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local n = #KEYS / 2
@@ -44,6 +45,7 @@ if out[1] == 1 then
 end
 return out
 """
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +109,7 @@ async def acquire(scopes: list[Scope], estimate: int) -> Verdict:
             UNLIMITED if scope.requests_per_minute is None else scope.requests_per_minute,
             UNLIMITED if scope.tokens_per_minute is None else scope.tokens_per_minute,
         ]
-    result = await kv.attempt("rate_limit", lambda r: r.eval(_SCRIPT, len(keys), *keys, *args))
+    result = await kv.attempt("rate_limit", lambda r: _SCRIPT(r, keys, args))
     if result is None:  # Redis down: fail open, report the limits as untouched
         counts = [0] * (2 * len(limited))
         allowed = True

@@ -79,14 +79,14 @@ def _exhausted(failure: UpstreamError | None, tried: int, full: int) -> GatewayE
     )
 
 
-async def _failover(attempts: list, meter: Meter, attempt) -> RouteCandidate:
+async def _failover(attempts, meter: Meter, attempt) -> RouteCandidate:
     """Try candidates in order until `attempt(candidate)` serves (returns None); each holds a
-    capacity slot while it runs. A failure before the buyer got anything is reported and, if
-    retryable, the next candidate is tried."""
+    capacity slot while it runs (the first's was taken with routing). A failure before the buyer
+    got anything is reported and, if retryable, the next candidate is tried."""
     failure: UpstreamError | None = None
     tried = full = 0
-    for candidate in attempts:
-        slot = await capacity.take(candidate)
+    for index, candidate in enumerate(attempts.candidates):
+        slot = attempts.slot if index == 0 else await capacity.take(candidate)
         if slot is None:
             full += 1
             continue
@@ -105,7 +105,7 @@ async def _failover(attempts: list, meter: Meter, attempt) -> RouteCandidate:
 
 
 async def serve_chat(
-    out, chat: ChatRequest, dialect, attempts: list, meter: Meter, diagnostics, on_commit
+    out, chat: ChatRequest, dialect, attempts, meter: Meter, diagnostics, on_commit
 ) -> RouteCandidate:
     """Serve from the first candidate that answers; returns it. `diagnostics(c)` gives its headers."""
 
@@ -195,7 +195,7 @@ def _report_streamed(candidate, meter: Meter, cut: UpstreamError | None) -> None
 
 
 async def serve_speech(
-    out, speech: SpeechRequest, attempts: list, meter: Meter, diagnostics, on_commit
+    out, speech: SpeechRequest, attempts, meter: Meter, diagnostics, on_commit
 ) -> RouteCandidate:
     async def attempt(candidate) -> UpstreamError | None:
         try:

@@ -301,6 +301,7 @@ def rank(
             count = sum(1 for c in candidates if not keep(c))
             if count:
                 removed[name] = count
+        logger.info("no eligible seller of %d candidates: %s", len(candidates), removed)
         raise GatewayError(503, NO_ELIGIBLE_SELLER, extra={"constraints": removed})
     order = {slug: index for index, slug in enumerate(prefs.provider_order)}
 

@@ -1,0 +1,35 @@
+"""Capacity slots in Redis: the first take walks the ranked candidates in one script."""
+
+from types import SimpleNamespace
+
+from gateway import capacity
+
+
+def _candidate(listing_id, cap=1, rpm=None):
+    return SimpleNamespace(listing_id=listing_id, concurrency_cap=cap, requests_per_minute=rpm)
+
+
+async def test_the_first_take_skips_full_listings_and_names_them():
+    a, b, c = _candidate(901), _candidate(902, rpm=1), _candidate(903)
+    first, full = await capacity.take_first([a, b, c])
+    assert (first.listing_id, full) == (901, set())
+
+    second, full = await capacity.take_first([a, b, c])  # a is busy with the first request
+    assert (second.listing_id, full) == (902, {901})
+
+    second.release()  # b is free again, but has used its one request this minute
+    third, full = await capacity.take_first([a, b, c])
+    assert (third.listing_id, full) == (903, {901, 902})
+
+    none, full = await capacity.take_first([a, b, c])
+    assert (none, full) == (None, {901, 902, 903})
+
+    first.release()
+    from gateway import background
+
+    await background.drain()
+    again = await capacity.take(a)
+    assert again is not None and again.listing_id == 901
+    for slot in (third, again):
+        slot.release()
+    await background.drain()
