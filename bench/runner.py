@@ -142,8 +142,8 @@ def _server_argv(server: str, port: int, profile_path: Path | None, app: str) ->
         py += ["-m", "cProfile", "-o", str(profile_path)]
     if server == "daphne":
         # as docker/entrypoint.sh runs it
-        return [*py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "--proxy-headers",
-                target]  # fmt: skip
+        return [*py, "-m", "dragonfly.daphne", "-b", "127.0.0.1", "-p", str(port),
+                "--proxy-headers", "--verbosity", "0", target]  # fmt: skip
     if server == "uvicorn":
         return [*py, "-m", "uvicorn", target, "--host", "127.0.0.1",
                 "--port", str(port), "--no-access-log"]  # fmt: skip

@@ -6,7 +6,9 @@ case "${1:-web}" in
   web)
     python manage.py migrate --noinput
     python manage.py collectstatic --noinput --verbosity 0
-    exec daphne -b 0.0.0.0 -p 8000 --proxy-headers dragonfly.asgi:application
+    # Daphne on uvloop (dragonfly/daphne.py); no access log of its own: nginx keeps one per request.
+    exec python -m dragonfly.daphne -b 0.0.0.0 -p 8000 --proxy-headers --verbosity 0 \
+      dragonfly.asgi:application
     ;;
   worker)
     exec celery -A dragonfly worker --loglevel INFO --concurrency "${CELERY_CONCURRENCY:-4}"

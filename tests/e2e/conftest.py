@@ -49,7 +49,7 @@ class Server:
             [
                 sys.executable,
                 "-m",
-                "daphne",
+                "dragonfly.daphne",  # as deployed: Daphne on uvloop
                 "-b",
                 "127.0.0.1",
                 "-p",

@@ -95,7 +95,7 @@ class Command(BaseCommand):
                 [
                     python,
                     "-m",
-                    "daphne",
+                    "dragonfly.daphne",
                     "--access-log",
                     str(settings.VAR_DIR / "access.log"),
                     "-b",
