@@ -349,6 +349,10 @@ def plot(results: dict, path: Path) -> None:
         (axes[2], streams, "streams: time to first token", "ttft_p50_ms", "ttft_p99_ms"),
     ]
     for ax, rows, title, p50, p99 in panels:
+        if not rows:  # a subset run (--phases) leaves this panel empty
+            ax.set_title(f"{title}: not run")
+            ax.set_axis_off()
+            continue
         xs = [c["concurrency"] for c in rows]
         for who, color in (("gateway", "tab:red"), ("direct", "tab:blue")):
             label = "Dragonfly" if who == "gateway" else "upstream direct"

@@ -120,10 +120,8 @@ async def serve_chat(
             response = await openai.chat_open(candidate.base_url, key=key, body=body)
             if chat.stream:
                 events = openai.events(response)
-                first = await asyncio.wait_for(
-                    first_event(events, fmt=fmt, meter=meter),
-                    timeout=settings.DRAGONFLY_UPSTREAM_FIRST_TOKEN_TIMEOUT,
-                )
+                async with asyncio.timeout(settings.DRAGONFLY_UPSTREAM_FIRST_TOKEN_TIMEOUT):
+                    first = await first_event(events, fmt=fmt, meter=meter)
             else:
                 meter.first_content_at = time.monotonic()  # the response head: TTFT of a plain call
                 data = await openai.read_json(response)

@@ -59,17 +59,15 @@ async def close_sessions() -> None:
 async def post(url: str, *, key: str, body: bytes) -> aiohttp.ClientResponse:
     """POST and wait for the response head within the first-token timeout; errors as UpstreamError."""
     try:
-        response = await asyncio.wait_for(
-            session().post(
+        async with asyncio.timeout(settings.DRAGONFLY_UPSTREAM_FIRST_TOKEN_TIMEOUT):
+            response = await session().post(
                 url,
                 data=body,
                 headers={
                     "Authorization": f"Bearer {key}",
                     "Content-Type": "application/json",
                 },
-            ),
-            timeout=settings.DRAGONFLY_UPSTREAM_FIRST_TOKEN_TIMEOUT,
-        )
+            )
     except TimeoutError:
         raise UpstreamError("timed out waiting for the response") from None
     except aiohttp.ClientConnectorError:
