@@ -1,12 +1,20 @@
-"""Every call to Stripe lives here: Checkout Session creation and webhook verification."""
+"""Every call to Stripe lives here: Checkout Session creation and webhook verification.
+
+The stripe SDK (with requests and httpx) is imported on first use, not with billing: the /v1
+gateway process imports billing's services and never talks to Stripe.
+"""
+
+from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import stripe
 from django.conf import settings
 
 from billing.errors import StripeNotConfigured, WebhookInvalid
+
+if TYPE_CHECKING:
+    import stripe
 
 WEBHOOK_TOLERANCE_SECONDS = 300
 REQUEST_TIMEOUT_SECONDS = 20
@@ -18,6 +26,8 @@ def is_configured() -> bool:
 
 
 def _client() -> stripe.StripeClient:
+    import stripe
+
     if not is_configured():
         raise StripeNotConfigured("Card payments are not configured on this installation.")
     return stripe.StripeClient(
@@ -70,6 +80,8 @@ def webhook_event_parse(*, payload: bytes, signature_header: str | None) -> dict
         raise WebhookInvalid("No webhook secret is configured.")
     if not signature_header:
         raise WebhookInvalid("Missing Stripe-Signature header.")
+    import stripe
+
     try:
         stripe.Webhook.construct_event(
             payload, signature_header, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS

@@ -2,12 +2,17 @@
 
 from functools import cache
 
-import fakeredis
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
-_FAKE_SERVER = fakeredis.FakeServer()
+
+@cache
+def _fake_server():
+    """The embedded substitute's one in-process server (fakeredis is imported only if used)."""
+    import fakeredis
+
+    return fakeredis.FakeServer()
 
 
 def _is_fake(url: str) -> bool:
@@ -19,7 +24,9 @@ def get_redis() -> redis.Redis:
     """The synchronous client for this process (thread-safe; pooled)."""
     url = settings.REDIS_URL
     if _is_fake(url):
-        return fakeredis.FakeRedis(server=_FAKE_SERVER, decode_responses=True)
+        import fakeredis
+
+        return fakeredis.FakeRedis(server=_fake_server(), decode_responses=True)
     return redis.Redis.from_url(
         url,
         decode_responses=True,
@@ -41,7 +48,9 @@ def get_async_redis() -> aioredis.Redis:
     if client is None:
         url = settings.REDIS_URL
         if _is_fake(url):
-            client = fakeredis.FakeAsyncRedis(server=_FAKE_SERVER, decode_responses=True)
+            import fakeredis
+
+            client = fakeredis.FakeAsyncRedis(server=_fake_server(), decode_responses=True)
         else:
             # A blocking pool: past its size a command waits (up to 2 s) for a free connection
             # instead of failing at once, which under a burst of requests would read as Redis
