@@ -1,9 +1,10 @@
 """The /v1 data plane: a lean ASGI application, routed to before Django. Reads as the pipeline.
 
-Each step is one module: dialects (OpenAI or Anthropic wire shape in and out), request (body and
-validation), auth (access key), routing (table, constraints, ranking, stickiness), capacity
-(listing caps), limits (Redis rate limits), spend (the key's spend limit), money (hold and
-settlement), proxy/relay/upstream (calling listings with failover, streaming), headers and errors.
+The steps every billed request shares are in trade.py; each step is one module: dialects (OpenAI
+or Anthropic wire shape in and out), request (body and validation), auth (access key), routing
+(table, constraints, ranking, stickiness), capacity (listing caps), limits (Redis rate limits),
+spend (the key's spend limit), money (hold and settlement), proxy/relay/upstream (calling
+listings with failover, streaming), health_reports (passive health), headers and errors.
 """
 
 from __future__ import annotations
@@ -12,13 +13,9 @@ import asyncio
 import logging
 import secrets
 import time
-from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from django.conf import settings
-
 from billing.services.fastpath_async import pools_close
-from billing.settlement import Settlement
 from dragonfly.logs import request_id_var
 from dragonfly.metrics import GATEWAY_LATENCY, GATEWAY_REQUESTS
 from gateway import (
@@ -30,15 +27,14 @@ from gateway import (
     health_reports,
     limits,
     metering,
-    money,
     proxy,
     request,
     routing,
-    spend,
+    trade,
 )
 from gateway.anthropic import AnthropicRequestError, count_tokens_response
 from gateway.errors import GatewayError, bad_request
-from gateway.headers import diagnostics, request_map
+from gateway.headers import request_map
 from gateway.relay import Meter
 from gateway.response import Response
 from gateway.upstream.base import close_sessions
@@ -58,14 +54,14 @@ async def _chat(scope, receive, out: Response, dialect: dialects.Dialect) -> Non
     headers = request_map(scope)
     key = await auth.authenticate(headers)
     chat = dialect.parse(await request.read_body(scope, receive))
-    route = await _route(headers, key, chat.model, modality="chat")
+    route = await trade.route(headers, key, chat.model, modality="chat")
     prompt_tokens = metering.tokens_from_chars(chat.prompt_chars)
     output_tokens = metering.output_allowance(
         chat.max_tokens, route.model["context_tokens"], prompt_tokens
     )
-    verdict = await _rate_limit(out, key, prompt_tokens + output_tokens)
-    attempts = await _attempts(route, key)
-    meter = await _trade(
+    verdict = await trade.rate_limit(out, key, prompt_tokens + output_tokens)
+    attempts = await trade.attempts_for(route, key)
+    meter = await trade.execute(
         receive,
         out,
         key,
@@ -74,7 +70,7 @@ async def _chat(scope, receive, out: Response, dialect: dialects.Dialect) -> Non
         Meter(prompt_estimate=prompt_tokens, output_allowance=output_tokens),
         streamed=chat.stream,
         serve=lambda meter, pin: proxy.serve_chat(
-            out, chat, dialect, attempts, meter, _diagnostics(route.table), pin
+            out, chat, dialect, attempts, meter, trade.diagnostics_for(route.table), pin
         ),
     )
     await limits.correct(verdict, meter.prompt_tokens_billed + meter.output_units)
@@ -84,11 +80,11 @@ async def audio_speech(scope, receive, out: Response) -> None:
     headers = request_map(scope)
     key = await auth.authenticate(headers)
     speech = request.parse_speech(await request.read_body(scope, receive))
-    route = await _route(headers, key, speech.model, modality="speech")
+    route = await trade.route(headers, key, speech.model, modality="speech")
     characters = len(speech.text)
-    await _rate_limit(out, key, characters)
-    attempts = await _attempts(route, key)
-    await _trade(
+    await trade.rate_limit(out, key, characters)
+    attempts = await trade.attempts_for(route, key)
+    await trade.execute(
         receive,
         out,
         key,
@@ -97,7 +93,7 @@ async def audio_speech(scope, receive, out: Response) -> None:
         Meter(prompt_estimate=characters),
         streamed=False,
         serve=lambda meter, pin: proxy.serve_speech(
-            out, speech, attempts, meter, _diagnostics(route.table), pin
+            out, speech, attempts, meter, trade.diagnostics_for(route.table), pin
         ),
     )
 
@@ -111,117 +107,9 @@ async def count_tokens(scope, receive, out: Response) -> None:
         answer = count_tokens_response(body)
     except AnthropicRequestError as exc:
         raise bad_request(exc.message) from None
-    await _route(headers, key, body["model"], modality="chat")
-    await _rate_limit(out, key, 0)
+    await trade.route(headers, key, body["model"], modality="chat")
+    await trade.rate_limit(out, key, 0)
     await out.json(200, answer)
-
-
-# ---------------------------------------------------------------- the shared steps
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Where a request may go: the buyer's constraints, session and the resolved catalogue model."""
-
-    prefs: routing.Preferences
-    session: str | None
-    table: routing.Table
-    model: dict
-
-
-_WRONG_MODALITY = {
-    "chat": "'{id}' is a {modality} model: use /v1/audio/speech.",
-    "speech": "'{id}' is not a speech model: /v1/audio/speech needs one such as "
-    "minimax/speech-02-hd.",
-}
-
-
-async def _route(headers, key: dict, requested: str, *, modality: str) -> Route:
-    prefs = routing.preferences(headers, key["profile"])
-    session = routing.session_id(headers)
-    table = await routing.table()
-    model = routing.resolve_model(requested, key["profile"], table.catalogue)
-    if model["modality"] != modality:
-        raise bad_request(
-            _WRONG_MODALITY[modality].format(id=model["model_id"], modality=model["modality"])
-        )
-    return Route(prefs, session, table, model)
-
-
-async def _rate_limit(out: Response, key: dict, tokens: int) -> limits.Verdict:
-    verdict = await limits.acquire(limits.scopes_for(key), tokens)
-    out.add(limits.headers(verdict))
-    return verdict
-
-
-@dataclass(slots=True)
-class Attempts:
-    """The listings this request may try, best first; the first already holds a capacity slot."""
-
-    candidates: list
-    slot: capacity.Slot
-
-
-async def _attempts(route: Route, key: dict) -> Attempts:
-    """Eligible listings, session pin first, a slot taken on the first with room (one script)."""
-    candidates = route.table.candidates.get(route.model["model_id"], [])
-    ranked = routing.rank(candidates, route.prefs)
-    stuck = await routing.stick(ranked, user_id=key["user_id"], session=route.session)
-    slot, full = await capacity.take_first(stuck)
-    if slot is None:  # every eligible listing is at a cap: the 503 counts them with the rest
-        routing.rank(candidates, route.prefs, full=full)
-        raise AssertionError("rank() raises when nothing is eligible")
-    start = stuck.index(slot.candidate)
-    rest = [c for c in stuck[start + 1 :] if c.listing_id not in full]
-    return Attempts([slot.candidate, *rest][: settings.DRAGONFLY_MAX_ATTEMPTS], slot)
-
-
-async def _trade(
-    receive,
-    out: Response,
-    key: dict,
-    route: Route,
-    attempts: Attempts,
-    meter: Meter,
-    *,
-    streamed,
-    serve,
-) -> Meter:
-    """Within the key's spend limit, hold the worst case of the listings it may try, serve, then
-    settle exactly once. The meter's estimates size the hold; it returns filled in. The first
-    listing's capacity slot is given back however this ends (a no-op once failover has)."""
-    try:
-        hold_nusd = max(
-            metering.worst_case_nusd(
-                prompt_tokens=meter.prompt_estimate,
-                output_tokens=meter.output_allowance,
-                ask_input_nusd=c.ask_input_nusd,
-                ask_output_nusd=c.ask_output_nusd,
-            )
-            for c in attempts.candidates
-        )
-
-        async def pin(candidate) -> None:  # before the first byte, so the next request sees it
-            await routing.pin(
-                user_id=key["user_id"], session=route.session, listing_id=candidate.listing_id
-            )
-
-        with spend.reserve(key, hold_nusd) as reservation:
-            await money.hold(
-                request_id=out.request_id, user_id=key["user_id"], amount_nusd=hold_nusd
-            )
-            out.watch_disconnect(receive)
-            try:
-                await serve(meter, pin)
-            finally:
-                reservation.debit_nusd = await _settle(
-                    out, key, meter, hold_nusd, streamed=streamed
-                )
-    finally:
-        attempts.slot.release()
-    if meter.candidate is not None:
-        await pin(meter.candidate)
-    return meter
 
 
 async def models(scope, receive, out: Response, model_id: str | None = None) -> None:
@@ -232,53 +120,6 @@ async def models(scope, receive, out: Response, model_id: str | None = None) -> 
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     include_all = query.get("all", ["false"])[-1].lower() in ("1", "true", "yes")
     await out.json(200, catalogue.model_list(table, include_all=include_all))
-
-
-def _diagnostics(table: routing.Table):
-    def build(candidate) -> list[tuple[bytes, bytes]]:
-        fee_profile_id = table.fees.get(candidate.seller_id, (None, 0))[0]
-        return diagnostics(candidate, fee_profile_id=fee_profile_id)
-
-    return build
-
-
-async def _settle(out: Response, key: dict, meter: Meter, hold_nusd: int, *, streamed: bool) -> int:
-    """Exactly once per request: charge the listing that served, or release the hold. Returns what
-    the buyer was debited (never more than the hold)."""
-    candidate = meter.candidate
-    try:
-        if candidate is None:
-            await money.void(request_id=out.request_id, reason="no listing served")
-            return 0
-        outcome = meter.outcome
-        if out.disconnected and not out.finished:
-            outcome = "client_disconnected"
-        result = await money.settle(
-            Settlement(
-                request_id=out.request_id,
-                buyer_id=key["user_id"],
-                access_key_id=key["key_id"],
-                listing_id=candidate.listing_id,
-                seller_id=candidate.seller_id,
-                model_id=candidate.model_id,
-                upstream_model=candidate.upstream_model,
-                price_unit=candidate.price_unit,
-                ask_input_nusd=candidate.ask_input_nusd,
-                ask_output_nusd=candidate.ask_output_nusd,
-                input_units=meter.prompt_tokens_billed,
-                output_units=meter.output_units,
-                ttft_ms=meter.ttft_ms,
-                duration_ms=meter.duration_ms,
-                streamed=streamed,
-                outcome=outcome,
-            )
-        )
-    except asyncio.CancelledError:
-        raise  # the shielded settlement itself runs on to its end
-    except Exception:
-        logger.exception("settlement failed; the hold stays for the reaper")
-        return hold_nusd  # count it as spent until the reaper says otherwise
-    return 0 if result.already_settled else min(result.cost_nusd, hold_nusd)
 
 
 _EXACT = {
@@ -368,6 +209,7 @@ async def shutdown() -> None:
     """Stop the refresher, finish background work, close the loop's upstream and database pools."""
     routing.stop()
     await health_reports.stop()
+    await capacity.flush()
     await background.drain()
     await close_sessions()
     await pools_close()

@@ -14,6 +14,7 @@ to a later candidate takes its slot the same way. Redis down: fail open (kv.py),
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 
@@ -21,15 +22,21 @@ from django.conf import settings
 
 from gateway import background, kv
 
-# KEYS: (in-flight set, minute counter) per candidate, in order. ARGV: now, expiry, member, minute
-# TTL, then (cap, rpm or -1) per candidate. Takes a slot on the first candidate with room; returns
-# {its 1-based position or 0, the positions of the candidates found full before it...}.
+# KEYS: (in-flight set, minute counter) per candidate, in order, then the in-flight set of each
+# slot given back since the last call. ARGV: now, expiry, member, minute TTL, candidate count, then
+# (cap, rpm or -1) per candidate, then the given-back members. Gives those slots back, then takes
+# a slot on the first candidate with room; returns {its 1-based position or 0, the positions of
+# the candidates found full before it...}.
 _TAKE_FIRST = kv.Script(
     """
+local n = tonumber(ARGV[5])
+for j = 2 * n + 1, #KEYS do
+  redis.call('ZREM', KEYS[j], ARGV[5 + j])
+end
 local full = {}
-for i = 1, #KEYS / 2 do
+for i = 1, n do
   local inflight, minute = KEYS[2*i-1], KEYS[2*i]
-  local cap, rpm = tonumber(ARGV[3 + 2*i]), tonumber(ARGV[4 + 2*i])
+  local cap, rpm = tonumber(ARGV[4 + 2*i]), tonumber(ARGV[5 + 2*i])
   redis.call('ZREMRANGEBYSCORE', inflight, '-inf', ARGV[1])
   if redis.call('ZCARD', inflight) >= cap
       or (rpm >= 0 and tonumber(redis.call('GET', minute) or '0') >= rpm) then
@@ -45,6 +52,12 @@ end
 return {0, unpack(full)}
 """
 )
+
+# Slots given back ride along with the next take (no round trip of their own); with no take
+# within RELEASE_WITHIN seconds they are sent on their own. A slot so looks busy that much longer.
+RELEASE_WITHIN = 0.05
+_released: list[tuple[str, str]] = []  # (in-flight key, member)
+_flush: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
 
 
 def _inflight_key(listing_id: int) -> str:
@@ -69,10 +82,50 @@ class Slot:
         self.taken = taken
 
     def release(self) -> None:
-        if self.taken:
-            self.taken = False
-            key, member = _inflight_key(self.listing_id), self.member
-            background.spawn(kv.attempt("capacity", lambda r: r.zrem(key, member)))
+        global _flush
+        if not self.taken:
+            return
+        self.taken = False
+        _released.append((_inflight_key(self.listing_id), self.member))
+        loop = asyncio.get_running_loop()
+        if _flush is None or _flush[0] is not loop:
+            _flush = (loop, loop.call_later(RELEASE_WITHIN, _send_released))
+
+
+def _take_released() -> list[tuple[str, str]]:
+    global _flush
+    if _flush is not None:
+        _flush[1].cancel()
+        _flush = None
+    batch = _released[:]
+    _released.clear()
+    return batch
+
+
+def _send_released() -> None:
+    batch = _take_released()
+    if batch:
+        background.spawn(kv.attempt("capacity", lambda r: _TAKE_FIRST(r, *_script_args([], batch))))
+
+
+async def flush() -> None:
+    """Give back every released slot now (shutdown and tests)."""
+    batch = _take_released()
+    if batch:
+        await kv.attempt("capacity", lambda r: _TAKE_FIRST(r, *_script_args([], batch)))
+
+
+def _script_args(candidates: list, released: list[tuple[str, str]], member: str = "") -> tuple:
+    now = time.time()
+    keys: list[str] = []
+    caps: list = []
+    for c in candidates:
+        keys += [_inflight_key(c.listing_id), _minute_key(c.listing_id, now)]
+        caps += [c.concurrency_cap, -1 if c.requests_per_minute is None else c.requests_per_minute]
+    keys += [key for key, _ in released]
+    args = [now, now + _slot_seconds(), member, 120, len(candidates), *caps]
+    args += [m for _, m in released]
+    return keys, args
 
 
 async def take_first(candidates: list) -> tuple[Slot | None, set[int]]:
@@ -80,13 +133,8 @@ async def take_first(candidates: list) -> tuple[Slot | None, set[int]]:
     ids found full before it. Redis down: an uncounted slot on the first candidate."""
     if not candidates:
         return None, set()
-    now = time.time()
     member = secrets.token_hex(8)
-    keys: list[str] = []
-    args: list = [now, now + _slot_seconds(), member, 120]
-    for c in candidates:
-        keys += [_inflight_key(c.listing_id), _minute_key(c.listing_id, now)]
-        args += [c.concurrency_cap, -1 if c.requests_per_minute is None else c.requests_per_minute]
+    keys, args = _script_args(candidates, _take_released(), member)
     result = await kv.attempt("capacity", lambda r: _TAKE_FIRST(r, keys, args))
     if result is None:
         return Slot(candidates[0], member, taken=False), set()

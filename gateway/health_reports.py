@@ -2,7 +2,7 @@
 
 A failure is reported at once (it may cool a listing down, and failover depends on that). Successes
 are counted in this process and written once a second per listing, all of them in one round trip
-(market.health.successes_report_async): under load a listing costs one Redis write a second, not
+(market.health_passive.successes_report_async): under load a listing costs one Redis write a second, not
 one per request. A success can therefore reach market health up to a second late; health states
 are minutes-scale (docs/health.md), and a success never blocks routing.
 """
@@ -50,7 +50,7 @@ def success(listing_id: int, *, ttft_ms: float | None, tps: float | None) -> Non
 
 
 def failure(listing_id: int, *, status: int | None, error: str) -> None:
-    from market.health import attempt_report_async
+    from market.health_passive import attempt_report_async
 
     background.spawn(
         attempt_report_async(
@@ -66,7 +66,7 @@ def failure(listing_id: int, *, status: int | None, error: str) -> None:
 
 async def flush() -> None:
     """Write every pending success now (the flusher, shutdown and tests)."""
-    from market.health import successes_report_async
+    from market.health_passive import successes_report_async
 
     batches = list(_pending.items())
     _pending.clear()

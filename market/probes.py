@@ -22,7 +22,7 @@ import aiohttp
 from django.conf import settings
 
 from dragonfly.redis import get_redis
-from market import crypto, health, selectors, services
+from market import crypto, health, health_record, selectors, services
 from market.models import HealthSource, Listing, ListingStatus, Modality
 
 logger = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ def _claim(listing_ids: list[int]) -> list[int]:
 
 def result_apply(target: ProbeTarget, result: ProbeResult) -> None:
     """Feed one probe result into Redis health, the history, and the listing's status."""
-    outcome = health.health_report(
+    outcome = health_record.health_report(
         listing_id=result.listing_id,
         ok=result.ok,
         status_code=result.status_code,
@@ -203,7 +203,7 @@ def result_apply(target: ProbeTarget, result: ProbeResult) -> None:
         )
         if new == ListingStatus.ACTIVE:
             health.health_reset(result.listing_id)
-            health.health_report(
+            health_record.health_report(
                 listing_id=result.listing_id,
                 ok=True,
                 status_code=result.status_code,

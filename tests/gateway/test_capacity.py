@@ -33,3 +33,22 @@ async def test_the_first_take_skips_full_listings_and_names_them():
     for slot in (third, again):
         slot.release()
     await background.drain()
+
+
+async def test_a_given_back_slot_rides_with_the_next_take_or_goes_on_its_own():
+    import asyncio
+
+    from dragonfly.redis import get_redis
+    from gateway import background
+
+    a = _candidate(911)
+    slot = await capacity.take(a)
+    slot.release()  # not sent yet: the next take carries it, before it looks at a
+    again, full = await capacity.take_first([a])
+    assert (again.listing_id, full) == (911, set())
+    assert get_redis().zcard("cap:inflight:911") == 1
+
+    again.release()  # no take follows: it goes on its own within RELEASE_WITHIN
+    await asyncio.sleep(capacity.RELEASE_WITHIN * 4)
+    await background.drain()
+    assert get_redis().zcard("cap:inflight:911") == 0

@@ -28,9 +28,10 @@ def _body(max_tokens=100, **extra):
 
 
 async def _drained():
-    from gateway import background, health_reports
-    from market.health import background_drain
+    from gateway import background, capacity, health_reports
+    from market.health_passive import background_drain
 
+    await capacity.flush()
     await health_reports.flush()
     await background.drain()
     await background_drain()

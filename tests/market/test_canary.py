@@ -9,7 +9,7 @@ from django.core.management import call_command
 from accounts.models import User
 from dragonfly.redis import get_redis
 from market import probes
-from market.health import attempt_report
+from market.health_passive import attempt_report
 from market.models import HealthSample, Listing
 
 pytestmark = pytest.mark.django_db(transaction=True)

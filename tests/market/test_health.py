@@ -5,8 +5,10 @@ import time
 import pytest
 
 from dragonfly.redis import get_redis
-from market import health
-from market.health import attempt_report, attempt_report_async, health_get, health_report
+from market import health, health_passive, health_record
+from market.health import health_get
+from market.health_passive import attempt_report, attempt_report_async
+from market.health_record import health_report
 from market.models import HealthSample, Listing, ListingStatus
 from market.services import listing_pause
 from tests.market.conftest import make_listing
@@ -60,7 +62,7 @@ def test_slow_ttft_degrades():
 def test_three_failures_in_the_window_cool_it_down_and_a_success_after_the_cooldown_heals(
     monkeypatch,
 ):
-    monkeypatch.setattr(health, "COOLDOWN_S", 0.3)
+    monkeypatch.setattr(health_record, "COOLDOWN_S", 0.3)
     report(9001, False, 500)
     report(9001, False, 500)
     assert health_get(9001).state == "degraded"
@@ -77,7 +79,7 @@ def test_three_failures_in_the_window_cool_it_down_and_a_success_after_the_coold
 
 
 def test_a_failed_recovery_attempt_cools_down_again(monkeypatch):
-    monkeypatch.setattr(health, "COOLDOWN_S", 0.2)
+    monkeypatch.setattr(health_record, "COOLDOWN_S", 0.2)
     for _ in range(3):
         report(9001, False, 500)
     first_until = health_get(9001).cooling_until
@@ -89,7 +91,7 @@ def test_a_failed_recovery_attempt_cools_down_again(monkeypatch):
 
 
 def test_failures_outside_the_window_do_not_add_up(monkeypatch):
-    monkeypatch.setattr(health, "FAIL_WINDOW_S", 0.2)
+    monkeypatch.setattr(health_record, "FAIL_WINDOW_S", 0.2)
     report(9001, False, 500)
     report(9001, False, 500)
     time.sleep(0.25)
@@ -200,7 +202,7 @@ async def test_the_async_twin_updates_redis_and_hands_the_database_to_a_thread(s
         tokens_per_second=None,
         error="rejected",
     )
-    await health.background_drain()
+    await health_passive.background_drain()
     status = await sync_to_async(
         lambda: Listing.objects.values_list("status", flat=True).get(pk=listing.pk)
     )()
@@ -229,7 +231,7 @@ async def test_a_batch_of_successes_writes_what_as_many_single_reports_would(sel
     samples = [(100, 50), (200, 40), (300, 30), (400, 20), (500, 10)]
     for ttft, tps in samples:
         report(9002, True, 200, ttft, tps)
-    await health.successes_report_async(
+    await health_passive.successes_report_async(
         listing_id=9003,
         count=len(samples),
         ttfts=[float(t) for t, _ in samples],
@@ -244,9 +246,9 @@ async def test_a_batch_of_successes_writes_what_as_many_single_reports_would(sel
 
     # A batch samples the listing's history like single passive reports: once a minute.
     for _ in range(2):
-        await health.successes_report_async(
+        await health_passive.successes_report_async(
             listing_id=listing.pk, count=3, ttfts=[80.0], tpss=[30.0]
         )
-    await health.background_drain()
+    await health_passive.background_drain()
     kept = await sync_to_async(lambda: list(HealthSample.objects.filter(listing=listing)))()
     assert [(s.source, s.ok, s.ttft_ms) for s in kept] == [("passive", True, 80.0)]

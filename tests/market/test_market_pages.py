@@ -2,7 +2,7 @@
 
 import pytest
 
-from market import health
+from market import health_record
 from tests.market.conftest import make_listing
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +24,7 @@ def test_the_market_lists_models_with_the_lowest_active_ask(client, seller, othe
 def test_a_model_page_shows_asks_and_health_without_seller_identities(client, seller, other_seller):
     cheap = make_listing(seller, percent=70, key="sim-identity-key", name="Acme Secret Capacity")
     make_listing(other_seller, percent=95)
-    health.health_report(
+    health_record.health_report(
         listing_id=cheap.pk,
         ok=True,
         status_code=200,

@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from dragonfly.redis import get_redis
-from market import health, probes, services
+from market import health, health_record, probes, services
 from market.demo import listings_seed
 from market.health import health_get
 from market.models import HealthSample, Listing, ListingStatus
@@ -128,7 +128,7 @@ def test_a_pause_during_a_probe_wins(seller):
 
 
 def test_repeated_probe_failures_cool_down_and_a_recovery_probe_heals(seller, sim, monkeypatch):
-    monkeypatch.setattr(health, "COOLDOWN_S", 0.2)
+    monkeypatch.setattr(health_record, "COOLDOWN_S", 0.2)
     name = key_name()
     listing = make_listing(seller, key=name)
     sim.app.registry.set_runtime(name, {"status": 503})

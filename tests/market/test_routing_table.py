@@ -2,7 +2,7 @@
 
 import pytest
 
-from market import health
+from market import health, health_record
 from market.models import CatalogModel, Listing, ListingStatus, Provider
 from market.routing import RouteCandidate
 from market.selectors import catalogue_list, routing_table
@@ -18,7 +18,7 @@ def test_it_lists_active_listings_per_model_cheapest_first_with_health(seller, o
     cheap = make_listing(other_seller, percent=70)
     Listing.objects.filter(pk=dear.pk).update(trusted=True, requests_per_minute=30)
     for ttft in (100, 200, 300):
-        health.health_report(
+        health_record.health_report(
             listing_id=cheap.pk,
             ok=True,
             status_code=200,
@@ -83,7 +83,7 @@ def test_cooling_down_and_suspended_listings_are_returned_with_that_health(selle
     cooling = make_listing(seller)
     rejected = make_listing(other_seller)
     for _ in range(health.FAIL_THRESHOLD):
-        health.health_report(
+        health_record.health_report(
             listing_id=cooling.pk,
             ok=False,
             status_code=503,
@@ -91,7 +91,7 @@ def test_cooling_down_and_suspended_listings_are_returned_with_that_health(selle
             tokens_per_second=None,
             passive=True,
         )
-    health.health_report(
+    health_record.health_report(
         listing_id=rejected.pk,
         ok=False,
         status_code=401,
