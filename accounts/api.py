@@ -128,8 +128,18 @@ class KeyCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=80)
         profile_id = serializers.IntegerField(required=False)
-        requests_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-        tokens_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        requests_per_minute = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            min_value=1,
+            max_value=validation.MAX_THROTTLE_PER_MINUTE,
+        )
+        tokens_per_minute = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            min_value=1,
+            max_value=validation.MAX_THROTTLE_PER_MINUTE,
+        )
         spend_limit_usd = serializers.CharField(
             required=False, allow_null=True, allow_blank=True, help_text='e.g. "5.00"'
         )
@@ -206,10 +216,18 @@ class ProfileInput(serializers.Serializer):
     max_output_price_usd = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, help_text="USD per million tokens"
     )
-    soft_max_ttft_ms = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    hard_max_ttft_ms = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    soft_min_tps = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    hard_min_tps = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    soft_max_ttft_ms = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=validation.MAX_TTFT_MS
+    )
+    hard_max_ttft_ms = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=validation.MAX_TTFT_MS
+    )
+    soft_min_tps = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=validation.MAX_TPS
+    )
+    hard_min_tps = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=validation.MAX_TPS
+    )
     privacy_mode = serializers.ChoiceField(
         choices=PrivacyMode.choices, required=False, allow_blank=True
     )

@@ -23,10 +23,16 @@ class AccessKeyForm(forms.Form):
     name = forms.CharField(max_length=80)
     profile = forms.ModelChoiceField(queryset=RoutingProfile.objects.none(), empty_label=None)
     requests_per_minute = forms.IntegerField(
-        required=False, min_value=1, help_text="Optional; at most your plan's limit."
+        required=False,
+        min_value=1,
+        max_value=validation.MAX_THROTTLE_PER_MINUTE,
+        help_text="Optional; at most your plan's limit.",
     )
     tokens_per_minute = forms.IntegerField(
-        required=False, min_value=1, help_text="Optional; at most your plan's limit."
+        required=False,
+        min_value=1,
+        max_value=validation.MAX_THROTTLE_PER_MINUTE,
+        help_text="Optional; at most your plan's limit.",
     )
     spend_limit_usd = forms.CharField(
         required=False, label="Spend limit (USD)", help_text="Optional; e.g. 5.00"
@@ -78,16 +84,28 @@ class RoutingProfileForm(forms.Form):
         required=False, label="Max output price (USD per million tokens)"
     )
     soft_max_ttft_ms = forms.IntegerField(
-        required=False, min_value=1, label="Preferred max TTFT (ms, soft)"
+        required=False,
+        min_value=1,
+        max_value=validation.MAX_TTFT_MS,
+        label="Preferred max TTFT (ms, soft)",
     )
     hard_max_ttft_ms = forms.IntegerField(
-        required=False, min_value=1, label="Max TTFT (ms, hard filter)"
+        required=False,
+        min_value=1,
+        max_value=validation.MAX_TTFT_MS,
+        label="Max TTFT (ms, hard filter)",
     )
     soft_min_tps = forms.IntegerField(
-        required=False, min_value=1, label="Preferred min throughput (tokens/s, soft)"
+        required=False,
+        min_value=1,
+        max_value=validation.MAX_TPS,
+        label="Preferred min throughput (tokens/s, soft)",
     )
     hard_min_tps = forms.IntegerField(
-        required=False, min_value=1, label="Min throughput (tokens/s, hard filter)"
+        required=False,
+        min_value=1,
+        max_value=validation.MAX_TPS,
+        label="Min throughput (tokens/s, hard filter)",
     )
     privacy_mode = forms.ChoiceField(choices=PrivacyMode.choices, required=False)
     provider_only = forms.CharField(

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from allauth.account.models import EmailAddress
-from django.conf import settings
 from django.db.models import QuerySet
 
 from accounts.models import AccessKey, Plan, RoutingProfile, User
@@ -150,16 +149,33 @@ def access_key_auth_record(*, key_hash: str) -> dict | None:
     }
 
 
+# Health states in which the router still sends traffic (docs/health.md); the others are skipped.
+_ROUTABLE_HEALTH = {"healthy", "degraded", "unknown"}
+
+
 def quickstart_model(*, modality: str = "chat") -> tuple[str, bool]:
-    """(model id, live): the first model of this modality the market can route now, else the
-    seed's example."""
+    """(model id, live) for the Quick start's examples.
+
+    Live means at least one active listing that the router would use right now: not cooling down,
+    not suspended, not past its seller's daily cap. The seed's example model wins when it is live;
+    otherwise the live model with the cheapest offer; with nothing live, the seed's example.
+    """
     from market import selectors as market_selectors
 
+    fallback = FALLBACK_MODELS[modality]
+    cheapest: dict[str, int] = {}
     for model_id, candidates in market_selectors.routing_table().items():
-        if any(candidate.modality == modality for candidate in candidates):
-            return model_id, True
-    return FALLBACK_MODELS[modality], False
-
-
-def api_base_url() -> str:
-    return settings.DRAGONFLY_BASE_URL + "/v1"
+        prices = [
+            c.ask_input_nusd + c.ask_output_nusd
+            for c in candidates
+            if c.modality == modality
+            and c.health in _ROUTABLE_HEALTH
+            and not c.daily_cap_reached
+        ]
+        if prices:
+            cheapest[model_id] = min(prices)
+    if fallback in cheapest:
+        return fallback, True
+    if cheapest:
+        return min(cheapest, key=lambda model_id: (cheapest[model_id], model_id)), True
+    return fallback, False

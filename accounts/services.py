@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts import keys, selectors
+from accounts import keys, selectors, validation
 from accounts.emails import email_canonicalize
 from accounts.models import AccessKey, Plan, RoutingProfile, User
 
@@ -35,6 +35,14 @@ PROFILE_FIELDS = (
     "model_aliases",
     "default_model",
 )
+
+
+_PROFILE_INT_CEILINGS = {
+    "soft_max_ttft_ms": validation.MAX_TTFT_MS,
+    "hard_max_ttft_ms": validation.MAX_TTFT_MS,
+    "soft_min_tps": validation.MAX_TPS,
+    "hard_min_tps": validation.MAX_TPS,
+}
 
 
 class EmailNotVerified(Exception):
@@ -89,6 +97,19 @@ def _profile_check(*, user: User, name: str, fields: dict[str, Any], exclude_id=
         value = fields.get(field)
         if value is not None and value < 0:
             errors[field] = "A price cannot be negative."
+    for field, ceiling in _PROFILE_INT_CEILINGS.items():
+        value = fields.get(field)
+        if value is not None and not 1 <= value <= ceiling:
+            errors[field] = f"Give a whole number from 1 to {ceiling:,}."
+    soft_ttft, hard_ttft = fields.get("soft_max_ttft_ms"), fields.get("hard_max_ttft_ms")
+    if soft_ttft and hard_ttft and soft_ttft > hard_ttft and "soft_max_ttft_ms" not in errors:
+        errors["soft_max_ttft_ms"] = "The preferred TTFT cannot be above the hard maximum."
+    soft_tps, hard_tps = fields.get("soft_min_tps"), fields.get("hard_min_tps")
+    if soft_tps and hard_tps and soft_tps < hard_tps and "soft_min_tps" not in errors:
+        errors["soft_min_tps"] = "The preferred throughput cannot be below the hard minimum."
+    both = set(fields.get("provider_only") or ()) & set(fields.get("provider_ignore") or ())
+    if both:
+        errors["provider_ignore"] = f"{', '.join(sorted(both))} cannot be both allowed and ignored."
     if fields.get("aliases_enabled") and fields.get("model_aliases") is not None:
         aliases = fields["model_aliases"]
         if not isinstance(aliases, dict) or not all(
@@ -164,6 +185,8 @@ def _key_check(
             continue
         if value < 1:
             errors[field] = "A throttle must be at least 1."
+        elif value > validation.MAX_THROTTLE_PER_MINUTE:
+            errors[field] = f"A throttle can be at most {validation.MAX_THROTTLE_PER_MINUTE:,}."
         elif ceiling is not None and value > ceiling:
             errors[field] = f"Your {plan.name} plan allows at most {ceiling:,}."
     if spend_limit_nusd is not None and spend_limit_nusd <= 0:

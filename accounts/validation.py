@@ -9,6 +9,12 @@ from django.core.exceptions import ValidationError
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
+# Upper bounds for whole-number fields: far above any real use, and inside the database columns
+# (a bigger number would otherwise reach PostgreSQL and fail as a 500).
+MAX_THROTTLE_PER_MINUTE = 1_000_000_000  # requests or tokens per minute on a key
+MAX_TTFT_MS = 600_000  # ten minutes, the longest an upstream call may take
+MAX_TPS = 1_000_000  # tokens per second
+
 
 def usd_to_nusd_field(value: str | Decimal | None, *, what: str) -> int | None:
     """A dollar amount typed by a person (per million tokens, or a spend limit) → nano-USD."""

@@ -71,7 +71,8 @@ def quickstart(request: AuthedRequest) -> HttpResponse:
         "model_live": live,
         "speech_model": speech_model,
         "speech_live": speech_live,
-        "api_base": selectors.api_base_url(),
+        # The origin this user reached the dashboard at: the same process (or nginx) serves /v1.
+        "api_base": request.build_absolute_uri("/v1"),
         "verified": selectors.email_is_verified(user=request.user),
         "terms": terms,
         "terms_accepted": terms_accepted,

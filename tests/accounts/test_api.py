@@ -163,3 +163,29 @@ def test_the_schema_and_docs_page_describe_the_api_without_a_cdn(buyer_client):
     assert b"/api/keys/create/" in docs.content
     assert b"cdn" not in docs.content.lower()
     assert b"https://" not in docs.content
+
+
+def test_the_api_refuses_numbers_out_of_range_with_field_messages(buyer_client, buyer):
+    before = (
+        list(AccessKey.objects.values().order_by("id")),
+        list(RoutingProfile.objects.values().order_by("id")),
+    )
+    key = _post(buyer_client, "api_key_create", {"name": "k", "tokens_per_minute": 10**11})
+    assert key.status_code == 400
+    assert key.json() == {
+        "tokens_per_minute": ["Ensure this value is less than or equal to 1000000000."]
+    }
+    profile = _post(
+        buyer_client,
+        "api_profile_create",
+        {"name": "p", "hard_min_tps": 10**11, "soft_max_ttft_ms": 0},
+    )
+    assert profile.status_code == 400
+    assert profile.json() == {
+        "soft_max_ttft_ms": ["Ensure this value is greater than or equal to 1."],
+        "hard_min_tps": ["Ensure this value is less than or equal to 1000000."],
+    }
+    assert (
+        list(AccessKey.objects.values().order_by("id")),
+        list(RoutingProfile.objects.values().order_by("id")),
+    ) == before

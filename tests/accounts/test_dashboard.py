@@ -1,3 +1,4 @@
+import pytest
 from django.urls import reverse
 
 
@@ -11,7 +12,7 @@ def test_the_overview_draws_daily_spend_as_inline_svg(buyer_client):
 
 
 def test_the_quick_start_falls_back_to_the_seed_model_when_nothing_is_live(buyer_client):
-    page = buyer_client.get(reverse("dashboard_quickstart"))
+    page = buyer_client.get(reverse("dashboard_quickstart"), HTTP_HOST="127.0.0.1:8000")
     html = page.content.decode()
     assert page.context["model"] == "deepseek/deepseek-chat"
     assert page.context["model_live"] is False
@@ -20,8 +21,17 @@ def test_the_quick_start_falls_back_to_the_seed_model_when_nothing_is_live(buyer
     assert 'base_url="http://127.0.0.1:8000/v1"' in html
 
 
+def test_the_quick_start_uses_the_address_the_user_reached_us_at(buyer_client, settings):
+    settings.ALLOWED_HOSTS = ["api.buyer-test.example"]
+    page = buyer_client.get(reverse("dashboard_quickstart"), HTTP_HOST="api.buyer-test.example")
+    html = page.content.decode()
+    assert "curl http://api.buyer-test.example/v1/chat/completions" in html
+    assert 'base_url="http://api.buyer-test.example/v1"' in html
+    assert "127.0.0.1" not in html
+
+
 def test_the_quick_start_shows_the_speech_example_beside_the_chat_one(buyer_client):
-    page = buyer_client.get(reverse("dashboard_quickstart"))
+    page = buyer_client.get(reverse("dashboard_quickstart"), HTTP_HOST="127.0.0.1:8000")
     html = page.content.decode()
     assert page.context["speech_model"] == "minimax/speech-02-hd"
     assert page.context["speech_live"] is False
@@ -58,17 +68,15 @@ def test_the_sidebar_links_every_dashboard_section(buyer_client):
         assert f'href="{target}"' in html
 
 
-def test_the_quick_start_uses_a_model_live_in_the_market(buyer_client, make_user, providers):
+def _active_listing(seller, provider, model_id: str, name: str):
     from market import services as market_services
     from market.models import CatalogModel, ListingStatus
 
-    seller = make_user("seller@example.com")
-    market_services.terms_accept(user=seller, audience="seller", ip_address=None)
-    model = CatalogModel.objects.get(model_id="deepseek/deepseek-chat")
-    market_services.listing_create(
+    model = CatalogModel.objects.get(model_id=model_id)
+    return market_services.listing_create(
         seller=seller,
-        provider=providers[0],
-        name="live",
+        provider=provider,
+        name=name,
         upstream_key="sk-upstream-test-1234567890",
         offers=[
             market_services.OfferInput(
@@ -78,7 +86,60 @@ def test_the_quick_start_uses_a_model_live_in_the_market(buyer_client, make_user
         status=ListingStatus.ACTIVE,
         verify=False,
     )
+
+
+@pytest.fixture
+def seller(make_user):
+    from market import services as market_services
+
+    user = make_user("seller@example.com")
+    market_services.terms_accept(user=user, audience="seller", ip_address=None)
+    return user
+
+
+def _cool_down(listing) -> None:
+    """Real failed attempts through the health recorder until the listing cools down."""
+    from market.health import FAIL_THRESHOLD
+    from market.health_record import health_report
+
+    for _ in range(FAIL_THRESHOLD):
+        health_report(
+            listing_id=listing.id,
+            ok=False,
+            status_code=500,
+            ttft_ms=None,
+            tokens_per_second=None,
+            passive=True,
+        )
+
+
+def test_the_quick_start_uses_a_model_live_in_the_market(buyer_client, seller, providers):
+    _active_listing(seller, providers[0], "deepseek/deepseek-chat", "live")
     page = buyer_client.get(reverse("dashboard_quickstart"))
     assert (page.context["model"], page.context["model_live"]) == ("deepseek/deepseek-chat", True)
     assert b"No seller is serving" not in page.content
     assert b"a model sellers are serving in the market right now" in page.content
+
+
+def test_the_quick_start_skips_a_model_whose_only_listing_is_cooling_down(
+    buyer_client, seller, providers
+):
+    from market.models import CatalogModel
+
+    CatalogModel.objects.create(
+        model_id="minimax/minimax-m2.5",
+        provider=providers[1],
+        upstream_name="MiniMax-M2.5",
+        list_input_nusd=800_000_000,
+        list_output_nusd=2_400_000_000,
+    )
+    cooling = _active_listing(seller, providers[0], "deepseek/deepseek-chat", "flaky")
+    _cool_down(cooling)
+    page = buyer_client.get(reverse("dashboard_quickstart"))
+    assert (page.context["model"], page.context["model_live"]) == ("deepseek/deepseek-chat", False)
+    assert b"No seller is serving a chat model right now" in page.content
+
+    _active_listing(seller, providers[1], "minimax/minimax-m2.5", "steady")
+    page = buyer_client.get(reverse("dashboard_quickstart"))
+    assert (page.context["model"], page.context["model_live"]) == ("minimax/minimax-m2.5", True)
+    assert b'"model": "minimax/minimax-m2.5"' in page.content

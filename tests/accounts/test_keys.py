@@ -102,6 +102,11 @@ def test_it_accepts_throttles_within_the_plan(buyer):
         ("spend_limit_usd", "0", "A spend limit must be above zero (leave it empty for none)."),
         ("requests_per_minute", "0", "Ensure this value is greater than or equal to 1."),
         ("requests_per_minute", "ten", "Enter a whole number."),
+        (
+            "tokens_per_minute",
+            "99999999999",
+            "Ensure this value is less than or equal to 1000000000.",
+        ),
     ],
 )
 def test_it_refuses_bad_key_fields_with_field_messages(buyer_client, buyer, field, value, message):
@@ -151,3 +156,18 @@ def test_touch_sets_last_used_at_most_once_a_minute(buyer):
     services.access_key_touch(key_id=key.id)
     key.refresh_from_db()
     assert key.last_used_at == first
+
+
+def test_an_unlimited_plan_still_refuses_a_throttle_the_database_cannot_hold(buyer):
+    from accounts.models import Plan
+
+    buyer.plan_override = Plan.objects.get(slug="enterprise")
+    buyer.save()
+    with pytest.raises(ValidationError) as refused:
+        services.access_key_create(user=buyer, name="big", requests_per_minute=10**11)
+    assert refused.value.message_dict == {
+        "requests_per_minute": ["A throttle can be at most 1,000,000,000."]
+    }
+    assert AccessKey.objects.count() == 0
+    key, _ = services.access_key_create(user=buyer, name="big", requests_per_minute=5_000)
+    assert key.requests_per_minute == 5_000

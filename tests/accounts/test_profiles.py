@@ -1,4 +1,5 @@
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from accounts import services
@@ -64,6 +65,8 @@ def test_it_creates_a_profile_with_prices_in_usd_stored_in_nano_usd(buyer_client
         ("max_output_price_usd", "cheap", "Max output price: 'cheap' is not a dollar amount."),
         ("hard_max_ttft_ms", "-5", "Ensure this value is greater than or equal to 1."),
         ("soft_min_tps", "fast", "Enter a whole number."),
+        ("hard_max_ttft_ms", "99999999999", "Ensure this value is less than or equal to 600000."),
+        ("hard_min_tps", "99999999999", "Ensure this value is less than or equal to 1000000."),
         (
             "model_aliases",
             "gpt-4o = no/such-model",
@@ -85,6 +88,46 @@ def test_it_refuses_bad_profile_fields_with_field_messages(
     response = buyer_client.post(reverse("dashboard_profile_create"), _form(**{field: value}))
     assert response.status_code == 400
     assert response.context["form"].errors[field] == [message]
+    assert _snapshot(buyer) == before
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        (
+            {"soft_max_ttft_ms": "5000", "hard_max_ttft_ms": "1000"},
+            "soft_max_ttft_ms",
+            "The preferred TTFT cannot be above the hard maximum.",
+        ),
+        (
+            {"soft_min_tps": "10", "hard_min_tps": "50"},
+            "soft_min_tps",
+            "The preferred throughput cannot be below the hard minimum.",
+        ),
+        (
+            {"provider_only": "deepseek, minimax", "provider_ignore": "minimax"},
+            "provider_ignore",
+            "minimax cannot be both allowed and ignored.",
+        ),
+    ],
+)
+def test_it_refuses_contradictory_profile_fields(
+    buyer_client, buyer, providers, overrides, field, message
+):
+    before = _snapshot(buyer)
+    response = buyer_client.post(reverse("dashboard_profile_create"), _form(**overrides))
+    assert response.status_code == 400
+    assert response.context["form"].errors[field] == [message]
+    assert _snapshot(buyer) == before
+
+
+def test_the_service_refuses_numbers_the_database_cannot_hold(buyer):
+    before = _snapshot(buyer)
+    with pytest.raises(ValidationError) as refused:
+        services.routing_profile_create(user=buyer, name="Huge", soft_max_ttft_ms=10**11)
+    assert refused.value.message_dict == {
+        "soft_max_ttft_ms": ["Give a whole number from 1 to 600,000."]
+    }
     assert _snapshot(buyer) == before
 
 
