@@ -1,9 +1,11 @@
 """Operator views of users, plans, routing profiles and access keys (never a key's secret)."""
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import ValidationError
 
-from accounts import services
+from accounts import services, validation
 from accounts.models import AccessKey, Plan, RoutingProfile, User
 
 
@@ -30,18 +32,62 @@ class UserAdmin(DjangoUserAdmin):
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
 
 
+class PlanAdminForm(forms.ModelForm):
+    """The unlock threshold typed in dollars (stored as nano-USD like every amount)."""
+
+    threshold_usd = forms.CharField(
+        label="Unlocks at lifetime top-ups (USD)",
+        help_text="e.g. 10.00; 0 for the entry plan. Ignored unless “automatic” is on.",
+    )
+
+    class Meta:
+        model = Plan
+        fields = ["slug", "name", "rank", "requests_per_minute", "tokens_per_minute", "automatic"]
+        help_texts = {
+            "requests_per_minute": "Empty means unlimited.",
+            "tokens_per_minute": "Empty means unlimited.",
+        }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        from billing.money import nusd_to_usd
+
+        if self.instance.pk:
+            amount = nusd_to_usd(self.instance.min_lifetime_topup_nusd)
+            self.initial["threshold_usd"] = format(amount.normalize(), "f")
+        else:
+            self.initial.setdefault("threshold_usd", "0")
+
+    def clean_threshold_usd(self) -> int:
+        value = validation.usd_to_nusd_field(self.cleaned_data["threshold_usd"], what="Threshold")
+        if value is None:
+            raise ValidationError("Give a dollar amount (0 for the entry plan).")
+        return value
+
+    def save(self, commit: bool = True) -> Plan:
+        self.instance.min_lifetime_topup_nusd = self.cleaned_data["threshold_usd"]
+        return super().save(commit=commit)
+
+
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
+    form = PlanAdminForm
     list_display = [
         "name",
         "slug",
         "rank",
         "requests_per_minute",
         "tokens_per_minute",
-        "min_lifetime_topup_nusd",
+        "threshold",
         "automatic",
     ]
     ordering = ["rank"]
+
+    @admin.display(description="Unlocks at lifetime top-ups", ordering="min_lifetime_topup_nusd")
+    def threshold(self, plan: Plan) -> str:
+        from billing.money import format_usd
+
+        return format_usd(plan.min_lifetime_topup_nusd)
 
 
 @admin.register(RoutingProfile)

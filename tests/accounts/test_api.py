@@ -1,4 +1,5 @@
 import json
+import re
 
 from django.test import Client
 from django.urls import reverse
@@ -161,8 +162,16 @@ def test_the_schema_and_docs_page_describe_the_api_without_a_cdn(buyer_client):
     docs = buyer_client.get(reverse("api_docs"))
     assert docs.status_code == 200
     assert b"/api/keys/create/" in docs.content
-    assert b"cdn" not in docs.content.lower()
-    assert b"https://" not in docs.content
+    html = docs.content.decode()
+    assert "cdn" not in html.lower()
+    # Every script, stylesheet, image and link is served by us: no absolute or protocol-relative URL.
+    references = re.findall(r"""(?:src|href|action)\s*=\s*["']([^"']*)["']""", html)
+    assert references
+    external = [
+        ref for ref in references if not ref.startswith(("/", "#", "?")) or ref.startswith("//")
+    ]
+    assert external == []
+    assert "@import" not in html and "url(http" not in html
 
 
 def test_the_api_refuses_numbers_out_of_range_with_field_messages(buyer_client, buyer):

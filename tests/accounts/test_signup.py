@@ -118,3 +118,39 @@ def test_unverified_login_is_refused_and_resends_the_link(client, make_user, mai
     assert response["Location"] == reverse("account_email_verification_sent")
     assert len(mailoutbox) == 1
     assert "_auth_user_id" not in client.session
+
+
+def test_failed_logins_are_rate_limited_in_redis(client, make_user, settings):
+    from dragonfly.redis import get_redis
+
+    assert settings.CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    make_user("brute@example.com")
+    wrong = {"login": "brute@example.com", "password": "not-the-password"}
+    for _ in range(5):  # ACCOUNT_RATE_LIMITS["login_failed"]: 5 per 300 s per address
+        page = client.post(reverse("account_login"), wrong)
+        assert b"Too many failed login attempts" not in page.content
+    limited = client.post(
+        reverse("account_login"), {"login": "brute@example.com", "password": PASSWORD}
+    )
+    # Even the right password is refused while the address is limited: guessing cannot go on.
+    assert b"Too many failed login attempts. Try again later." in limited.content
+    assert "_auth_user_id" not in client.session
+    # The counters live in the shared Redis, so every web process sees the same limit.
+    stored = [str(key) for key in get_redis().keys("*allauth:rl:*")]
+    assert any(":login_failed:" in key for key in stored), stored
+
+
+def test_verifying_a_second_address_grants_no_second_credit(client, db, mailoutbox):
+    _signup(client, "first@example.com")
+    client.post(_link(mailoutbox[0]))
+    user = User.objects.get()
+    assert billing_selectors.wallet_summary(user=user)["balance_nusd"] == ONE_USD
+
+    added = client.post(reverse("account_email"), {"action_add": "", "email": "second@example.com"})
+    assert added.status_code == 302
+    assert mailoutbox[-1].to == ["second@example.com"]
+    client.post(_link(mailoutbox[-1]))
+    assert EmailAddress.objects.get(email="second@example.com").verified is True
+    user.refresh_from_db()
+    assert user.email == "first@example.com"
+    assert billing_selectors.wallet_summary(user=user)["balance_nusd"] == ONE_USD
