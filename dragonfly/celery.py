@@ -4,6 +4,8 @@ import os
 
 from celery import Celery
 
+from dragonfly.env import env_int
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dragonfly.settings")
 
 app = Celery("dragonfly")
@@ -17,5 +19,5 @@ app.conf.beat_schedule = {
 # market: probe every active/pending listing (single-flight per listing, see market/probes.py).
 app.conf.beat_schedule["market-probe-all"] = {
     "task": "market.tasks.probe_all_task",
-    "schedule": float(os.environ.get("DRAGONFLY_PROBE_INTERVAL_SECONDS", "60")),
+    "schedule": float(env_int("DRAGONFLY_PROBE_INTERVAL_SECONDS", 60)),  # as settings.py reads it
 }

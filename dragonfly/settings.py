@@ -5,6 +5,7 @@ Celery without a broker service, mail to the console and var/mail/. Set DATABASE
 for PostgreSQL and Redis. Every variable is listed in .env.example.
 """
 
+import ipaddress
 import secrets
 from pathlib import Path
 
@@ -83,8 +84,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "dragonfly.middleware.RequestIdMiddleware",
+    "dragonfly.middleware.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "dragonfly.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -262,7 +264,13 @@ DRAGONFLY_GATEWAY_DB_POOL_SIZE = env_int("DRAGONFLY_GATEWAY_DB_POOL_SIZE", 10)
 # Redis connections per process and event loop (the gateway's rate limits, capacity, stickiness).
 DRAGONFLY_REDIS_POOL_SIZE = env_int("DRAGONFLY_REDIS_POOL_SIZE", 64)
 DRAGONFLY_SIMULATOR_URL = env_str("DRAGONFLY_SIMULATOR_URL", "http://127.0.0.1:9100")
+# Addresses or networks (CIDR) that may read /metrics without an operator login.
 DRAGONFLY_METRICS_ALLOWED_IPS = env_list("DRAGONFLY_METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+for _entry in DRAGONFLY_METRICS_ALLOWED_IPS:
+    try:
+        ipaddress.ip_network(_entry, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DRAGONFLY_METRICS_ALLOWED_IPS: {exc}") from exc
 DRAGONFLY_LOG_FORMAT = env_str("DRAGONFLY_LOG_FORMAT", "text" if DEBUG else "json")
 DRAGONFLY_LOG_LEVEL = env_str("DRAGONFLY_LOG_LEVEL", "INFO")
 

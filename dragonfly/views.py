@@ -1,5 +1,8 @@
 """Site-wide views: the landing page, liveness, readiness and Prometheus metrics."""
 
+import ipaddress
+from functools import cache
+
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, HttpResponseForbidden, JsonResponse
@@ -38,11 +41,25 @@ def readyz(request):
     return JsonResponse({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
 
+@cache
+def _internal_networks(entries: tuple[str, ...]) -> tuple:
+    """DRAGONFLY_METRICS_ALLOWED_IPS: addresses or networks ("127.0.0.1", "10.0.0.0/8")."""
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+
+
+def is_internal_address(client_ip: str) -> bool:
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return False
+    networks = _internal_networks(tuple(settings.DRAGONFLY_METRICS_ALLOWED_IPS))
+    return any(address in network for network in networks)
+
+
 @never_cache
 def metrics(request):
-    client_ip = request.META.get("REMOTE_ADDR", "")
-    if not (request.user.is_authenticated and request.user.is_staff) and (
-        client_ip not in settings.DRAGONFLY_METRICS_ALLOWED_IPS
-    ):
+    user = getattr(request, "user", None)
+    is_operator = user is not None and user.is_authenticated and user.is_staff
+    if not is_operator and not is_internal_address(request.META.get("REMOTE_ADDR", "")):
         return HttpResponseForbidden("metrics are for operators and internal addresses")
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

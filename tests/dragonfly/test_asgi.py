@@ -29,12 +29,53 @@ async def test_everything_else_goes_to_django():
 
 def test_every_middleware_is_async_capable():
     """Django's middleware never sees /v1, but where it runs it must not force a thread hop."""
-    for dotted in settings.MIDDLEWARE:
-        middleware = import_string(dotted)
-        assert getattr(middleware, "async_capable", True), dotted
+    # Django's own default when a middleware does not say: sync only (BaseHandler.load_middleware).
+    sync_only = [
+        dotted
+        for dotted in settings.MIDDLEWARE
+        if not getattr(import_string(dotted), "async_capable", False)
+    ]
+    assert sync_only == []
 
 
-def test_the_gateway_is_a_coroutine_asgi_app():
+def test_the_v1_path_is_async_from_the_router_to_the_gateway():
+    from dragonfly.asgi import http_router
     from gateway.asgi import application as gateway_app
 
+    assert application.application_mapping["http"] is http_router
+    assert inspect.iscoroutinefunction(http_router)
     assert inspect.iscoroutinefunction(gateway_app)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_v1_skips_djangos_middleware():
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        gateway = await client.get("/v1/nope")
+        django = await client.get("/nope")
+    assert "x-request-id" in django.headers  # dragonfly.middleware.RequestIdMiddleware ran
+    assert "x-frame-options" in django.headers  # so did Django's clickjacking middleware
+    assert "x-request-id" not in gateway.headers
+    assert "x-frame-options" not in gateway.headers
+
+
+async def test_websockets_go_to_channels():
+    from channels.testing import WebsocketCommunicator
+
+    communicator = WebsocketCommunicator(
+        application, "/ws/nope", headers=[(b"origin", b"http://127.0.0.1")]
+    )
+    with pytest.raises(ValueError, match="No route found for path"):
+        await communicator.connect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_static_files_are_served_through_the_asgi_app():
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        response = await client.get("/static/css/app.css")
+        missing = await client.get("/static/css/nope.css")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/css")
+    assert response.content == (settings.BASE_DIR / "static/css/app.css").read_bytes()
+    assert missing.status_code == 404

@@ -13,7 +13,7 @@ PROBE = (
 )
 
 
-def _load(env: dict, tmp_path) -> subprocess.CompletedProcess:
+def _load(env: dict, tmp_path, probe: str = PROBE) -> subprocess.CompletedProcess:
     base = {
         k: v
         for k, v in os.environ.items()
@@ -24,7 +24,7 @@ def _load(env: dict, tmp_path) -> subprocess.CompletedProcess:
     )
     base.update(env)
     return subprocess.run(
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", probe],
         cwd=ROOT,
         env=base,
         capture_output=True,
@@ -87,3 +87,52 @@ def test_a_malformed_boolean_is_refused(tmp_path):
     result = _load({"DEBUG": "maybe"}, tmp_path)
     assert result.returncode != 0
     assert "DEBUG must be a boolean" in result.stderr
+
+
+PRODUCTION = {
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/dragonfly",
+    "REDIS_URL": "redis://127.0.0.1:6379/3",
+    "SECRET_KEY": "x" * 50,
+    "DRAGONFLY_ENCRYPTION_KEYS": "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+}
+SETTINGS_PROBE = (
+    "import django, json; django.setup(); from django.conf import settings as s; "
+    "print(json.dumps({'broker': s.CELERY_BROKER_URL, 'redis': s.REDIS_URL, 'var': str(s.VAR_DIR),"
+    " 'static': str(s.STATIC_ROOT), 'log': s.DRAGONFLY_LOG_FORMAT, 'base': s.DRAGONFLY_BASE_URL}))"
+)
+
+
+def test_blank_values_as_in_env_example_mean_the_default(tmp_path):
+    # `cp .env.example docker/.env` leaves lines like `CELERY_BROKER_URL=`: unset, not "".
+    blanks = {
+        "CELERY_BROKER_URL": "",
+        "STATIC_ROOT": "",
+        "DRAGONFLY_LOG_FORMAT": "",
+        "DRAGONFLY_BASE_URL": "",
+        "EMAIL_HOST": "",
+        "DRAGONFLY_SIGNUP_CREDIT_USD": "",
+    }
+    result = _load({**PRODUCTION, **blanks}, tmp_path, SETTINGS_PROBE)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "broker": "redis://127.0.0.1:6379/3",
+        "redis": "redis://127.0.0.1:6379/3",
+        "var": str(tmp_path),
+        "static": str(ROOT / "staticfiles"),
+        "log": "json",
+        "base": "http://127.0.0.1:8000",
+    }
+
+
+def test_a_blank_redis_url_is_the_embedded_substitute(tmp_path):
+    result = _load({"REDIS_URL": "", "CELERY_BROKER_URL": ""}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    assert loaded["cache"] == "django.core.cache.backends.locmem.LocMemCache"
+    assert loaded["eager"] is True
+
+
+def test_a_malformed_metrics_network_is_refused(tmp_path):
+    result = _load({"DRAGONFLY_METRICS_ALLOWED_IPS": "127.0.0.1,10.0.0.0/33"}, tmp_path)
+    assert result.returncode != 0
+    assert "DRAGONFLY_METRICS_ALLOWED_IPS" in result.stderr

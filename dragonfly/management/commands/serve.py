@@ -47,13 +47,12 @@ class Command(BaseCommand):
         env = os.environ.copy()
         if settings.REDIS_URL.startswith("fakeredis://"):
             # Every process we start must see the same Redis, so the substitute listens on loopback.
-            from fakeredis import TcpFakeServer
+            from dragonfly.embedded_redis import embedded_redis_start
 
             try:
-                server = TcpFakeServer(("127.0.0.1", options["redis_port"]), server_type="redis")
+                embedded_redis_start(port=options["redis_port"])
             except OSError as exc:
                 raise CommandError(f"port {options['redis_port']} is taken: {exc}") from exc
-            threading.Thread(target=server.serve_forever, daemon=True).start()
             env["REDIS_URL"] = f"redis://127.0.0.1:{options['redis_port']}/0"
             self.stdout.write(f"Redis substitute (fakeredis) on 127.0.0.1:{options['redis_port']}")
 
