@@ -45,7 +45,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 test: lint check-services system-deps
-	$(TEST_ENV) $(BIN)/mypy accounts market billing gateway dragonfly
+	$(TEST_ENV) $(BIN)/mypy accounts market billing gateway dragonfly simulator
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 # The suite alone, without installing or linting (handy while developing one app).

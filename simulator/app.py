@@ -46,7 +46,7 @@ _REJECTS = {
     402: ("Insufficient Balance", "insufficient_quota", "insufficient_balance"),
     403: ("Permission denied for this api key", "permission_error", "permission_denied"),
 }
-_STATUS_TYPES = {
+_STATUS_TYPES: dict[int, tuple[str, str | None]] = {
     429: ("rate_limit_error", "rate_limit_exceeded"),
     500: ("server_error", None),
     502: ("server_error", "bad_gateway"),
@@ -165,11 +165,11 @@ class SimulatorApp:
         if minimax:
             await speech.error(ctx, speech.code_for_status(status), f"status {status}")
             return True
-        type_, code = _STATUS_TYPES.get(
+        error_type, error_code = _STATUS_TYPES.get(
             status, ("server_error" if status >= 500 else "invalid_request_error", None)
         )
         extra = [(b"retry-after", b"1")] if status in (429, 503) else None
-        await ctx.error(status, f"status {status}", type_, code, extra=extra)
+        await ctx.error(status, f"status {status}", error_type, error_code, extra=extra)
         return True
 
     async def _control(self, ctx: Ctx, method: str, route: str) -> None:

@@ -28,7 +28,7 @@ def _status_line(status: int) -> bytes:
 
 def _parse_chunked(buf: bytearray, start: int) -> tuple[bytes, int] | None:
     """Decode a chunked body from ``buf[start:]``: (body, end offset), or None if incomplete."""
-    parts = []
+    parts: list[bytes] = []
     pos = start
     while True:
         eol = buf.find(b"\r\n", pos)

@@ -60,14 +60,13 @@ def code_for_status(status: int) -> int:
 
 async def error(ctx: Ctx, code: int, detail: str = "") -> None:
     message = ERROR_PREFIX + _MESSAGES.get(code, "error") + (f": {detail}" if detail else "")
+    trace_id = new_id().rjust(32, "0")
     payload = {
         "data": None,
-        "trace_id": new_id().rjust(32, "0"),
+        "trace_id": trace_id,
         "base_resp": {"status_code": code, "status_msg": message},
     }
-    await ctx.respond(
-        200, orjson.dumps(payload), extra=[(b"trace-id", payload["trace_id"].encode())]
-    )
+    await ctx.respond(200, orjson.dumps(payload), extra=[(b"trace-id", trace_id.encode())])
 
 
 class _Invalid(ValueError):

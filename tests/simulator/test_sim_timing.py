@@ -94,4 +94,4 @@ def test_concurrent_slow_requests_overlap(sim):
         list(pool.map(lambda _: timed_plain(sim, "sim-t?delay_ms=200"), range(8)))
     elapsed = time.perf_counter() - start
 
-    assert elapsed < 1.0  # eight 200 ms requests in parallel; in series they take 1.6 s
+    assert elapsed < 1.4  # eight 200 ms requests in parallel; in series they take at least 1.6 s
