@@ -1,8 +1,11 @@
 """MiniMax text-to-speech (T2A v2): OpenAI's /v1/audio/speech translated to POST {base}/t2a_v2.
 
 MiniMax answers errors with HTTP 200 and `base_resp.status_code != 0`: 1004 (auth) is treated like
-an upstream 401 and 1008 (no balance) like a 402, so market health suspends the listing; any other
-code is retryable. Either way the next listing is tried and nothing is billed.
+an upstream 401 and 1008 (no balance) like a 402, so market health suspends the listing; 1002 like
+a 429, 1001 like a 504, any other code like a 502. All of these are retryable: the next listing is
+tried and nothing is billed. 2013 (invalid parameters) is permanent, like an upstream 400: MiniMax
+refuses the text itself (e.g. only whitespace), every listing would, and a buyer's bad input must
+not cost listings their health; the buyer gets a 400 and nothing is billed.
 """
 
 from __future__ import annotations
@@ -50,16 +53,29 @@ def t2a_body(request: SpeechRequest, *, upstream_model: str) -> bytes:
     )
 
 
-async def speech(base_url: str, *, key: str, request: SpeechRequest, upstream_model: str) -> Speech:
-    response = await post(
-        f"{base_url}/t2a_v2", key=key, body=t2a_body(request, upstream_model=upstream_model)
-    )
+async def _read_whole(response: aiohttp.ClientResponse) -> bytes:
+    """The whole body up to _MAX_BYTES. (StreamReader.read(n) returns only what is buffered so far,
+    so a long answer arriving in several packets would be cut short.)"""
+    parts: list[bytes] = []
+    size = 0
     try:
-        raw = await response.content.read(_MAX_BYTES)
+        async for part in response.content.iter_any():
+            size += len(part)
+            if size > _MAX_BYTES:
+                raise UpstreamError("the audio was larger than we accept")
+            parts.append(part)
     except (aiohttp.ClientError, TimeoutError):
         raise UpstreamError("connection lost while reading the audio") from None
     finally:
         response.release()
+    return b"".join(parts)
+
+
+async def speech(base_url: str, *, key: str, request: SpeechRequest, upstream_model: str) -> Speech:
+    response = await post(
+        f"{base_url}/t2a_v2", key=key, body=t2a_body(request, upstream_model=upstream_model)
+    )
+    raw = await _read_whole(response)
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -68,9 +84,7 @@ async def speech(base_url: str, *, key: str, request: SpeechRequest, upstream_mo
     code = base.get("status_code") if isinstance(base, dict) else None
     if code != 0:
         status = _STATUS_FOR_CODE.get(code, 502) if isinstance(code, int) else 502
-        # 2013 (invalid parameters) is still retryable here: we validated the request ourselves,
-        # so it is this listing's model or account that refused it.
-        raise UpstreamError(f"MiniMax status {code}", status=status, retryable=True)
+        raise UpstreamError(f"MiniMax status {code}", status=status, retryable=status != 400)
     try:
         audio = bytes.fromhex(data["data"]["audio"])
     except (KeyError, TypeError, ValueError):
