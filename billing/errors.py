@@ -31,3 +31,7 @@ class StripeNotConfigured(BillingError):
 
 class WebhookInvalid(BillingError):
     """A webhook delivery whose signature, timestamp or body does not verify."""
+
+
+class NotPermitted(BillingError):
+    """The acting user may not do this (operator actions need an active staff user)."""

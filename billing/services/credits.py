@@ -8,17 +8,24 @@ from django.db import IntegrityError, transaction
 
 from billing.errors import BillingError, InvalidAmount
 from billing.models import AccountKind, LedgerTransaction, SignupGrant, TransactionKind
-from billing.money import check_amount, usd_to_nusd
+from billing.money import NUSD_PER_USD, check_amount, usd_to_nusd
 from billing.services.ledger import account_for_user, account_platform, ledger_post
+from billing.services.operators import operator_check
 
 logger = logging.getLogger(__name__)
+
+# One grant or adjustment never moves more than this; a larger figure is a typo (docs/money.md).
+OPERATOR_MAX_NUSD = 10_000 * NUSD_PER_USD
 
 
 def _positive(amount_nusd: int) -> int:
     try:
-        return check_amount(amount_nusd)
+        check_amount(amount_nusd)
     except ValueError as exc:
         raise InvalidAmount(str(exc)) from None
+    if amount_nusd > OPERATOR_MAX_NUSD:
+        raise InvalidAmount("One grant or adjustment moves at most $10,000.")
+    return amount_nusd
 
 
 def signup_credit_grant(*, user) -> bool:
@@ -59,10 +66,13 @@ def signup_credit_grant(*, user) -> bool:
 def credit_grant(
     *, user, amount_nusd: int, reason: str, staff_user_id: int | None = None
 ) -> LedgerTransaction:
-    """Operators: grant promotional credit to a buyer's wallet."""
+    """Operators: grant promotional credit to a buyer's wallet (`grant_credit` passes no staff
+    user: the shell operator acts; the admin passes the staff user, who must be one)."""
     _positive(amount_nusd)
     if not reason.strip():
         raise BillingError("A credit grant needs a reason.")
+    if staff_user_id is not None:
+        operator_check(staff_user_id=staff_user_id)
     return ledger_post(
         kind=TransactionKind.GRANT,
         idempotency_key=f"grant:{uuid.uuid4()}",
@@ -85,6 +95,7 @@ def wallet_adjust(*, user, amount_nusd: int, reason: str, staff_user_id: int) ->
     _positive(abs(amount_nusd))
     if not reason.strip():
         raise BillingError("An adjustment needs a reason.")
+    operator_check(staff_user_id=staff_user_id)
     return ledger_post(
         kind=TransactionKind.ADJUSTMENT,
         idempotency_key=f"adjust:{uuid.uuid4()}",

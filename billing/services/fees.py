@@ -5,6 +5,7 @@ from django.db import IntegrityError, transaction
 
 from billing.errors import InvalidAmount
 from billing.models import FeeProfile, SellerFeeOverride
+from billing.services.operators import operator_check
 
 DEFAULT_PROFILE_NAME = "Default"
 
@@ -43,6 +44,8 @@ def seller_fee_profile_set(
     *, seller_id: int, fee_profile: FeeProfile | None, reason: str, staff_user_id: int | None
 ) -> None:
     """Operators: give a seller a fee profile (None returns them to the default)."""
+    if staff_user_id is not None:
+        operator_check(staff_user_id=staff_user_id)
     with transaction.atomic():
         if fee_profile is None:
             SellerFeeOverride.objects.filter(seller_id=seller_id).delete()

@@ -78,9 +78,22 @@ def test_grant_credit_command_credits_and_refuses_bad_amounts():
     out = io.StringIO()
     call_command("grant_credit", "carol@example.com", "2.50", "--reason", "support", stdout=out)
     assert "Granted $2.50 to carol@example.com" in out.getvalue()
-    for bad in ("-1", "0", "NaN", "abc", "1e12"):
-        with pytest.raises(CommandError):
+    for bad, message in (
+        ("-1", "cannot be negative"),
+        ("0", "greater than zero"),
+        ("0.0000000001", "at most 9 decimal places"),
+        ("NaN", "finite"),
+        ("inf", "finite"),
+        ("abc", "is not a dollar amount"),
+        ("", "is not a dollar amount"),
+        ("1e12", "too large"),
+        ("1000000001", "too large"),
+        ("10000.01", "at most \\$10,000"),
+    ):
+        with pytest.raises(CommandError, match=message):
             call_command("grant_credit", "carol@example.com", bad, "--reason", "x")
+    with pytest.raises(CommandError, match="needs a reason"):
+        call_command("grant_credit", "carol@example.com", "1", "--reason", "  ")
     with pytest.raises(CommandError, match="No user"):
         call_command("grant_credit", "nobody@example.com", "1", "--reason", "x")
     assert _balance(user) == 2_500_000_000
@@ -209,3 +222,42 @@ def test_demo_seed_is_idempotent():
 
     assert seed(upstream_url="http://x") == seed(upstream_url="http://x")
     assert selectors.fee_profile_for_seller(seller_id=0)[1] == 1000
+
+
+def _money_state():
+    from billing.models import LedgerEntry, UsageRecord
+
+    return (
+        LedgerEntry.objects.count(),
+        list(LedgerTransaction.objects.values_list("kind", flat=True).order_by("id")),
+        list(UsageRecord.objects.values_list("refunded_at", flat=True)),
+        list(Payout.objects.values_list("status", flat=True)),
+    )
+
+
+def test_operator_actions_refuse_non_staff_and_blank_reasons_and_change_nothing(market):
+    from billing.errors import BillingError, NotPermitted
+
+    buyer, seller, listing = market
+    services.credit_grant(user=buyer, amount_nusd=100 * USD, reason="t")
+    _earn(buyer, seller, listing, "sale", 20_000)
+    payout = services.payout_request(seller=seller, amount_nusd=10 * USD)
+    inactive = user_make(is_staff=True, is_active=False)
+    before = _money_state()
+    for actor in (seller.pk, inactive.pk, None, "1", 10**9):
+        with pytest.raises(NotPermitted, match="Only an active staff user"):
+            services.request_refund(request_id="sale", reason="x", staff_user_id=actor)
+        with pytest.raises(NotPermitted):
+            services.wallet_adjust(user=buyer, amount_nusd=USD, reason="x", staff_user_id=actor)
+        with pytest.raises(NotPermitted):
+            services.payout_approve(payout_id=payout.pk, staff_user_id=actor)
+        with pytest.raises(NotPermitted):
+            services.payout_reject(payout_id=payout.pk, staff_user_id=actor, reason="x")
+    with pytest.raises(NotPermitted):
+        services.credit_grant(user=buyer, amount_nusd=USD, reason="x", staff_user_id=seller.pk)
+    staff = user_make(is_staff=True)
+    with pytest.raises(BillingError, match="needs a reason"):
+        services.request_refund(request_id="sale", reason="  ", staff_user_id=staff.pk)
+    with pytest.raises(BillingError, match="needs a reason"):
+        services.wallet_adjust(user=buyer, amount_nusd=USD, reason="", staff_user_id=staff.pk)
+    assert _money_state() == before

@@ -8,7 +8,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from billing import services
 from billing.models import LedgerAccount, LedgerEntry
-from tests.billing.conftest import settlement_make
+from tests.billing.conftest import settlement_make, user_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -94,7 +94,8 @@ def test_ledger_check_passes_after_a_money_scenario(market):
     )
     services.hold_place(request_id="c", user_id=buyer.pk, amount_nusd=5_000_000)
     services.hold_void(request_id="c", reason="test")
-    services.request_refund(request_id="a", reason="bad answer", staff_user_id=seller.pk)
+    staff = user_make(is_staff=True)
+    services.request_refund(request_id="a", reason="bad answer", staff_user_id=staff.pk)
     code, out, err = _run_check()
     assert (code, err) == (0, "")
     assert "checked 2 user accounts" in out

@@ -40,6 +40,7 @@ class Ledger(RuleBasedStateMachine):
         self.buyer = user_make()
         self.seller = user_make()
         self.listing = listing_make(seller=self.seller)
+        self.staff = user_make(is_staff=True)
         self.balance = 0
         self.held = 0
         self.earnings = 0
@@ -120,7 +121,7 @@ class Ledger(RuleBasedStateMachine):
     @rule(data=st.data())
     def refund(self, data):
         rid = data.draw(st.sampled_from(sorted(r for r, c in self.settled.items() if c > 0)))
-        services.request_refund(request_id=rid, reason="test", staff_user_id=self.seller.pk)
+        services.request_refund(request_id=rid, reason="test", staff_user_id=self.staff.pk)
         record = selectors.usage_list(buyer=self.buyer).get(request_id=rid)
         self.balance += record.buyer_debit_nusd
         self.earnings -= record.seller_credit_nusd
@@ -136,10 +137,10 @@ class Ledger(RuleBasedStateMachine):
         payout = services.payout_request(seller=self.seller, amount_nusd=amount)
         self.earnings -= amount
         if paid:
-            services.payout_approve(payout_id=payout.pk, staff_user_id=self.seller.pk)
-            services.payout_mark_paid(payout_id=payout.pk, staff_user_id=self.seller.pk)
+            services.payout_approve(payout_id=payout.pk, staff_user_id=self.staff.pk)
+            services.payout_mark_paid(payout_id=payout.pk, staff_user_id=self.staff.pk)
         else:
-            services.payout_reject(payout_id=payout.pk, staff_user_id=self.seller.pk, reason="test")
+            services.payout_reject(payout_id=payout.pk, staff_user_id=self.staff.pk, reason="test")
             self.earnings += amount
 
     @invariant()

@@ -17,6 +17,8 @@ class Command(BaseCommand):
         parser.add_argument("--reason", required=True, help="why (kept on the ledger transaction)")
 
     def handle(self, *args, email, amount_usd, reason, **options):
+        if not reason.strip():
+            raise CommandError("A credit grant needs a reason (--reason TEXT).")
         user = get_user_model().objects.filter(email__iexact=email.strip()).first()
         if user is None:
             raise CommandError(f"No user with email {email}.")
@@ -26,7 +28,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         try:
             txn = services.credit_grant(
-                user=user, amount_nusd=amount, reason=f"grant_credit: {reason}"
+                user=user, amount_nusd=amount, reason=f"grant_credit: {reason.strip()}"
             )
         except BillingError as exc:
             raise CommandError(str(exc)) from None
