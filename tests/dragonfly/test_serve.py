@@ -1,5 +1,6 @@
 """Start Dragonfly exactly as `make run` does (embedded default) and use it, twice."""
 
+import json
 import os
 import signal
 import socket
@@ -46,6 +47,20 @@ def _get(url: str) -> tuple[int, str]:
         return response.status, response.read().decode()
 
 
+def _run_the_printed_curl(banner: str) -> dict:
+    """Run the banner's curl line exactly as printed (through a shell, as a user pastes it)."""
+    lines = banner[banner.index("    curl ") :].splitlines()
+    command = "\n".join(lines[: next(i for i, line in enumerate(lines) if " -d " in line) + 1])
+    result = subprocess.run(
+        ["sh", "-c", command + " -s -i"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    head, _, body = result.stdout.replace("\r\n", "\n").partition("\n\n")
+    status_line, *header_lines = head.splitlines()
+    headers = dict(line.lower().split(": ", 1) for line in header_lines)
+    return {**headers, "status": status_line.split()[1], "body": body}
+
+
 def _serve_once(env, ports) -> str:
     web, upstream, redis_port = ports
     server = subprocess.Popen(
@@ -82,6 +97,16 @@ def _serve_once(env, ports) -> str:
         status, home = _get(f"http://127.0.0.1:{web}/")
         assert status == 200
         assert "Dragonfly" in home
+        first, second = _run_the_printed_curl(banner), _run_the_printed_curl(banner)
+        assert first["status"] == "200", first
+        assert first["x-df-market-route"] == "seller"
+        assert first["x-df-market-provider"] == "deepseek"
+        assert json.loads(first["body"])["usage"]["completion_tokens"] > 0
+        # Rate limits count in the Redis substitute every process shares (its Lua scripts work).
+        remaining = int(first["x-ratelimit-remaining-requests"])
+        assert int(second["x-ratelimit-remaining-requests"]) == remaining - 1
+        _, metrics = _get(f"http://127.0.0.1:{web}/metrics")
+        assert "dragonfly_gateway_redis_errors_total{" not in metrics
         time.sleep(3)  # a child that dies on start (Celery, the upstream) stops serve: it must not
         assert server.poll() is None, "".join(output) + server.stdout.read()
         return banner
@@ -99,12 +124,12 @@ def test_make_run_serves_the_home_page_and_stops_cleanly_twice(tmp_path):
     env = _embedded_env(tmp_path)
     migrate = _manage(env, "migrate", "--noinput")
     assert migrate.returncode == 0, migrate.stderr
+    ports = (_free_port(), _free_port(), _free_port())
     for _ in range(2):  # seed_demo is idempotent
-        seed = _manage(env, "seed_demo")
+        seed = _manage(env, "seed_demo", "--upstream-url", f"http://127.0.0.1:{ports[1]}")
         assert seed.returncode == 0, seed.stderr
     assert (tmp_path / "dragonfly.sqlite3").exists()
 
-    ports = (_free_port(), _free_port(), _free_port())
     banner = _serve_once(env, ports)
     assert f"http://127.0.0.1:{ports[0]}/dashboard/" in banner
     assert "buyer@demo.dragonfly.dev" in banner
