@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from string import ascii_uppercase
 
 from django.db.models import Prefetch, QuerySet
@@ -13,6 +13,7 @@ from market import crypto, health
 from market.models import (
     CatalogModel,
     HealthSample,
+    HealthSource,
     Listing,
     ListingModel,
     ListingStatus,
@@ -193,6 +194,37 @@ def health_samples(*, listing_ids: list[int], hours: int = 24, limit: int = 2000
     )
 
 
+UPTIME_BUCKET = timedelta(minutes=10)
+
+
+def probe_uptime_buckets(
+    *, listing_ids: list[int], hours: int = 24
+) -> dict[int, list[tuple[datetime, float]]]:
+    """Per listing, the share of successful probes in each UPTIME_BUCKET of the last `hours`.
+
+    Probes only: passive successes are sampled at most once a minute while every passive failure
+    is kept, so mixing them in would understate uptime. One query, grouped here.
+    """
+    now = timezone.now()
+    counts: dict[int, dict[float, list[int]]] = {}
+    rows = HealthSample.objects.filter(
+        listing_id__in=listing_ids, source=HealthSource.PROBE, at__gte=now - timedelta(hours=hours)
+    ).values_list("listing_id", "at", "ok")
+    step = UPTIME_BUCKET.total_seconds()
+    for listing_id, at, ok in rows.iterator():
+        tally = counts.setdefault(listing_id, {}).setdefault(at.timestamp() // step * step, [0, 0])
+        tally[0] += int(ok)
+        tally[1] += 1
+
+    def middle(start: float) -> datetime:  # the running bucket is drawn at now, not ahead of it
+        return min(datetime.fromtimestamp(start + step / 2, tz=UTC), now)
+
+    return {
+        listing_id: [(middle(start), ok / total) for start, (ok, total) in sorted(buckets.items())]
+        for listing_id, buckets in counts.items()
+    }
+
+
 def last_probe_errors(*, listing_ids: list[int]) -> dict[int, HealthSample]:
     """The most recent failed sample of each listing (one query)."""
     latest: dict[int, HealthSample] = {}
@@ -267,6 +299,7 @@ def market_model_detail(*, model_id: str) -> tuple[CatalogModel, list[dict]]:
         view = views[offer.listing_id]
         rows.append(
             {
+                "listing_id": offer.listing_id,  # for the page's charts; never rendered
                 "label": f"Seller {_label(i)}",
                 "ask_input_nusd": offer.ask_input_nusd,
                 "ask_output_nusd": offer.ask_output_nusd,

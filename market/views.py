@@ -73,14 +73,30 @@ def _rows(listings):
     ]
 
 
-def _ttft_chart(listings):
-    samples = selectors.health_samples(listing_ids=[listing.pk for listing in listings])
-    names = {listing.pk: listing.name for listing in listings}
-    series: dict[str, list] = {names[listing.pk]: [] for listing in listings}
+def _ttft_chart(names: dict[int, str]):
+    """TTFT over the last 24 hours, one line per listing id, labelled by `names`."""
+    samples = selectors.health_samples(listing_ids=list(names))
+    series: dict[str, list] = {label: [] for label in names.values()}
     for sample in samples:
         if sample.ok and sample.ttft_ms is not None:
             series[names[sample.listing_id]].append((sample.at, float(sample.ttft_ms)))
     return charts.ttft_chart({k: v for k, v in series.items() if v})
+
+
+def _uptime_chart(names: dict[int, str]):
+    """Probe success rate over the last 24 hours, one line per listing id."""
+    buckets = selectors.probe_uptime_buckets(listing_ids=list(names))
+    return charts.uptime_chart(
+        {label: buckets[pk] for pk, label in names.items() if buckets.get(pk)}
+    )
+
+
+def _charts_of(names: dict[int, str]) -> dict:
+    return {"chart": _ttft_chart(names), "uptime_chart": _uptime_chart(names)}
+
+
+def _charts(listings) -> dict:
+    return _charts_of({listing.pk: listing.name for listing in listings})
 
 
 @login_required
@@ -113,7 +129,7 @@ def seller_portal(request):
     return render(
         request,
         "market/listing_list.html",
-        {"rows": _rows(listings), "chart": _ttft_chart(listings), "nav": "seller"},
+        {"rows": _rows(listings), **_charts(listings), "nav": "seller"},
     )
 
 
@@ -162,7 +178,7 @@ def listing_detail_view(request, listing_id: int):
             "row": row,
             "listing": listing,
             "samples": samples,
-            "chart": _ttft_chart([listing]),
+            **_charts([listing]),
             "rekey_form": ListingRekeyForm(),
             "nav": "seller",
         },
@@ -212,7 +228,7 @@ def listing_rekey_view(request, listing_id: int):
             "row": row,
             "listing": listing,
             "samples": selectors.health_samples(listing_ids=[listing.pk])[:20],
-            "chart": _ttft_chart([listing]),
+            **_charts([listing]),
             "rekey_form": form,
             "nav": "seller",
         },
@@ -257,4 +273,9 @@ def market_list_view(request):
 
 def market_model_view(request, model_id: str) -> HttpResponse:
     model, rows = selectors.market_model_detail(model_id=model_id)
-    return render(request, "market/model_detail.html", {"model": model, "rows": rows})
+    names = {row["listing_id"]: row["label"] for row in rows}  # anonymised labels only
+    return render(
+        request,
+        "market/model_detail.html",
+        {"model": model, "rows": rows, **_charts_of(names)},
+    )

@@ -53,3 +53,26 @@ def test_a_model_page_shows_asks_and_health_without_seller_identities(client, se
 
 def test_an_unknown_model_is_404(client, catalogue):
     assert client.get("/market/nobody/nothing/").status_code == 404
+
+
+def test_the_model_page_charts_ttft_and_uptime_under_the_anonymised_labels(
+    client, seller, other_seller
+):
+    from market.models import HealthSample
+
+    cheap = make_listing(seller, percent=70, name="Acme Secret Capacity")
+    dear = make_listing(other_seller, percent=95, name="Zed Capacity")
+    for listing, ok, ttft in ((cheap, True, 120), (cheap, False, None), (dear, True, 480)):
+        HealthSample.objects.create(
+            listing=listing, source="probe", ok=ok, status_code=200 if ok else 503, ttft_ms=ttft
+        )
+    response = client.get("/market/deepseek/deepseek-chat/")
+    body = response.content.decode()
+    ttft_card = body.split('id="ttft-chart"')[1].split("</svg>")[0]
+    uptime_card = body.split('id="uptime-chart"')[1].split("</svg>")[0]
+    assert "528 ms" in ttft_card  # the y axis tops out 10% above the slowest sample
+    for card in (ttft_card, uptime_card):
+        assert ">Seller A</text>" in card and ">Seller B</text>" in card
+        assert ">now</text>" in card
+    assert ">100%</text>" in uptime_card
+    assert "Acme" not in body and "Zed" not in body
