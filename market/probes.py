@@ -4,7 +4,8 @@ A chat listing is probed with a one-token completion (`max_tokens: 1`) on its ch
 which also proves the key has balance; a listing without chat models with GET /models (free).
 Every listing is probed at most once per DRAGONFLY_PROBE_INTERVAL_SECONDS, however many beat
 processes run: the prober takes `SET df:probe:lock:<id> NX EX <interval>` first. Verification
-probes (new or re-keyed listings) skip that lock: a new key must be checked now.
+probes (new or re-keyed listings) do not wait for that lock (a new key must be checked now) but
+take it, so the next sweep within the interval leaves the listing alone.
 
 Decrypted keys live only in ProbeTarget (repr hides them) for the duration of the HTTP call.
 """
@@ -142,8 +143,9 @@ async def probe_one(session: aiohttp.ClientSession, target: ProbeTarget) -> Prob
         )
 
 
-async def probe_many(targets: list[ProbeTarget], *, concurrency: int = CONCURRENCY) -> list:
-    semaphore = asyncio.Semaphore(concurrency)
+async def probe_many(targets: list[ProbeTarget], *, concurrency: int | None = None) -> list:
+    """Probe the targets, at most `concurrency` (default CONCURRENCY) requests in flight."""
+    semaphore = asyncio.Semaphore(concurrency or CONCURRENCY)
     timeout = aiohttp.ClientTimeout(total=TIMEOUT_S, connect=5)
     async with aiohttp.ClientSession(timeout=timeout) as session:
 
@@ -164,12 +166,17 @@ def _run_async(targets: list[ProbeTarget]) -> list[ProbeResult]:
         return pool.submit(asyncio.run, probe_many(targets)).result()
 
 
-def _claim(listing_ids: list[int]) -> list[int]:
-    """The ids this process may probe now (SET NX EX interval on each, in one round trip)."""
+def _claim(listing_ids: list[int], *, force: bool = False) -> list[int]:
+    """The ids this process may probe now (SET NX EX interval on each, in one round trip).
+
+    `force` (verification) takes the slots whoever holds them, so the sweep that follows within
+    the interval does not probe the freshly verified listing a second time."""
+    if not listing_ids:
+        return []
     interval = max(1, int(settings.DRAGONFLY_PROBE_INTERVAL_SECONDS) - 1)
     pipe = get_redis().pipeline(transaction=False)
     for listing_id in listing_ids:
-        pipe.set(health.lock_key(listing_id), "1", nx=True, ex=interval)
+        pipe.set(health.lock_key(listing_id), "1", nx=not force, ex=interval)
     return [i for i, won in zip(listing_ids, pipe.execute(), strict=True) if won]
 
 
@@ -223,6 +230,7 @@ def probe_run(*, listing_ids: list[int] | None = None, verify: bool = False) -> 
     listings = selectors.listings_to_probe(listing_ids=listing_ids)
     if verify:
         listings = [listing for listing in listings if listing.status == ListingStatus.PENDING]
+        _claim([listing.pk for listing in listings], force=True)
     else:
         claimed = set(_claim([listing.pk for listing in listings]))
         listings = [listing for listing in listings if listing.pk in claimed]

@@ -4,8 +4,11 @@ Task arguments are listing ids only: keys are loaded and decrypted inside the wo
 """
 
 from celery import shared_task
+from celery.signals import beat_init
 
 from market import probes
+
+FIRST_SWEEP_DELAY_S = 5
 
 
 @shared_task(ignore_result=True)
@@ -18,3 +21,12 @@ def probe_all_task() -> int:
 def probe_listing_task(listing_id: int) -> int:
     """Verify a new, re-keyed or resumed listing now (pending -> active or rejected)."""
     return len(probes.probe_run(listing_ids=[int(listing_id)], verify=True))
+
+
+@beat_init.connect  # sent by standalone and embedded (`worker -B`) beat alike
+def probe_on_beat_start(**_) -> None:
+    """A beat process starts the first sweep within seconds rather than one interval later, so a
+    fresh `make run` shows probed health at once. The short delay lets the processes started
+    alongside it (the simulated upstream) listen first. A second beat process's extra sweep finds
+    every listing already claimed (single-flight)."""
+    probe_all_task.apply_async(countdown=FIRST_SWEEP_DELAY_S)

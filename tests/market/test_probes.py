@@ -189,3 +189,51 @@ def test_the_demo_seed_is_idempotent_and_its_dead_key_is_suspended_by_one_probe(
         "MiniMax capacity": "active",
         "DeepSeek capacity (expired key)": "suspended",
     }
+
+
+def test_a_sweep_runs_at_most_the_bounded_number_of_probes_at_once(seller, sim, monkeypatch):
+    names = [key_name() for _ in range(6)]
+    for name in names:
+        make_listing(seller, key=f"{name}?ttft_ms=150")
+    in_flight, peak = 0, []
+    real_probe_one = probes.probe_one
+
+    async def counting(session, target):
+        nonlocal in_flight
+        in_flight += 1
+        peak.append(in_flight)
+        try:
+            return await real_probe_one(session, target)
+        finally:
+            in_flight -= 1
+
+    monkeypatch.setattr(probes, "probe_one", counting)
+    monkeypatch.setattr(probes, "CONCURRENCY", 2)
+    results = probes.probe_run()
+    assert [r.ok for r in results] == [True] * 6
+    assert max(peak) == 2
+    assert [requests_seen(sim, n) for n in names] == [1] * 6
+
+
+def test_a_verification_probe_takes_the_slot_so_the_next_sweep_skips_the_listing(seller, sim):
+    name = key_name()
+    listing = make_listing(seller, key=name, status=ListingStatus.PENDING, verify=True)
+    listing.refresh_from_db()
+    assert listing.status == ListingStatus.ACTIVE
+    assert probes.probe_run() == []
+    assert requests_seen(sim, name) == 1
+    unlock(listing)
+    assert [r.listing_id for r in probes.probe_run()] == [listing.pk]
+    assert requests_seen(sim, name) == 2
+
+
+def test_a_starting_beat_process_sweeps_at_once_and_a_second_one_probes_nothing(seller, sim):
+    from celery.signals import beat_init
+
+    name = key_name()
+    listing = make_listing(seller, key=name)
+    beat_init.send(sender=None)  # tasks are eager here: the sweep runs inside send()
+    assert requests_seen(sim, name) == 1
+    assert HealthSample.objects.filter(listing=listing, source="probe").count() == 1
+    beat_init.send(sender=None)
+    assert requests_seen(sim, name) == 1
