@@ -4,14 +4,19 @@ The suite never falls back to SQLite: money tests need PostgreSQL's real locking
 """
 
 import sys
+from urllib.parse import urlsplit
 
 import psycopg
 import redis
 
-HOW_TO_START = {
-    "postgres": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
-    "redis": 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no',
-}
+
+def _how_to_start(service: str, url: str) -> str:
+    port = urlsplit(url).port
+    if service == "postgres":
+        return "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start" + (
+            f"  (and make it listen on port {port})" if port and port != 5432 else ""
+        )
+    return f'redis-server --daemonize yes --bind 127.0.0.1 --port {port or 6379} --save "" --appendonly no'
 
 
 def main(database_url: str, redis_url: str) -> int:
@@ -21,13 +26,13 @@ def main(database_url: str, redis_url: str) -> int:
             pass
     except psycopg.Error as exc:
         problems.append(
-            f"PostgreSQL at {database_url} is not reachable ({exc}).\n  Start it: {HOW_TO_START['postgres']}"
+            f"PostgreSQL at {database_url} is not reachable ({exc}).\n  Start it: {_how_to_start('postgres', database_url)}"
         )
     try:
         redis.Redis.from_url(redis_url, socket_connect_timeout=3).ping()
     except redis.RedisError as exc:
         problems.append(
-            f"Redis at {redis_url} is not reachable ({exc}).\n  Start it: {HOW_TO_START['redis']}"
+            f"Redis at {redis_url} is not reachable ({exc}).\n  Start it: {_how_to_start('redis', redis_url)}"
         )
     for problem in problems:
         print(problem, file=sys.stderr)
