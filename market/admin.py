@@ -123,8 +123,35 @@ class HealthSampleAdmin(admin.ModelAdmin):
 
 @admin.register(TermsVersion)
 class TermsVersionAdmin(admin.ModelAdmin):
+    """Drafts are edited freely; a published version is frozen (users accepted that text), so a
+    change means publishing the next version."""
+
     list_display = ["audience", "version", "title", "published_at"]
     list_filter = ["audience"]
+    fields = ["audience", "title", "body", "version", "published_at"]
+    readonly_fields = ["version", "published_at"]
+    actions = ["publish_as_next_version"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.published_at is not None:
+            return ["audience", "title", "body", "version", "published_at"]
+        return self.readonly_fields
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is None or obj.published_at is None
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.version = services.terms_next_version(audience=obj.audience)
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Publish the selected drafts (each becomes the current version)")
+    def publish_as_next_version(self, request, queryset):
+        published = 0
+        for draft in queryset.filter(published_at__isnull=True).order_by("pk"):
+            services.terms_draft_publish(terms_id=draft.pk)
+            published += 1
+        self.message_user(request, f"{published} terms versions published.", messages.SUCCESS)
 
 
 @admin.register(TermsAcceptance)

@@ -79,6 +79,31 @@ def terms_publish(*, audience: str, title: str, body: str) -> TermsVersion:
         )
 
 
+def terms_next_version(*, audience: str) -> int:
+    last = TermsVersion.objects.filter(audience=audience).order_by("-version").first()
+    return (last.version + 1) if last else 1
+
+
+def terms_draft_publish(*, terms_id: int) -> TermsVersion:
+    """Publish a draft as the audience's newest version (renumbered above every other one), so
+    it becomes the current terms and everyone must accept it again."""
+    with transaction.atomic():
+        draft = TermsVersion.objects.select_for_update().get(pk=terms_id)
+        if draft.published_at is not None:
+            raise ValidationError("These terms are already published.")
+        others = (
+            TermsVersion.objects.select_for_update()
+            .filter(audience=draft.audience)
+            .exclude(pk=draft.pk)
+            .order_by("-version")
+            .first()
+        )
+        draft.version = max(draft.version, (others.version + 1) if others else 1)
+        draft.published_at = timezone.now()
+        draft.save(update_fields=["version", "published_at"])
+    return draft
+
+
 def terms_ensure_v1() -> int:
     """Make sure v1 of both audiences exists and is published (as migration 0002 does)."""
     from market import terms_text

@@ -1,0 +1,65 @@
+"""Operators publish Trading Terms in the admin: drafts are numbered and published; published text is frozen."""
+
+import pytest
+from django.test import Client
+
+from accounts.models import User
+from market import services
+from market.models import TermsVersion
+from market.selectors import terms_accepted_current, terms_current
+from tests.market.conftest import make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def operator_client():
+    services.terms_ensure_v1()
+    client = Client()
+    client.force_login(User.objects.create_superuser("ops@example.com", "pw-123456789"))
+    return client
+
+
+def test_a_draft_gets_the_next_number_and_counts_only_once_published(operator_client):
+    seller = make_user(seller_terms=True)
+    response = operator_client.post(
+        "/admin/market/termsversion/add/",
+        {"audience": "seller", "title": "Seller terms v2", "body": "New rules."},
+    )
+    assert response.status_code == 302
+    draft = TermsVersion.objects.get(title="Seller terms v2")
+    assert (draft.version, draft.published_at) == (2, None)
+    assert terms_current(audience="seller").version == 1
+    assert terms_accepted_current(user=seller, audience="seller") is True
+
+    response = operator_client.post(
+        "/admin/market/termsversion/",
+        {"action": "publish_as_next_version", "_selected_action": [str(draft.pk)]},
+    )
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert draft.published_at is not None
+    assert terms_current(audience="seller").pk == draft.pk
+    assert terms_accepted_current(user=seller, audience="seller") is False
+
+
+def test_a_published_version_cannot_be_edited_or_deleted(operator_client):
+    v1 = terms_current(audience="buyer")
+    before = (v1.title, v1.body, v1.version, v1.published_at)
+    operator_client.post(
+        f"/admin/market/termsversion/{v1.pk}/change/",
+        {"audience": "seller", "title": "Changed", "body": "Quietly changed.", "version": "9"},
+    )
+    response = operator_client.post(f"/admin/market/termsversion/{v1.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 403
+    v1.refresh_from_db()
+    assert (v1.audience, v1.title, v1.body, v1.version, v1.published_at) == ("buyer", *before)
+
+
+def test_publishing_a_draft_twice_is_refused():
+    services.terms_ensure_v1()
+    draft = TermsVersion.objects.create(audience="buyer", version=2, title="t", body="b")
+    services.terms_draft_publish(terms_id=draft.pk)
+    with pytest.raises(services.ValidationError):
+        services.terms_draft_publish(terms_id=draft.pk)
+    assert TermsVersion.objects.filter(audience="buyer").count() == 2
