@@ -1,9 +1,10 @@
 """Hold and settlement calls into billing, shielded from cancellation.
 
 On PostgreSQL they run on the event loop (billing's async fast path: one statement each over a
-pooled async connection); elsewhere (SQLite, or the fast path switched off) in a worker thread
-through the synchronous services. Each runs as its own task: when the buyer disconnects and the
-request's task is cancelled, the settlement keeps running to its end.
+pooled async connection, batched with concurrent calls); elsewhere (SQLite, or the fast path
+switched off) in a worker thread through the synchronous services. Either way the work runs in a
+task of its own: when the buyer disconnects and the request's task is cancelled, the settlement
+keeps running to its end.
 """
 
 from __future__ import annotations
@@ -24,12 +25,11 @@ logger = logging.getLogger("gateway")
 
 
 async def _shielded(name: str, **kwargs):
-    if fastpath_async.available():
-        work = getattr(fastpath_async, name)(**kwargs)
-    else:
-        from billing import services
+    if fastpath_async.available():  # its calls run in a task of their own (billing's batching.py)
+        return await getattr(fastpath_async, name)(**kwargs)
+    from billing import services
 
-        work = sync_to_async(getattr(services, name), thread_sensitive=False)(**kwargs)
+    work = sync_to_async(getattr(services, name), thread_sensitive=False)(**kwargs)
     return await asyncio.shield(background.spawn(work))
 
 

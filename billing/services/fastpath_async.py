@@ -5,6 +5,12 @@ Same validation, same SQL, same result mapping as the synchronous path; only the
 differs: a small autocommit pool per event loop (pools are loop-bound), opened on first use with
 Django's own connection parameters for the default database. `pools_close()` closes the running
 loop's pool (the gateway's lifespan shutdown and tests call it).
+
+Holds and settlements are batched (batching.py): one of each in flight per event loop, and what
+arrives meanwhile goes out as one `df_hold_place_batch` / `df_request_settle_batch` call (one
+transaction, one commit; migration 0007). A lone request is sent alone, through the single
+functions. If a batch fails as a whole (a broken invariant, a lost race for a request id), its
+items are retried one by one, so each caller gets exactly the answer a single call gives.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ import asyncio
 import logging
 from typing import Any
 
+import orjson
 import psycopg
 from django.conf import settings
 from django.db import connections
 from psycopg_pool import AsyncConnectionPool
 
+from billing.services.batching import Batcher
 from billing.services.fastpath import (
     HOLD_SQL,
     SETTLE_SQL,
@@ -33,6 +41,14 @@ from billing.settlement import Settlement, SettleResult
 logger = logging.getLogger(__name__)
 
 _pools: dict[int, AsyncConnectionPool] = {}
+_batchers: dict[int, tuple[Batcher, Batcher, Batcher]] = {}  # loop id -> holds, settles, voids
+MAX_BATCH = 100
+
+HOLD_BATCH_SQL = "SELECT request_id, outcome FROM df_hold_place_batch(%s::jsonb)"
+SETTLE_BATCH_SQL = (
+    "SELECT request_id, status, cost_nusd, buyer_debit_nusd, overrun_nusd, seller_credit_nusd,"
+    " fee_nusd, fee_profile_id FROM df_request_settle_batch(%s::jsonb, %s)"
+)
 
 
 def available() -> bool:
@@ -65,46 +81,158 @@ async def _pool() -> AsyncConnectionPool:
 
 
 async def pools_close() -> None:
-    pool = _pools.pop(id(asyncio.get_running_loop()), None)
+    """Apply what the batchers still hold, then close the running loop's pool."""
+    loop_id = id(asyncio.get_running_loop())
+    batchers = _batchers.pop(loop_id, ())
+    for batcher in batchers:
+        await batcher.idle()
+    pool = _pools.pop(loop_id, None)
     if pool is not None:
         await pool.close()
 
 
-async def _call(sql: str, params: tuple[Any, ...]) -> tuple[Any, ...]:
+def _loop_batchers() -> tuple[Batcher, Batcher, Batcher]:
+    loop_id = id(asyncio.get_running_loop())
+    batchers = _batchers.get(loop_id)
+    if batchers is None:
+        batchers = (
+            Batcher(_hold_batch, max_items=MAX_BATCH),
+            Batcher(_settle_batch, max_items=MAX_BATCH),
+            Batcher(_void_batch, max_items=MAX_BATCH),  # rare: no batch function, one by one
+        )
+        _batchers[loop_id] = batchers
+    return batchers
+
+
+async def _rows(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     pool = await _pool()
     try:
         async with pool.connection() as conn:
             cursor = await conn.execute(sql, params)
-            row = await cursor.fetchone()
+            rows = await cursor.fetchall()
     except psycopg.Error as exc:
         mapped = fastpath_error(exc)
         if mapped is not None:
             raise mapped from None
         raise
-    assert row is not None
-    return tuple(row)
+    return [tuple(row) for row in rows]
+
+
+async def _call(sql: str, params: tuple[Any, ...]) -> tuple[Any, ...]:
+    rows = await _rows(sql, params)
+    assert len(rows) == 1
+    return rows[0]
+
+
+async def _one_by_one(items, single) -> list:
+    results: list = []
+    for item in items:
+        try:
+            results.append(await single(item))
+        except Exception as exc:
+            results.append(exc)
+    return results
+
+
+async def _batch(items, *, single, sql: str, params) -> list:
+    """One call for a lone item; else the batch function, retried one by one if it fails."""
+    if len(items) == 1:
+        return await _one_by_one(items, single)
+    try:
+        rows = await _rows(sql, params(items))
+    except Exception:
+        logger.info("a batch of %d failed as a whole; applying it one by one", len(items))
+        return await _one_by_one(items, single)
+    # One row per item, in order (the functions RETURN NEXT in their items' order).
+    assert [row[0] for row in rows] == [item[0] for item in items]
+    return [row[1:] for row in rows]
+
+
+async def _hold_single(item: tuple[str, int, int]) -> tuple[Any, ...]:
+    return await _call(HOLD_SQL, (*item, True))
+
+
+async def _hold_batch(items: list[tuple[str, int, int]]) -> list:
+    return await _batch(
+        items,
+        single=_hold_single,
+        sql=HOLD_BATCH_SQL,
+        params=lambda batch: (
+            orjson.dumps(
+                [{"request_id": r, "user_id": u, "amount_nusd": a} for r, u, a in batch]
+            ).decode(),
+        ),
+    )
 
 
 async def hold_place(*, request_id: str, user_id: int, amount_nusd: int) -> None:
-    """billing.services.hold_place, on the event loop."""
+    """billing.services.hold_place, on the event loop (batched with concurrent holds)."""
     hold_check(request_id=request_id, amount_nusd=amount_nusd)
-    (outcome,) = await _call(HOLD_SQL, (request_id, user_id, amount_nusd, True))
+    (outcome,) = await _loop_batchers()[0].submit((request_id, user_id, amount_nusd))
     hold_outcome(str(outcome))
+
+
+async def _void_single(item: tuple[str, str]) -> tuple[Any, ...]:
+    return await _call(VOID_SQL, item)
+
+
+async def _void_batch(items: list[tuple[str, str]]) -> list:
+    return await _one_by_one(items, _void_single)
 
 
 async def hold_void(*, request_id: str, reason: str) -> None:
     """billing.services.hold_void, on the event loop."""
     check_request_id(request_id)
-    await _call(VOID_SQL, (request_id, reason))
+    await _loop_batchers()[2].submit((request_id, reason))
 
 
-async def request_settle(*, settlement: Settlement) -> SettleResult:
-    """billing.services.request_settle, on the event loop (idempotent on request_id)."""
-    settlement_validate(settlement)
+_SETTLE_FIELDS = (
+    "request_id",
+    "buyer_id",
+    "access_key_id",
+    "listing_id",
+    "seller_id",
+    "model_id",
+    "upstream_model",
+    "price_unit",
+    "ask_input_nusd",
+    "ask_output_nusd",
+    "input_units",
+    "output_units",
+    "ttft_ms",
+    "duration_ms",
+    "streamed",
+    "outcome",
+)
+
+
+async def _settle_single(params: tuple[Any, ...]) -> tuple[Any, ...]:
     try:
-        row = await _call(SETTLE_SQL, settle_params(settlement))
+        return await _call(SETTLE_SQL, params)
     except psycopg.errors.UniqueViolation:
         # Lost the race for the request id to a concurrent settlement of the same request: the
         # second call finds it settled and reports it as such.
-        row = await _call(SETTLE_SQL, settle_params(settlement))
+        return await _call(SETTLE_SQL, params)
+
+
+async def _settle_batch(items: list[tuple[Any, ...]]) -> list:
+    """Items are settle_params() tuples: the fields above, then the default fee (one per batch)."""
+    return await _batch(
+        items,
+        single=_settle_single,
+        sql=SETTLE_BATCH_SQL,
+        params=lambda batch: (
+            orjson.dumps(
+                [dict(zip(_SETTLE_FIELDS, item[:-1], strict=True)) for item in batch]
+            ).decode(),
+            settings.DRAGONFLY_DEFAULT_FEE_BPS,
+        ),
+    )
+
+
+async def request_settle(*, settlement: Settlement) -> SettleResult:
+    """billing.services.request_settle, on the event loop (idempotent on request_id; batched with
+    concurrent settlements)."""
+    settlement_validate(settlement)
+    row = await _loop_batchers()[1].submit(settle_params(settlement))
     return settle_result(settlement, row)

@@ -1,0 +1,63 @@
+"""Natural batching on the event loop: one call in flight; the calls that arrive meanwhile go out
+together as the next one.
+
+A lone caller is sent at once (no timer, no added latency); under load, whatever queued while the
+previous batch ran is sent as one batch. For the money fast path that turns N transactions, each
+waiting for the WAL flush while it holds the wallet's row lock, into one (docs/money.md, "Batches").
+
+Callers await their own item's result. The batch runs in a task of its own, so a caller that is
+cancelled (the buyer hung up) never cancels the batch: its item is applied all the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+# Runs a batch; returns, per item and in order, its result or the exception to raise for it.
+RunBatch = Callable[[Sequence[Item]], Awaitable[Sequence["Result | BaseException"]]]
+
+
+class Batcher(Generic[Item, Result]):
+    """Bound to the event loop of its first use (like the connection pools it feeds)."""
+
+    def __init__(self, run: RunBatch, *, max_items: int) -> None:
+        self._run = run
+        self._max_items = max_items
+        self._queue: list[tuple[Item, asyncio.Future]] = []
+        self._worker: asyncio.Task | None = None
+
+    async def submit(self, item: Item) -> Result:
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._drain())
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch = self._queue[: self._max_items]
+            del self._queue[: self._max_items]
+            try:
+                results: Sequence[Result | BaseException] = await self._run(
+                    [item for item, _ in batch]
+                )
+            except Exception as exc:  # the whole batch failed: every caller gets the error
+                results = [exc] * len(batch)
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                    future.exception()  # retrieved: a caller that left must not log it
+                else:
+                    future.set_result(result)
+
+    async def idle(self) -> None:
+        """Wait until every submitted item has been applied (shutdown, tests)."""
+        while self._worker is not None and not self._worker.done():
+            await asyncio.shield(self._worker)

@@ -1,0 +1,242 @@
+"""Batched holds and settlements on the event loop (billing.services.batching, migration 0007):
+concurrent calls share one statement and one commit, and each caller still gets exactly what a
+single call gives. Real PostgreSQL commits, real concurrency (one loop, and two loops in threads)."""
+
+import asyncio
+import logging
+import threading
+
+import pytest
+from django.db import connection
+
+from billing import selectors, services
+from billing.checks import ledger_violations
+from billing.errors import InsufficientBalance
+from billing.models import AccountKind, Hold, TransactionKind, UsageRecord
+from billing.money import usd_to_nusd
+from billing.services import fastpath_async
+from billing.services.ledger import account_platform, ledger_post
+from billing.services.settlement import billable_cost_nusd
+from tests.billing.conftest import fund, listing_make, settlement_make, user_make
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _postgresql_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("the async fast path needs PostgreSQL")
+
+
+@pytest.fixture
+def statements(monkeypatch):
+    """The SQL of every statement the async fast path sends (still sent, for real)."""
+    sent: list[str] = []
+    real = fastpath_async._rows
+
+    async def spy(sql, params):
+        sent.append(sql)
+        return await real(sql, params)
+
+    monkeypatch.setattr(fastpath_async, "_rows", spy)
+    return sent
+
+
+def _run(*coros):
+    async def main():
+        try:
+            return await asyncio.gather(*coros, return_exceptions=True)
+        finally:
+            await fastpath_async.pools_close()
+
+    return asyncio.run(main())
+
+
+def _batches(sent: list[str], name: str) -> int:
+    return sum(1 for sql in sent if name in sql)
+
+
+def test_concurrent_holds_share_batches_and_keep_single_call_outcomes(market, statements):
+    buyer, _, _ = market
+    broke = user_make()  # no wallet at all
+    services.hold_place(request_id="held-before", user_id=buyer.pk, amount_nusd=1)
+    holds = [
+        fastpath_async.hold_place(
+            request_id=f"b-{i}", user_id=buyer.pk, amount_nusd=usd_to_nusd("0.03")
+        )
+        for i in range(40)
+    ]
+    results = _run(
+        *holds,
+        fastpath_async.hold_place(request_id="broke", user_id=broke.pk, amount_nusd=5),
+        fastpath_async.hold_place(request_id="held-before", user_id=buyer.pk, amount_nusd=1),
+    )
+    # $1 - 1 nano-dollar covers 33 holds of $0.03; the rest are refused, like single calls
+    assert [r is None for r in results[:40]] == [True] * 33 + [False] * 7
+    assert all(isinstance(r, InsufficientBalance) for r in results[33:40])
+    assert isinstance(results[40], InsufficientBalance)  # no wallet
+    assert results[41] is None  # the same request id again: idempotent, reserves nothing more
+    assert selectors.wallet_summary(user=buyer)["held_nusd"] == 33 * usd_to_nusd("0.03") + 1
+    assert Hold.objects.filter(status="active").count() == 34
+    # all 42 queued before the loop ran the batcher: one statement, one commit
+    assert len(statements) == _batches(statements, "df_hold_place_batch") == 1
+    assert ledger_violations() == []
+
+
+def test_concurrent_settlements_share_batches_and_charge_each_request_once(market, statements):
+    buyer, seller, listing = market
+    fund(buyer, "9")
+    settlements = []
+    for i in range(30):
+        services.hold_place(request_id=f"s-{i}", user_id=buyer.pk, amount_nusd=5_000_000)
+        settlements.append(
+            settlement_make(
+                buyer=buyer,
+                seller=seller,
+                listing=listing,
+                request_id=f"s-{i}",
+                output_units=100 * i,  # 0 output units: no content, nothing billed
+                outcome="completed" if i % 3 else "client_disconnected",
+            )
+        )
+    results = _run(*(fastpath_async.request_settle(settlement=s) for s in settlements))
+
+    expected = [billable_cost_nusd(s) for s in settlements]
+    assert [r.cost_nusd for r in results] == expected
+    assert [r.already_settled for r in results] == [False] * 30
+    assert expected[0] == 0 and expected[3] > 0  # both sides of the policy are in the batch
+    wallet = selectors.wallet_summary(user=buyer)
+    assert wallet["balance_nusd"] == usd_to_nusd("10") - sum(expected)
+    assert wallet["held_nusd"] == 0
+    assert selectors.earnings_summary(seller=seller)["available_nusd"] == sum(
+        r.seller_credit_nusd for r in results
+    )
+    assert UsageRecord.objects.count() == 30
+    assert len(statements) == _batches(statements, "df_request_settle_batch") == 1
+    assert ledger_violations() == []
+
+    again = _run(*(fastpath_async.request_settle(settlement=s) for s in settlements[:5]))
+    assert [r.already_settled for r in again] == [True] * 5
+    assert UsageRecord.objects.count() == 30
+
+
+def test_a_batch_that_fails_as_a_whole_is_applied_one_by_one(market, statements):
+    """An item that cannot settle (its ledger key was taken) fails alone; the rest settle."""
+    buyer, seller, listing = market
+    promotions = account_platform(kind=AccountKind.PROMOTIONS)
+    fees = account_platform(kind=AccountKind.FEE_REVENUE)
+    ledger_post(
+        kind=TransactionKind.ADJUSTMENT,
+        idempotency_key="settle:taken",
+        lines=[(promotions, -1), (fees, 1)],
+        memo="occupies the settlement key of request 'taken'",
+    )
+    ids = ["first", "taken", "ok-1", "ok-2", "ok-3"]
+    for request_id in ids:
+        services.hold_place(request_id=request_id, user_id=buyer.pk, amount_nusd=5_000_000)
+    results = _run(
+        *(
+            fastpath_async.request_settle(
+                settlement=settlement_make(
+                    buyer=buyer, seller=seller, listing=listing, request_id=request_id
+                )
+            )
+            for request_id in ids
+        )
+    )
+    assert isinstance(results[1], Exception)
+    assert [r.cost_nusd for i, r in enumerate(results) if i != 1] == [820_000] * 4
+    assert set(UsageRecord.objects.values_list("request_id", flat=True)) == {
+        "first",
+        "ok-1",
+        "ok-2",
+        "ok-3",
+    }
+    assert Hold.objects.get(request_id="taken").status == "active"  # left for the reaper
+    assert _batches(statements, "df_request_settle_batch") == 1  # tried, rolled back, retried
+    assert len(statements) == 1 + 5 + 1  # the batch, each item alone, "taken" once more
+    assert ledger_violations() == []
+
+
+def test_a_caller_that_leaves_still_has_its_settlement_applied(market):
+    buyer, seller, listing = market
+    for request_id in ("ahead", "leaves"):
+        services.hold_place(request_id=request_id, user_id=buyer.pk, amount_nusd=5_000_000)
+
+    async def main():
+        def settle(request_id):
+            return fastpath_async.request_settle(
+                settlement=settlement_make(
+                    buyer=buyer, seller=seller, listing=listing, request_id=request_id
+                )
+            )
+
+        ahead = asyncio.create_task(settle("ahead"))
+        leaves = asyncio.create_task(settle("leaves"))
+        await asyncio.sleep(0)  # both queued: "ahead" in flight, "leaves" waiting behind it
+        leaves.cancel()
+        await ahead
+        with pytest.raises(asyncio.CancelledError):
+            await leaves
+        await fastpath_async.pools_close()  # waits for what the batchers still hold
+
+    asyncio.run(main())
+    assert UsageRecord.objects.filter(request_id="leaves").count() == 1
+    assert Hold.objects.get(request_id="leaves").status == "settled"
+    assert ledger_violations() == []
+
+
+def test_batches_from_two_event_loops_cross_accounts_without_deadlock(caplog):
+    """Two loops (threads), each batching holds and settlements over the same two buyers and two
+    sellers in opposite orders: the batches lock rows in one global order, so none deadlocks
+    (PostgreSQL would abort one, and its batch would be retried one by one: none is)."""
+    caplog.set_level(logging.INFO, logger="billing.services.fastpath_async")
+    buyers = [user_make(), user_make()]
+    sellers = [user_make(), user_make()]
+    listings = [listing_make(seller=s, name=f"l{i}") for i, s in enumerate(sellers)]
+    for buyer in buyers:
+        fund(buyer, "5")
+    errors: list[BaseException] = []
+    settled: list[int] = []
+
+    def worker(flip: int) -> None:
+        order = [(i + flip) % 2 for i in range(2)]
+
+        async def one(n: int) -> int:
+            b = order[n % 2]
+            s = order[(n // 2) % 2]
+            request_id = f"x-{flip}-{n}"
+            await fastpath_async.hold_place(
+                request_id=request_id, user_id=buyers[b].pk, amount_nusd=2_000_000
+            )
+            result = await fastpath_async.request_settle(
+                settlement=settlement_make(
+                    buyer=buyers[b], seller=sellers[s], listing=listings[s], request_id=request_id
+                )
+            )
+            return result.cost_nusd
+
+        async def main():
+            try:
+                return await asyncio.gather(*(one(n) for n in range(60)))
+            finally:
+                await fastpath_async.pools_close()
+
+        try:
+            settled.extend(asyncio.run(main()))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(flip,)) for flip in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert settled == [820_000] * 120
+    spent = sum(usd_to_nusd("5") - selectors.wallet_summary(user=b)["balance_nusd"] for b in buyers)
+    assert spent == 120 * 820_000
+    assert sum(selectors.wallet_summary(user=b)["held_nusd"] for b in buyers) == 0
+    assert UsageRecord.objects.count() == 120
+    assert not [r for r in caplog.records if "failed as a whole" in r.getMessage()]
+    assert ledger_violations() == []
