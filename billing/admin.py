@@ -1,12 +1,19 @@
 """Operators' views of billing: ledger rows read-only; refunds, payouts and fees through services."""
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from billing import selectors, services
 from billing.errors import BillingError
+from billing.forms import RefundForm, WalletAdjustForm
 from billing.models import (
+    AccountKind,
     FeeProfile,
     Hold,
     LedgerAccount,
@@ -52,9 +59,72 @@ class EntryInline(admin.TabularInline):
 
 @admin.register(LedgerAccount)
 class LedgerAccountAdmin(ReadOnlyAdmin):
-    list_display = ("id", "kind", "user", "balance", "held")
+    list_display = ("id", "kind", "user", "balance", "held", "adjust")
     list_filter = ("kind",)
     search_fields = ("user__email",)
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:account_id>/adjust/",
+                self.admin_site.admin_view(self.adjust_view),
+                name="billing_ledgeraccount_adjust",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="adjust")
+    def adjust(self, obj: LedgerAccount) -> str:
+        if obj.kind != AccountKind.WALLET:
+            return ""
+        return format_html(
+            '<a href="{}">Adjust…</a>',
+            reverse("admin:billing_ledgeraccount_adjust", args=[obj.pk]),
+        )
+
+    def adjust_view(self, request: HttpRequest, account_id: int) -> HttpResponse:
+        """Move a buyer's wallet up or down through billing.services.wallet_adjust, with the
+        operator's reason and the acting staff user on the ledger transaction."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        account = (
+            LedgerAccount.objects.filter(pk=account_id, kind=AccountKind.WALLET)
+            .select_related("user")
+            .first()
+        )
+        if account is None:
+            raise Http404("No such wallet")
+        form = WalletAdjustForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                txn = services.wallet_adjust(
+                    user=account.user,
+                    amount_nusd=form.cleaned_data["amount_usd"],
+                    reason=form.cleaned_data["reason"],
+                    staff_user_id=_staff_id(request),
+                )
+            except BillingError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(
+                    request,
+                    f"Adjusted {account.user} by {format_usd(form.cleaned_data['amount_usd'])} "
+                    f"(transaction #{txn.pk}).",
+                )
+                return HttpResponseRedirect(reverse("admin:billing_ledgeraccount_changelist"))
+        summary = selectors.wallet_summary(user=account.user)
+        return TemplateResponse(
+            request,
+            "billing/admin/wallet_adjust.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": f"Adjust the wallet of {account.user}",
+                "account": account,
+                "summary": summary,
+                "form": form,
+            },
+        )
 
     @admin.display(description="balance (sum of entries)")
     def balance(self, obj: LedgerAccount) -> str:
@@ -87,17 +157,37 @@ class HoldAdmin(ReadOnlyAdmin):
 
 
 @admin.action(description="Refund selected requests in full (buyer credited, seller clawed back)")
-def refund_requests(modeladmin, request: HttpRequest, queryset: QuerySet[UsageRecord]) -> None:
-    for record in queryset:
-        try:
-            services.request_refund(
-                request_id=record.request_id,
-                reason=f"refunded by {request.user} in the admin",
-                staff_user_id=_staff_id(request),
-            )
-            modeladmin.message_user(request, f"Refunded {record.request_id}.")
-        except BillingError as exc:
-            modeladmin.message_user(request, f"{record.request_id}: {exc}", level=messages.ERROR)
+def refund_requests(
+    modeladmin, request: HttpRequest, queryset: QuerySet[UsageRecord]
+) -> TemplateResponse | None:
+    """First a page asking the reason; then one refund per request through the service."""
+    form = RefundForm(request.POST if "apply" in request.POST else None)
+    if "apply" in request.POST and form.is_valid():
+        for record in queryset:
+            try:
+                services.request_refund(
+                    request_id=record.request_id,
+                    reason=form.cleaned_data["reason"],
+                    staff_user_id=_staff_id(request),
+                )
+                modeladmin.message_user(request, f"Refunded {record.request_id}.")
+            except BillingError as exc:
+                modeladmin.message_user(
+                    request, f"{record.request_id}: {exc}", level=messages.ERROR
+                )
+        return None
+    return TemplateResponse(
+        request,
+        "billing/admin/refund_confirm.html",
+        {
+            **modeladmin.admin_site.each_context(request),
+            "opts": modeladmin.model._meta,
+            "title": "Refund requests",
+            "records": queryset,
+            "form": form,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        },
+    )
 
 
 @admin.register(UsageRecord)

@@ -1,4 +1,5 @@
-"""Forms for top-ups and payout requests: parse dollars into nano-USD with the billing rules."""
+"""Forms for top-ups, payout requests and operators' refunds and adjustments: parse dollars into
+nano-USD with the billing rules."""
 
 from django import forms
 
@@ -28,3 +29,47 @@ class PayoutRequestForm(forms.Form):
         if amount <= 0:
             raise forms.ValidationError("Amounts must be greater than zero.")
         return amount
+
+
+class RefundForm(forms.Form):
+    """Operators: why the selected requests are refunded (kept on each refund transaction)."""
+
+    reason = forms.CharField(
+        max_length=300,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={"required": "A refund needs a reason."},
+    )
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError("A refund needs a reason.")
+        return reason
+
+
+class WalletAdjustForm(forms.Form):
+    """Operators: move a wallet up (positive) or down (negative) with a reason."""
+
+    amount_usd = forms.CharField(
+        max_length=20, label="Amount (USD, negative to debit)", help_text="e.g. 2.50 or -0.75"
+    )
+    reason = forms.CharField(
+        max_length=300,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={"required": "An adjustment needs a reason."},
+    )
+
+    def clean_amount_usd(self) -> int:
+        try:
+            amount = usd_to_nusd(self.cleaned_data["amount_usd"], allow_negative=True)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        if amount == 0:
+            raise forms.ValidationError("An adjustment cannot be zero.")
+        return amount
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError("An adjustment needs a reason.")
+        return reason

@@ -73,16 +73,17 @@ def credit_grant(
         raise BillingError("A credit grant needs a reason.")
     if staff_user_id is not None:
         operator_check(staff_user_id=staff_user_id)
-    return ledger_post(
-        kind=TransactionKind.GRANT,
-        idempotency_key=f"grant:{uuid.uuid4()}",
-        memo=reason,
-        created_by_id=staff_user_id,
-        lines=[
-            (account_platform(kind=AccountKind.PROMOTIONS), -amount_nusd),
-            (account_for_user(user_id=user.pk, kind=AccountKind.WALLET), amount_nusd),
-        ],
-    )
+    with transaction.atomic():  # a refused posting leaves no freshly created account behind
+        return ledger_post(
+            kind=TransactionKind.GRANT,
+            idempotency_key=f"grant:{uuid.uuid4()}",
+            memo=reason,
+            created_by_id=staff_user_id,
+            lines=[
+                (account_platform(kind=AccountKind.PROMOTIONS), -amount_nusd),
+                (account_for_user(user_id=user.pk, kind=AccountKind.WALLET), amount_nusd),
+            ],
+        )
 
 
 def wallet_adjust(*, user, amount_nusd: int, reason: str, staff_user_id: int) -> LedgerTransaction:
@@ -96,13 +97,14 @@ def wallet_adjust(*, user, amount_nusd: int, reason: str, staff_user_id: int) ->
     if not reason.strip():
         raise BillingError("An adjustment needs a reason.")
     operator_check(staff_user_id=staff_user_id)
-    return ledger_post(
-        kind=TransactionKind.ADJUSTMENT,
-        idempotency_key=f"adjust:{uuid.uuid4()}",
-        memo=reason,
-        created_by_id=staff_user_id,
-        lines=[
-            (account_platform(kind=AccountKind.ADJUSTMENTS), -amount_nusd),
-            (account_for_user(user_id=user.pk, kind=AccountKind.WALLET), amount_nusd),
-        ],
-    )
+    with transaction.atomic():  # a refused debit leaves no freshly created account behind
+        return ledger_post(
+            kind=TransactionKind.ADJUSTMENT,
+            idempotency_key=f"adjust:{uuid.uuid4()}",
+            memo=reason,
+            created_by_id=staff_user_id,
+            lines=[
+                (account_platform(kind=AccountKind.ADJUSTMENTS), -amount_nusd),
+                (account_for_user(user_id=user.pk, kind=AccountKind.WALLET), amount_nusd),
+            ],
+        )
