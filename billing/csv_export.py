@@ -1,4 +1,5 @@
-"""CSV statements: buyers' ledger history and usage, sellers' sales."""
+"""CSV statements: buyers' ledger history and usage; sellers' sales, earnings ledger, earnings
+per listing and payouts."""
 
 import csv
 from collections.abc import Iterable
@@ -117,4 +118,45 @@ def sales_rows(records) -> Iterable[list]:
             r.fee_bps,
             nusd_to_usd(r.seller_credit_nusd),
             r.refunded_at is not None,
+        ]
+
+
+LISTING_HEADER = [
+    "listing_id",
+    "listing",
+    "requests",
+    "input_units",
+    "output_units",
+    "sales_usd",
+    "fee_usd",
+    "earned_usd",
+]
+
+
+def listing_rows(rows: Iterable[dict]) -> Iterable[list]:
+    for row in rows:
+        yield [
+            row["listing_id"],
+            row["listing__name"] or "",
+            row["requests"],
+            row["input_units"],
+            row["output_units"],
+            nusd_to_usd(row["cost_nusd"]),
+            nusd_to_usd(row["fee_nusd"]),
+            nusd_to_usd(row["earned_nusd"]),
+        ]
+
+
+PAYOUT_HEADER = ["requested_at", "payout", "amount_usd", "status", "decided_at", "note"]
+
+
+def payout_rows(payouts) -> Iterable[list]:
+    for p in payouts.iterator():
+        yield [
+            p.requested_at.isoformat(),
+            p.pk,
+            nusd_to_usd(p.amount_nusd),
+            p.status,
+            p.decided_at.isoformat() if p.decided_at else "",
+            p.note,
         ]

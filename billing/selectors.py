@@ -155,14 +155,14 @@ def payout_list(*, seller) -> QuerySet[Payout]:
     return Payout.objects.filter(seller=seller).order_by("-requested_at")
 
 
-def _daily(qs: QuerySet, field: str, *, days: int) -> list[tuple[date, int]]:
+def _daily(qs: QuerySet, field: str, *, days: int, count: bool = False) -> list[tuple[date, int]]:
     today = timezone.localdate()
     start = today - timedelta(days=days - 1)
     sums = dict(
         qs.filter(created_at__date__gte=start)
         .annotate(day=TruncDate("created_at"))
         .values("day")
-        .annotate(total=Sum(field))
+        .annotate(total=Count(field) if count else Sum(field))
         .values_list("day", "total")
     )
     return [
@@ -173,6 +173,10 @@ def _daily(qs: QuerySet, field: str, *, days: int) -> list[tuple[date, int]]:
 
 def daily_spend(*, buyer, days: int = 30) -> list[tuple[date, int]]:
     return _daily(UsageRecord.objects.filter(buyer=buyer), "buyer_debit_nusd", days=days)
+
+
+def daily_requests(*, buyer, days: int = 30) -> list[tuple[date, int]]:
+    return _daily(UsageRecord.objects.filter(buyer=buyer), "id", days=days, count=True)
 
 
 def daily_earnings(*, seller, days: int = 30) -> list[tuple[date, int]]:

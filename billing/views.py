@@ -13,18 +13,23 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from billing import selectors, services, stripe_gateway
-from billing.charts import bar_chart_svg
+from billing.charts import bar_chart_svg, count_label
 from billing.csv_export import (
     LEDGER_HEADER,
+    LISTING_HEADER,
+    PAYOUT_HEADER,
     SALES_HEADER,
     USAGE_HEADER,
     csv_response,
     ledger_rows,
+    listing_rows,
+    payout_rows,
     sales_rows,
     usage_rows,
 )
 from billing.errors import BillingError, WebhookInvalid
 from billing.forms import PayoutRequestForm, TopUpForm
+from billing.models import AccountKind
 from billing.money import NUSD_PER_USD
 
 logger = logging.getLogger(__name__)
@@ -110,7 +115,15 @@ def usage(request: HttpRequest) -> HttpResponseBase:
     return render(
         request,
         "billing/usage_list.html",
-        {"records": Paginator(records, 50).get_page(request.GET.get("page")), "nav": "usage"},
+        {
+            "records": Paginator(records, 50).get_page(request.GET.get("page")),
+            "nav": "usage",
+            "chart": bar_chart_svg(
+                series=selectors.daily_requests(buyer=request.user),
+                title="Requests per day, last 30 days",
+                label=count_label,
+            ),
+        },
     )
 
 
@@ -126,11 +139,31 @@ def usage_detail(request: HttpRequest, request_id: str) -> HttpResponse:
 def earnings(request: HttpRequest) -> HttpResponseBase:
     if not selectors.is_seller(user=request.user):
         raise Http404("Not a seller")
-    if request.GET.get("format") == "csv":
+    seller = request.user
+    export = request.GET.get("format")
+    if export == "csv":  # one row per sold request
         return csv_response(
             filename="dragonfly-earnings.csv",
             header=SALES_HEADER,
-            rows=sales_rows(selectors.sales_list(seller=request.user)),
+            rows=sales_rows(selectors.sales_list(seller=seller)),
+        )
+    if export == "statement":  # every line of the earnings account: sales, clawbacks, payouts
+        return csv_response(
+            filename="dragonfly-earnings-statement.csv",
+            header=LEDGER_HEADER,
+            rows=ledger_rows(selectors.ledger_history(user=seller, kind=AccountKind.EARNINGS)),
+        )
+    if export == "listings":
+        return csv_response(
+            filename="dragonfly-earnings-by-listing.csv",
+            header=LISTING_HEADER,
+            rows=listing_rows(selectors.earnings_by_listing(seller=seller)),
+        )
+    if export == "payouts":
+        return csv_response(
+            filename="dragonfly-payouts.csv",
+            header=PAYOUT_HEADER,
+            rows=payout_rows(selectors.payout_list(seller=seller)),
         )
     return render(
         request,

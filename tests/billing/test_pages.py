@@ -5,6 +5,7 @@ import io
 
 import pytest
 from django.test import Client, override_settings
+from django.utils import timezone
 
 from billing import services
 from tests.billing.conftest import listing_make, settlement_make, user_make
@@ -86,7 +87,10 @@ def test_usage_page_and_csv_show_only_the_owners_requests(settled):
     buyer, _, listing = settled
     other = user_make()
     client = _client(buyer)
-    assert "req-1" in client.get("/billing/usage/").content.decode()
+    html = client.get("/billing/usage/").content.decode()
+    assert "req-1" in html
+    assert 'aria-label="Requests per day, last 30 days"' in html
+    assert f"{timezone.localdate():%b %d}: 1</title>" in html  # today's bar: one request
     rows = _csv(client.get("/billing/usage/?format=csv"))
     assert rows[0][:3] == ["created_at", "request_id", "model"]
     assert [r[1:5] for r in rows[1:]] == [
@@ -154,3 +158,47 @@ def test_payout_request_form_moves_earnings_and_refuses_below_minimum():
     assert "Payout requested" in response.content.decode()
     assert selectors.earnings_summary(seller=seller)["available_nusd"] == 4_800_000_000
     assert selectors.earnings_summary(seller=seller)["payouts_pending_nusd"] == 15_000_000_000
+
+
+def test_seller_statement_listing_and_payout_csv_exports():
+    seller = user_make()
+    listing = listing_make(seller=seller, name="fast chat")
+    buyer = user_make()
+    services.credit_grant(user=buyer, amount_nusd=100_000_000_000, reason="t")
+    services.request_settle(
+        settlement=settlement_make(
+            buyer=buyer,
+            seller=seller,
+            listing=listing,
+            request_id="big",
+            input_units=0,
+            output_units=20_000_000,
+        )
+    )  # $22 sale, $19.80 to the seller
+    services.payout_request(seller=seller, amount_nusd=15_000_000_000)
+    client = _client(seller)
+    statement = _csv(client.get("/billing/earnings/?format=statement"))
+    assert statement[0] == ["created_at", "transaction", "kind", "request_id", "memo", "amount_usd"]
+    assert [(r[2], r[3], r[5]) for r in statement[1:]] == [
+        ("payout_request", "", "-15"),
+        ("settlement", "big", "19.8"),
+    ]
+    listings = _csv(client.get("/billing/earnings/?format=listings"))
+    assert listings == [
+        [
+            "listing_id",
+            "listing",
+            "requests",
+            "input_units",
+            "output_units",
+            "sales_usd",
+            "fee_usd",
+            "earned_usd",
+        ],
+        [str(listing.pk), "fast chat", "1", "0", "20000000", "22", "2.2", "19.8"],
+    ]
+    payouts = _csv(client.get("/billing/earnings/?format=payouts"))
+    assert payouts[0] == ["requested_at", "payout", "amount_usd", "status", "decided_at", "note"]
+    assert [r[2:4] for r in payouts[1:]] == [["15", "requested"]]
+    for export in ("statement", "listings", "payouts"):
+        assert _client(buyer).get(f"/billing/earnings/?format={export}").status_code == 404
