@@ -168,9 +168,7 @@ def quickstart_model(*, modality: str = "chat") -> tuple[str, bool]:
         prices = [
             c.ask_input_nusd + c.ask_output_nusd
             for c in candidates
-            if c.modality == modality
-            and c.health in _ROUTABLE_HEALTH
-            and not c.daily_cap_reached
+            if c.modality == modality and c.health in _ROUTABLE_HEALTH and not c.daily_cap_reached
         ]
         if prices:
             cheapest[model_id] = min(prices)

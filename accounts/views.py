@@ -76,6 +76,9 @@ def quickstart(request: AuthedRequest) -> HttpResponse:
         "verified": selectors.email_is_verified(user=request.user),
         "terms": terms,
         "terms_accepted": terms_accepted,
+        "live_keys": selectors.access_key_list(user=request.user)
+        .filter(revoked_at__isnull=True)
+        .exists(),
         "nav": "quickstart",
     }
     return render(request, "accounts/quickstart.html", context)
