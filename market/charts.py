@@ -66,7 +66,7 @@ def line_chart(
             f'<text class="tick" x="{x:.1f}" y="{base_y + 14}" font-size="11" fill="#667" '
             f'text-anchor="{anchor}">{label}</text>'
         )
-    legend_x = PAD_L
+    legend_x, legend_y = PAD_L, HEIGHT - 8
     for i, (label, values) in enumerate(series.items()):
         color = PALETTE[i % len(PALETTE)]
         ordered = sorted(values)
@@ -78,11 +78,15 @@ def line_chart(
             )
         for x, y in coords if len(coords) <= 60 else coords[-1:]:
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{color}" />')
+        width = 12 + 7 * len(label)
+        if legend_x > PAD_L and legend_x + width > WIDTH - PAD_R:
+            legend_x, legend_y = PAD_L, legend_y + 16  # wrap the legend onto another row
         parts.append(
-            f'<text x="{legend_x}" y="{HEIGHT - 8}" font-size="11" fill="{color}">'
+            f'<text x="{legend_x}" y="{legend_y}" font-size="11" fill="{color}">'
             f"{escape(label)}</text>"
         )
-        legend_x += 12 + 7 * len(label)
+        legend_x += width
+    parts[0] = parts[0].replace(f"0 0 {WIDTH} {HEIGHT}", f"0 0 {WIDTH} {legend_y + 8}")
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - numbers and escaped labels only
 
@@ -98,13 +102,53 @@ def ttft_chart(series: Series, *, now: datetime | None = None) -> SafeString:
     )
 
 
-def uptime_chart(series: Series, *, now: datetime | None = None) -> SafeString:
-    """Share of successful probes (0..1) per listing and time bucket, drawn as 0..100 %."""
-    return line_chart(
-        {label: [(t, share * 100) for t, share in values] for label, values in series.items()},
-        aria_label="Probe success rate per listing, last 24 hours",
-        empty_note="No probes in the last 24 hours yet.",
-        y_format=lambda v: f"{v:.0f}%",
-        y_max=100.0,
-        now=now,
-    )
+def _uptime_color(share: float) -> str:
+    if share >= 0.99:
+        return "#1f7a5c"
+    if share >= 0.9:
+        return "#b7791f"
+    return "#c0392b"
+
+
+def uptime_chart(series: Series, *, bucket: timedelta, now: datetime | None = None) -> SafeString:
+    """One lane per listing, one cell per time bucket coloured by its share of successful probes
+    (green at least 99 %, amber at least 90 %, red below); lines would hide each other at 100 %."""
+    points = [p for values in series.values() for p in values]
+    if not points:
+        return mark_safe('<p class="muted">No probes in the last 24 hours yet.</p>')
+    end = max(now or timezone.now(), max(t for t, _ in points))
+    start = min(min(t for t, _ in points) - bucket / 2, end - CHART_MIN_SPAN)
+    t0, span = start.timestamp(), max((end - start).total_seconds(), 1.0)
+    label_w, lane_h, gap, top = 170, 18, 8, 8
+    plot_w = WIDTH - label_w - PAD_R
+    cell_w = max(bucket.total_seconds() / span * plot_w - 1, 2.0)
+    height = top + len(series) * (lane_h + gap) + 24
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" '
+        f'aria-label="Probe success rate per listing, last 24 hours" '
+        f'xmlns="http://www.w3.org/2000/svg">'
+    ]
+    for row, (label, values) in enumerate(series.items()):
+        y = top + row * (lane_h + gap)
+        short = label if len(label) <= 24 else label[:23] + "…"
+        parts.append(
+            f'<text x="4" y="{y + lane_h - 5}" font-size="11" fill="#445">{escape(short)}</text>'
+            f'<rect x="{label_w}" y="{y}" width="{plot_w}" height="{lane_h}" fill="#eef0f4" />'
+        )
+        for moment, share in values:
+            x = max(label_w + ((moment - bucket / 2).timestamp() - t0) / span * plot_w, label_w)
+            w = max(min(cell_w, label_w + plot_w - x), 2.0)  # the running bucket ends at now
+            parts.append(
+                f'<rect class="cell" x="{x:.1f}" y="{y}" width="{w:.1f}" '
+                f'height="{lane_h}" fill="{_uptime_color(share)}">'
+                f"<title>{escape(_clock(moment))}: {share * 100:.0f}%</title></rect>"
+            )
+    base = top + len(series) * (lane_h + gap) + 12
+    for anchor, share in (("start", 0.0), ("middle", 0.5), ("end", 1.0)):
+        label = "now" if share == 1.0 else _clock(start + (end - start) * share)
+        parts.append(
+            f'<text class="tick" x="{label_w + share * plot_w:.1f}" y="{base}" font-size="11" '
+            f'fill="#667" text-anchor="{anchor}">{label}</text>'
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 - numbers and escaped labels only

@@ -87,7 +87,8 @@ def _uptime_chart(names: dict[int, str]):
     """Probe success rate over the last 24 hours, one line per listing id."""
     buckets = selectors.probe_uptime_buckets(listing_ids=list(names))
     return charts.uptime_chart(
-        {label: buckets[pk] for pk, label in names.items() if buckets.get(pk)}
+        {label: buckets[pk] for pk, label in names.items() if buckets.get(pk)},
+        bucket=selectors.UPTIME_BUCKET,
     )
 
 

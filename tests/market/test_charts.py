@@ -42,15 +42,24 @@ def test_uptime_is_the_share_of_successful_probes_per_bucket_and_ignores_live_tr
     assert second - first == UPTIME_BUCKET
 
 
-def test_the_uptime_chart_draws_percentages_with_clock_labels():
+def test_the_uptime_chart_draws_one_lane_per_listing_with_a_coloured_cell_per_bucket():
     now = timezone.now()
+    bucket = timedelta(minutes=10)
     svg = charts.uptime_chart(
-        {"A": [(now - timedelta(minutes=20), 1.0), (now - timedelta(minutes=10), 0.5)]}, now=now
+        {
+            "A": [(now - timedelta(minutes=25), 1.0), (now - timedelta(minutes=15), 0.5)],
+            "B": [(now - timedelta(minutes=15), 0.95)],
+        },
+        bucket=bucket,
+        now=now,
     )
-    assert "<polyline" in svg and ">100%</text>" in svg and ">0%</text>" in svg
-    assert ">now</text>" in svg
+    cells = [part.split("</rect>")[0] for part in svg.split('<rect class="cell"')[1:]]
+    assert [c.split('fill="')[1].split('"')[0] for c in cells] == ["#1f7a5c", "#c0392b", "#b7791f"]
+    assert [c.split(": ")[1].split("<")[0] for c in cells] == ["100%", "50%", "95%"]
+    assert ">A</text>" in svg and ">B</text>" in svg and ">now</text>" in svg
     assert f">{timezone.localtime(now - timedelta(minutes=30)):%H:%M}</text>" in svg
-    assert charts.uptime_chart({}) == '<p class="muted">No probes in the last 24 hours yet.</p>'
+    empty = charts.uptime_chart({}, bucket=bucket)
+    assert empty == '<p class="muted">No probes in the last 24 hours yet.</p>'
 
 
 def test_fresh_samples_are_not_stretched_across_the_whole_width():
