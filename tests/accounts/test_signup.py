@@ -154,3 +154,20 @@ def test_verifying_a_second_address_grants_no_second_credit(client, db, mailoutb
     user.refresh_from_db()
     assert user.email == "first@example.com"
     assert billing_selectors.wallet_summary(user=user)["balance_nusd"] == ONE_USD
+
+
+def test_a_wrong_password_and_an_unknown_address_get_the_same_answer(client, make_user):
+    make_user("real@example.com")
+    wrong = client.post(
+        reverse("account_login"), {"login": "real@example.com", "password": "not-it-at-all"}
+    )
+    unknown = client.post(
+        reverse("account_login"), {"login": "ghost@example.com", "password": "not-it-at-all"}
+    )
+    assert wrong.status_code == unknown.status_code == 200
+    assert (
+        wrong.context["form"].errors
+        == unknown.context["form"].errors
+        == {"__all__": ["The email address and/or password you specified are not correct."]}
+    )
+    assert "_auth_user_id" not in client.session
