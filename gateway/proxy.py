@@ -91,7 +91,7 @@ async def _failover(attempts, meter: Meter, attempt) -> RouteCandidate:
             full += 1
             continue
         tried += 1
-        meter.attempt_started = time.monotonic()
+        meter.attempt_start()
         try:
             failure = await attempt(candidate)
         finally:
@@ -110,7 +110,7 @@ async def serve_chat(
     """Serve from the first candidate that answers; returns it. `diagnostics(c)` gives its headers."""
 
     async def attempt(candidate) -> UpstreamError | None:
-        events: AsyncGenerator[bytes, None] | None = None
+        events: AsyncGenerator[list[bytes], None] | None = None
         fmt = dialect.stream(chat, candidate.model_id, meter.prompt_estimate)
         try:
             key = await _upstream_key(candidate.listing_id)

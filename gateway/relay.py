@@ -2,7 +2,8 @@
 
 Each upstream event is metered (usage kept for billing, content chunks counted) and re-serialised
 by the request's StreamFormat: OpenAI chunks with the catalogue model id (the usage chunk only if
-the buyer asked for it), or Anthropic Messages events. Nothing is held back waiting for more. After
+the buyer asked for it), or Anthropic Messages events. Nothing is held back waiting for more: the
+events of one upstream read go to the buyer as soon as that read is in, in one write. After
 content has been sent a failure ends the stream with the format's well-formed error event; the
 upstream's text is never forwarded.
 """
@@ -39,6 +40,15 @@ class Meter:
     completion_tokens: int | None = None
     finished: bool = False  # the upstream said finish_reason (or the plain response arrived)
     outcome: str = "completed"
+
+    def attempt_start(self) -> None:
+        """A new listing is tried: what a failed one delivered to us (never to the buyer) is
+        forgotten, so only the listing that serves is metered."""
+        self.attempt_started = time.monotonic()
+        self.first_content_at = None
+        self.content_chunks = 0
+        self.prompt_tokens = self.completion_tokens = None
+        self.finished = False
 
     @property
     def ttft_ms(self) -> int | None:
@@ -129,33 +139,47 @@ def _meter(payload: bytes, meter: Meter) -> dict:
     return chunk
 
 
-async def first_event(events: AsyncIterator[bytes], *, fmt: StreamFormat, meter: Meter) -> bytes:
-    """Wait for the first relayable event (the caller bounds the wait); until it arrives, nothing
-    has reached the buyer and any failure may still fail over."""
-    async for payload in events:
+def _shape(batch: list[bytes], fmt: StreamFormat, meter: Meter, sent: list[bytes]) -> None:
+    """Meter and shape one read's events into `sent`; a bad event raises after the good ones
+    before it are in `sent` (they still go out before the stream is cut)."""
+    for payload in batch:
         shaped = fmt.event(_meter(payload, meter))
         if shaped:
+            sent.append(shaped)
+
+
+async def first_event(
+    events: AsyncIterator[list[bytes]], *, fmt: StreamFormat, meter: Meter
+) -> bytes:
+    """Wait for the first relayable event (the caller bounds the wait) and return it with the rest
+    of its read; until it arrives, nothing has reached the buyer and any failure may still fail
+    over."""
+    async for batch in events:
+        shaped: list[bytes] = []
+        _shape(batch, fmt, meter, shaped)
+        if shaped:
             meter.first_content_at = time.monotonic()
-            return shaped
+            return b"".join(shaped)
     raise UpstreamError("stream ended before any content")
 
 
 async def relay(
-    out, events: AsyncIterator[bytes], first: bytes, *, fmt: StreamFormat, meter: Meter
+    out, events: AsyncIterator[list[bytes]], first: bytes, *, fmt: StreamFormat, meter: Meter
 ) -> UpstreamError | None:
-    """Send `first` and every following event; returns the failure that cut the stream, if any."""
+    """Send `first` and every following read's events as they arrive (one write per read);
+    returns the failure that cut the stream, if any."""
     await out.body(first, more=True)
     failure: UpstreamError | None = None
+    shaped: list[bytes] = []
     try:
-        iterator = events.__aiter__()
-        while True:
-            payload = await iterator.__anext__()
-            shaped = fmt.event(_meter(payload, meter))
+        async for batch in events:
+            _shape(batch, fmt, meter, shaped)
             if shaped:
-                await out.body(shaped, more=True)
-    except StopAsyncIteration:
-        pass
+                await out.body(b"".join(shaped), more=True)
+                shaped.clear()
     except UpstreamError as exc:
+        if shaped:  # the good events of the read that broke
+            await out.body(b"".join(shaped), more=True)
         if not meter.finished:  # finish_reason seen: a missing [DONE] loses nothing
             failure = exc
     if failure is not None:

@@ -12,26 +12,23 @@ cancelled (the buyer hung up) never cancels the batch: its item is applied all t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
-
-Item = TypeVar("Item")
-Result = TypeVar("Result")
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 # Runs a batch; returns, per item and in order, its result or the exception to raise for it.
-RunBatch = Callable[[Sequence[Item]], Awaitable[Sequence["Result | BaseException"]]]
+RunBatch = Callable[[list[Any]], Awaitable[list[Any]]]
 
 
-class Batcher(Generic[Item, Result]):
+class Batcher:
     """Bound to the event loop of its first use (like the connection pools it feeds)."""
 
     def __init__(self, run: RunBatch, *, max_items: int) -> None:
         self._run = run
         self._max_items = max_items
-        self._queue: list[tuple[Item, asyncio.Future]] = []
+        self._queue: list[tuple[Any, asyncio.Future]] = []
         self._worker: asyncio.Task | None = None
 
-    async def submit(self, item: Item) -> Result:
+    async def submit(self, item: Any) -> Any:
         future = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
         if self._worker is None or self._worker.done():
@@ -43,9 +40,7 @@ class Batcher(Generic[Item, Result]):
             batch = self._queue[: self._max_items]
             del self._queue[: self._max_items]
             try:
-                results: Sequence[Result | BaseException] = await self._run(
-                    [item for item, _ in batch]
-                )
+                results = await self._run([item for item, _ in batch])
             except Exception as exc:  # the whole batch failed: every caller gets the error
                 results = [exc] * len(batch)
             for (_, future), result in zip(batch, results, strict=True):

@@ -49,14 +49,17 @@ async def read_json(response: aiohttp.ClientResponse) -> dict:
     return data
 
 
-async def events(response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
-    """The `data:` payloads of an SSE stream, in order; comments, other fields and blank keep-alive
-    lines are skipped. Raises UpstreamError if the connection breaks or ends before `[DONE]`."""
+async def events(response: aiohttp.ClientResponse) -> AsyncGenerator[list[bytes], None]:
+    """The `data:` payloads of an SSE stream, in order, as one list per network read: what arrived
+    together is relayed together (one write to the buyer, not one per event), and nothing waits
+    for more. Comments, other fields and blank keep-alive lines are skipped. Raises UpstreamError
+    if the connection breaks or ends before `[DONE]`."""
     buffer = b""
     data: list[bytes] = []
     try:
         async for chunk in response.content.iter_any():
             buffer += chunk
+            ready: list[bytes] = []
             while True:
                 end = buffer.find(b"\n")
                 if end < 0:
@@ -68,12 +71,16 @@ async def events(response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None
                         payload = b"\n".join(data)
                         data = []
                         if payload == DONE:
+                            if ready:
+                                yield ready
                             return
-                        yield payload
+                        ready.append(payload)
                 elif line.startswith(b"data:"):
                     value = line[5:]
                     data.append(value[1:] if value.startswith(b" ") else value)
                 # ":" comments (keep-alives), event:, id:, retry: carry nothing we relay
+            if ready:
+                yield ready
     except (aiohttp.ClientError, TimeoutError):
         raise UpstreamError("stream broke off") from None
     finally:

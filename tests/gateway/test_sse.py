@@ -29,7 +29,7 @@ class FakeResponse:
 
 async def collect(parts):
     response = FakeResponse(parts)
-    return [e async for e in events(response)], response
+    return [e async for batch in events(response) for e in batch], response
 
 
 async def test_it_skips_comments_and_keepalives_and_joins_split_events():
@@ -51,3 +51,13 @@ async def test_a_stream_ending_without_done_is_an_upstream_error():
         await collect([b"data: 1\n\n"])
     assert caught.value.reason == "stream ended before [DONE]"
     assert caught.value.retryable
+
+
+async def test_events_that_arrive_in_one_read_come_as_one_batch():
+    response = FakeResponse([b"data: 1\n\ndata: 2\n\ndata: 3", b"\n\n", b"data: [DONE]\n\n"])
+    assert [batch async for batch in events(response)] == [[b"1", b"2"], [b"3"]]
+
+
+async def test_events_before_done_in_the_same_read_are_not_lost():
+    response = FakeResponse([b"data: 1\n\ndata: 2\n\ndata: [DONE]\n\n"])
+    assert [batch async for batch in events(response)] == [[b"1", b"2"]]

@@ -1,0 +1,72 @@
+"""Relaying a stream: the events of one upstream read go to the buyer in one write, a bad event
+cuts the stream only after the good ones before it, and a retried listing starts a clean meter."""
+
+import orjson
+
+from gateway.relay import Meter, OpenAIChunks, first_event, relay
+
+
+class Out:
+    request_id = "req_test"
+
+    def __init__(self):
+        self.writes: list[tuple[bytes, bool]] = []
+
+    async def body(self, data: bytes, *, more: bool) -> None:
+        self.writes.append((data, more))
+
+
+def chunk(text: str | None = None, *, finish: str | None = None) -> bytes:
+    delta = {} if text is None else {"content": text}
+    return orjson.dumps(
+        {
+            "object": "chat.completion.chunk",
+            "model": "up",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+    )
+
+
+async def reads(*batches):
+    for batch in batches:
+        yield list(batch)
+
+
+def fmt():
+    return OpenAIChunks(model="deepseek/deepseek-chat", include_usage=False)
+
+
+async def test_each_read_goes_out_in_one_write():
+    meter = Meter()
+    events = reads([chunk("a"), chunk("b")], [chunk("c"), chunk(finish="stop")])
+    out = Out()
+    first = await first_event(events, fmt=fmt(), meter=meter)
+    assert first.count(b"data: ") == 2
+    assert await relay(out, events, first, fmt=fmt(), meter=meter) is None
+    assert [w.count(b"data: ") for w, _ in out.writes] == [2, 2, 1]  # first read, second, [DONE]
+    assert out.writes[-1] == (b"data: [DONE]\n\n", False)
+    assert b'"model":"deepseek/deepseek-chat"' in out.writes[0][0]
+    assert (meter.content_chunks, meter.finished) == (3, True)
+
+
+async def test_a_bad_event_cuts_the_stream_after_the_good_ones_of_its_read():
+    meter = Meter()
+    events = reads([chunk("a")], [chunk("b"), b"not json", chunk("never")])
+    out = Out()
+    first = await first_event(events, fmt=fmt(), meter=meter)
+    cut = await relay(out, events, first, fmt=fmt(), meter=meter)
+    assert cut is not None and cut.reason == "stream carried a malformed chunk"
+    assert b'"content":"b"' in out.writes[1][0]
+    last, more = out.writes[-1]
+    assert not more and b'"code":502' in last and last.endswith(b"data: [DONE]\n\n")
+    assert b"never" not in b"".join(w for w, _ in out.writes)
+    assert (meter.content_chunks, meter.outcome) == (2, "upstream_failed")
+
+
+async def test_a_retried_listing_starts_with_a_clean_meter():
+    meter = Meter(prompt_estimate=7)
+    meter.attempt_start()
+    meter.content_chunks, meter.completion_tokens, meter.finished = 3, 9, True
+    meter.attempt_start()
+    assert (meter.content_chunks, meter.completion_tokens, meter.finished) == (0, None, False)
+    assert meter.prompt_estimate == 7
