@@ -25,7 +25,7 @@ logger = logging.getLogger("gateway")
 
 
 async def _shielded(name: str, **kwargs):
-    if fastpath_async.available():  # its calls run in a task of their own (billing's batching.py)
+    if fastpath_async.available():  # its calls run in a task of their own (dragonfly/batching.py)
         return await getattr(fastpath_async, name)(**kwargs)
     from billing import services
 

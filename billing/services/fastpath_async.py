@@ -6,7 +6,7 @@ differs: a small autocommit pool per event loop (pools are loop-bound), opened o
 Django's own connection parameters for the default database. `pools_close()` closes the running
 loop's pool (the gateway's lifespan shutdown and tests call it).
 
-Holds and settlements are batched (batching.py): one of each in flight per event loop, and what
+Holds and settlements are batched (dragonfly/batching.py): one of each in flight per event loop, and what
 arrives meanwhile goes out as one `df_hold_place_batch` / `df_request_settle_batch` call (one
 transaction, one commit; migration 0007). A lone request is sent alone, through the single
 functions. If a batch fails as a whole (a broken invariant, a lost race for a request id), its
@@ -25,7 +25,6 @@ from django.conf import settings
 from django.db import connections
 from psycopg_pool import AsyncConnectionPool
 
-from billing.services.batching import Batcher
 from billing.services.fastpath import (
     HOLD_SQL,
     SETTLE_SQL,
@@ -37,6 +36,7 @@ from billing.services.fastpath import (
 from billing.services.holds import check_request_id, hold_check, hold_outcome
 from billing.services.settlement import settle_result, settlement_validate
 from billing.settlement import Settlement, SettleResult
+from dragonfly.batching import Batcher
 
 logger = logging.getLogger(__name__)
 
