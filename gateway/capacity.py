@@ -10,6 +10,8 @@ Ranking leaves capacity to the first take: one script walks the ranked candidate
 a cap and takes a slot on the first with room, atomically, in one round trip (`take_first`); the
 listings it found full are dropped like a hard filter (counted as "capacity" in the 503). Failover
 to a later candidate takes its slot the same way. Redis down: fail open (kv.py), like rate limits.
+Concurrent takes share one pipelined round trip (dragonfly/batching.py); a slot taken for a
+request that was cancelled meanwhile is given back at once.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 
 from django.conf import settings
 
+from dragonfly.batching import Batcher
 from gateway import background, kv
 
 # KEYS: (in-flight set, minute counter) per candidate, in order, then the in-flight set of each
@@ -82,14 +85,19 @@ class Slot:
         self.taken = taken
 
     def release(self) -> None:
-        global _flush
         if not self.taken:
             return
         self.taken = False
-        _released.append((_inflight_key(self.listing_id), self.member))
-        loop = asyncio.get_running_loop()
-        if _flush is None or _flush[0] is not loop:
-            _flush = (loop, loop.call_later(RELEASE_WITHIN, _send_released))
+        _release(_inflight_key(self.listing_id), self.member)
+
+
+def _release(inflight_key: str, member: str) -> None:
+    """Queue a slot to be given back with the next take, or on its own within RELEASE_WITHIN."""
+    global _flush
+    _released.append((inflight_key, member))
+    loop = asyncio.get_running_loop()
+    if _flush is None or _flush[0] is not loop:
+        _flush = (loop, loop.call_later(RELEASE_WITHIN, _send_released))
 
 
 def _take_released() -> list[tuple[str, str]]:
@@ -128,6 +136,26 @@ def _script_args(candidates: list, released: list[tuple[str, str]], member: str 
     return keys, args
 
 
+async def _take_batch(calls: list[tuple[list[str], list]]) -> list:
+    """One round trip for every take queued meanwhile; None for each when Redis is down."""
+    if len(calls) == 1:
+        keys, args = calls[0]
+        return [await kv.attempt("capacity", lambda r: _TAKE_FIRST(r, keys, args))]
+    results = await kv.attempt("capacity", lambda r: _TAKE_FIRST.many(r, calls))
+    return [None] * len(calls) if results is None else results
+
+
+def _give_back(call: tuple[list[str], list], result) -> None:
+    """A take whose request was cancelled before it saw the result: return the slot it got."""
+    position = int(result[0]) if result else 0
+    if position:
+        keys, args = call
+        _release(keys[2 * position - 2], args[2])
+
+
+_takes = Batcher(_take_batch, max_items=64, orphaned=_give_back)
+
+
 async def take_first(candidates: list) -> tuple[Slot | None, set[int]]:
     """A slot on the first candidate with room (None if every one is at a cap), and the listing
     ids found full before it. Redis down: an uncounted slot on the first candidate."""
@@ -135,7 +163,7 @@ async def take_first(candidates: list) -> tuple[Slot | None, set[int]]:
         return None, set()
     member = secrets.token_hex(8)
     keys, args = _script_args(candidates, _take_released(), member)
-    result = await kv.attempt("capacity", lambda r: _TAKE_FIRST(r, keys, args))
+    result = await _takes.submit((keys, args))
     if result is None:
         return Slot(candidates[0], member, taken=False), set()
     position, *full_positions = (int(x) for x in result)

@@ -58,3 +58,24 @@ class Script:
             return await r.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
             return await r.eval(self.source, len(keys), *keys, *args)
+
+    async def many(self, r, calls: list[tuple[list[str], list]]) -> list:
+        """Run the script once per (keys, args), all in one pipelined round trip; results in order.
+        Calls that found the script unknown are run again after loading it."""
+        results = await self._pipelined(r, calls)
+        unknown = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+        if unknown:
+            await r.script_load(self.source)
+            again = await self._pipelined(r, [calls[i] for i in unknown])
+            for i, result in zip(unknown, again, strict=True):
+                results[i] = result
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
+
+    async def _pipelined(self, r, calls: list[tuple[list[str], list]]) -> list:
+        async with r.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                pipe.evalsha(self.sha, len(keys), *keys, *args)
+            return await pipe.execute(raise_on_error=False)

@@ -52,3 +52,50 @@ async def test_a_given_back_slot_rides_with_the_next_take_or_goes_on_its_own():
     await asyncio.sleep(capacity.RELEASE_WITHIN * 4)
     await background.drain()
     assert get_redis().zcard("cap:inflight:911") == 0
+
+
+async def test_concurrent_takes_share_one_round_trip_and_respect_the_cap(monkeypatch):
+    import asyncio
+
+    from dragonfly.redis import get_redis
+    from gateway import background, kv
+
+    pipelines = []
+    real_many = kv.Script.many
+
+    async def counting_many(self, r, calls):
+        pipelines.append(len(calls))
+        return await real_many(self, r, calls)
+
+    monkeypatch.setattr(kv.Script, "many", counting_many)
+    a, b = _candidate(921, cap=3), _candidate(922, cap=2)
+    results = await asyncio.gather(*(capacity.take_first([a, b]) for _ in range(8)))
+    slots = [slot for slot, _ in results if slot is not None]
+    assert sorted(slot.listing_id for slot in slots) == [921, 921, 921, 922, 922]
+    assert [slot for slot, _ in results[5:]] == [None, None, None]
+    assert pipelines == [8]  # all eight queued before the first went out
+    assert (get_redis().zcard("cap:inflight:921"), get_redis().zcard("cap:inflight:922")) == (3, 2)
+    for slot in slots:
+        slot.release()
+    await capacity.flush()
+    await background.drain()
+    assert get_redis().zcard("cap:inflight:921") == 0
+
+
+async def test_a_slot_taken_for_a_cancelled_request_is_given_back():
+    import asyncio
+
+    from dragonfly.redis import get_redis
+
+    a = _candidate(931, cap=5)
+    first = asyncio.create_task(capacity.take_first([a]))
+    leaving = asyncio.create_task(capacity.take_first([a]))
+    await asyncio.sleep(0)  # both queued; the second's caller leaves before its answer
+    leaving.cancel()
+    slot, _ = await first
+    await asyncio.sleep(capacity.RELEASE_WITHIN * 4)
+    await capacity.flush()
+    assert get_redis().zcard("cap:inflight:931") == 1  # only the slot someone holds
+    slot.release()
+    await capacity.flush()
+    assert get_redis().zcard("cap:inflight:931") == 0
