@@ -60,20 +60,23 @@ async def _chat(scope, receive, out: Response, dialect: dialects.Dialect) -> Non
         chat.max_tokens, route.model["context_tokens"], prompt_tokens
     )
     verdict = await trade.rate_limit(out, key, prompt_tokens + output_tokens)
-    attempts = await trade.attempts_for(route, key)
-    meter = await trade.execute(
-        receive,
-        out,
-        key,
-        route,
-        attempts,
-        Meter(prompt_estimate=prompt_tokens, output_allowance=output_tokens),
-        streamed=chat.stream,
-        serve=lambda meter, pin: proxy.serve_chat(
-            out, chat, dialect, attempts, meter, trade.diagnostics_for(route.table), pin
-        ),
-    )
-    await limits.correct(verdict, meter.prompt_tokens_billed + meter.output_units)
+    meter = Meter(prompt_estimate=prompt_tokens, output_allowance=output_tokens)
+    try:
+        attempts = await trade.attempts_for(route, key)
+        await trade.execute(
+            receive,
+            out,
+            key,
+            route,
+            attempts,
+            meter,
+            streamed=chat.stream,
+            serve=lambda meter, pin: proxy.serve_chat(
+                out, chat, dialect, attempts, meter, trade.diagnostics_for(route.table), pin
+            ),
+        )
+    finally:  # served or not, the tokens/min count keeps only what was used
+        await limits.correct(verdict, meter.units_used)
 
 
 async def audio_speech(scope, receive, out: Response) -> None:
@@ -82,20 +85,24 @@ async def audio_speech(scope, receive, out: Response) -> None:
     speech = request.parse_speech(await request.read_body(scope, receive))
     route = await trade.route(headers, key, speech.model, modality="speech")
     characters = len(speech.text)
-    await trade.rate_limit(out, key, characters)
-    attempts = await trade.attempts_for(route, key)
-    await trade.execute(
-        receive,
-        out,
-        key,
-        route,
-        attempts,
-        Meter(prompt_estimate=characters),
-        streamed=False,
-        serve=lambda meter, pin: proxy.serve_speech(
-            out, speech, attempts, meter, trade.diagnostics_for(route.table), pin
-        ),
-    )
+    verdict = await trade.rate_limit(out, key, characters)
+    meter = Meter(prompt_estimate=characters)
+    try:
+        attempts = await trade.attempts_for(route, key)
+        await trade.execute(
+            receive,
+            out,
+            key,
+            route,
+            attempts,
+            meter,
+            streamed=False,
+            serve=lambda meter, pin: proxy.serve_speech(
+                out, speech, attempts, meter, trade.diagnostics_for(route.table), pin
+            ),
+        )
+    finally:
+        await limits.correct(verdict, meter.units_used)
 
 
 async def count_tokens(scope, receive, out: Response) -> None:

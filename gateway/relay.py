@@ -57,6 +57,13 @@ class Meter:
         return int((self.first_content_at - self.attempt_started) * 1000)
 
     @property
+    def units_used(self) -> int:
+        """What counts against tokens/min: nothing unless a listing served."""
+        if self.candidate is None:
+            return 0
+        return self.prompt_tokens_billed + self.output_units
+
+    @property
     def prompt_tokens_billed(self) -> int:
         """Billed input: the upstream's count, else the estimate."""
         return self.prompt_tokens if self.prompt_tokens is not None else self.prompt_estimate
@@ -151,13 +158,14 @@ def _shape(batch: list[bytes], fmt: StreamFormat, meter: Meter, sent: list[bytes
 async def first_event(
     events: AsyncIterator[list[bytes]], *, fmt: StreamFormat, meter: Meter
 ) -> bytes:
-    """Wait for the first relayable event (the caller bounds the wait) and return it with the rest
-    of its read; until it arrives, nothing has reached the buyer and any failure may still fail
-    over."""
+    """Wait (the caller bounds the wait) for the first event that delivers content or finishes the
+    answer, and return it with every event before it and the rest of its read. Until then nothing
+    has reached the buyer (a role-only opening chunk is held back), so any failure may still fail
+    over to another listing."""
+    shaped: list[bytes] = []
     async for batch in events:
-        shaped: list[bytes] = []
         _shape(batch, fmt, meter, shaped)
-        if shaped:
+        if shaped and (meter.content_chunks or meter.finished):
             meter.first_content_at = time.monotonic()
             return b"".join(shaped)
     raise UpstreamError("stream ended before any content")

@@ -262,8 +262,8 @@ def parse_speech(body: bytes) -> SpeechRequest:
     data = parse_json_object(body)
     model = _model(data)
     text = data.get("input")
-    if not isinstance(text, str) or not text:
-        raise bad_request("'input' is required and must be a non-empty string.")
+    if not isinstance(text, str) or not text.strip():
+        raise bad_request("'input' is required and must be non-empty text (not only spaces).")
     if len(text) > SPEECH_MAX_CHARS:
         raise bad_request(f"'input' must be at most {SPEECH_MAX_CHARS} characters.")
     voice = data.get("voice", "alloy")

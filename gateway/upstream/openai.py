@@ -33,13 +33,21 @@ async def chat_open(base_url: str, *, key: str, body: bytes) -> aiohttp.ClientRe
 
 
 async def read_json(response: aiohttp.ClientResponse) -> dict:
-    """A plain completion; a body that is not one (in-body error, junk, cut short) is retryable."""
+    """A plain completion; a body that is not one (in-body error, junk, cut short) is retryable.
+    Read to its end (`content.read(n)` would return only what has arrived so far), capped."""
+    parts: list[bytes] = []
+    size = 0
     try:
-        raw = await response.content.read(_MAX_PLAIN_BYTES)
+        async for part in response.content.iter_any():
+            size += len(part)
+            if size > _MAX_PLAIN_BYTES:
+                raise UpstreamError("response was larger than we accept")
+            parts.append(part)
     except (aiohttp.ClientError, TimeoutError):
         raise UpstreamError("connection lost while reading the response") from None
     finally:
         response.release()
+    raw = b"".join(parts)
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -83,9 +83,9 @@ async def test_no_first_token_within_the_timeout_fails_over(market, client, stre
     await _assert_only_good_billed(response, buyer, broken, good)
 
 
-async def test_a_connection_dropped_before_any_content_fails_over(market, client):
-    # The stream twin (role chunk, then the hang-up) is still a gap: see the report of issue #6.
-    stream = False
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_connection_dropped_before_any_content_fails_over(market, client, stream):
+    """A stream that sends only its role chunk (no content) and hangs up has delivered nothing."""
     buyer = await sync_to_async(buyer_make)()
     broken, good = await _two_listings("sim-fo-drop?drop_after=0")
     response = await client.post(

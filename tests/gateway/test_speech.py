@@ -129,10 +129,23 @@ async def test_voice_speed_and_format_are_carried_over_to_minimax(
 
 
 BAD_SPEECH = [
-    ({"model": HD}, "'input' is required and must be a non-empty string."),
-    ({"model": HD, "input": ""}, "'input' is required and must be a non-empty string."),
-    ({"model": HD, "input": None}, "'input' is required and must be a non-empty string."),
-    ({"model": HD, "input": ["Hi"]}, "'input' is required and must be a non-empty string."),
+    ({"model": HD}, "'input' is required and must be non-empty text (not only spaces)."),
+    (
+        {"model": HD, "input": ""},
+        "'input' is required and must be non-empty text (not only spaces).",
+    ),
+    (
+        {"model": HD, "input": None},
+        "'input' is required and must be non-empty text (not only spaces).",
+    ),
+    (
+        {"model": HD, "input": ["Hi"]},
+        "'input' is required and must be non-empty text (not only spaces).",
+    ),
+    (
+        {"model": HD, "input": " \n\t "},
+        "'input' is required and must be non-empty text (not only spaces).",
+    ),
     ({"model": HD, "input": "x" * 10_001}, "'input' must be at most 10000 characters."),
     ({"model": HD, "input": "Hi", "speed": 0.2}, "'speed' must be a number between 0.25 and 4."),
     ({"model": HD, "input": "Hi", "speed": 4.01}, "'speed' must be a number between 0.25 and 4."),
@@ -252,10 +265,10 @@ async def test_minimax_refusing_the_text_as_invalid_is_a_400_that_costs_no_listi
     from market.health import health_get
 
     buyer = await sync_to_async(buyer_make)()
-    first = await sync_to_async(_speech_listing)("sim-tts-2013a", percent=50)
+    first = await sync_to_async(_speech_listing)("sim-tts-2013a?status=400", percent=50)
     await sync_to_async(_speech_listing)("sim-tts-2013b", percent=90)
-    response = await client.post(  # passes our checks; MiniMax answers 2013 for blank text
-        "/v1/audio/speech", headers=_auth(buyer), json={"model": HD, "input": "   "}
+    response = await client.post(  # passes our checks; the listing's MiniMax answers 2013
+        "/v1/audio/speech", headers=_auth(buyer), json={"model": HD, "input": "Hello"}
     )
     assert response.status_code == 400
     assert response.json()["error"] == {
