@@ -62,16 +62,14 @@ async def _chat(scope, receive, out: Response, dialect: dialects.Dialect) -> Non
     verdict = await trade.rate_limit(out, key, prompt_tokens + output_tokens)
     meter = Meter(prompt_estimate=prompt_tokens, output_allowance=output_tokens)
     try:
-        attempts = await trade.attempts_for(route, key)
         await trade.execute(
             receive,
             out,
             key,
             route,
-            attempts,
             meter,
             streamed=chat.stream,
-            serve=lambda meter, pin: proxy.serve_chat(
+            serve=lambda meter, attempts, pin: proxy.serve_chat(
                 out, chat, dialect, attempts, meter, trade.diagnostics_for(route.table), pin
             ),
         )
@@ -88,16 +86,14 @@ async def audio_speech(scope, receive, out: Response) -> None:
     verdict = await trade.rate_limit(out, key, characters)
     meter = Meter(prompt_estimate=characters)
     try:
-        attempts = await trade.attempts_for(route, key)
         await trade.execute(
             receive,
             out,
             key,
             route,
-            attempts,
             meter,
             streamed=False,
-            serve=lambda meter, pin: proxy.serve_speech(
+            serve=lambda meter, attempts, pin: proxy.serve_speech(
                 out, speech, attempts, meter, trade.diagnostics_for(route.table), pin
             ),
         )

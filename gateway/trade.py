@@ -1,6 +1,7 @@
 """The steps every billed /v1 request shares, in order: route (catalogue model, constraints,
-session), rate limit, the listings it may try (with the first capacity slot), then trade: hold the
-worst case, serve through the caller's function, settle exactly once."""
+session), rate limit, then trade: the listings it may try with a capacity slot on the first and
+the hold of the worst case (asked for together), serve through the caller's function, settle
+exactly once."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.conf import settings
 
 from billing.settlement import Settlement
 from gateway import capacity, limits, metering, money, routing, spend
-from gateway.errors import bad_request
+from gateway.errors import GatewayError, bad_request
 from gateway.headers import diagnostics
 from gateway.relay import Meter
 from gateway.response import Response
@@ -63,18 +64,74 @@ class Attempts:
     slot: capacity.Slot
 
 
-async def attempts_for(route: Route, key: dict) -> Attempts:
-    """Eligible listings, session pin first, a slot taken on the first with room (one script)."""
+async def _ranked(route: Route, key: dict) -> list:
+    """Eligible listings, best first, the session's pin first (503 when none is eligible)."""
     candidates = route.table.candidates.get(route.model["model_id"], [])
     ranked = routing.rank(candidates, route.prefs)
-    stuck = await routing.stick(ranked, user_id=key["user_id"], session=route.session)
-    slot, full = await capacity.take_first(stuck)
+    return await routing.stick(ranked, user_id=key["user_id"], session=route.session)
+
+
+def _attempts(route: Route, ranked: list, slot: capacity.Slot | None, full: set[int]) -> Attempts:
+    """From the slot's listing on, the ones not found full; 503 when every one is at a cap."""
     if slot is None:  # every eligible listing is at a cap: the 503 counts them with the rest
-        routing.rank(candidates, route.prefs, full=full)
+        routing.rank(
+            route.table.candidates.get(route.model["model_id"], []), route.prefs, full=full
+        )
         raise AssertionError("rank() raises when nothing is eligible")
-    start = stuck.index(slot.candidate)
-    rest = [c for c in stuck[start + 1 :] if c.listing_id not in full]
+    start = ranked.index(slot.candidate)
+    rest = [c for c in ranked[start + 1 :] if c.listing_id not in full]
     return Attempts([slot.candidate, *rest][: settings.DRAGONFLY_MAX_ATTEMPTS], slot)
+
+
+def _worst_case(candidates, meter: Meter) -> int:
+    return max(
+        metering.worst_case_nusd(
+            prompt_tokens=meter.prompt_estimate,
+            output_tokens=meter.output_allowance,
+            ask_input_nusd=c.ask_input_nusd,
+            ask_output_nusd=c.ask_output_nusd,
+        )
+        for c in candidates
+    )
+
+
+async def _slot_and_hold(
+    out: Response, key: dict, route: Route, ranked: list, meter: Meter, hold_nusd: int
+):
+    """A capacity slot and the hold, asked for at once (one round trip less before the upstream
+    call). The hold covers every eligible listing, whichever capacity picks; if the wallet cannot
+    cover that, the hold is asked again for exactly the listings this request may try, so nobody
+    is refused who could pay for those. Returns (attempts, the amount held)."""
+    taking = asyncio.ensure_future(capacity.take_first(ranked))
+    try:
+        await money.hold(request_id=out.request_id, user_id=key["user_id"], amount_nusd=hold_nusd)
+    except GatewayError as refused:
+        slot, full = await taking
+        attempts = _attempts(route, ranked, slot, full)
+        exact = _worst_case(attempts.candidates, meter)
+        if exact >= hold_nusd:
+            attempts.slot.release()
+            raise refused from None
+        try:
+            await money.hold(request_id=out.request_id, user_id=key["user_id"], amount_nusd=exact)
+        except BaseException:
+            attempts.slot.release()
+            raise
+        return attempts, exact
+    except BaseException:
+        taking.add_done_callback(_release_taken)
+        raise
+    slot, full = await taking
+    if slot is None:
+        await money.void(request_id=out.request_id, reason="every listing at capacity")
+    return _attempts(route, ranked, slot, full), hold_nusd
+
+
+def _release_taken(taking: asyncio.Future) -> None:
+    if not taking.cancelled() and taking.exception() is None:
+        slot, _ = taking.result()
+        if slot is not None:
+            slot.release()
 
 
 async def execute(
@@ -82,44 +139,33 @@ async def execute(
     out: Response,
     key: dict,
     route: Route,
-    attempts: Attempts,
     meter: Meter,
     *,
     streamed,
     serve,
 ) -> Meter:
-    """Within the key's spend limit, hold the worst case of the listings it may try, serve, then
-    settle exactly once. The meter's estimates size the hold; it returns filled in. The first
-    listing's capacity slot is given back however this ends (a no-op once failover has)."""
-    try:
-        hold_nusd = max(
-            metering.worst_case_nusd(
-                prompt_tokens=meter.prompt_estimate,
-                output_tokens=meter.output_allowance,
-                ask_input_nusd=c.ask_input_nusd,
-                ask_output_nusd=c.ask_output_nusd,
-            )
-            for c in attempts.candidates
+    """Within the key's spend limit, hold the worst case of the listings it may try and take a
+    capacity slot, serve through `serve(meter, attempts, pin)`, then settle exactly once. The
+    meter's estimates size the hold; it returns filled in. The first listing's capacity slot is
+    given back however this ends (a no-op once failover has)."""
+    ranked = await _ranked(route, key)
+    hold_nusd = _worst_case(ranked, meter)
+
+    async def pin(candidate) -> None:  # before the first byte, so the next request sees it
+        await routing.pin(
+            user_id=key["user_id"], session=route.session, listing_id=candidate.listing_id
         )
 
-        async def pin(candidate) -> None:  # before the first byte, so the next request sees it
-            await routing.pin(
-                user_id=key["user_id"], session=route.session, listing_id=candidate.listing_id
-            )
-
-        with spend.reserve(key, hold_nusd) as reservation:
-            await money.hold(
-                request_id=out.request_id, user_id=key["user_id"], amount_nusd=hold_nusd
-            )
+    with spend.reserve(key, hold_nusd) as reservation:
+        attempts, held = await _slot_and_hold(out, key, route, ranked, meter, hold_nusd)
+        try:
             out.watch_disconnect(receive)
             try:
-                await serve(meter, pin)
+                await serve(meter, attempts, pin)
             finally:
-                reservation.debit_nusd = await _settle(
-                    out, key, meter, hold_nusd, streamed=streamed
-                )
-    finally:
-        attempts.slot.release()
+                reservation.debit_nusd = await _settle(out, key, meter, held, streamed=streamed)
+        finally:
+            attempts.slot.release()
     if meter.candidate is not None:
         await pin(meter.candidate)
     return meter
