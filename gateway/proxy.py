@@ -25,6 +25,7 @@ from gateway.errors import NO_ELIGIBLE_SELLER, GatewayError
 from gateway.relay import Meter, first_event, relay
 from gateway.request import ChatRequest, SpeechRequest
 from gateway.response import SSE
+from gateway.routing import unavailable_extra
 from gateway.upstream import minimax, openai
 from gateway.upstream.base import UpstreamError
 from market.routing import RouteCandidate
@@ -63,7 +64,7 @@ def _report(candidate, *, ok: bool, status: int | None, ttft_ms=None, tps=None, 
     health_reports.failure(candidate.listing_id, status=status, error=error)
 
 
-def _exhausted(failure: UpstreamError | None, tried: int, full: int) -> GatewayError:
+def _exhausted(failure: UpstreamError | None, tried: int, full: int, candidates) -> GatewayError:
     if failure is not None and not failure.retryable:
         return GatewayError(
             400,
@@ -71,7 +72,8 @@ def _exhausted(failure: UpstreamError | None, tried: int, full: int) -> GatewayE
             "check its parameters.",
         )
     if tried == 0:  # every candidate filled up between ranking and the call
-        return GatewayError(503, NO_ELIGIBLE_SELLER, extra={"constraints": {"capacity": full}})
+        extra = unavailable_extra({"capacity": full}, candidates)
+        return GatewayError(503, NO_ELIGIBLE_SELLER, extra=extra)
     last = f" (last: {failure.reason})" if failure else ""
     return GatewayError(
         502,
@@ -101,7 +103,7 @@ async def _failover(attempts, meter: Meter, attempt) -> RouteCandidate:
         _report(candidate, ok=False, status=failure.status, error=failure.reason)
         if not failure.retryable:
             break
-    raise _exhausted(failure, tried, full)
+    raise _exhausted(failure, tried, full, attempts.candidates)
 
 
 async def serve_chat(

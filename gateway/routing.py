@@ -121,7 +121,8 @@ def resolve_model(requested: str, profile: dict | None, catalogue: dict[str, dic
         entry = catalogue.get(profile["default_model"])  # type: ignore[index]
     if entry is None:
         raise bad_request(
-            f"Unknown model '{requested}'. GET /v1/models lists the models you can use."
+            f"Unknown model '{requested}'. GET /v1/models lists the models you can use; the "
+            f"Quick start shows one that is live now: {settings.DRAGONFLY_BASE_URL}/dashboard/quickstart/"
         )
     return entry
 
@@ -288,6 +289,15 @@ def blended_price(candidate) -> int:
     return (3 * candidate.ask_input_nusd + candidate.ask_output_nusd) // 4
 
 
+def unavailable_extra(removed: dict[str, int], candidates: list) -> dict:
+    """The 503's body beyond the seed's fields: what each constraint removed, and the public
+    market page that shows the model's listings, their asks, health and speed."""
+    page = f"{settings.DRAGONFLY_BASE_URL}/market/"
+    if candidates:
+        page += f"{candidates[0].model_id}/"
+    return {"constraints": removed, "market": page}
+
+
 def rank(
     candidates: list, prefs: Preferences, *, full: frozenset[int] | set[int] = frozenset()
 ) -> list:
@@ -302,7 +312,7 @@ def rank(
             if count:
                 removed[name] = count
         logger.info("no eligible seller of %d candidates: %s", len(candidates), removed)
-        raise GatewayError(503, NO_ELIGIBLE_SELLER, extra={"constraints": removed})
+        raise GatewayError(503, NO_ELIGIBLE_SELLER, extra=unavailable_extra(removed, candidates))
     order = {slug: index for index, slug in enumerate(prefs.provider_order)}
 
     def key(c) -> tuple:

@@ -179,6 +179,7 @@ def test_503_lists_what_each_constraint_removed(world):
             "type": "market_unavailable",
             "code": 503,
             "constraints": {"privacy_mode": 2, "max_price": 2},
+            "market": "http://dragonfly.test/market/deepseek/deepseek-chat/",
         }
     }
     assert response.headers["x-df-market-request-id"].startswith("req_")

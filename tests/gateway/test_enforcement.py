@@ -132,6 +132,7 @@ async def test_every_listing_at_capacity_is_a_503_counting_capacity(market, clie
         "type": "market_unavailable",
         "code": 503,
         "constraints": {"capacity": 1},
+        "market": "http://127.0.0.1:8000/market/deepseek/deepseek-chat/",
     }
 
 

@@ -130,7 +130,8 @@ def test_nothing_eligible_is_a_503_with_each_constraints_count():
     assert caught.value.status == 503
     assert caught.value.message == NO_ELIGIBLE_SELLER
     assert caught.value.extra == {
-        "constraints": {"health": 1, "provider_ignore": 1, "max_price": 2}
+        "constraints": {"health": 1, "provider_ignore": 1, "max_price": 2},
+        "market": f"http://127.0.0.1:8000/market/{rows[0].model_id}/",
     }
 
 
@@ -138,7 +139,7 @@ def test_a_listing_whose_daily_spend_cap_is_used_up_gets_no_traffic():
     assert ids(rank([cand(1, capped=True, ask_in=0.1), cand(2)], Preferences())) == [2]
     with pytest.raises(GatewayError) as caught:
         rank([cand(1, capped=True)], Preferences())
-    assert caught.value.extra == {"constraints": {"daily_spend_cap": 1}}
+    assert caught.value.extra["constraints"] == {"daily_spend_cap": 1}
 
 
 def test_only_market_only_is_a_routing_strategy():
@@ -160,7 +161,7 @@ def test_aliases_and_the_default_model_apply_only_when_enabled():
     assert resolve_model("anything", profile, catalogue)["model_id"] == "deepseek/deepseek-chat"
     with pytest.raises(GatewayError) as caught:
         resolve_model("gpt-4o", {**profile, "aliases_enabled": False}, catalogue)
-    assert (
-        caught.value.message
-        == "Unknown model 'gpt-4o'. GET /v1/models lists the models you can use."
+    assert caught.value.message == (
+        "Unknown model 'gpt-4o'. GET /v1/models lists the models you can use; the Quick start "
+        "shows one that is live now: http://127.0.0.1:8000/dashboard/quickstart/"
     )

@@ -86,6 +86,7 @@ async def test_a_routing_header_alone_and_against_the_profile(
                 "type": "market_unavailable",
                 "code": 503,
                 "constraints": expected,
+                "market": "http://127.0.0.1:8000/market/deepseek/deepseek-chat/",
             }
         }
         assert market.app.stats()["keys"] == {}
