@@ -8,11 +8,16 @@ loop's (docs/performance.md has the measurement).
 One more setting Daphne does not expose: Twisted parses the body of every POST that has a
 Content-Type into `request.args` (a form submission), starting with an `email.message` parse of
 the header. Daphne never reads `request.args` (ASGI applications get the raw body), so that work
-is switched off for Daphne's requests: about 70 µs of CPU per /v1 request. Everything else is
-Daphne's CLI, unchanged.
+is switched off for Daphne's requests: about 70 µs of CPU per /v1 request.
+
+Daphne speaks no ASGI lifespan, so the gateway's shutdown (give back capacity slots, write pending
+health, apply the money batches still queued, close the upstream and database pools) runs from a
+Twisted shutdown trigger instead, once the requests Daphne cancels at shutdown have ended. Everything
+else is Daphne's CLI, unchanged.
 """
 
 import asyncio
+import sys
 
 import uvloop
 
@@ -29,12 +34,38 @@ def _skip_form_parsing() -> None:
     http_protocol.WebRequest = WebRequest  # type: ignore[misc]
 
 
+def _gateway_shutdown(cli):
+    """A Deferred for the gateway's shutdown, run once the requests Daphne is cancelling (its own
+    shutdown trigger) have ended, so their settlements are queued before the pools close."""
+    from twisted.internet import defer
+
+    from gateway.asgi import shutdown
+
+    async def after_requests() -> None:
+        server = cli.server
+        instances = (
+            []
+            if server is None
+            else [details["application_instance"] for details in server.connections.values()]
+        )
+        await asyncio.sleep(0)  # Daphne's trigger cancels them
+        if instances:
+            await asyncio.wait(instances, timeout=10)
+        await shutdown()
+
+    return defer.Deferred.fromFuture(asyncio.ensure_future(after_requests()))
+
+
 def main() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     _skip_form_parsing()
-    from daphne.cli import CommandLineInterface
+    from daphne.cli import CommandLineInterface  # installs Twisted's asyncio reactor
+    from twisted.internet import reactor
 
-    CommandLineInterface.entrypoint()
+    cli = CommandLineInterface()
+    # Only "before" shutdown triggers are waited for (Twisted's three-phase events).
+    reactor.addSystemEventTrigger("before", "shutdown", _gateway_shutdown, cli)  # type: ignore[attr-defined]
+    cli.run(sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -188,7 +188,9 @@ async def _settle(out: Response, key: dict, meter: Meter, hold_nusd: int, *, str
             await money.void(request_id=out.request_id, reason="no listing served")
             return 0
         outcome = meter.outcome
-        if out.disconnected and not out.finished:
+        if not out.finished and (out.disconnected or outcome == "completed"):
+            # The buyer's connection ended before the answer did: they hung up, or this server
+            # was stopped mid-answer (Daphne cancels what is in flight). Billed as delivered.
             outcome = "client_disconnected"
         result = await money.settle(
             Settlement(
