@@ -64,7 +64,7 @@ def main() -> None:
 
     cli = CommandLineInterface()
     # Only "before" shutdown triggers are waited for (Twisted's three-phase events).
-    reactor.addSystemEventTrigger("before", "shutdown", _gateway_shutdown, cli)  # type: ignore[attr-defined]
+    reactor.addSystemEventTrigger("before", "shutdown", _gateway_shutdown, cli)  # type: ignore[attr-defined,arg-type]
     cli.run(sys.argv[1:])
 
 
