@@ -23,7 +23,9 @@ SQLSTATE_VOID_MISMATCH = "DF002"  # the wallet holds less than the hold being vo
 
 
 def fastpath_enabled() -> bool:
-    return connection.vendor == "postgresql" and getattr(
+    # The engine's name, not `connection.vendor`: on the event loop every new task context would
+    # build a database wrapper just to answer this (the gateway asks on each hold and settle).
+    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql") and getattr(
         settings, "DRAGONFLY_BILLING_SQL_FASTPATH", True
     )
 
