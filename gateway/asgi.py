@@ -25,7 +25,6 @@ from gateway import (
     catalogue,
     dialects,
     health_reports,
-    limits,
     metering,
     proxy,
     request,
@@ -60,21 +59,18 @@ async def _chat(scope, receive, out: Response, dialect: dialects.Dialect) -> Non
         chat.max_tokens, route.model["context_tokens"], prompt_tokens
     )
     verdict = await trade.rate_limit(out, key, prompt_tokens + output_tokens)
-    meter = Meter(prompt_estimate=prompt_tokens, output_allowance=output_tokens)
-    try:
-        await trade.execute(
-            receive,
-            out,
-            key,
-            route,
-            meter,
-            streamed=chat.stream,
-            serve=lambda meter, attempts, pin: proxy.serve_chat(
-                out, chat, dialect, attempts, meter, trade.diagnostics_for(route.table), pin
-            ),
-        )
-    finally:  # served or not, the tokens/min count keeps only what was used
-        await limits.correct(verdict, meter.units_used)
+    await trade.execute(
+        receive,
+        out,
+        key,
+        route,
+        verdict,
+        Meter(prompt_estimate=prompt_tokens, output_allowance=output_tokens),
+        streamed=chat.stream,
+        serve=lambda meter, attempts, pin: proxy.serve_chat(
+            out, chat, dialect, attempts, meter, trade.diagnostics_for(route.table), pin
+        ),
+    )
 
 
 async def audio_speech(scope, receive, out: Response) -> None:
@@ -84,21 +80,18 @@ async def audio_speech(scope, receive, out: Response) -> None:
     route = await trade.route(headers, key, speech.model, modality="speech")
     characters = len(speech.text)
     verdict = await trade.rate_limit(out, key, characters)
-    meter = Meter(prompt_estimate=characters)
-    try:
-        await trade.execute(
-            receive,
-            out,
-            key,
-            route,
-            meter,
-            streamed=False,
-            serve=lambda meter, attempts, pin: proxy.serve_speech(
-                out, speech, attempts, meter, trade.diagnostics_for(route.table), pin
-            ),
-        )
-    finally:
-        await limits.correct(verdict, meter.units_used)
+    await trade.execute(
+        receive,
+        out,
+        key,
+        route,
+        verdict,
+        Meter(prompt_estimate=characters),
+        streamed=False,
+        serve=lambda meter, attempts, pin: proxy.serve_speech(
+            out, speech, attempts, meter, trade.diagnostics_for(route.table), pin
+        ),
+    )
 
 
 async def count_tokens(scope, receive, out: Response) -> None:

@@ -139,6 +139,7 @@ async def execute(
     out: Response,
     key: dict,
     route: Route,
+    verdict: limits.Verdict,
     meter: Meter,
     *,
     streamed,
@@ -146,8 +147,16 @@ async def execute(
 ) -> Meter:
     """Within the key's spend limit, hold the worst case of the listings it may try and take a
     capacity slot, serve through `serve(meter, attempts, pin)`, then settle exactly once. The
-    meter's estimates size the hold; it returns filled in. The first listing's capacity slot is
-    given back however this ends (a no-op once failover has)."""
+    meter's estimates size the hold; it returns filled in. However this ends, the first listing's
+    capacity slot is given back (a no-op once failover has) and the tokens/min count keeps only
+    what was used (nothing unless a listing served)."""
+    try:
+        return await _trade(receive, out, key, route, meter, streamed=streamed, serve=serve)
+    finally:
+        await limits.correct(verdict, meter.units_used)
+
+
+async def _trade(receive, out: Response, key: dict, route: Route, meter: Meter, *, streamed, serve):
     ranked = await _ranked(route, key)
     hold_nusd = _worst_case(ranked, meter)
 
