@@ -211,6 +211,7 @@ def test_errors_come_in_anthropics_shape_as_the_sdks_exception_classes(world):
         "type": "overloaded_error",
         "message": "No eligible seller channel was healthy enough for the current constraints.",
         "constraints": {"provider_only": 1},
+        "market": "http://dragonfly.test/market/deepseek/deepseek-chat/",
     }
     assert (
         unavailable.value.body["request_id"]
