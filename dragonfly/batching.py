@@ -22,7 +22,8 @@ Orphaned = Callable[[Any, Any], None]
 
 
 class Batcher:
-    """Bound to the event loop of its first use (like the connection pools it feeds)."""
+    """Used by one event loop at a time (like the pools it feeds): a new loop starts it afresh.
+    Code that runs several loops at once keeps one Batcher per loop (billing fastpath_async)."""
 
     def __init__(self, run: RunBatch, *, max_items: int, orphaned: Orphaned | None = None) -> None:
         self._run = run

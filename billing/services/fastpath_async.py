@@ -16,6 +16,7 @@ items are retried one by one, so each caller gets exactly the answer a single ca
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import Any
 
@@ -83,25 +84,11 @@ async def _pool() -> AsyncConnectionPool:
 async def pools_close() -> None:
     """Apply what the batchers still hold, then close the running loop's pool."""
     loop_id = id(asyncio.get_running_loop())
-    batchers = _batchers.pop(loop_id, ())
-    for batcher in batchers:
+    for batcher in _batchers.pop(loop_id, ()):
         await batcher.idle()
     pool = _pools.pop(loop_id, None)
     if pool is not None:
         await pool.close()
-
-
-def _loop_batchers() -> tuple[Batcher, Batcher, Batcher]:
-    loop_id = id(asyncio.get_running_loop())
-    batchers = _batchers.get(loop_id)
-    if batchers is None:
-        batchers = (
-            Batcher(_hold_batch, max_items=MAX_BATCH),
-            Batcher(_settle_batch, max_items=MAX_BATCH),
-            Batcher(_void_batch, max_items=MAX_BATCH),  # rare: no batch function, one by one
-        )
-        _batchers[loop_id] = batchers
-    return batchers
 
 
 async def _rows(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
@@ -122,6 +109,20 @@ async def _call(sql: str, params: tuple[Any, ...]) -> tuple[Any, ...]:
     rows = await _rows(sql, params)
     assert len(rows) == 1
     return rows[0]
+
+
+def _loop_batchers() -> tuple[Batcher, Batcher, Batcher]:
+    """This loop's batchers (several loops may run at once, one per thread)."""
+    loop_id = id(asyncio.get_running_loop())
+    batchers = _batchers.get(loop_id)
+    if batchers is None:
+        batchers = (
+            Batcher(_hold_batch, max_items=MAX_BATCH),
+            Batcher(_settle_batch, max_items=MAX_BATCH),
+            Batcher(_void_batch, max_items=MAX_BATCH),  # rare: no batch function, one by one
+        )
+        _batchers[loop_id] = batchers
+    return batchers
 
 
 async def _one_by_one(items, single) -> list:
@@ -168,7 +169,8 @@ async def _hold_batch(items: list[tuple[str, int, int]]) -> list:
 async def hold_place(*, request_id: str, user_id: int, amount_nusd: int) -> None:
     """billing.services.hold_place, on the event loop (batched with concurrent holds)."""
     hold_check(request_id=request_id, amount_nusd=amount_nusd)
-    (outcome,) = await _loop_batchers()[0].submit((request_id, user_id, amount_nusd))
+    holds, _, _ = _loop_batchers()
+    (outcome,) = await holds.submit((request_id, user_id, amount_nusd))
     hold_outcome(str(outcome))
 
 
@@ -183,27 +185,12 @@ async def _void_batch(items: list[tuple[str, str]]) -> list:
 async def hold_void(*, request_id: str, reason: str) -> None:
     """billing.services.hold_void, on the event loop."""
     check_request_id(request_id)
-    await _loop_batchers()[2].submit((request_id, reason))
+    _, _, voids = _loop_batchers()
+    await voids.submit((request_id, reason))
 
 
-_SETTLE_FIELDS = (
-    "request_id",
-    "buyer_id",
-    "access_key_id",
-    "listing_id",
-    "seller_id",
-    "model_id",
-    "upstream_model",
-    "price_unit",
-    "ask_input_nusd",
-    "ask_output_nusd",
-    "input_units",
-    "output_units",
-    "ttft_ms",
-    "duration_ms",
-    "streamed",
-    "outcome",
-)
+# settle_params() is the Settlement's fields in order, then the default fee.
+_SETTLE_FIELDS = tuple(field.name for field in dataclasses.fields(Settlement))
 
 
 async def _settle_single(params: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -234,5 +221,6 @@ async def request_settle(*, settlement: Settlement) -> SettleResult:
     """billing.services.request_settle, on the event loop (idempotent on request_id; batched with
     concurrent settlements)."""
     settlement_validate(settlement)
-    row = await _loop_batchers()[1].submit(settle_params(settlement))
+    _, settles, _ = _loop_batchers()
+    row = await settles.submit(settle_params(settlement))
     return settle_result(settlement, row)
