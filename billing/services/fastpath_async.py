@@ -48,7 +48,7 @@ MAX_BATCH = 100
 HOLD_BATCH_SQL = "SELECT request_id, outcome FROM df_hold_place_batch(%s::jsonb)"
 SETTLE_BATCH_SQL = (
     "SELECT request_id, status, cost_nusd, buyer_debit_nusd, overrun_nusd, seller_credit_nusd,"
-    " fee_nusd, fee_profile_id FROM df_request_settle_batch(%s::jsonb, %s)"
+    " fee_nusd, fee_profile_id FROM df_request_settle_batch(%s::jsonb, %s) ORDER BY item_no"
 )
 
 

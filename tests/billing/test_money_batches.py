@@ -11,7 +11,7 @@ from django.db import connection
 
 from billing import selectors, services
 from billing.checks import ledger_violations
-from billing.errors import InsufficientBalance
+from billing.errors import BillingError, InsufficientBalance
 from billing.models import AccountKind, Hold, TransactionKind, UsageRecord
 from billing.money import usd_to_nusd
 from billing.services import fastpath_async
@@ -118,6 +118,81 @@ def test_concurrent_settlements_share_batches_and_charge_each_request_once(marke
     again = _run(*(fastpath_async.request_settle(settlement=s) for s in settlements[:5]))
     assert [r.already_settled for r in again] == [True] * 5
     assert UsageRecord.objects.count() == 30
+
+
+def _mixed_settlements(buyer, other, seller, listing, prefix: str) -> list:
+    """One of each case a settlement batch sends to the single function, between usual ones:
+    no hold, a voided hold, already settled, another buyer's hold, a repeated request id."""
+    for suffix in ("a", "voided", "settled", "b", "c"):
+        services.hold_place(request_id=f"{prefix}{suffix}", user_id=buyer.pk, amount_nusd=900_000)
+    services.hold_place(request_id=f"{prefix}theirs", user_id=other.pk, amount_nusd=900_000)
+    services.hold_void(request_id=f"{prefix}voided", reason="reaped")
+
+    def make(suffix, **overrides):
+        return settlement_make(
+            buyer=buyer, seller=seller, listing=listing, request_id=f"{prefix}{suffix}", **overrides
+        )
+
+    services.request_settle(settlement=make("settled"))
+    return [
+        make("a"),
+        make("no-hold"),
+        make("voided", output_units=900),  # more than the hold covered: charged from the balance
+        make("settled"),
+        make("b", output_units=0, outcome="client_disconnected"),  # nothing delivered: free
+        make("theirs"),
+        make("c", output_units=2000),  # more than the hold covers: the rest is overrun
+        make("a"),
+    ]
+
+
+def test_a_mixed_settlement_batch_gives_each_item_what_a_single_call_gives(market, statements):
+    """The usual items settle in sets, the others through the single function, in one batch; the
+    same requests settled one at a time by the synchronous service give the same answers and
+    leave the same balances."""
+    buyer, seller, listing = market
+    fund(buyer, "9")
+    other = user_make()
+    fund(other, "1")
+
+    def outcome(r):
+        return (r.already_settled, r.cost_nusd, r.seller_credit_nusd, r.fee_nusd)
+
+    def balances():
+        wallet = selectors.wallet_summary(user=buyer)
+        return (
+            wallet["balance_nusd"],
+            wallet["held_nusd"],
+            selectors.wallet_summary(user=other)["held_nusd"],
+            selectors.earnings_summary(seller=seller)["available_nusd"],
+        )
+
+    start = balances()
+    one_by_one = []
+    for s in _mixed_settlements(buyer, other, seller, listing, "single-"):
+        try:
+            one_by_one.append(outcome(services.request_settle(settlement=s)))
+        except BillingError as exc:
+            one_by_one.append(type(exc))
+    middle = balances()
+
+    batched = _run(
+        *(
+            fastpath_async.request_settle(settlement=s)
+            for s in _mixed_settlements(buyer, other, seller, listing, "batch-")
+        )
+    )
+    assert [type(r) if isinstance(r, Exception) else outcome(r) for r in batched] == one_by_one
+    assert one_by_one[5] is BillingError  # another buyer's hold
+    assert [one_by_one[i][0] for i in (0, 3, 7)] == [False, True, True]  # settled, again, again
+    assert _batches(statements, "df_request_settle_batch") == len(statements) == 1  # no retry
+    end = balances()
+    assert [m - a for a, m in zip(start, middle, strict=True)] == [
+        e - m for m, e in zip(middle, end, strict=True)
+    ]
+    assert middle[0] < start[0] and middle[2] == 900_000 and middle[3] > 0
+    assert UsageRecord.objects.count() == 2 * 6  # each round: 6 settled (one of them before)
+    assert ledger_violations() == []
 
 
 def test_a_batch_that_fails_as_a_whole_is_applied_one_by_one(market, statements):
