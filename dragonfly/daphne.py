@@ -5,10 +5,13 @@ reactor on it; with uvloop's policy installed first, that loop is uvloop's (libu
 request's callbacks, timers, futures and socket reads then cost a fraction of the pure-Python
 loop's (docs/performance.md has the measurement).
 
-One more setting Daphne does not expose: Twisted parses the body of every POST that has a
+Two settings Daphne does not expose. Twisted parses the body of every POST that has a
 Content-Type into `request.args` (a form submission), starting with an `email.message` parse of
 the header. Daphne never reads `request.args` (ASGI applications get the raw body), so that work
-is switched off for Daphne's requests: about 70 µs of CPU per /v1 request.
+is switched off for Daphne's requests: about 70 µs of CPU per /v1 request. And Twisted formats a
+combined-log line for every finished request and hands it to its own log, next to Daphne's
+access log (`--access-log`), which is the one kept; Twisted's line is no longer made (1.6 % of
+the gateway's samples at 16 concurrent streams).
 
 Once serving, everything loaded at start (Django, the apps, the libraries: about a million
 objects) is moved out of the cyclic garbage collector's view (`gc.freeze()`): it lives as long as
@@ -37,6 +40,17 @@ def _skip_form_parsing() -> None:
 
     # HTTPFactory.buildProtocol sets `protocol.requestFactory = WebRequest` by this module name.
     http_protocol.WebRequest = WebRequest  # type: ignore[misc]
+
+
+def _skip_twisted_access_log() -> None:
+    from daphne import http_protocol, server
+
+    class HTTPFactory(http_protocol.HTTPFactory):
+        def log(self, request) -> None:
+            """Daphne's own access log covers this (Server.log_action)."""
+
+    # Server.__init__ builds its factory by this module name.
+    server.HTTPFactory = HTTPFactory  # type: ignore[misc]
 
 
 def _freeze_startup_objects() -> None:
@@ -69,6 +83,7 @@ def _gateway_shutdown(cli):
 def main() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     _skip_form_parsing()
+    _skip_twisted_access_log()
     from daphne.cli import CommandLineInterface  # installs Twisted's asyncio reactor
     from twisted.internet import reactor
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import lru_cache
 
 NANO = Decimal(1_000_000_000)
 
 
+@lru_cache(maxsize=4096)  # asks repeat: a few per listing
 def usd_per_million(nusd: int) -> str:
     """500_000_000 nano-USD per million → "0.5"; exact, no float, no exponent."""
     text = format(Decimal(nusd) / NANO, "f")

@@ -123,7 +123,7 @@ async def serve_chat(
             if chat.stream:
                 events = openai.events(response)
                 async with asyncio.timeout(settings.DRAGONFLY_UPSTREAM_FIRST_TOKEN_TIMEOUT):
-                    first = await first_event(events, fmt=fmt, meter=meter)
+                    first, ended = await first_event(events, fmt=fmt, meter=meter)
             else:
                 meter.first_content_at = time.monotonic()  # the response head: TTFT of a plain call
                 data = await openai.read_json(response)
@@ -151,7 +151,7 @@ async def serve_chat(
         if events is not None:
             await out.start(200, SSE, extra)
             try:
-                cut = await relay(out, events, first, fmt=fmt, meter=meter)
+                cut = await relay(out, events, first, ended=ended, fmt=fmt, meter=meter)
             finally:
                 await events.aclose()
             _report_streamed(candidate, meter, cut)

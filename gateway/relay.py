@@ -3,9 +3,9 @@
 Each upstream event is metered (usage kept for billing, content chunks counted) and re-serialised
 by the request's StreamFormat: OpenAI chunks with the catalogue model id (the usage chunk only if
 the buyer asked for it), or Anthropic Messages events. Nothing is held back waiting for more: the
-events of one upstream read go to the buyer as soon as that read is in, in one write. After
-content has been sent a failure ends the stream with the format's well-formed error event; the
-upstream's text is never forwarded.
+events of one upstream read go to the buyer as soon as that read is in, in one write, and the
+read that ends the stream carries its end too. After content has been sent a failure ends the
+stream with the format's well-formed error event; the upstream's text is never forwarded.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from gateway import metering
 from gateway.anthropic import OpenAIToAnthropicStream
 from gateway.errors import error_body
 from gateway.upstream.base import UpstreamError
+from gateway.upstream.openai import DONE
 from market.routing import RouteCandidate
 
 DONE_EVENT = b"data: [DONE]\n\n"
@@ -146,48 +147,60 @@ def _meter(payload: bytes, meter: Meter) -> dict:
     return chunk
 
 
-def _shape(batch: list[bytes], fmt: StreamFormat, meter: Meter, sent: list[bytes]) -> None:
-    """Meter and shape one read's events into `sent`; a bad event raises after the good ones
-    before it are in `sent` (they still go out before the stream is cut)."""
+def _shape(batch: list[bytes], fmt: StreamFormat, meter: Meter, sent: list[bytes]) -> bool:
+    """Meter and shape one read's events into `sent`; True if the read ended the stream. A bad
+    event raises after the good ones before it are in `sent` (they still go out before the cut)."""
     for payload in batch:
+        if payload == DONE:
+            return True
         shaped = fmt.event(_meter(payload, meter))
         if shaped:
             sent.append(shaped)
+    return False
 
 
 async def first_event(
     events: AsyncIterator[list[bytes]], *, fmt: StreamFormat, meter: Meter
-) -> bytes:
+) -> tuple[bytes, bool]:
     """Wait (the caller bounds the wait) for the first event that delivers content or finishes the
-    answer, and return it with every event before it and the rest of its read. Until then nothing
-    has reached the buyer (a role-only opening chunk is held back), so any failure may still fail
-    over to another listing."""
+    answer, and return it with every event before it and the rest of its read, and whether that
+    read ended the stream. Until then nothing has reached the buyer (a role-only opening chunk is
+    held back), so any failure may still fail over to another listing."""
     shaped: list[bytes] = []
     async for batch in events:
-        _shape(batch, fmt, meter, shaped)
+        ended = _shape(batch, fmt, meter, shaped)
         if shaped and (meter.content_chunks or meter.finished):
             meter.first_content_at = time.monotonic()
-            return b"".join(shaped)
+            return b"".join(shaped), ended
+        if ended:
+            break
     raise UpstreamError("stream ended before any content")
 
 
 async def relay(
-    out, events: AsyncIterator[list[bytes]], first: bytes, *, fmt: StreamFormat, meter: Meter
+    out,
+    events: AsyncIterator[list[bytes]],
+    first: bytes,
+    *,
+    ended: bool,
+    fmt: StreamFormat,
+    meter: Meter,
 ) -> UpstreamError | None:
-    """Send `first` and every following read's events as they arrive (one write per read);
-    returns the failure that cut the stream, if any."""
-    await out.body(first, more=True)
+    """Send `first` and every following read's events as they arrive, one write per read; the
+    last write carries the stream's end (or its cut). Returns the failure that cut it, if any."""
     failure: UpstreamError | None = None
-    shaped: list[bytes] = []
+    pending = [first]  # shaped, not sent yet
     try:
-        async for batch in events:
-            _shape(batch, fmt, meter, shaped)
-            if shaped:
-                await out.body(b"".join(shaped), more=True)
-                shaped.clear()
-    except UpstreamError as exc:
-        if shaped:  # the good events of the read that broke
-            await out.body(b"".join(shaped), more=True)
+        if not ended:
+            await out.body(first, more=True)
+            pending.clear()
+            async for batch in events:
+                if _shape(batch, fmt, meter, pending):
+                    break
+                if pending:
+                    await out.body(b"".join(pending), more=True)
+                    pending.clear()
+    except UpstreamError as exc:  # the good events of the read that broke are still in `pending`
         if not meter.finished:  # finish_reason seen: a missing [DONE] loses nothing
             failure = exc
     if failure is not None:
@@ -196,7 +209,8 @@ async def relay(
             f"The upstream provider failed mid-stream ({failure.reason}); the response is "
             f"incomplete. (request id {out.request_id})"
         )
-        await out.body(fmt.cut(message), more=False)
+        pending.append(fmt.cut(message))
     else:
-        await out.body(fmt.end(meter), more=False)
+        pending.append(fmt.end(meter))
+    await out.body(b"".join(pending), more=False)
     return failure

@@ -60,29 +60,25 @@ async def read_json(response: aiohttp.ClientResponse) -> dict:
 async def events(response: aiohttp.ClientResponse) -> AsyncGenerator[list[bytes], None]:
     """The `data:` payloads of an SSE stream, in order, as one list per network read: what arrived
     together is relayed together (one write to the buyer, not one per event), and nothing waits
-    for more. Comments, other fields and blank keep-alive lines are skipped. Raises UpstreamError
-    if the connection breaks or ends before `[DONE]`."""
-    buffer = b""
+    for more. The read that carries `[DONE]` is the last, and its list ends with DONE, so the
+    stream's end can go out in the same write. Comments, other fields and blank keep-alive lines
+    are skipped. Raises UpstreamError if the connection breaks or ends before `[DONE]`."""
+    rest = b""
     data: list[bytes] = []
     try:
         async for chunk in response.content.iter_any():
-            buffer += chunk
+            *lines, rest = (rest + chunk).split(b"\n")
             ready: list[bytes] = []
-            while True:
-                end = buffer.find(b"\n")
-                if end < 0:
-                    break
-                line = buffer[:end].rstrip(b"\r")
-                buffer = buffer[end + 1 :]
+            for line in lines:
+                line = line.rstrip(b"\r")
                 if not line:
                     if data:
                         payload = b"\n".join(data)
                         data = []
-                        if payload == DONE:
-                            if ready:
-                                yield ready
-                            return
                         ready.append(payload)
+                        if payload == DONE:
+                            yield ready
+                            return
                 elif line.startswith(b"data:"):
                     value = line[5:]
                     data.append(value[1:] if value.startswith(b" ") else value)

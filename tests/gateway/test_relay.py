@@ -4,6 +4,7 @@ cuts the stream only after the good ones before it, and a retried listing starts
 import orjson
 
 from gateway.relay import Meter, OpenAIChunks, first_event, relay
+from gateway.upstream.openai import DONE
 
 
 class Out:
@@ -40,21 +41,41 @@ async def test_each_read_goes_out_in_one_write():
     meter = Meter()
     events = reads([chunk("a"), chunk("b")], [chunk("c"), chunk(finish="stop")])
     out = Out()
-    first = await first_event(events, fmt=fmt(), meter=meter)
-    assert first.count(b"data: ") == 2
-    assert await relay(out, events, first, fmt=fmt(), meter=meter) is None
+    first, ended = await first_event(events, fmt=fmt(), meter=meter)
+    assert first.count(b"data: ") == 2 and not ended
+    assert await relay(out, events, first, ended=ended, fmt=fmt(), meter=meter) is None
     assert [w.count(b"data: ") for w, _ in out.writes] == [2, 2, 1]  # first read, second, [DONE]
     assert out.writes[-1] == (b"data: [DONE]\n\n", False)
     assert b'"model":"deepseek/deepseek-chat"' in out.writes[0][0]
     assert (meter.content_chunks, meter.finished) == (3, True)
 
 
+async def test_the_read_that_ends_the_stream_goes_out_with_the_end_in_one_write():
+    meter = Meter()
+    events = reads([chunk("a")], [chunk("b"), chunk(finish="stop"), DONE])
+    out = Out()
+    first, ended = await first_event(events, fmt=fmt(), meter=meter)
+    assert await relay(out, events, first, ended=ended, fmt=fmt(), meter=meter) is None
+    assert [(w.count(b"data: "), more) for w, more in out.writes] == [(1, True), (3, False)]
+    assert out.writes[-1][0].endswith(b"data: [DONE]\n\n")
+
+    meter = Meter()  # all of it in one read: one write in all
+    out = Out()
+    first, ended = await first_event(
+        reads([chunk("a"), chunk(finish="stop"), DONE]), fmt=fmt(), meter=meter
+    )
+    assert ended
+    assert await relay(out, reads(), first, ended=ended, fmt=fmt(), meter=meter) is None
+    assert [(w.count(b"data: "), more) for w, more in out.writes] == [(3, False)]
+    assert (meter.content_chunks, meter.finished) == (1, True)
+
+
 async def test_a_bad_event_cuts_the_stream_after_the_good_ones_of_its_read():
     meter = Meter()
     events = reads([chunk("a")], [chunk("b"), b"not json", chunk("never")])
     out = Out()
-    first = await first_event(events, fmt=fmt(), meter=meter)
-    cut = await relay(out, events, first, fmt=fmt(), meter=meter)
+    first, ended = await first_event(events, fmt=fmt(), meter=meter)
+    cut = await relay(out, events, first, ended=ended, fmt=fmt(), meter=meter)
     assert cut is not None and cut.reason == "stream carried a malformed chunk"
     assert b'"content":"b"' in out.writes[1][0]
     last, more = out.writes[-1]

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from gateway.upstream.base import UpstreamError
-from gateway.upstream.openai import events
+from gateway.upstream.openai import DONE, events
 
 
 class FakeContent:
@@ -42,7 +42,7 @@ async def test_it_skips_comments_and_keepalives_and_joins_split_events():
         b"data: [DONE]\n\n",
     ]
     got, response = await collect(parts)
-    assert got == [b'{"a":1}', b"2"]
+    assert got == [b'{"a":1}', b"2", DONE]
     assert response.released
 
 
@@ -55,9 +55,10 @@ async def test_a_stream_ending_without_done_is_an_upstream_error():
 
 async def test_events_that_arrive_in_one_read_come_as_one_batch():
     response = FakeResponse([b"data: 1\n\ndata: 2\n\ndata: 3", b"\n\n", b"data: [DONE]\n\n"])
-    assert [batch async for batch in events(response)] == [[b"1", b"2"], [b"3"]]
+    assert [batch async for batch in events(response)] == [[b"1", b"2"], [b"3"], [DONE]]
 
 
-async def test_events_before_done_in_the_same_read_are_not_lost():
-    response = FakeResponse([b"data: 1\n\ndata: 2\n\ndata: [DONE]\n\n"])
-    assert [batch async for batch in events(response)] == [[b"1", b"2"]]
+async def test_the_read_that_carries_done_is_the_last_and_ends_with_it():
+    response = FakeResponse([b"data: 1\n\ndata: 2\n\ndata: [DONE]\n\ndata: 3\n\n"])
+    assert [batch async for batch in events(response)] == [[b"1", b"2", DONE]]
+    assert response.released
