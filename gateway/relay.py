@@ -83,19 +83,33 @@ class Meter:
 
 class OpenAIChunks:
     """chat.completion.chunk events as the buyer sees them: the catalogue model id in place of the
-    upstream's, the usage chunk only if they asked for it; a cut ends with an error event and [DONE]."""
+    upstream's, the usage chunk only if they asked for it; a cut ends with an error event and [DONE].
+
+    The upstream's bytes are relayed as they came with only the model id swapped in place, when
+    its `"model":"..."` pair appears exactly once (a quote inside a JSON string is escaped, so the
+    pair cannot come from content) and the event is one line; otherwise the parsed chunk is
+    serialised again."""
 
     def __init__(self, *, model: str, include_usage: bool) -> None:
         self.model = model
         self.include_usage = include_usage
+        self._model_pair = b'"model":' + orjson.dumps(model)
 
-    def event(self, chunk: dict) -> bytes:
+    def event(self, chunk: dict, raw: bytes) -> bytes:
         if "usage" in chunk and not self.include_usage:
             if isinstance(chunk["usage"], dict) and not chunk.get("choices"):
                 return b""
             del chunk["usage"]
+            raw = b""  # changed: serialise again
+        elif b"\n" in raw:  # an event sent as several data: lines; one line for the buyer
+            raw = b""
         if "model" in chunk:
+            theirs = b'"model":' + orjson.dumps(chunk["model"])
+            if raw and raw.count(theirs) == 1:
+                return b"data: " + raw.replace(theirs, self._model_pair) + b"\n\n"
             chunk["model"] = self.model
+        elif raw:
+            return b"data: " + raw + b"\n\n"
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
     def end(self, meter: Meter) -> bytes:
@@ -111,7 +125,7 @@ class AnthropicEvents:
     def __init__(self, translator: OpenAIToAnthropicStream) -> None:
         self.translator = translator
 
-    def event(self, chunk: dict) -> bytes:
+    def event(self, chunk: dict, raw: bytes) -> bytes:
         return b"".join(self.translator.feed(chunk))
 
     def end(self, meter: Meter) -> bytes:
@@ -153,7 +167,7 @@ def _shape(batch: list[bytes], fmt: StreamFormat, meter: Meter, sent: list[bytes
     for payload in batch:
         if payload == DONE:
             return True
-        shaped = fmt.event(_meter(payload, meter))
+        shaped = fmt.event(_meter(payload, meter), payload)
         if shaped:
             sent.append(shaped)
     return False

@@ -43,6 +43,7 @@ def session() -> aiohttp.ClientSession:
                 sock_connect=settings.DRAGONFLY_UPSTREAM_CONNECT_TIMEOUT,
             ),
             auto_decompress=True,
+            cookie_jar=aiohttp.DummyCookieJar(),  # one session serves every buyer: keep none
             skip_auto_headers=("User-Agent",),
         )
         _sessions[id(loop)] = client

@@ -63,32 +63,37 @@ async def events(response: aiohttp.ClientResponse) -> AsyncGenerator[list[bytes]
     for more. The read that carries `[DONE]` is the last, and its list ends with DONE, so the
     stream's end can go out in the same write. Comments, other fields and blank keep-alive lines
     are skipped. Raises UpstreamError if the connection breaks or ends before `[DONE]`."""
-    rest = b""
-    data: list[bytes] = []
+    rest = b""  # what came after the last blank line: an event not complete yet
     try:
         async for chunk in response.content.iter_any():
-            *lines, rest = (rest + chunk).split(b"\n")
+            text = rest + chunk
+            if b"\r" in text:
+                text = text.replace(b"\r\n", b"\n")
+            *blocks, rest = text.split(b"\n\n")  # an event ends at a blank line
             ready: list[bytes] = []
-            for line in lines:
-                line = line.rstrip(b"\r")
-                if not line:
-                    if data:
-                        payload = b"\n".join(data)
-                        data = []
-                        ready.append(payload)
-                        if payload == DONE:
-                            yield ready
-                            return
-                elif line.startswith(b"data:"):
-                    value = line[5:]
-                    data.append(value[1:] if value.startswith(b" ") else value)
-                # ":" comments (keep-alives), event:, id:, retry: carry nothing we relay
+            for block in blocks:
+                payload = _payload(block)
+                if payload is None:
+                    continue
+                ready.append(payload)
+                if payload == DONE:
+                    yield ready
+                    return
             if ready:
                 yield ready
     except (aiohttp.ClientError, TimeoutError):
         raise UpstreamError("stream broke off") from None
     finally:
         response.release()
-    if data and b"\n".join(data) == DONE:
+    if _payload(rest.rstrip(b"\n")) == DONE:  # `[DONE]` without its blank line, then the end
         return
     raise UpstreamError("stream ended before [DONE]")
+
+
+def _payload(block: bytes) -> bytes | None:
+    """The data of one event (its lines before the blank line), None if it carries none:
+    `:` comments (keep-alives), event:, id: and retry: carry nothing we relay."""
+    if block.startswith(b"data: ") and b"\n" not in block:  # the usual one-line event
+        return block[6:]
+    data = [line[5:].removeprefix(b" ") for line in block.split(b"\n") if line.startswith(b"data:")]
+    return b"\n".join(data) if data else None

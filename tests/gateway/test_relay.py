@@ -91,3 +91,24 @@ async def test_a_retried_listing_starts_with_a_clean_meter():
     meter.attempt_start()
     assert (meter.content_chunks, meter.completion_tokens, meter.finished) == (0, None, False)
     assert meter.prompt_estimate == 7
+
+
+def test_the_model_id_is_swapped_in_the_upstreams_bytes_or_the_chunk_is_written_again():
+    ours = fmt()
+    quoted = orjson.dumps({"model": "up", "choices": [{"delta": {"content": 'say "model":"up"'}}]})
+    swapped = ours.event(orjson.loads(quoted), quoted)
+    assert (
+        swapped
+        == b"data: "
+        + quoted.replace(b'"model":"up"', b'"model":"deepseek/deepseek-chat"', 1)
+        + b"\n\n"
+    )
+    assert orjson.loads(swapped[6:])["choices"][0]["delta"]["content"] == 'say "model":"up"'
+
+    spaced = b'{"model": "up", "choices": []}'  # not our spelling of the pair: written again
+    assert (
+        ours.event(orjson.loads(spaced), spaced)
+        == b'data: {"model":"deepseek/deepseek-chat","choices":[]}\n\n'
+    )
+    two_lines = b'{"model":"up",\n"choices":[]}'  # an event sent as two data: lines
+    assert b"\n" not in ours.event(orjson.loads(two_lines), two_lines)[:-2]

@@ -62,3 +62,8 @@ async def test_the_read_that_carries_done_is_the_last_and_ends_with_it():
     response = FakeResponse([b"data: 1\n\ndata: 2\n\ndata: [DONE]\n\ndata: 3\n\n"])
     assert [batch async for batch in events(response)] == [[b"1", b"2", DONE]]
     assert response.released
+
+
+async def test_done_without_its_blank_line_at_the_end_still_ends_the_stream():
+    got, response = await collect([b"data: 1\r\n\r\ndata: [DONE]\r\n"])
+    assert got == [b"1"] and response.released
