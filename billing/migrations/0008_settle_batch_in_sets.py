@@ -16,6 +16,7 @@ FORWARD = (SQL / "0008_settle_batch_in_sets.sql").read_text()
 BACKWARD = (
     "DROP FUNCTION IF EXISTS df_request_settle_batch(jsonb, integer);\n"
     "DROP TYPE IF EXISTS df_settlement_line;\n"
+    "DROP FUNCTION IF EXISTS df_settlement_items(jsonb);\n"
     "ALTER FUNCTION df_hold_place_batch(jsonb) RESET enable_seqscan;\n"
     + (SQL / "0005_money_fastpath.sql").read_text()
     + (SQL / "0007_money_batches.sql").read_text()

@@ -72,6 +72,26 @@ CREATE TYPE df_settlement_line AS (
     overrun_nusd bigint
 );
 
+-- A batch's items as rows, numbered from 1 in the array's order: df_request_settle's arguments
+-- by name (without the p_ prefix).
+CREATE FUNCTION df_settlement_items(p_items jsonb)
+RETURNS TABLE (
+    item_no integer, request_id text, buyer_id bigint, access_key_id bigint, listing_id bigint,
+    seller_id bigint, model_id text, upstream_model text, price_unit text,
+    ask_input_nusd bigint, ask_output_nusd bigint, input_units bigint, output_units bigint,
+    ttft_ms integer, duration_ms integer, streamed boolean, outcome text
+)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT e.ord::integer, r.*
+    FROM jsonb_array_elements(p_items) WITH ORDINALITY AS e(doc, ord)
+    CROSS JOIN LATERAL jsonb_to_record(e.doc) AS r(
+        request_id text, buyer_id bigint, access_key_id bigint, listing_id bigint,
+        seller_id bigint, model_id text, upstream_model text, price_unit text,
+        ask_input_nusd bigint, ask_output_nusd bigint, input_units bigint,
+        output_units bigint, ttft_ms integer, duration_ms integer, streamed boolean,
+        outcome text)
+$$;
+
 DROP FUNCTION df_request_settle_batch(jsonb, integer);
 
 -- Items are a jsonb array of objects with df_request_settle's arguments by name (without the p_
@@ -99,7 +119,6 @@ DECLARE
     v_wallets integer;
     v_updated integer;
     v_item record;
-    v_result record;
 BEGIN
     PERFORM h.id FROM billing_hold h
         WHERE h.request_id = ANY (ARRAY(
@@ -131,15 +150,10 @@ BEGIN
                            + df_cost_nusd(x.output_units, x.ask_output_nusd)
                    END AS cost
             FROM (
-                SELECT e.ord::integer AS item_no, r.*,
-                       row_number() OVER (PARTITION BY r.request_id ORDER BY e.ord) AS occurrence
-                FROM jsonb_array_elements(p_items) WITH ORDINALITY AS e(doc, ord)
-                CROSS JOIN LATERAL jsonb_to_record(e.doc) AS r(
-                    request_id text, buyer_id bigint, access_key_id bigint, listing_id bigint,
-                    seller_id bigint, model_id text, upstream_model text, price_unit text,
-                    ask_input_nusd bigint, ask_output_nusd bigint, input_units bigint,
-                    output_units bigint, ttft_ms integer, duration_ms integer, streamed boolean,
-                    outcome text)
+                SELECT i.*,
+                       row_number() OVER (PARTITION BY i.request_id ORDER BY i.item_no)
+                           AS occurrence
+                FROM df_settlement_items(p_items) i
             ) x
             JOIN billing_hold h ON h.request_id = x.request_id
             LEFT JOIN billing_sellerfeeoverride o ON o.seller_id = x.seller_id
@@ -240,33 +254,16 @@ BEGIN
 
     -- The other items, one by one, in order, by the single function (their accounts are locked).
     FOR v_item IN
-        SELECT e.ord::integer AS item_no, r.*
-        FROM jsonb_array_elements(p_items) WITH ORDINALITY AS e(doc, ord)
-        CROSS JOIN LATERAL jsonb_to_record(e.doc) AS r(
-            request_id text, buyer_id bigint, access_key_id bigint, listing_id bigint,
-            seller_id bigint, model_id text, upstream_model text, price_unit text,
-            ask_input_nusd bigint, ask_output_nusd bigint, input_units bigint,
-            output_units bigint, ttft_ms integer, duration_ms integer, streamed boolean,
-            outcome text)
-        WHERE e.ord NOT IN (SELECT l.item_no FROM unnest(v_lines) l)
-        ORDER BY e.ord
+        SELECT * FROM df_settlement_items(p_items) i
+        WHERE i.item_no NOT IN (SELECT l.item_no FROM unnest(v_lines) l)
+        ORDER BY i.item_no
     LOOP
-        SELECT * INTO v_result FROM df_request_settle(
+        RETURN QUERY SELECT v_item.item_no, v_item.request_id, s.* FROM df_request_settle(
             v_item.request_id, v_item.buyer_id, v_item.access_key_id, v_item.listing_id,
             v_item.seller_id, v_item.model_id, v_item.upstream_model, v_item.price_unit,
             v_item.ask_input_nusd, v_item.ask_output_nusd, v_item.input_units,
             v_item.output_units, v_item.ttft_ms, v_item.duration_ms, v_item.streamed,
-            v_item.outcome, p_default_fee_bps);
-        item_no := v_item.item_no;
-        request_id := v_item.request_id;
-        status := v_result.status;
-        cost_nusd := v_result.cost_nusd;
-        buyer_debit_nusd := v_result.buyer_debit_nusd;
-        overrun_nusd := v_result.overrun_nusd;
-        seller_credit_nusd := v_result.seller_credit_nusd;
-        fee_nusd := v_result.fee_nusd;
-        fee_profile_id := v_result.fee_profile_id;
-        RETURN NEXT;
+            v_item.outcome, p_default_fee_bps) s;
     END LOOP;
 END;
 $$;
