@@ -259,6 +259,11 @@ DRAGONFLY_UPSTREAM_CONNECT_TIMEOUT = env_int("DRAGONFLY_UPSTREAM_CONNECT_TIMEOUT
 DRAGONFLY_UPSTREAM_FIRST_TOKEN_TIMEOUT = env_int("DRAGONFLY_UPSTREAM_FIRST_TOKEN_TIMEOUT", 60)
 DRAGONFLY_UPSTREAM_TOTAL_TIMEOUT = env_int("DRAGONFLY_UPSTREAM_TOTAL_TIMEOUT", 600)
 DRAGONFLY_MAX_ATTEMPTS = env_int("DRAGONFLY_MAX_ATTEMPTS", 3)
+# Requests per gateway process between their body and their upstream call at once (the rest wait
+# in arrival order; gateway/admission.py). At least 1.
+DRAGONFLY_GATEWAY_ADMISSION = env_int("DRAGONFLY_GATEWAY_ADMISSION", 8)
+if DRAGONFLY_GATEWAY_ADMISSION < 1:
+    raise ImproperlyConfigured("DRAGONFLY_GATEWAY_ADMISSION must be at least 1")
 # PostgreSQL connections per gateway process for holds and settlements (async, on the event loop).
 DRAGONFLY_GATEWAY_DB_POOL_SIZE = env_int("DRAGONFLY_GATEWAY_DB_POOL_SIZE", 10)
 # Redis connections per process and event loop (the gateway's rate limits, capacity, stickiness).

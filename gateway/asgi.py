@@ -1,6 +1,7 @@
 """The /v1 data plane: a lean ASGI application, routed to before Django. Reads as the pipeline.
 
-The steps every billed request shares are in trade.py; each step is one module: dialects (OpenAI
+The steps every billed request shares are in trade.py, each taken in a turn (admission.py) up
+to the upstream call; each step is one module: dialects (OpenAI
 or Anthropic wire shape in and out), request (body and validation), auth (access key), routing
 (table, constraints, ranking, stickiness), capacity (listing caps), limits (Redis rate limits),
 spend (the key's spend limit), money (hold and settlement), proxy/relay/upstream (calling
@@ -19,6 +20,7 @@ from billing.services.fastpath_async import pools_close
 from dragonfly.logs import request_id_var
 from dragonfly.metrics import GATEWAY_LATENCY, GATEWAY_REQUESTS
 from gateway import (
+    admission,
     auth,
     background,
     capacity,
@@ -53,45 +55,49 @@ async def _chat(scope, receive, out: Response, dialect: dialects.Dialect) -> Non
     headers = request_map(scope)
     key = await auth.authenticate(headers)
     chat = dialect.parse(await request.read_body(scope, receive))
-    route = await trade.route(headers, key, chat.model, modality="chat")
-    prompt_tokens = metering.tokens_from_chars(chat.prompt_chars)
-    output_tokens = metering.output_allowance(
-        chat.max_tokens, route.model["context_tokens"], prompt_tokens
-    )
-    verdict = await trade.rate_limit(out, key, prompt_tokens + output_tokens)
-    await trade.execute(
-        receive,
-        out,
-        key,
-        route,
-        verdict,
-        Meter(prompt_estimate=prompt_tokens, output_allowance=output_tokens),
-        streamed=chat.stream,
-        serve=lambda meter, attempts, pin: proxy.serve_chat(
-            out, chat, dialect, attempts, meter, trade.diagnostics_for(route.table), pin
-        ),
-    )
+    async with admission.Turn() as turn:  # ended by trade.execute before the upstream call
+        route = await trade.route(headers, key, chat.model, modality="chat")
+        prompt_tokens = metering.tokens_from_chars(chat.prompt_chars)
+        output_tokens = metering.output_allowance(
+            chat.max_tokens, route.model["context_tokens"], prompt_tokens
+        )
+        verdict = await trade.rate_limit(out, key, prompt_tokens + output_tokens)
+        await trade.execute(
+            receive,
+            out,
+            turn,
+            key,
+            route,
+            verdict,
+            Meter(prompt_estimate=prompt_tokens, output_allowance=output_tokens),
+            streamed=chat.stream,
+            serve=lambda meter, attempts, pin: proxy.serve_chat(
+                out, chat, dialect, attempts, meter, trade.diagnostics_for(route.table), pin
+            ),
+        )
 
 
 async def audio_speech(scope, receive, out: Response) -> None:
     headers = request_map(scope)
     key = await auth.authenticate(headers)
     speech = request.parse_speech(await request.read_body(scope, receive))
-    route = await trade.route(headers, key, speech.model, modality="speech")
-    characters = len(speech.text)
-    verdict = await trade.rate_limit(out, key, characters)
-    await trade.execute(
-        receive,
-        out,
-        key,
-        route,
-        verdict,
-        Meter(prompt_estimate=characters),
-        streamed=False,
-        serve=lambda meter, attempts, pin: proxy.serve_speech(
-            out, speech, attempts, meter, trade.diagnostics_for(route.table), pin
-        ),
-    )
+    async with admission.Turn() as turn:
+        route = await trade.route(headers, key, speech.model, modality="speech")
+        characters = len(speech.text)
+        verdict = await trade.rate_limit(out, key, characters)
+        await trade.execute(
+            receive,
+            out,
+            turn,
+            key,
+            route,
+            verdict,
+            Meter(prompt_estimate=characters),
+            streamed=False,
+            serve=lambda meter, attempts, pin: proxy.serve_speech(
+                out, speech, attempts, meter, trade.diagnostics_for(route.table), pin
+            ),
+        )
 
 
 async def count_tokens(scope, receive, out: Response) -> None:

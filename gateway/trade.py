@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from billing.settlement import Settlement
-from gateway import capacity, limits, metering, money, routing, spend
+from gateway import admission, capacity, limits, metering, money, routing, spend
 from gateway.errors import GatewayError, bad_request
 from gateway.headers import diagnostics
 from gateway.relay import Meter
@@ -137,6 +137,7 @@ def _release_taken(taking: asyncio.Future) -> None:
 async def execute(
     receive,
     out: Response,
+    turn: admission.Turn,
     key: dict,
     route: Route,
     verdict: limits.Verdict,
@@ -146,17 +147,27 @@ async def execute(
     serve,
 ) -> Meter:
     """Within the key's spend limit, hold the worst case of the listings it may try and take a
-    capacity slot, serve through `serve(meter, attempts, pin)`, then settle exactly once. The
-    meter's estimates size the hold; it returns filled in. However this ends, the first listing's
-    capacity slot is given back (a no-op once failover has) and the tokens/min count keeps only
-    what was used (nothing unless a listing served)."""
+    capacity slot, end the request's admission turn, serve through `serve(meter, attempts, pin)`,
+    then settle exactly once. The meter's estimates size the hold; it returns filled in. However
+    this ends, the first listing's capacity slot is given back (a no-op once failover has) and the
+    tokens/min count keeps only what was used (nothing unless a listing served)."""
     try:
-        return await _trade(receive, out, key, route, meter, streamed=streamed, serve=serve)
+        return await _trade(receive, out, turn, key, route, meter, streamed=streamed, serve=serve)
     finally:
         await limits.correct(verdict, meter.units_used)
 
 
-async def _trade(receive, out: Response, key: dict, route: Route, meter: Meter, *, streamed, serve):
+async def _trade(
+    receive,
+    out: Response,
+    turn: admission.Turn,
+    key: dict,
+    route: Route,
+    meter: Meter,
+    *,
+    streamed,
+    serve,
+):
     ranked = await _ranked(route, key)
     hold_nusd = _worst_case(ranked, meter)
 
@@ -167,6 +178,7 @@ async def _trade(receive, out: Response, key: dict, route: Route, meter: Meter, 
 
     with spend.reserve(key, hold_nusd) as reservation:
         attempts, held = await _slot_and_hold(out, key, route, ranked, meter, hold_nusd)
+        turn.end()  # ready for the upstream call: the next request in line may start
         try:
             out.watch_disconnect(receive)
             try:
