@@ -1,11 +1,11 @@
 """The /v1 data plane: a lean ASGI application, routed to before Django. Reads as the pipeline.
 
-The steps every billed request shares are in trade.py, each taken in a turn (admission.py) up
-to the upstream call; each step is one module: dialects (OpenAI
-or Anthropic wire shape in and out), request (body and validation), auth (access key), routing
-(table, constraints, ranking, stickiness), capacity (listing caps), limits (Redis rate limits),
-spend (the key's spend limit), money (hold and settlement), proxy/relay/upstream (calling
-listings with failover, streaming), health_reports (passive health), headers and errors.
+The steps every billed request shares are in trade.py, taken in an admission turn (admission.py)
+from the body up to the upstream call; each step is one module: dialects (OpenAI or Anthropic
+wire shape in and out), request (body and validation), auth (access key), routing (table,
+constraints, ranking, stickiness), capacity (listing caps), limits (Redis rate limits), spend
+(the key's spend limit), money (hold and settlement), proxy/relay/upstream (calling listings
+with failover, streaming), health_reports (passive health), headers and errors.
 """
 
 from __future__ import annotations
