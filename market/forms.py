@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from django import forms
 
-from billing.money import nusd_to_usd, usd_to_nusd
+from billing.money import format_usd, nusd_to_usd, usd_to_nusd
 from market.models import CatalogModel, Listing, Provider
 from market.services import OfferInput
 
 
 def _usd_text(nusd: int) -> str:
-    text = format(nusd_to_usd(nusd).normalize(), "f")
-    return text
+    """Dollars as typed into a field (`0.5`); shown to people, money is `format_usd` (`$0.50`)."""
+    return format(nusd_to_usd(nusd).normalize(), "f")
 
 
 class OffersMixin(forms.Form):
@@ -48,13 +48,13 @@ class OffersMixin(forms.Form):
                 required=False,
                 label=f"{model.model_id} input ask (USD / M)",
                 initial=_usd_text(ask_in) if ask_in is not None else "",
-                help_text=f"list {_usd_text(model.list_input_nusd)}",
+                help_text=f"list {format_usd(model.list_input_nusd)}",
             )
             self.fields[f"ask_output_{model.pk}"] = forms.CharField(
                 required=False,
                 label=f"{model.model_id} output ask (USD / M)",
                 initial=_usd_text(ask_out) if ask_out is not None else "",
-                help_text=f"list {_usd_text(model.list_output_nusd)}",
+                help_text=f"list {format_usd(model.list_output_nusd)}",
             )
 
     @property
@@ -99,7 +99,7 @@ class OffersMixin(forms.Form):
                 if nusd > list_price:
                     self.add_error(
                         name,
-                        f"The ask cannot be above the list price (${_usd_text(list_price)}).",
+                        f"The ask cannot be above the list price ({format_usd(list_price)}).",
                     )
                     break
                 asks.append(nusd)

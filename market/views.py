@@ -59,18 +59,28 @@ def traffic_note(listing, view: health.HealthView) -> str:
     return ""
 
 
+def _probe_error(sample, note: str):
+    """The last failed probe, unless the note is already its reason (the key it saw rejected)."""
+    if sample is not None and note == services.key_rejected_reason(sample.status_code):
+        return None
+    return sample
+
+
 def _rows(listings):
     views = health.health_many([listing.pk for listing in listings])
     errors = selectors.last_probe_errors(listing_ids=[listing.pk for listing in listings])
-    return [
-        {
-            "listing": listing,
-            "health": views[listing.pk],
-            "last_error": errors.get(listing.pk),
-            "note": traffic_note(listing, views[listing.pk]),
-        }
-        for listing in listings
-    ]
+    rows = []
+    for listing in listings:
+        note = traffic_note(listing, views[listing.pk])
+        rows.append(
+            {
+                "listing": listing,
+                "health": views[listing.pk],
+                "last_error": _probe_error(errors.get(listing.pk), note),
+                "note": note,
+            }
+        )
+    return rows
 
 
 def _ttft_chart(names: dict[int, str]):

@@ -121,6 +121,7 @@ def test_earnings_page_for_seller_and_404_for_buyers(settled):
     buyer, seller, listing = settled
     html = _client(seller).get("/billing/earnings/").content.decode()
     assert "listing #" + str(listing.pk) in html
+    assert 'aria-label="Seller portal"' in html  # the seller portal's navigation, as on its pages
     assert "<svg" in html
     rows = _csv(_client(seller).get("/billing/earnings/?format=csv"))
     assert [(r[1], r[7], r[8], r[9], r[10]) for r in rows[1:]] == [

@@ -3,6 +3,7 @@
 import pytest
 from django.urls import reverse
 
+from market import probes
 from market.models import Listing, ListingModel, ListingStatus, TermsAcceptance
 from market.selectors import listing_upstream_key
 from tests.market.conftest import make_listing, make_user
@@ -73,7 +74,7 @@ def test_creating_a_listing_encrypts_the_key_and_verifies_it(client, seller, cat
 @pytest.mark.parametrize(
     "overrides, field, message",
     [
-        ({"ask_input_{chat}": "0.51"}, "ask_input_{chat}", "above the list price"),
+        ({"ask_input_{chat}": "0.51"}, "ask_input_{chat}", "above the list price ($0.50)."),
         ({"ask_output_{chat}": "-1"}, "ask_output_{chat}", "cannot be negative"),
         ({"ask_input_{chat}": "cheap"}, "ask_input_{chat}", "is not a dollar amount"),
         ({"ask_input_{chat}": "NaN"}, "ask_input_{chat}", "finite"),
@@ -216,3 +217,17 @@ def test_the_portal_lists_only_the_sellers_own_listings(client, seller, other_se
     client.force_login(seller)
     rows = client.get(reverse("seller_portal")).context["rows"]
     assert [row["listing"].pk for row in rows] == [mine.pk]
+
+
+def test_a_listing_suspended_by_a_probe_gives_its_reason_once(client, seller, sim):
+    rejected = make_listing(seller, name="rejected", key="sim-portal-rejected?reject=401")
+    failing = make_listing(seller, name="failing", key="sim-portal-failing?status=502")
+    probes.probe_run()
+    client.force_login(seller)
+    response = client.get(reverse("seller_portal"))
+    page = response.content.decode()
+    rows = {row["listing"].pk: row for row in response.context["rows"]}
+    assert rows[rejected.pk]["note"] == "The provider rejected the key (HTTP 401)."
+    assert rows[rejected.pk]["last_error"] is None  # the probe's error is that same reason
+    assert page.count("HTTP 401") == 1
+    assert rows[failing.pk]["last_error"] is not None  # a failure that suspends nothing is shown
