@@ -136,3 +136,15 @@ def test_make_run_serves_the_home_page_and_stops_cleanly_twice(tmp_path):
     assert "Authorization: Bearer sk-df-demo" in banner
 
     _serve_once(env, ports)  # a second run works
+
+
+@pytest.mark.django_db
+def test_serve_names_the_providers_its_simulator_does_not_serve():
+    from dragonfly.management.commands.serve import providers_elsewhere
+    from market.demo import catalogue_seed
+    from market.models import Provider
+
+    catalogue_seed(upstream_url="http://127.0.0.1:9100")
+    Provider.objects.create(slug="remote", name="Remote", base_url="https://api.example.com/v1")
+    assert providers_elsewhere(9100) == []  # the demo was seeded for this port; remote ones pass
+    assert providers_elsewhere(9200) == ["http://127.0.0.1:9100/v1"]

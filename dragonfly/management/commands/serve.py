@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import urllib.request
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -29,13 +30,31 @@ def _wait_for_http(url: str, seconds: float) -> bool:
     return False
 
 
+def providers_elsewhere(upstream_port: int) -> list[str]:
+    """Base URLs of providers on this machine's loopback that the simulator started on
+    `upstream_port` does not serve (the demo was seeded for another port)."""
+    from market.models import Provider
+
+    serving = f"127.0.0.1:{upstream_port}"
+    urls = Provider.objects.filter(base_url__startswith="http://127.0.0.1:").values_list(
+        "base_url", flat=True
+    )
+    return sorted({url for url in urls if urlsplit(url).netloc != serving})
+
+
 class Command(BaseCommand):
     help = "Serve Dragonfly with every process it needs (the embedded default of `make run`)."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--upstream-port", type=int, default=9100)
+        parser.add_argument(
+            "--upstream-port",
+            type=int,
+            default=urlsplit(settings.DRAGONFLY_SIMULATOR_URL).port or 9100,
+            help="the simulated upstream (default: DRAGONFLY_SIMULATOR_URL's port, which "
+            "seed_demo points the demo providers at)",
+        )
         parser.add_argument(
             "--redis-port", type=int, default=6399, help="embedded Redis substitute"
         )
@@ -120,6 +139,14 @@ class Command(BaseCommand):
             if not _wait_for_http(f"{base}/healthz", 60):
                 raise CommandError("Daphne did not answer /healthz within 60 s")
             self.stdout.write(demo_banner(base_url=base))
+            elsewhere = providers_elsewhere(options["upstream_port"])
+            if elsewhere:
+                upstream = f"http://127.0.0.1:{options['upstream_port']}"
+                self.stderr.write(
+                    f"Warning: providers point at {', '.join(elsewhere)}, but the simulated "
+                    f"upstream runs on {upstream}: requests to them will fail. Run `manage.py "
+                    f"seed_demo --upstream-url {upstream}` to point the demo at it."
+                )
             while not stopping.is_set():
                 for name, child in children:
                     if child.poll() is not None:
