@@ -153,16 +153,10 @@ def access_key_auth_record(*, key_hash: str) -> dict | None:
 _ROUTABLE_HEALTH = {"healthy", "degraded", "unknown"}
 
 
-def quickstart_model(*, modality: str = "chat") -> tuple[str, bool]:
-    """(model id, live) for the Quick start's examples.
-
-    Live means at least one active listing that the router would use right now: not cooling down,
-    not suspended, not past its seller's daily cap. The seed's example model wins when it is live;
-    otherwise the live model with the cheapest offer; with nothing live, the seed's example.
-    """
+def _live_models(modality: str) -> dict[str, int]:
+    """Model id -> its cheapest ask (input + output), for the models the router would use now."""
     from market import selectors as market_selectors
 
-    fallback = FALLBACK_MODELS[modality]
     cheapest: dict[str, int] = {}
     for model_id, candidates in market_selectors.routing_table().items():
         prices = [
@@ -172,6 +166,29 @@ def quickstart_model(*, modality: str = "chat") -> tuple[str, bool]:
         ]
         if prices:
             cheapest[model_id] = min(prices)
+    return cheapest
+
+
+def playground_models() -> list[tuple[str, bool]]:
+    """Every active chat model of the catalogue as (model id, live), the live ones first."""
+    from market import selectors as market_selectors
+
+    live = _live_models("chat")
+    ids = {m["model_id"] for m in market_selectors.catalogue_list() if m["modality"] == "chat"}
+    return sorted(
+        ((model_id, model_id in live) for model_id in ids), key=lambda m: (not m[1], m[0])
+    )
+
+
+def quickstart_model(*, modality: str = "chat") -> tuple[str, bool]:
+    """(model id, live) for the Quick start's examples.
+
+    Live means at least one active listing that the router would use right now: not cooling down,
+    not suspended, not past its seller's daily cap. The seed's example model wins when it is live;
+    otherwise the live model with the cheapest offer; with nothing live, the seed's example.
+    """
+    fallback = FALLBACK_MODELS[modality]
+    cheapest = _live_models(modality)
     if fallback in cheapest:
         return fallback, True
     if cheapest:

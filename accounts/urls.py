@@ -7,6 +7,7 @@ from accounts import views
 urlpatterns = [
     path("", views.overview, name="dashboard"),
     path("quickstart/", views.quickstart, name="dashboard_quickstart"),
+    path("playground/", views.playground, name="dashboard_playground"),
     path("keys/", views.keys, name="dashboard_keys"),
     path("keys/<int:key_id>/", views.key_edit, name="dashboard_key_edit"),
     path("keys/<int:key_id>/revoke/", views.key_revoke, name="dashboard_key_revoke"),

@@ -84,6 +84,22 @@ def quickstart(request: AuthedRequest) -> HttpResponse:
     return render(request, "accounts/quickstart.html", context)
 
 
+@login_required
+@require_http_methods(["GET"])
+def playground(request: AuthedRequest) -> HttpResponse:
+    """One chat request through the market from the browser, with the route it took. The page
+    calls /v1 itself (static/js/playground.js) with a key the buyer pastes: the server never sees
+    the key here, and the page keeps it nowhere."""
+    model, _ = selectors.quickstart_model()
+    context = {
+        "models": selectors.playground_models(),
+        "selected": model,
+        "api_base": request.build_absolute_uri("/v1"),
+        "nav": "playground",
+    }
+    return render(request, "accounts/playground.html", context)
+
+
 def _keys_page(
     request: AuthedRequest, form: AccessKeyForm, *, status: int = 200, **extra
 ) -> HttpResponse:

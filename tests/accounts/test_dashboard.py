@@ -143,3 +143,29 @@ def test_the_quick_start_skips_a_model_whose_only_listing_is_cooling_down(
     page = buyer_client.get(reverse("dashboard_quickstart"))
     assert (page.context["model"], page.context["model_live"]) == ("minimax/minimax-m2.5", True)
     assert b'"model": "minimax/minimax-m2.5"' in page.content
+
+
+def test_the_playground_lists_live_models_first_and_never_sees_a_key(
+    buyer_client, seller, providers, client
+):
+    from market.models import CatalogModel
+
+    CatalogModel.objects.create(
+        model_id="minimax/minimax-m2.5",
+        provider=providers[1],
+        upstream_name="MiniMax-M2.5",
+        list_input_nusd=800_000_000,
+        list_output_nusd=2_400_000_000,
+    )
+    _active_listing(seller, providers[1], "minimax/minimax-m2.5", "live")
+    page = buyer_client.get(reverse("dashboard_playground"), HTTP_HOST="127.0.0.1:8000")
+    assert page.status_code == 200
+    assert page.context["models"][0] == ("minimax/minimax-m2.5", True)
+    assert ("deepseek/deepseek-chat", False) in page.context["models"]
+    html = page.content.decode()
+    assert 'data-api="http://127.0.0.1:8000/v1"' in html
+    assert 'method="dialog"' in html  # the form never submits to the server (the key stays here)
+    assert "deepseek/deepseek-chat (no live seller)" in html
+    assert buyer_client.post(reverse("dashboard_playground"), {"key": "sk-df-x"}).status_code == 405
+    client.logout()
+    assert client.get(reverse("dashboard_playground")).status_code == 302
