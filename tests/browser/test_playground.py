@@ -1,7 +1,7 @@
 """The dashboard's playground, driven in Chromium against the real server: a buyer pastes a key,
 sends a message with a routing header, and sees the answer, the route diagnostics of the listing
 that served it and a link to exactly what it was charged; a constraint no seller meets shows the
-market's 503 as sent. The page is kept as a screenshot (var/screenshots/playground.png)."""
+market's 503 as sent; a streamed answer arrives with its time to first token. The page is kept as a screenshot (var/screenshots/playground.png)."""
 
 from pathlib import Path
 
@@ -73,13 +73,28 @@ def test_a_buyer_sends_a_request_from_the_playground_and_sees_its_route_and_char
             expect(page.locator("#pg-error-body")).to_contain_text("market_unavailable")
             assert page.locator("#pg-charge").is_hidden()
             page.screenshot(path=str(screenshots / "playground-503.png"), full_page=True)
+
+            page.fill("#pg-provider-only", "")
+            page.check("#pg-stream")
+            page.click("#pg-send")
+            expect(page.locator("#pg-outcome")).to_contain_text("first token after")
+            assert page.locator("#pg-answer").inner_text().strip()
+            expect(page.locator("#pg-usage")).to_contain_text("finish reason stop")
+            page.screenshot(path=str(screenshots / "playground-stream.png"), full_page=True)
+            streamed_id = (
+                page.locator('#pg-diagnostics tr[data-header="x-df-market-request-id"] td')
+                .nth(1)
+                .inner_text()
+            )
         finally:
             browser.close()
 
     # The database is read once the browser (and its event loop) is gone.
     record = world.usage(request_id)
     assert record is not None and record.buyer_id == buyer.user.pk
-    assert world.db(UsageRecord.objects.filter(buyer=buyer.user).count) == 1  # the 503 cost nothing
+    streamed = world.usage(streamed_id)
+    assert streamed is not None and streamed.streamed and streamed.output_units > 0
+    assert world.db(UsageRecord.objects.filter(buyer=buyer.user).count) == 2  # the 503 cost nothing
     assert (
         f"You paid\t{format_usd(record.buyer_debit_nusd)}" in charge_page
     )  # the exact charge, as the page shows
