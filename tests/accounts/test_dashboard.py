@@ -113,6 +113,18 @@ def _cool_down(listing) -> None:
         )
 
 
+def _minimax_model(provider) -> None:
+    from market.models import CatalogModel
+
+    CatalogModel.objects.create(
+        model_id="minimax/minimax-m2.5",
+        provider=provider,
+        upstream_name="MiniMax-M2.5",
+        list_input_nusd=800_000_000,
+        list_output_nusd=2_400_000_000,
+    )
+
+
 def test_the_quick_start_uses_a_model_live_in_the_market(buyer_client, seller, providers):
     _active_listing(seller, providers[0], "deepseek/deepseek-chat", "live")
     page = buyer_client.get(reverse("dashboard_quickstart"))
@@ -124,15 +136,7 @@ def test_the_quick_start_uses_a_model_live_in_the_market(buyer_client, seller, p
 def test_the_quick_start_skips_a_model_whose_only_listing_is_cooling_down(
     buyer_client, seller, providers
 ):
-    from market.models import CatalogModel
-
-    CatalogModel.objects.create(
-        model_id="minimax/minimax-m2.5",
-        provider=providers[1],
-        upstream_name="MiniMax-M2.5",
-        list_input_nusd=800_000_000,
-        list_output_nusd=2_400_000_000,
-    )
+    _minimax_model(providers[1])
     cooling = _active_listing(seller, providers[0], "deepseek/deepseek-chat", "flaky")
     _cool_down(cooling)
     page = buyer_client.get(reverse("dashboard_quickstart"))
@@ -148,15 +152,7 @@ def test_the_quick_start_skips_a_model_whose_only_listing_is_cooling_down(
 def test_the_playground_lists_live_models_first_and_never_sees_a_key(
     buyer_client, seller, providers, client
 ):
-    from market.models import CatalogModel
-
-    CatalogModel.objects.create(
-        model_id="minimax/minimax-m2.5",
-        provider=providers[1],
-        upstream_name="MiniMax-M2.5",
-        list_input_nusd=800_000_000,
-        list_output_nusd=2_400_000_000,
-    )
+    _minimax_model(providers[1])
     _active_listing(seller, providers[1], "minimax/minimax-m2.5", "live")
     page = buyer_client.get(reverse("dashboard_playground"), HTTP_HOST="127.0.0.1:8000")
     assert page.status_code == 200

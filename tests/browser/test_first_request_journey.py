@@ -13,19 +13,12 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
+
 # The real-server fixtures (two Daphne processes, the simulator, committed data) of tests/e2e.
 from tests.e2e.conftest import e2e_sim, servers, world  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PASSWORD = "a-long-enough-passphrase-42"
 
 

@@ -3,12 +3,9 @@ sends a message with a routing header, and sees the answer, the route diagnostic
 that served it and a link to exactly what it was charged; a constraint no seller meets shows the
 market's 503 as sent; a streamed answer arrives with its time to first token. The page is kept as a screenshot (var/screenshots/playground.png)."""
 
-from pathlib import Path
-
 import pytest
-from django.conf import settings
 
-from tests.browser.test_first_request_journey import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, log_in, screenshot_dir
 
 # The real-server fixtures (two Daphne processes, the simulator, committed data) of tests/e2e.
 from tests.e2e.conftest import e2e_sim, servers, world  # noqa: F401
@@ -26,18 +23,14 @@ def test_a_buyer_sends_a_request_from_the_playground_and_sees_its_route_and_char
     world.routable("deepseek/deepseek-chat", 1)
     buyer = world.buyer()
     base = world.server.url
-    screenshots = Path(settings.VAR_DIR) / "screenshots"
-    screenshots.mkdir(parents=True, exist_ok=True)
+    screenshots = screenshot_dir()
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1400})
             page.set_default_timeout(15_000)
-            page.goto(base + "/accounts/login/")
-            page.fill('input[name="login"]', buyer.user.email)
-            page.fill('input[name="password"]', "pw-123456789")
-            page.click('form button[type="submit"]')
+            log_in(page, base, buyer.user.email)
             page.goto(base + "/dashboard/playground/")
             expect(page.locator("#pg-model")).to_have_value("deepseek/deepseek-chat")
 

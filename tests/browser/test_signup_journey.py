@@ -4,25 +4,15 @@ Terms, create a key, see it once, spend, revoke; every dashboard page at desktop
 Screenshots go to $DRAGONFLY_SCREENSHOT_DIR (default var/screenshots) to be looked at.
 """
 
-import os
 import re
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from accounts import keys
 from accounts.models import AccessKey, User
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, screenshot_dir
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PASSWORD = "a-long-enough-passphrase-42"
 EMAIL = "journey@example.com"
 DESKTOP = {"width": 1280, "height": 900}
@@ -116,11 +106,7 @@ def test_a_buyer_signs_up_verifies_logs_in_and_creates_a_key(live_server, mailou
 
     # Playwright's sync API runs an event loop in this thread; the ORM calls below are still sync.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    shots = Path(
-        os.environ.get("DRAGONFLY_SCREENSHOT_DIR")
-        or Path(settings.BASE_DIR) / "var" / "screenshots"
-    )
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = screenshot_dir()
     _market_with_a_live_seller()
 
     def shoot(page, name: str) -> Path:
@@ -130,7 +116,7 @@ def test_a_buyer_signs_up_verifies_logs_in_and_creates_a_key(live_server, mailou
         return path
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport=DESKTOP)
             page.set_default_timeout(15_000)
