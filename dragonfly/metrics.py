@@ -24,3 +24,20 @@ GATEWAY_REDIS_ERRORS = Counter(
 GATEWAY_SETTLEMENTS = Counter(
     "dragonfly_gateway_settlements_total", "Requests settled or voided by the gateway", ["outcome"]
 )
+GATEWAY_KEY_LOOKUPS = Counter(
+    "dragonfly_gateway_key_lookups_total",
+    "Access keys the gateway looked up in the database (its caches missed), by whether one existed",
+    ["result"],
+)
+GATEWAY_ADDRESS_LIMITED = Counter(
+    "dragonfly_gateway_address_limited_total",
+    "Requests refused 429 because their address sent too many without a valid key this minute",
+)
+SETTLEMENT_OVERRUNS = Counter(
+    "dragonfly_settlement_overruns_total",
+    "Settled requests that cost more than their hold (the excess went to the overrun account)",
+)
+SETTLEMENT_OVERRUN_NUSD = Counter(
+    "dragonfly_settlement_overrun_nusd_total",
+    "Nano-dollars charged to the platform's overrun account by settlements",
+)

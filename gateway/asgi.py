@@ -57,11 +57,15 @@ async def _chat(scope, receive, out: Response, dialect: dialects.Dialect) -> Non
     chat = dialect.parse(await request.read_body(scope, receive))
     async with admission.Turn() as turn:  # ended by trade.execute before the upstream call
         route = await trade.route(headers, key, chat.model, modality="chat")
-        prompt_tokens = metering.tokens_from_chars(chat.prompt_chars)
-        output_tokens = metering.output_allowance(
-            chat.max_tokens, route.model["context_tokens"], prompt_tokens
+        cap = metering.output_cap(chat.max_tokens, route.model["context_tokens"])
+        meter = Meter(
+            prompt_estimate=metering.tokens_from_chars(chat.prompt_chars),
+            prompt_bound=metering.prompt_token_bound(chat.payload, route.model["capabilities"]),
+            output_allowance=cap * metering.choices(chat.payload),
         )
-        verdict = await trade.rate_limit(out, key, prompt_tokens + output_tokens)
+        verdict = await trade.rate_limit(
+            out, key, meter.prompt_estimate + meter.output_allowance
+        )
         await trade.execute(
             receive,
             out,
@@ -69,10 +73,10 @@ async def _chat(scope, receive, out: Response, dialect: dialects.Dialect) -> Non
             key,
             route,
             verdict,
-            Meter(prompt_estimate=prompt_tokens, output_allowance=output_tokens),
+            meter,
             streamed=chat.stream,
             serve=lambda meter, attempts, pin: proxy.serve_chat(
-                out, chat, dialect, attempts, meter, trade.diagnostics_for(route.table), pin
+                out, chat, dialect, cap, attempts, meter, trade.diagnostics_for(route.table), pin
             ),
         )
 
@@ -85,6 +89,7 @@ async def audio_speech(scope, receive, out: Response) -> None:
         route = await trade.route(headers, key, speech.model, modality="speech")
         characters = len(speech.text)
         verdict = await trade.rate_limit(out, key, characters)
+        bound = metering.speech_character_bound(speech.text)
         await trade.execute(
             receive,
             out,
@@ -92,7 +97,7 @@ async def audio_speech(scope, receive, out: Response) -> None:
             key,
             route,
             verdict,
-            Meter(prompt_estimate=characters),
+            Meter(prompt_estimate=characters, prompt_bound=bound),
             streamed=False,
             serve=lambda meter, attempts, pin: proxy.serve_speech(
                 out, speech, attempts, meter, trade.diagnostics_for(route.table), pin

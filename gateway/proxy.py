@@ -2,7 +2,9 @@
 
 A candidate is abandoned, reported to market health and the next one tried, on any retryable
 UpstreamError before the first content reaches the buyer, up to DRAGONFLY_MAX_ATTEMPTS listings;
-one at its capacity (capacity.py) is skipped. Successes are reported with TTFT (first stream event,
+one at its capacity (capacity.py) is skipped. A permanent one (the provider calls the request
+invalid: 400, 413, 422, MiniMax's 2013) is the buyer's fault: a 400, no other listing tried, and
+no listing's health counts it. Successes are reported with TTFT (first stream event,
 or the response head of a plain call) and tokens/second (stream chunks after the first over their
 time; a plain call's completion tokens over its whole time).
 Only the listing that served is charged. Seller keys are decrypted at call time and kept in this
@@ -100,16 +102,18 @@ async def _failover(attempts, meter: Meter, attempt) -> RouteCandidate:
             slot.release()
         if failure is None:
             return candidate
-        _report(candidate, ok=False, status=failure.status, error=failure.reason)
-        if not failure.retryable:
+        if not failure.retryable:  # the buyer's request is at fault: no listing's health counts it
+            UPSTREAM_ATTEMPTS.labels(candidate.provider_slug, "invalid_request").inc()
             break
+        _report(candidate, ok=False, status=failure.status, error=failure.reason)
     raise _exhausted(failure, tried, full, attempts.candidates)
 
 
 async def serve_chat(
-    out, chat: ChatRequest, dialect, attempts, meter: Meter, diagnostics, on_commit
+    out, chat: ChatRequest, dialect, cap: int, attempts, meter: Meter, diagnostics, on_commit
 ) -> RouteCandidate:
-    """Serve from the first candidate that answers; returns it. `diagnostics(c)` gives its headers."""
+    """Serve from the first candidate that answers; returns it. Every upstream is told `cap`, the
+    output per choice the hold covers. `diagnostics(c)` gives its headers."""
 
     async def attempt(candidate) -> UpstreamError | None:
         events: AsyncGenerator[list[bytes], None] | None = None
@@ -117,9 +121,13 @@ async def serve_chat(
         try:
             key = await _upstream_key(candidate.listing_id)
             body = openai.chat_body(
-                chat.payload, upstream_model=candidate.upstream_model, stream=chat.stream
+                chat.payload,
+                upstream_model=candidate.upstream_model,
+                stream=chat.stream,
+                max_tokens=cap,
             )
             response = await openai.chat_open(candidate.base_url, key=key, body=body)
+            meter.accepted = candidate  # its provider bills the prompt from here (billing policy 4)
             if chat.stream:
                 events = openai.events(response)
                 async with asyncio.timeout(settings.DRAGONFLY_UPSTREAM_FIRST_TOKEN_TIMEOUT):
@@ -139,6 +147,7 @@ async def serve_chat(
         else:
             failure = None
         if failure is not None:
+            meter.accepted = None
             meter.first_content_at = None
             if events is not None:
                 await events.aclose()

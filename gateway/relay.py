@@ -32,8 +32,10 @@ class Meter:
 
     started: float = field(default_factory=time.monotonic)
     candidate: RouteCandidate | None = None  # the listing that served (set at commit)
+    accepted: RouteCandidate | None = None  # the listing whose upstream has the request (its head)
     prompt_estimate: int = 0  # what the prompt is billed as when the upstream reports no usage
-    output_allowance: int = 0  # the most output the hold covers (speech: none)
+    prompt_bound: int = 0  # the most the upstream can count for the prompt (the hold covers it)
+    output_allowance: int = 0  # the most output the upstream may write, all choices (speech: none)
     attempt_started: float = 0.0
     first_content_at: float | None = None
     content_chunks: int = 0
@@ -46,6 +48,7 @@ class Meter:
         """A new listing is tried: what a failed one delivered to us (never to the buyer) is
         forgotten, so only the listing that serves is metered."""
         self.attempt_started = time.monotonic()
+        self.accepted = None
         self.first_content_at = None
         self.content_chunks = 0
         self.prompt_tokens = self.completion_tokens = None

@@ -86,7 +86,7 @@ def _attempts(route: Route, ranked: list, slot: capacity.Slot | None, full: set[
 def _worst_case(candidates, meter: Meter) -> int:
     return max(
         metering.worst_case_nusd(
-            prompt_tokens=meter.prompt_estimate,
+            prompt_tokens=meter.prompt_bound,
             output_tokens=meter.output_allowance,
             ask_input_nusd=c.ask_input_nusd,
             ask_output_nusd=c.ask_output_nusd,
@@ -202,8 +202,11 @@ def diagnostics_for(table: routing.Table):
 
 async def _settle(out: Response, key: dict, meter: Meter, hold_nusd: int, *, streamed: bool) -> int:
     """Exactly once per request: charge the listing that served, or release the hold. Returns what
-    the buyer was debited (never more than the hold)."""
+    the buyer was debited (never more than the hold). A buyer who left (or a server stopped) after
+    an upstream accepted the request but before its first token pays the prompt (billing policy 4)."""
     candidate = meter.candidate
+    if candidate is None and (out.disconnected or asyncio.current_task().cancelling()):  # type: ignore[union-attr]
+        candidate = meter.accepted
     try:
         if candidate is None:
             await money.void(request_id=out.request_id, reason="no listing served")

@@ -131,7 +131,7 @@ class SimulatorApp:
         ctx.key_name = name
         ctx.knobs = knobs
         ctx.stats = registry.record(name, ctx.path, ctx.body, scope["headers"])
-        if await self._knob_error(ctx, name, knobs, minimax):
+        if await self._knob_error(ctx, name, knobs, minimax or knobs.base_resp):
             return
         if handler is None:
             await ctx.respond(200, self._models)

@@ -10,8 +10,10 @@ import orjson
 
 from simulator.asgi import Ctx, drop_connection, new_id, sleep_until
 from simulator.textgen import (
+    GREEDY_UNCAPPED_TOKENS,
     content_text,
     default_length,
+    greedy_prompt_tokens,
     prompt_tokens,
     seed_of,
     space_pieces,
@@ -138,7 +140,7 @@ def _chosen_tool(req: dict, messages: list[dict]) -> dict | None:
     return None
 
 
-def plan_reply(req: dict, tokens_knob: int | None) -> Plan:
+def plan_reply(req: dict, tokens_knob: int | None, *, greedy: bool = False) -> Plan:
     model = req["model"]
     messages = req["messages"]
     seed = seed_of(model, messages)
@@ -149,11 +151,13 @@ def plan_reply(req: dict, tokens_knob: int | None) -> Plan:
         return Plan(
             split_pieces(arguments), "tool_calls", name, tool_call_id(seed, name), arguments
         )
-    if messages[-1].get("role") == "tool":
+    limit = req.get("max_completion_tokens") or req.get("max_tokens")
+    if greedy:  # as long as the request lets it be (a reasoning model's long think without a cap)
+        pieces = list(word_pieces(seed, limit or GREEDY_UNCAPPED_TOKENS))
+    elif messages[-1].get("role") == "tool":
         pieces = space_pieces(TOOL_RESULT_PREFIX + content_text(messages[-1].get("content")))
     else:
         pieces = list(word_pieces(seed, tokens_knob or default_length(seed)))
-    limit = req.get("max_completion_tokens") or req.get("max_tokens")
     if limit is not None and len(pieces) > limit:
         return Plan(pieces[:limit], "length")
     return Plan(pieces, "stop")
@@ -166,10 +170,13 @@ async def handle(ctx: Ctx, req: dict) -> None:
         await ctx.error(400, str(exc), code=exc.code, param=exc.param)
         return
     knobs = ctx.knobs
-    plan = plan_reply(req, knobs.tokens)
+    plan = plan_reply(req, knobs.tokens, greedy=knobs.greedy)
     if not knobs.no_usage:
         prompt = prompt_tokens(req["messages"])
         completion = plan.completion_tokens
+        if knobs.greedy:  # bills the most it may: every byte a token, every choice in full
+            prompt = greedy_prompt_tokens(req)
+            completion *= req.get("n") or 1
         plan.usage = {
             "prompt_tokens": prompt,
             "completion_tokens": completion,

@@ -27,6 +27,8 @@ KNOB_KINDS: dict[str, str] = {
     "reject": "int",
     "tokens": "int",
     "no_usage": "bool",
+    "greedy": "bool",
+    "base_resp": "bool",
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -51,6 +53,8 @@ class Knobs:
     reject: int = 0
     tokens: int | None = None
     no_usage: bool = False
+    greedy: bool = False
+    base_resp: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

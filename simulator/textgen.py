@@ -94,6 +94,32 @@ def prompt_tokens(messages: list[dict]) -> int:
     return max(1, (chars + 3) // 4)
 
 
+# What a greedy upstream writes when the request sets no output cap: a reasoning model's long think.
+GREEDY_UNCAPPED_TOKENS = 32_768
+# Chat-template tokens a greedy upstream counts per message (role markers, separators).
+GREEDY_TOKENS_PER_MESSAGE = 8
+
+
+def _strings(value: object):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def greedy_prompt_tokens(req: dict) -> int:
+    """The most a provider could count: one token per UTF-8 byte of every string (keys included)
+    in the messages and tool definitions, plus the chat template's markers per message."""
+    messages = req.get("messages") or []
+    text = sum(len(s.encode()) for s in _strings([messages, req.get("tools") or []]))
+    return text + GREEDY_TOKENS_PER_MESSAGE * (len(messages) + 1)
+
+
 def split_pieces(text: str, size: int = 4) -> list[str]:
     """Cut ``text`` into pieces of ``size`` characters (tool-call arguments are streamed so)."""
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]

@@ -1,8 +1,8 @@
 """Settlement: charge a request's actual usage exactly once, release its hold, pay seller and fee.
 
 The policy (docs/billing-policy.md): the gateway passes the upstream-reported usage, or the units
-actually delivered; a request that delivered no content (0 output units and not completed) costs
-nothing; prompt units are billed whenever content was delivered, even if the client disconnected.
+actually delivered; an upstream that failed before any content costs nothing; prompt units are
+billed once the upstream accepted the request, even if the client disconnected before content.
 
 Validation here, then one of two implementations with the same rules: on PostgreSQL the
 df_request_settle function of migration 0005 (one statement, billing.services.fastpath), otherwise
@@ -28,6 +28,7 @@ from billing.services.ledger import account_for_user, account_platform, ledger_p
 from billing.services.operators import operator_check
 from billing.services.settlement_orm import result_from_record, settle_orm
 from billing.settlement import OUTCOMES, Settlement, SettleResult
+from dragonfly.metrics import SETTLEMENT_OVERRUN_NUSD, SETTLEMENT_OVERRUNS
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +62,8 @@ def settlement_validate(settlement: Settlement) -> None:
 
 def billable_cost_nusd(settlement: Settlement) -> int:
     """What the request costs under the billing policy, at the listing's asks."""
-    if settlement.outcome != "completed" and settlement.output_units == 0:
-        return 0  # no content reached the buyer: nothing is billed, error text never is
+    if settlement.outcome == "upstream_failed" and settlement.output_units == 0:
+        return 0  # the upstream failed before any content: nothing is billed, error text never is
     return cost_nusd(
         units=settlement.input_units, price_per_million_nusd=settlement.ask_input_nusd
     ) + cost_nusd(units=settlement.output_units, price_per_million_nusd=settlement.ask_output_nusd)
@@ -95,7 +96,7 @@ def settle_result(s: Settlement, row: tuple) -> SettleResult:
     if status == "wrong_buyer":
         raise BillingError(f"Request {s.request_id} is held for another buyer.")
     if overrun and status == "settled":
-        logger.warning("request %s cost %d nusd above its hold", s.request_id, overrun)
+        overrun_report(request_id=s.request_id, overrun_nusd=overrun)
     return SettleResult(
         cost_nusd=cost,
         seller_credit_nusd=seller_credit,
@@ -103,6 +104,15 @@ def settle_result(s: Settlement, row: tuple) -> SettleResult:
         fee_profile_id=fee_profile_id,
         already_settled=status == "already_settled",
     )
+
+
+def overrun_report(*, request_id: str, overrun_nusd: int) -> None:
+    """A request cost more than its hold (the hold is meant to be an upper bound, so this is a
+    defect or an upstream that ignored max_tokens): logged with the request id and counted in
+    /metrics; operators list them in the admin (usage records, "Overrun" filter)."""
+    logger.warning("overrun: request %s cost %d nusd above its hold", request_id, overrun_nusd)
+    SETTLEMENT_OVERRUNS.inc()
+    SETTLEMENT_OVERRUN_NUSD.inc(overrun_nusd)
 
 
 def request_refund(*, request_id: str, reason: str, staff_user_id: int) -> LedgerTransaction:

@@ -36,7 +36,7 @@ def result_from_record(record: UsageRecord, *, already_settled: bool) -> SettleR
 
 def settle_orm(s: Settlement) -> SettleResult:
     from billing.selectors import fee_profile_for_seller
-    from billing.services.settlement import billable_cost_nusd
+    from billing.services.settlement import billable_cost_nusd, overrun_report
 
     with transaction.atomic():
         hold = Hold.objects.select_for_update().filter(request_id=s.request_id).first()
@@ -116,5 +116,5 @@ def settle_orm(s: Settlement) -> SettleResult:
             transaction=txn,
         )
     if overrun:
-        logger.warning("request %s cost %d nusd above its hold", s.request_id, overrun)
+        overrun_report(request_id=s.request_id, overrun_nusd=overrun)
     return result_from_record(record, already_settled=False)

@@ -25,9 +25,9 @@ class UpstreamError(Exception):
         self.retryable = retryable
 
 
-def status_error(status: int) -> UpstreamError:
+def status_error(status: int, *, reason: str | None = None) -> UpstreamError:
     return UpstreamError(
-        f"HTTP {status}", status=status, retryable=status not in PERMANENT_STATUSES
+        reason or f"HTTP {status}", status=status, retryable=status not in PERMANENT_STATUSES
     )
 
 

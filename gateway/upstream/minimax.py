@@ -4,8 +4,9 @@ MiniMax answers errors with HTTP 200 and `base_resp.status_code != 0`: 1004 (aut
 an upstream 401 and 1008 (no balance) like a 402, so market health suspends the listing; 1002 like
 a 429, 1001 like a 504, any other code like a 502. All of these are retryable: the next listing is
 tried and nothing is billed. 2013 (invalid parameters) is permanent, like an upstream 400: MiniMax
-refuses the text itself (e.g. only whitespace), every listing would, and a buyer's bad input must
-not cost listings their health; the buyer gets a 400 and nothing is billed.
+refuses the request itself (e.g. text of only whitespace), every listing would, and a buyer's bad
+input must not cost listings their health; the buyer gets a 400 and nothing is billed. MiniMax's
+OpenAI-compatible chat answers its errors the same way (`in_body_error`, used by openai.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import aiohttp
 import orjson
 
 from gateway.request import SpeechRequest
-from gateway.upstream.base import UpstreamError, post
+from gateway.upstream.base import UpstreamError, post, status_error
 
 # MiniMax's in-body codes → the HTTP status they mean for health and failover.
 _STATUS_FOR_CODE = {1004: 401, 1008: 402, 1002: 429, 1001: 504, 2013: 400}
@@ -28,6 +29,17 @@ _MAX_BYTES = 256 * 1024 * 1024
 class Speech:
     audio: bytes
     characters: int  # what MiniMax bills: usage_characters (or len(text) if absent)
+
+
+def in_body_error(data: object) -> UpstreamError | None:
+    """The failure a MiniMax body reports in `base_resp.status_code` (0 is success), as the HTTP
+    status it stands for; None when the body reports none. Chat answers carry it too."""
+    base = data.get("base_resp") if isinstance(data, dict) else None
+    if not isinstance(base, dict) or base.get("status_code") == 0:
+        return None
+    code = base.get("status_code")
+    status = _STATUS_FOR_CODE.get(code, 502) if isinstance(code, int) else 502
+    return status_error(status, reason=f"MiniMax status {code}")
 
 
 def t2a_body(request: SpeechRequest, *, upstream_model: str) -> bytes:
@@ -80,11 +92,9 @@ async def speech(base_url: str, *, key: str, request: SpeechRequest, upstream_mo
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise UpstreamError("response was not JSON") from None
-    base = data.get("base_resp") if isinstance(data, dict) else None
-    code = base.get("status_code") if isinstance(base, dict) else None
-    if code != 0:
-        status = _STATUS_FOR_CODE.get(code, 502) if isinstance(code, int) else 502
-        raise UpstreamError(f"MiniMax status {code}", status=status, retryable=status != 400)
+    failure = in_body_error(data)
+    if failure is not None:
+        raise failure
     try:
         audio = bytes.fromhex(data["data"]["audio"])
     except (KeyError, TypeError, ValueError):

@@ -9,16 +9,23 @@ import aiohttp
 import orjson
 
 from gateway.upstream.base import UpstreamError, post
+from gateway.upstream.minimax import in_body_error
 
 DONE = b"[DONE]"
 _MAX_PLAIN_BYTES = 64 * 1024 * 1024
 
 
-def chat_body(payload: dict[str, Any], *, upstream_model: str, stream: bool) -> bytes:
-    """The buyer's body, every field passed through, with the listing's model name; streams always
-    ask for the usage chunk (the buyer only sees it if they asked)."""
+def chat_body(
+    payload: dict[str, Any], *, upstream_model: str, stream: bool, max_tokens: int
+) -> bytes:
+    """The buyer's body, every field passed through, with the listing's model name and the output
+    cap the hold covers as `max_tokens` (in place of `max_completion_tokens`, which the cap already
+    honours: it is never above the buyer's own); streams always ask for the usage chunk (the buyer
+    only sees it if they asked)."""
     body = dict(payload)
     body["model"] = upstream_model
+    body["max_tokens"] = max_tokens
+    body.pop("max_completion_tokens", None)
     if stream:
         options = payload.get("stream_options")
         body["stream_options"] = {
@@ -52,6 +59,9 @@ async def read_json(response: aiohttp.ClientResponse) -> dict:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise UpstreamError("response was not JSON") from None
+    failure = in_body_error(data)
+    if failure is not None:
+        raise failure
     if not isinstance(data, dict) or "error" in data or not isinstance(data.get("choices"), list):
         raise UpstreamError("response was not a chat completion")
     return data
@@ -62,7 +72,11 @@ async def events(response: aiohttp.ClientResponse) -> AsyncGenerator[list[bytes]
     together is relayed together (one write to the buyer, not one per event), and nothing waits
     for more. The read that carries `[DONE]` is the last, and its list ends with DONE, so the
     stream's end can go out in the same write. Comments, other fields and blank keep-alive lines
-    are skipped. Raises UpstreamError if the connection breaks or ends before `[DONE]`."""
+    are skipped. Raises UpstreamError if the connection breaks or ends before `[DONE]`, or if a
+    JSON body (MiniMax's in-body error) comes in place of the stream."""
+    if response.content_type == "application/json":  # an in-body error in place of the stream
+        await read_json(response)
+        raise UpstreamError("stream answered with a plain body")
     rest = b""  # what came after the last blank line: an event not complete yet
     try:
         async for chunk in response.content.iter_any():

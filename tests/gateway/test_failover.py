@@ -157,7 +157,7 @@ async def test_an_unexpected_fault_is_a_500_in_the_seed_shape_and_holds_nothing(
     def broken(*args, **kwargs):
         raise RuntimeError("injected fault")
 
-    monkeypatch.setattr(metering, "output_allowance", broken)
+    monkeypatch.setattr(metering, "output_cap", broken)
     response = await client.post(
         "/v1/chat/completions", headers=_auth(buyer), json={"model": MODEL, "messages": HELLO}
     )
