@@ -53,7 +53,7 @@ async def messages(scope, receive, out: Response) -> None:
 
 async def _chat(scope, receive, out: Response, dialect: dialects.Dialect) -> None:
     headers = request_map(scope)
-    key = await auth.authenticate(headers)
+    key = await auth.authenticate(headers, scope)
     chat = dialect.parse(await request.read_body(scope, receive))
     async with admission.Turn() as turn:  # ended by trade.execute before the upstream call
         route = await trade.route(headers, key, chat.model, modality="chat")
@@ -83,7 +83,7 @@ async def _chat(scope, receive, out: Response, dialect: dialects.Dialect) -> Non
 
 async def audio_speech(scope, receive, out: Response) -> None:
     headers = request_map(scope)
-    key = await auth.authenticate(headers)
+    key = await auth.authenticate(headers, scope)
     speech = request.parse_speech(await request.read_body(scope, receive))
     async with admission.Turn() as turn:
         route = await trade.route(headers, key, speech.model, modality="speech")
@@ -108,7 +108,7 @@ async def audio_speech(scope, receive, out: Response) -> None:
 async def count_tokens(scope, receive, out: Response) -> None:
     """Anthropic's token estimate: authenticated and counted as a request, never billed."""
     headers = request_map(scope)
-    key = await auth.authenticate(headers)
+    key = await auth.authenticate(headers, scope)
     body = request.parse_json_object(await request.read_body(scope, receive))
     try:
         answer = count_tokens_response(body)

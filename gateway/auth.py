@@ -1,28 +1,38 @@
-"""Access keys (Bearer or x-api-key): shape checks, then an in-process TTL cache of auth records.
+"""Access keys (Bearer or x-api-key): shape checks, then in-process caches of auth records.
 
-A cached record lives DRAGONFLY_KEY_CACHE_SECONDS, so a revoked key stops working on every process
-within that time; unknown keys are remembered for at most a second so a typo'd key cannot cost a
-query per request. Concurrent misses for one key share one database lookup.
+Live keys (a record exists, revoked or not) are fresh for DRAGONFLY_KEY_CACHE_SECONDS, so a revoked
+key stops working on every process within that time; the 50,000 most recently used are kept, and
+the least recently used one leaves when another comes in, never all at once. Keys with no record
+are remembered apart, 60 s in an LRU of 10,000, so random keys can never push a live key out and a
+key sent again costs no query. A key is issued with a random 40-character secret, so its hash was
+never looked up before it existed: remembering unknown keys for a minute never delays a new one.
+Concurrent misses for one key share one lookup. Every 401 counts against the client's address, and
+an address past its limit gets 429 before any lookup of a key this process has not seen live
+(client_limits.py); a key it has seen live (fresh or expired) is still looked up and served.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from accounts.keys import KEY_PREFIX, key_hash, key_is_well_formed
-from gateway import background
+from dragonfly.metrics import GATEWAY_KEY_LOOKUPS
+from gateway import background, client_limits
 from gateway.errors import GatewayError
 
-_CACHE_LIMIT = 50_000
-_NEGATIVE_TTL = 1.0
+_LIVE_LIMIT = 50_000
+_UNKNOWN_LIMIT = 10_000
+_UNKNOWN_TTL = 60.0
 _TOUCH_EVERY = 60.0
 
-_cache: dict[str, tuple[float, dict | None]] = {}
+_live: OrderedDict[str, tuple[float, dict]] = OrderedDict()  # digest -> (fresh until, record)
+_unknown: OrderedDict[str, float] = OrderedDict()  # digest -> remembered until
 _inflight: dict[str, asyncio.Future] = {}
 _touched: dict[int, float] = {}
 
@@ -74,10 +84,15 @@ def _lookup(digest: str) -> dict | None:
 
 
 async def _record(digest: str) -> dict | None:
+    """The record for `digest` from the caches, or from one lookup shared by concurrent callers."""
     now = time.monotonic()
-    hit = _cache.get(digest)
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    live = _live.get(digest)
+    if live is not None and live[0] > now:
+        _live.move_to_end(digest)
+        return live[1]
+    if _unknown_fresh(digest, now):
+        _unknown.move_to_end(digest)
+        return None
     pending = _inflight.get(digest)
     if pending is not None:
         return await asyncio.shield(pending)
@@ -94,27 +109,55 @@ async def _record(digest: str) -> dict | None:
         raise
     finally:
         _inflight.pop(digest, None)
-    ttl = (
-        settings.DRAGONFLY_KEY_CACHE_SECONDS
-        if record
-        else min(_NEGATIVE_TTL, settings.DRAGONFLY_KEY_CACHE_SECONDS)
-    )
-    if len(_cache) >= _CACHE_LIMIT:
-        _cache.clear()
-    _cache[digest] = (time.monotonic() + ttl, record)
+    GATEWAY_KEY_LOOKUPS.labels("unknown" if record is None else "found").inc()
+    _remember(digest, record)
     future.set_result(record)
     return record
 
 
+def _unknown_fresh(digest: str, now: float) -> bool:
+    until = _unknown.get(digest)
+    return until is not None and until > now
+
+
+def _remember(digest: str, record: dict | None) -> None:
+    """Cache a lookup's answer; a full cache forgets its least recently used entry, one only."""
+    if record is None:
+        _live.pop(digest, None)  # a deleted key is no longer one this process has seen live
+        _unknown[digest] = time.monotonic() + _UNKNOWN_TTL
+        _unknown.move_to_end(digest)
+        if len(_unknown) > _UNKNOWN_LIMIT:
+            _unknown.popitem(last=False)
+    else:
+        _unknown.pop(digest, None)
+        _live[digest] = (time.monotonic() + settings.DRAGONFLY_KEY_CACHE_SECONDS, record)
+        _live.move_to_end(digest)
+        if len(_live) > _LIVE_LIMIT:
+            _live.popitem(last=False)
+
+
 def cache_clear() -> None:
-    _cache.clear()
+    """Forget every cached record and the in-process address counts (tests)."""
+    _live.clear()
+    _unknown.clear()
+    client_limits.reset()
 
 
-async def authenticate(headers: dict[bytes, bytes]) -> dict[str, Any]:
-    """The auth record of a live key whose owner may trade, or a 401/403 saying how to fix it."""
-    key = bearer_key(headers)
-    record = await _record(key_hash(key))
+async def authenticate(headers: dict[bytes, bytes], scope: dict) -> dict[str, Any]:
+    """The auth record of a live key whose owner may trade, or a 401/403 saying how to fix it, or
+    429 when the client's address has sent too many requests without a valid key this minute."""
+    address = client_limits.address(scope)
+    try:
+        key = bearer_key(headers)
+    except GatewayError:
+        await client_limits.count(address)
+        raise
+    digest = key_hash(key)
+    if digest not in _live and not _unknown_fresh(digest, time.monotonic()):
+        await client_limits.check(address)  # a lookup ahead: refuse a limited address first
+    record = await _record(digest)
     if record is None or record["revoked"]:
+        await client_limits.count(address)
         raise _unauthorized(
             "This access key is not valid: it is an old or revoked key, or was never issued. "
             "Create a new key or copy a current one."
@@ -141,7 +184,7 @@ def _touch(key_id: int) -> None:
     if now - _touched.get(key_id, -_TOUCH_EVERY) < _TOUCH_EVERY:
         return
     _touched[key_id] = now
-    if len(_touched) > _CACHE_LIMIT:
+    if len(_touched) > _LIVE_LIMIT:  # key ids of valid keys only: no stranger can fill it
         _touched.clear()
 
     def touch() -> None:

@@ -90,12 +90,17 @@ def _tightest(pairs: list[tuple[int, int]]) -> tuple[int | None, int | None]:
     return min(pairs, key=lambda pair: pair[1])
 
 
-async def acquire(scopes: list[Scope], estimate: int) -> Verdict:
-    """Count one request of `estimate` tokens, or raise 429 (with every header) if any limit is hit."""
+def current_window() -> tuple[int, int, int]:
+    """(this window's number, the unix second it ends, seconds until then: at least 1)."""
     now = time.time()
     window = int(now // WINDOW)
     reset_at = (window + 1) * WINDOW
-    reset_in = max(1, math.ceil(reset_at - now))
+    return window, reset_at, max(1, math.ceil(reset_at - now))
+
+
+async def acquire(scopes: list[Scope], estimate: int) -> Verdict:
+    """Count one request of `estimate` tokens, or raise 429 (with every header) if any limit is hit."""
+    window, reset_at, reset_in = current_window()
     limited = [
         s for s in scopes if s.requests_per_minute is not None or s.tokens_per_minute is not None
     ]

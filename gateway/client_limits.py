@@ -1,0 +1,103 @@
+"""Requests without a valid key, limited per client address: past the limit, 429 before any lookup.
+
+Every request that ends in a 401 (missing, malformed, unknown or revoked key) counts against its
+client address (IPv6 grouped per /64) in a fixed 60-second window in Redis, named like limits.py's
+(`rl:ip:<address>:r:<minute>`). Once an address has DRAGONFLY_UNAUTHENTICATED_PER_MINUTE failures
+this minute, auth.py answers it 429 with limits.py's headers instead of looking its keys up. Redis
+down: each process counts on its own (at most that many failures per address per process and minute).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import OrderedDict
+
+from django.conf import settings
+
+from dragonfly.metrics import GATEWAY_ADDRESS_LIMITED
+from gateway import kv, limits
+from gateway.errors import GatewayError
+
+_LOCAL_LIMIT = 10_000  # addresses counted in-process while Redis is down (oldest forgotten first)
+
+_local: OrderedDict[str, int] = OrderedDict()  # address -> failures this window, Redis down
+_local_window = 0
+
+
+def address(scope: dict) -> str:
+    """The client's address (Daphne puts X-Forwarded-For's there); an IPv6 client's /64 network."""
+    client = scope.get("client")
+    if not client:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(client[0])
+    except ValueError:
+        return str(client[0])
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network((ip, 64), strict=False))
+    return str(ip)
+
+
+async def check(address: str) -> None:
+    """429 if `address` has used up its failures this window; counts nothing."""
+    window, reset_at, reset_in = limits.current_window()
+    key = f"rl:ip:{address}:r:{window}"
+
+    async def get(r) -> int:
+        return int(await r.get(key) or 0)
+
+    used = await kv.attempt("address_limit", get)
+    if used is None:
+        used = _local_count(address, window, add=0)
+    _refuse_over(used, reset_at, reset_in, counted=False)
+
+
+async def count(address: str) -> None:
+    """Count one failed request of `address`; 429 instead of its 401 once past the limit."""
+    window, reset_at, reset_in = limits.current_window()
+    key = f"rl:ip:{address}:r:{window}"
+
+    async def incr(r) -> int:
+        async with r.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, limits.WINDOW * 2)
+            used, _ = await pipe.execute()
+        return int(used)
+
+    used = await kv.attempt("address_limit", incr)
+    if used is None:
+        used = _local_count(address, window, add=1)
+    _refuse_over(used, reset_at, reset_in, counted=True)
+
+
+def _local_count(address: str, window: int, *, add: int) -> int:
+    global _local_window
+    if window != _local_window:
+        _local.clear()  # a new fixed window: every count starts over
+        _local_window = window
+    used = _local.pop(address, 0) + add
+    _local[address] = used
+    if len(_local) > _LOCAL_LIMIT:
+        _local.popitem(last=False)
+    return used
+
+
+def _refuse_over(used: int, reset_at: int, reset_in: int, *, counted: bool) -> None:
+    limit = settings.DRAGONFLY_UNAUTHENTICATED_PER_MINUTE
+    if (used > limit) if counted else (used >= limit):
+        GATEWAY_ADDRESS_LIMITED.inc()
+        verdict = limits.Verdict(limit, 0, None, None, reset_at, reset_in)
+        raise GatewayError(
+            429,
+            f"Too many requests without a valid access key from your address: retry after "
+            f"{reset_in} seconds (X-RateLimit-Reset). Send 'Authorization: Bearer sk-df-…' with "
+            f"a current key from {settings.DRAGONFLY_BASE_URL}/dashboard/keys/",
+            headers=[*limits.headers(verdict), (b"retry-after", str(reset_in).encode())],
+        )
+
+
+def reset() -> None:
+    """Forget the in-process counts (tests)."""
+    _local.clear()
