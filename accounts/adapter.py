@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from allauth.account.adapter import DefaultAccountAdapter
 
 from accounts import services
 from accounts.emails import email_canonicalize
+
+
+def _client_address(request) -> str | None:
+    """The signup request's client address, or None when there is no valid one.
+
+    Daphne (--proxy-headers behind nginx) puts the real client in REMOTE_ADDR; nothing here reads
+    X-Forwarded-For, which a client could write itself.
+    """
+    raw = (getattr(request, "META", None) or {}).get("REMOTE_ADDR") or ""
+    try:
+        return str(ipaddress.ip_address(raw.strip()))
+    except ValueError:
+        return None
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -13,6 +28,8 @@ class AccountAdapter(DefaultAccountAdapter):
         user = super().save_user(request, user, form, commit=False)
         # Set before the first save, so a user row never exists without its canonical address.
         user.email_canonical = email_canonicalize(user.email)
+        # The signup credit's daily limit per client network reads it (docs/signup-credit.md).
+        user.signup_ip = _client_address(request)
         if commit:
             user.save()
             services.user_signup_setup(user=user)

@@ -21,10 +21,10 @@ class UserAdmin(DjangoUserAdmin):
         "date_joined",
     ]
     list_filter = ["is_active", "is_staff", "plan_override"]
-    search_fields = ["email", "email_canonical"]
-    readonly_fields = ["email_canonical", "last_login", "date_joined"]
+    search_fields = ["email", "email_canonical", "signup_ip"]
+    readonly_fields = ["email_canonical", "signup_ip", "last_login", "date_joined"]
     fieldsets = [
-        (None, {"fields": ["email", "email_canonical", "password"]}),
+        (None, {"fields": ["email", "email_canonical", "signup_ip", "password"]}),
         ("Plan", {"fields": ["plan_override"]}),
         ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups"]}),
         ("Dates", {"fields": ["last_login", "date_joined"]}),

@@ -59,6 +59,9 @@ class User(AbstractUser):
     email = models.EmailField("email address", unique=True)
     # The address with case, dots and +tags folded (see docs/signup-credit.md); one credit per value.
     email_canonical = models.CharField(max_length=254, blank=True, db_index=True)
+    # The client address of the signup request (REMOTE_ADDR: behind nginx, Daphne's --proxy-headers
+    # makes it the real client). Null for accounts made outside a signup (operators, the demo seed).
+    signup_ip = models.GenericIPAddressField(null=True, blank=True, unpack_ipv4=True)
     plan_override = models.ForeignKey(
         Plan,
         null=True,

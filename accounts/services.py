@@ -62,7 +62,8 @@ def user_signup_setup(*, user: User) -> None:
 
 
 def email_verified_apply(*, user: User, email: str) -> bool:
-    """The user verified `email`. Grants the signup credit once per canonical address.
+    """The user verified `email`. Grants the signup credit once per canonical address, or queues
+    it for an operator past the day's limit for the signup network or email domain.
 
     Only the account's own login address counts; True if the credit was granted now.
     """

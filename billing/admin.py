@@ -9,7 +9,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from billing import selectors, services
+# admin_signup registers the signup credit queue; PayoutAdmin shows its free-credit figures.
+from billing import admin_signup, selectors, services
 from billing.errors import BillingError
 from billing.forms import RefundForm, WalletAdjustForm
 from billing.models import (
@@ -239,13 +240,41 @@ def _payout_action(verb: str):
 
 @admin.register(Payout)
 class PayoutAdmin(ReadOnlyAdmin):
-    list_display = ("id", "seller", "amount", "status", "requested_at", "decided_by", "decided_at")
+    list_display = (
+        "id",
+        "seller",
+        "amount",
+        "status",
+        "free_credit_share",
+        "requested_at",
+        "decided_by",
+        "decided_at",
+    )
     list_filter = ("status",)
+    fields = (
+        "seller",
+        "amount_nusd",
+        "status",
+        "note",
+        "requested_at",
+        "decided_by",
+        "decided_at",
+        "free_credit_exposure",
+    )
+    readonly_fields = ("requested_at", "free_credit_exposure")
     actions = [_payout_action("approve"), _payout_action("paid"), _payout_action("reject")]
 
     @admin.display(description="amount")
     def amount(self, obj: Payout) -> str:
         return format_usd(obj.amount_nusd)
+
+    @admin.display(description="earned from buyers who never paid")
+    def free_credit_share(self, obj: Payout) -> str:
+        return admin_signup.free_credit_share(payout=obj)
+
+    @admin.display(description="earnings from buyers who never paid (signup or operator credit)")
+    def free_credit_exposure(self, obj: Payout) -> str:
+        return admin_signup.free_credit_exposure_html(payout=obj)
 
 
 @admin.register(TopUp)

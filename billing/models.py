@@ -308,6 +308,75 @@ class SignupGrant(models.Model):
         return self.email_canonical
 
 
+class SignupLimit(models.TextChoices):
+    """The daily limits on signup credits granted at verification (docs/signup-credit.md)."""
+
+    ADDRESS = "address", "per client address (IPv4, or IPv6 /64) per day"
+    DOMAIN = "domain", "per email domain per day"
+
+
+class SignupCreditStatus(models.TextChoices):
+    GRANTED = "granted", "granted at verification"
+    PENDING = "pending", "waiting for an operator"
+    APPROVED = "approved", "approved by an operator"
+    REJECTED = "rejected", "rejected by an operator"
+
+
+class SignupCreditRequest(models.Model):
+    """The decision on one canonical address's signup credit: granted at verification, or held
+    for an operator because a daily limit was full. The money itself is the SignupGrant."""
+
+    email_canonical = models.CharField(max_length=254, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    signup_network = models.CharField(
+        max_length=64, blank=True, help_text="The signup's IPv4 address or IPv6 /64; blank if none."
+    )
+    email_domain = models.CharField(max_length=254, blank=True)
+    status = models.CharField(
+        max_length=8, choices=SignupCreditStatus.choices, default=SignupCreditStatus.GRANTED
+    )
+    held_by = models.CharField(
+        max_length=8, choices=SignupLimit.choices, blank=True, help_text="The limit that was full."
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("decide_signupcreditrequest", "Can approve or reject a held signup credit")]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="pending") | ~Q(held_by=""),
+                name="signup_credit_pending_has_limit",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email_canonical} ({self.status})"
+
+
+class SignupCreditQuota(models.Model):
+    """Signup credits granted at verification for one client network or email domain on one UTC
+    day. The row is the lock: a conditional UPDATE takes a slot only while `used` is below the
+    limit, so concurrent verifications cannot both take the last one."""
+
+    scope = models.CharField(max_length=8, choices=SignupLimit.choices)
+    key = models.CharField(max_length=254)
+    day = models.DateField()
+    used = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key", "day"], name="signup_quota_per_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key} on {self.day}: {self.used}"
+
+
 class TopUpStatus(models.TextChoices):
     PENDING = "pending", "pending"
     PAID = "paid", "paid"

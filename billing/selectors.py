@@ -4,7 +4,7 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -13,11 +13,15 @@ from billing.models import (
     LedgerAccount,
     LedgerEntry,
     Payout,
+    PayoutStatus,
     SellerFeeOverride,
+    SignupCreditRequest,
+    SignupCreditStatus,
     TopUp,
     TopUpStatus,
     UsageRecord,
 )
+from billing.signup_limits import signup_network
 
 
 def fee_profile_for_seller(*, seller_id: int) -> tuple[int, int]:
@@ -200,3 +204,81 @@ def listing_sales_today(*, listing_ids: Iterable[int]) -> dict[int, int]:
         .annotate(total=Sum("cost_nusd"))
     )
     return {row["listing_id"]: row["total"] for row in rows}
+
+
+def signup_credit_pending(*, user) -> bool:
+    """The user's signup credit is held for an operator (a daily limit was full)."""
+    return SignupCreditRequest.objects.filter(user=user, status=SignupCreditStatus.PENDING).exists()
+
+
+def payout_signup_credit_exposure(*, payout: Payout, top: int = 5) -> dict[str, Any]:
+    """How much of the earnings behind `payout` came from buyers who had never paid.
+
+    The window runs from the seller's previous payout request that was not rejected (else from
+    their first sale) to this one's request. A sale is free-credit-funded when its buyer had no paid
+    top-up completed by the time of the request: their wallet could hold only signup or operator
+    credit. Refunded sales are left out (the seller gave them back). docs/signup-credit.md.
+    """
+    from accounts.models import User
+
+    previous = (
+        Payout.objects.filter(seller_id=payout.seller_id, requested_at__lt=payout.requested_at)
+        .exclude(status=PayoutStatus.REJECTED)
+        .order_by("-requested_at")
+        .values_list("requested_at", flat=True)
+        .first()
+    )
+    sales = UsageRecord.objects.filter(
+        seller_id=payout.seller_id,
+        refunded_at__isnull=True,
+        created_at__lt=payout.requested_at,
+    )
+    if previous is not None:
+        sales = sales.filter(created_at__gte=previous)
+    had_paid = Exists(
+        TopUp.objects.filter(
+            user_id=OuterRef("buyer_id"),
+            status=TopUpStatus.PAID,
+            completed_at__lte=OuterRef("created_at"),
+        )
+    )
+    totals = sales.aggregate(
+        earned=Sum("seller_credit_nusd"), free=Sum("seller_credit_nusd", filter=~had_paid)
+    )
+    rows = list(
+        sales.filter(~had_paid)
+        .values("buyer_id", "buyer__email", "buyer__signup_ip")
+        .annotate(earned_nusd=Sum("seller_credit_nusd"), requests=Count("id"))
+        .order_by("-earned_nusd", "buyer_id")[:top]
+    )
+    ever_paid = set(
+        TopUp.objects.filter(
+            user_id__in=[row["buyer_id"] for row in rows], status=TopUpStatus.PAID
+        ).values_list("user_id", flat=True)
+    )
+    seller_network = ""
+    if rows:
+        seller_network = signup_network(
+            User.objects.filter(pk=payout.seller_id).values_list("signup_ip", flat=True).first()
+        )
+    buyers = []
+    for row in rows:
+        network = signup_network(row["buyer__signup_ip"])
+        buyers.append(
+            {
+                "buyer_id": row["buyer_id"],
+                "email": row["buyer__email"],
+                "earned_nusd": int(row["earned_nusd"]),
+                "requests": row["requests"],
+                "ever_topped_up": row["buyer_id"] in ever_paid,
+                "signup_network": network,
+                "sellers_network": bool(network) and network == seller_network,
+            }
+        )
+    return {
+        "since": previous,
+        "until": payout.requested_at,
+        "earned_nusd": int(totals["earned"] or 0),
+        "free_credit_nusd": int(totals["free"] or 0),
+        "top_buyers": buyers,
+    }

@@ -249,6 +249,39 @@ STRIPE_API_BASE = env_str("STRIPE_API_BASE", "https://api.stripe.com")
 
 # Dragonfly's own knobs.
 DRAGONFLY_SIGNUP_CREDIT_USD = env_str("DRAGONFLY_SIGNUP_CREDIT_USD", "1.00")
+# Signup credits granted at verification per UTC day, per client network (an IPv4 address, an IPv6
+# /64) and per email domain; past either the account works and its credit waits for an operator
+# (docs/signup-credit.md). 0 sends every credit to the operator queue. The exempt domains (big
+# free-mail providers, shared by strangers) skip the domain limit, never the address limit.
+DRAGONFLY_SIGNUP_CREDITS_PER_IP_PER_DAY = env_int("DRAGONFLY_SIGNUP_CREDITS_PER_IP_PER_DAY", 3)
+DRAGONFLY_SIGNUP_CREDITS_PER_DOMAIN_PER_DAY = env_int(
+    "DRAGONFLY_SIGNUP_CREDITS_PER_DOMAIN_PER_DAY", 20
+)
+if min(DRAGONFLY_SIGNUP_CREDITS_PER_IP_PER_DAY, DRAGONFLY_SIGNUP_CREDITS_PER_DOMAIN_PER_DAY) < 0:
+    raise ImproperlyConfigured("DRAGONFLY_SIGNUP_CREDITS_PER_*_PER_DAY cannot be negative")
+DRAGONFLY_SIGNUP_CREDIT_EXEMPT_DOMAINS = env_list(
+    "DRAGONFLY_SIGNUP_CREDIT_EXEMPT_DOMAINS",
+    [
+        "gmail.com",
+        "outlook.com",
+        "hotmail.com",
+        "live.com",
+        "yahoo.com",
+        "icloud.com",
+        "me.com",
+        "aol.com",
+        "proton.me",
+        "protonmail.com",
+        "gmx.com",
+        "gmx.de",
+        "web.de",
+        "yandex.ru",
+        "mail.ru",
+        "qq.com",
+        "163.com",
+        "naver.com",
+    ],
+)
 DRAGONFLY_DEFAULT_FEE_BPS = env_int("DRAGONFLY_DEFAULT_FEE_BPS", 1000)
 DRAGONFLY_MAX_BODY_BYTES = env_int("DRAGONFLY_MAX_BODY_BYTES", 4 * 1024 * 1024)
 DRAGONFLY_HOLD_TTL_SECONDS = env_int("DRAGONFLY_HOLD_TTL_SECONDS", 900)

@@ -1,6 +1,6 @@
 """Billing writes (HackSoft services): the names the other apps and docs/contracts.md rely on."""
 
-from billing.services.credits import credit_grant, signup_credit_grant, wallet_adjust
+from billing.services.credits import credit_grant, wallet_adjust
 from billing.services.fees import (
     fee_profile_create,
     fee_profile_default_ensure,
@@ -16,6 +16,11 @@ from billing.services.payouts import (
     payout_request,
 )
 from billing.services.settlement import billable_cost_nusd, request_refund, request_settle
+from billing.services.signup_credits import (
+    signup_credit_approve,
+    signup_credit_grant,
+    signup_credit_reject,
+)
 from billing.services.topups import (
     TOPUP_PRESETS_USD,
     topup_amount_parse,
@@ -46,7 +51,9 @@ __all__ = [
     "request_refund",
     "request_settle",
     "seller_fee_profile_set",
+    "signup_credit_approve",
     "signup_credit_grant",
+    "signup_credit_reject",
     "topup_amount_parse",
     "topup_checkout_start",
     "topup_create",

@@ -1,14 +1,14 @@
-"""Credit that does not come through Stripe: the signup credit, operator grants and adjustments."""
+"""Credit that does not come through Stripe: operator grants and adjustments (the signup credit is
+in signup_credits.py)."""
 
 import logging
 import uuid
 
-from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from billing.errors import BillingError, InvalidAmount
-from billing.models import AccountKind, LedgerTransaction, SignupGrant, TransactionKind
-from billing.money import NUSD_PER_USD, check_amount, usd_to_nusd
+from billing.models import AccountKind, LedgerTransaction, TransactionKind
+from billing.money import NUSD_PER_USD, check_amount
 from billing.services.ledger import account_for_user, account_platform, ledger_post
 from billing.services.operators import operator_check
 
@@ -26,41 +26,6 @@ def _positive(amount_nusd: int) -> int:
     if amount_nusd > OPERATOR_MAX_NUSD:
         raise InvalidAmount("One grant or adjustment moves at most $10,000.")
     return amount_nusd
-
-
-def signup_credit_grant(*, user) -> bool:
-    """Grant DRAGONFLY_SIGNUP_CREDIT_USD once per canonical email address; True if granted now.
-
-    Safe to call twice or concurrently: the grant record is unique on email_canonical, so a second
-    caller (for this user or another account with the same canonical address) gets False.
-    """
-    canonical = (user.email_canonical or "").strip()
-    if not canonical:
-        raise BillingError("The user has no canonical email address yet; no credit granted.")
-    amount = usd_to_nusd(settings.DRAGONFLY_SIGNUP_CREDIT_USD)
-    if amount == 0:
-        return False
-    if SignupGrant.objects.filter(email_canonical=canonical).exists():
-        return False
-    try:
-        with transaction.atomic():
-            txn = ledger_post(
-                kind=TransactionKind.SIGNUP_CREDIT,
-                idempotency_key=f"signup:{canonical}",
-                memo="signup credit",
-                lines=[
-                    (account_platform(kind=AccountKind.PROMOTIONS), -amount),
-                    (account_for_user(user_id=user.pk, kind=AccountKind.WALLET), amount),
-                ],
-            )
-            SignupGrant.objects.create(
-                email_canonical=canonical, user=user, amount_nusd=amount, transaction=txn
-            )
-    except (IntegrityError, BillingError):
-        if SignupGrant.objects.filter(email_canonical=canonical).exists():
-            return False  # granted concurrently
-        raise
-    return True
 
 
 def credit_grant(
