@@ -20,6 +20,8 @@ from rest_framework.views import APIView
 
 from accounts import selectors, services, validation
 from accounts.models import AccessKey, PrivacyMode, RoutingProfile, RoutingStrategy
+from billing.money import MAX_PRICE_PER_MILLION_NUSD
+from dragonfly import bounded_fields
 
 
 def _raise_api(exc: DjangoValidationError, renames: dict[str, str] | None = None) -> None:
@@ -127,14 +129,14 @@ class KeyCreateApi(APIView):
     @extend_schema_serializer(component_name="KeyCreateInput")
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=80)
-        profile_id = serializers.IntegerField(required=False)
-        requests_per_minute = serializers.IntegerField(
+        profile_id = bounded_fields.ApiIntegerField(required=False)
+        requests_per_minute = bounded_fields.ApiIntegerField(
             required=False,
             allow_null=True,
             min_value=1,
             max_value=validation.MAX_THROTTLE_PER_MINUTE,
         )
-        tokens_per_minute = serializers.IntegerField(
+        tokens_per_minute = bounded_fields.ApiIntegerField(
             required=False,
             allow_null=True,
             min_value=1,
@@ -216,16 +218,16 @@ class ProfileInput(serializers.Serializer):
     max_output_price_usd = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, help_text="USD per million tokens"
     )
-    soft_max_ttft_ms = serializers.IntegerField(
+    soft_max_ttft_ms = bounded_fields.ApiIntegerField(
         required=False, allow_null=True, min_value=1, max_value=validation.MAX_TTFT_MS
     )
-    hard_max_ttft_ms = serializers.IntegerField(
+    hard_max_ttft_ms = bounded_fields.ApiIntegerField(
         required=False, allow_null=True, min_value=1, max_value=validation.MAX_TTFT_MS
     )
-    soft_min_tps = serializers.IntegerField(
+    soft_min_tps = bounded_fields.ApiIntegerField(
         required=False, allow_null=True, min_value=1, max_value=validation.MAX_TPS
     )
-    hard_min_tps = serializers.IntegerField(
+    hard_min_tps = bounded_fields.ApiIntegerField(
         required=False, allow_null=True, min_value=1, max_value=validation.MAX_TPS
     )
     privacy_mode = serializers.ChoiceField(
@@ -239,10 +241,20 @@ class ProfileInput(serializers.Serializer):
     default_model = serializers.CharField(required=False, allow_blank=True, max_length=100)
 
     def validate_max_input_price_usd(self, value):
-        return _django_to_drf(validation.usd_to_nusd_field, value, what="Max input price")
+        return _django_to_drf(
+            validation.usd_to_nusd_field,
+            value,
+            what="Max input price",
+            max_nusd=MAX_PRICE_PER_MILLION_NUSD,
+        )
 
     def validate_max_output_price_usd(self, value):
-        return _django_to_drf(validation.usd_to_nusd_field, value, what="Max output price")
+        return _django_to_drf(
+            validation.usd_to_nusd_field,
+            value,
+            what="Max output price",
+            max_nusd=MAX_PRICE_PER_MILLION_NUSD,
+        )
 
     def validate_provider_only(self, value):
         return _django_to_drf(validation.provider_slugs_parse, value)

@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 
 from accounts import selectors, validation
 from accounts.models import PrivacyMode, RoutingProfile, RoutingStrategy, User
+from billing.money import MAX_PRICE_PER_MILLION_NUSD
+from dragonfly import bounded_fields
 
 
 def _usd(value_nusd: int | None) -> str:
@@ -22,13 +24,13 @@ def _usd(value_nusd: int | None) -> str:
 class AccessKeyForm(forms.Form):
     name = forms.CharField(max_length=80)
     profile = forms.ModelChoiceField(queryset=RoutingProfile.objects.none(), empty_label=None)
-    requests_per_minute = forms.IntegerField(
+    requests_per_minute = bounded_fields.IntegerField(
         required=False,
         min_value=1,
         max_value=validation.MAX_THROTTLE_PER_MINUTE,
         help_text="Optional; at most your plan's limit.",
     )
-    tokens_per_minute = forms.IntegerField(
+    tokens_per_minute = bounded_fields.IntegerField(
         required=False,
         min_value=1,
         max_value=validation.MAX_THROTTLE_PER_MINUTE,
@@ -83,25 +85,25 @@ class RoutingProfileForm(forms.Form):
     max_output_price_usd = forms.CharField(
         required=False, label="Max output price (USD per million tokens)"
     )
-    soft_max_ttft_ms = forms.IntegerField(
+    soft_max_ttft_ms = bounded_fields.IntegerField(
         required=False,
         min_value=1,
         max_value=validation.MAX_TTFT_MS,
         label="Preferred max TTFT (ms, soft)",
     )
-    hard_max_ttft_ms = forms.IntegerField(
+    hard_max_ttft_ms = bounded_fields.IntegerField(
         required=False,
         min_value=1,
         max_value=validation.MAX_TTFT_MS,
         label="Max TTFT (ms, hard filter)",
     )
-    soft_min_tps = forms.IntegerField(
+    soft_min_tps = bounded_fields.IntegerField(
         required=False,
         min_value=1,
         max_value=validation.MAX_TPS,
         label="Preferred min throughput (tokens/s, soft)",
     )
-    hard_min_tps = forms.IntegerField(
+    hard_min_tps = bounded_fields.IntegerField(
         required=False,
         min_value=1,
         max_value=validation.MAX_TPS,
@@ -129,12 +131,16 @@ class RoutingProfileForm(forms.Form):
 
     def clean_max_input_price_usd(self) -> int | None:
         return validation.usd_to_nusd_field(
-            self.cleaned_data["max_input_price_usd"], what="Max input price"
+            self.cleaned_data["max_input_price_usd"],
+            what="Max input price",
+            max_nusd=MAX_PRICE_PER_MILLION_NUSD,
         )
 
     def clean_max_output_price_usd(self) -> int | None:
         return validation.usd_to_nusd_field(
-            self.cleaned_data["max_output_price_usd"], what="Max output price"
+            self.cleaned_data["max_output_price_usd"],
+            what="Max output price",
+            max_nusd=MAX_PRICE_PER_MILLION_NUSD,
         )
 
     def clean_provider_only(self) -> list[str]:

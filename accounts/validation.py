@@ -7,25 +7,37 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 
+from dragonfly import bounded
+
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 # Upper bounds for whole-number fields: far above any real use, and inside the database columns
 # (a bigger number would otherwise reach PostgreSQL and fail as a 500).
+# The routing headers share the TTFT and throughput bounds (dragonfly/bounded.py).
 MAX_THROTTLE_PER_MINUTE = 1_000_000_000  # requests or tokens per minute on a key
-MAX_TTFT_MS = 600_000  # ten minutes, the longest an upstream call may take
-MAX_TPS = 1_000_000  # tokens per second
+MAX_TTFT_MS = bounded.TTFT_MS_MAX  # ten minutes, the longest an upstream call may take
+MAX_TPS = bounded.TPS_MAX  # tokens per second
 
 
-def usd_to_nusd_field(value: str | Decimal | None, *, what: str) -> int | None:
-    """A dollar amount typed by a person (per million tokens, or a spend limit) → nano-USD."""
-    from billing.money import usd_to_nusd
+def usd_to_nusd_field(
+    value: str | Decimal | None, *, what: str, max_nusd: int | None = None
+) -> int | None:
+    """A dollar amount typed by a person (per million tokens, or a spend limit) → nano-USD.
+
+    Parsed by billing.money.usd_to_nusd, which refuses by length and magnitude before converting
+    (dragonfly/bounded.py); `max_nusd` narrows its $1e9 ceiling (prices: the header's own bound).
+    """
+    from billing.money import format_usd, usd_to_nusd
 
     if value is None or str(value).strip() == "":
         return None
     try:
-        return usd_to_nusd(str(value).strip())
+        nusd = usd_to_nusd(value.strip() if isinstance(value, str) else value)
     except ValueError as exc:
         raise ValidationError(f"{what}: {exc}") from None
+    if max_nusd is not None and nusd > max_nusd:
+        raise ValidationError(f"{what}: at most {format_usd(max_nusd)}.")
+    return nusd
 
 
 def provider_slugs_parse(value: str | list | None) -> list[str]:

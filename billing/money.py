@@ -1,6 +1,8 @@
 """Money unit and the one rounding rule: every amount is an int of nano-USD (docs/money.md)."""
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+
+from dragonfly import bounded
 
 NUSD_PER_USD = 1_000_000_000
 NUSD_PER_CENT = 10_000_000
@@ -24,29 +26,40 @@ def _div_round_half_up(numerator: int, denominator: int) -> int:
     return -((2 * -numerator + denominator) // (2 * denominator))
 
 
+_USD_MESSAGES = {
+    "length": f"An amount has at most {bounded.MAX_LENGTH} characters.",
+    "finite": "Amounts must be finite numbers.",
+    "places": "Amounts have at most 9 decimal places (one nano-dollar).",
+    "negative": "Amounts cannot be negative.",
+    "low": "That amount is too large.",  # below -$1e9: too large a debit
+    "high": "That amount is too large.",
+}
+
+
 def usd_to_nusd(value: str | Decimal | int, *, allow_negative: bool = False) -> int:
     """Parse a decimal dollar amount exactly into nano-USD.
 
     Refuses NaN, infinities, floats, more than 9 decimal places, negatives (unless allowed) and
-    amounts above MAX_AMOUNT_NUSD, by raising ValueError with a message fit for the user.
+    amounts above MAX_AMOUNT_NUSD, by raising ValueError with a message fit for the user. The
+    text is parsed by dragonfly.bounded: refused by length and magnitude before any conversion.
     """
     if isinstance(value, (bool, float)):
         raise ValueError("Amounts must be given as decimal text, not floating point.")
+    high = MAX_AMOUNT_NUSD // NUSD_PER_USD
+    if isinstance(value, int):  # compared, never printed: str() of a huge int is itself slow
+        if value < 0 and not allow_negative:
+            raise ValueError(_USD_MESSAGES["negative"])
+        if abs(value) > high:
+            raise ValueError(_USD_MESSAGES["high"])
+        return value * NUSD_PER_USD
+    text = str(value) if isinstance(value, Decimal) else value  # '1E+999990', never its digits
     try:
-        amount = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
-    except (InvalidOperation, ValueError):
-        raise ValueError(f"{value!r} is not a dollar amount.") from None
-    if not amount.is_finite():
-        raise ValueError("Amounts must be finite numbers.")
-    nusd = amount * NUSD_PER_USD
-    if nusd != nusd.to_integral_value():
-        raise ValueError("Amounts have at most 9 decimal places (one nano-dollar).")
-    result = int(nusd)
-    if result < 0 and not allow_negative:
-        raise ValueError("Amounts cannot be negative.")
-    if abs(result) > MAX_AMOUNT_NUSD:
-        raise ValueError("That amount is too large.")
-    return result
+        return bounded.fixed_text(
+            text, what="Amount", low=-high if allow_negative else 0, high=high, places=9
+        )
+    except bounded.NumberError as exc:
+        shown = repr(text.strip()) if isinstance(text, str) else repr(value)
+        raise ValueError(_USD_MESSAGES.get(exc.kind, f"{shown} is not a dollar amount.")) from None
 
 
 def nusd_to_usd(amount_nusd: int) -> Decimal:

@@ -13,12 +13,13 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from billing.money import MAX_PRICE_PER_MILLION_NUSD, NUSD_PER_USD
+from dragonfly import bounded
 from gateway import kv
 from gateway.errors import NO_ELIGIBLE_SELLER, GatewayError, bad_request
 
@@ -28,7 +29,6 @@ STICKY_IDLE_SECONDS = 30 * 60
 UNHEALTHY = frozenset({"cooling_down", "suspended"})
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _SESSION_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
-NANO_PER_USD = Decimal(1_000_000_000)
 
 
 # ---------------------------------------------------------------- the table
@@ -152,25 +152,21 @@ def _header(headers: dict[bytes, bytes], name: str) -> str | None:
 
 
 def _price(value: str, name: str) -> int:
+    """USD per million input tokens → nano-USD; bounded (dragonfly/bounded.py), a 400 naming it."""
+    high = MAX_PRICE_PER_MILLION_NUSD // NUSD_PER_USD
     try:
-        usd = Decimal(value)
-    except InvalidOperation:
-        usd = Decimal("NaN")
-    if not usd.is_finite() or usd < 0:
+        return bounded.fixed_text(value, what=f"Header {name}", low=0, high=high, places=9)
+    except bounded.NumberError as exc:
         raise bad_request(
-            f"Header {name} must be a price in USD per million input tokens, e.g. 0.50."
-        )
-    return int((usd * NANO_PER_USD).to_integral_value())
+            f"{exc.message} It is a price in USD per million input tokens, e.g. 0.50."
+        ) from None
 
 
-def _number(value: str, name: str, unit: str) -> float:
+def _number(value: str, name: str, unit: str, high: int) -> float:
     try:
-        number = float(value)
-    except ValueError:
-        number = float("nan")
-    if not number == number or number < 0 or number == float("inf"):
-        raise bad_request(f"Header {name} must be a non-negative number of {unit}.")
-    return number
+        return bounded.float_text(value, what=f"Header {name}", low=0, high=high)
+    except bounded.NumberError as exc:
+        raise bad_request(f"{exc.message} It is a number of {unit}, from 0 to {high:,}.") from None
 
 
 def _providers(value: str, name: str) -> tuple[str, ...]:
@@ -212,22 +208,22 @@ def preferences(headers: dict[bytes, bytes], profile: dict | None) -> Preference
         max_output_price_nusd=p.get("max_output_price_nusd"),
         soft_max_ttft_ms=pick(
             "X-Max-TTFT-Ms",
-            lambda v: _number(v, "X-Max-TTFT-Ms", "milliseconds"),
+            lambda v: _number(v, "X-Max-TTFT-Ms", "milliseconds", bounded.TTFT_MS_MAX),
             nullable_float(p.get("soft_max_ttft_ms")),
         ),
         hard_max_ttft_ms=pick(
             "X-Hard-Max-TTFT-Ms",
-            lambda v: _number(v, "X-Hard-Max-TTFT-Ms", "milliseconds"),
+            lambda v: _number(v, "X-Hard-Max-TTFT-Ms", "milliseconds", bounded.TTFT_MS_MAX),
             nullable_float(p.get("hard_max_ttft_ms")),
         ),
         soft_min_tps=pick(
             "X-Min-Throughput-TPS",
-            lambda v: _number(v, "X-Min-Throughput-TPS", "tokens per second"),
+            lambda v: _number(v, "X-Min-Throughput-TPS", "tokens per second", bounded.TPS_MAX),
             nullable_float(p.get("soft_min_tps")),
         ),
         hard_min_tps=pick(
             "X-Hard-Min-Throughput-TPS",
-            lambda v: _number(v, "X-Hard-Min-Throughput-TPS", "tokens per second"),
+            lambda v: _number(v, "X-Hard-Min-Throughput-TPS", "tokens per second", bounded.TPS_MAX),
             nullable_float(p.get("hard_min_tps")),
         ),
         trusted_only=trusted_only,

@@ -1,6 +1,7 @@
 """Seller portal forms: a listing's provider, models and asks (USD per million units), caps and key.
 
-Asks are typed in dollars per million units and parsed exactly into nano-USD by billing.money.
+Asks are typed in dollars per million units and parsed exactly into nano-USD by billing.money
+(bounded: dragonfly/bounded.py); whole numbers through dragonfly.bounded_fields.
 Every ask is checked against the model's list price; models must belong to the chosen provider.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 from django import forms
 
 from billing.money import format_usd, nusd_to_usd, usd_to_nusd
+from dragonfly import bounded_fields
 from market.models import CatalogModel, Listing, Provider
 from market.services import OfferInput
 
@@ -112,8 +114,10 @@ class OffersMixin(forms.Form):
 
 class ListingCapsMixin(forms.Form):
     name = forms.CharField(max_length=80)
-    concurrency_cap = forms.IntegerField(min_value=1, max_value=1000, initial=8)
-    requests_per_minute = forms.IntegerField(min_value=1, max_value=1_000_000, required=False)
+    concurrency_cap = bounded_fields.IntegerField(min_value=1, max_value=1000, initial=8)
+    requests_per_minute = bounded_fields.IntegerField(
+        min_value=1, max_value=1_000_000, required=False
+    )
     daily_spend_cap_usd = forms.CharField(
         required=False, label="Daily spend cap (USD)", help_text="Leave empty for no cap."
     )
