@@ -8,6 +8,15 @@ from typing import Any
 import orjson
 from django.conf import settings
 
+from gateway import chat_fields
+from gateway.body_limits import (
+    MAX_DEPTH,
+    MAX_MESSAGES,
+    MAX_MODEL_CHARS,
+    MAX_TOOLS,
+    is_number,
+    too_deep,
+)
 from gateway.errors import GatewayError, bad_request
 
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -75,28 +84,9 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         raise bad_request("Request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise bad_request("Request body must be a JSON object.")
+    if too_deep(data):
+        raise bad_request(f"Request body is nested deeper than {MAX_DEPTH} levels.")
     return data
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _number_in(data: dict, field: str, low: float, high: float) -> None:
-    if field not in data or data[field] is None:
-        return
-    value = data[field]
-    if not _is_number(value) or not low <= value <= high:
-        raise bad_request(f"'{field}' must be a number between {low:g} and {high:g}.")
-
-
-def _positive_int(data: dict, field: str) -> int | None:
-    value = data.get(field)
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise bad_request(f"'{field}' must be a positive integer.")
-    return value
 
 
 def _model(data: dict) -> str:
@@ -105,6 +95,8 @@ def _model(data: dict) -> str:
         raise bad_request(
             "'model' is required and must be a non-empty string (see GET /v1/models)."
         )
+    if len(model) > MAX_MODEL_CHARS:
+        raise bad_request(f"'model' must be at most {MAX_MODEL_CHARS} characters.")
     return model.strip()
 
 
@@ -127,33 +119,30 @@ def _messages(data: dict) -> int:
         raise bad_request(
             "'messages' is required and must be a non-empty array of message objects."
         )
+    if len(messages) > MAX_MESSAGES:
+        raise bad_request(f"'messages' must hold at most {MAX_MESSAGES} messages.")
     chars = 0
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
         if not isinstance(message, dict):
             raise bad_request(f"'{where}' must be an object with 'role' and 'content'.")
         role = message.get("role")
-        if role not in MESSAGE_ROLES:
+        if not isinstance(role, str) or role not in MESSAGE_ROLES:
             raise bad_request(f"'{where}.role' must be one of {', '.join(sorted(MESSAGE_ROLES))}.")
+        if len(message) > 2 or "content" not in message:  # more than role and content
+            chat_fields.message_fields(message, where)
         if "content" not in message and not message.get("tool_calls"):
             raise bad_request(f"'{where}.content' is required.")
         content = message.get("content")
-        if content is not None and not isinstance(content, str | list):
+        if isinstance(content, list):
+            chat_fields.content_parts(content, f"{where}.content")
+        elif content is not None and not isinstance(content, str):
             raise bad_request(f"'{where}.content' must be a string, an array of parts, or null.")
         chars += _content_chars(content)
         for call in message.get("tool_calls") or []:
             if isinstance(call, dict) and isinstance(call.get("function"), dict):
                 chars += len(str(call["function"].get("arguments") or ""))
     return chars
-
-
-def _stop(data: dict) -> None:
-    stop = data.get("stop")
-    if stop is None or isinstance(stop, str):
-        return
-    if isinstance(stop, list) and len(stop) <= 4 and all(isinstance(item, str) for item in stop):
-        return
-    raise bad_request("'stop' must be a string or an array of at most 4 strings.")
 
 
 def _tools(data: dict) -> int:
@@ -163,6 +152,8 @@ def _tools(data: dict) -> int:
     else:
         if not isinstance(tools, list):
             raise bad_request("'tools' must be an array of {type: 'function', function: {...}}.")
+        if len(tools) > MAX_TOOLS:
+            raise bad_request(f"'tools' must hold at most {MAX_TOOLS} tools.")
         names = set()
         for index, tool in enumerate(tools):
             where = f"tools[{index}]"
@@ -175,6 +166,8 @@ def _tools(data: dict) -> int:
                 raise bad_request(f"'{where}.function.name' must not be empty.")
             if "parameters" in function and not isinstance(function["parameters"], dict):
                 raise bad_request(f"'{where}.function.parameters' must be a JSON Schema object.")
+            chat_fields.typed(function, "description", str, "a string", f"{where}.function.")
+            chat_fields.typed(function, "strict", bool, "a boolean", f"{where}.function.")
             names.add(function["name"])
     choice = data.get("tool_choice")
     if choice is None:
@@ -196,6 +189,7 @@ def _tools(data: dict) -> int:
             raise bad_request(f"'tool_choice' names '{function['name']}', which is not in 'tools'.")
     else:
         raise bad_request("'tool_choice' must be a string or an object.")
+    chat_fields.typed(data, "parallel_tool_calls", bool, "a boolean")
     return len(orjson.dumps(tools)) if tools else 0
 
 
@@ -217,22 +211,21 @@ def chat_from(data: dict[str, Any]) -> ChatRequest:
     """Validates a chat.completions body (the buyer's, or one translated from another dialect)."""
     model = _model(data)
     prompt_chars = _messages(data)
-    _number_in(data, "temperature", 0, 2)
-    _number_in(data, "top_p", 0, 1)
-    _number_in(data, "frequency_penalty", -2, 2)
-    _number_in(data, "presence_penalty", -2, 2)
-    max_tokens = _positive_int(data, "max_tokens")
-    completion_cap = _positive_int(data, "max_completion_tokens")
+    chat_fields.number_field(data, "temperature", 0, 2)
+    chat_fields.number_field(data, "top_p", 0, 1)
+    chat_fields.number_field(data, "frequency_penalty", -2, 2)
+    chat_fields.number_field(data, "presence_penalty", -2, 2)
+    max_tokens = chat_fields.token_count(data, "max_tokens")
+    completion_cap = chat_fields.token_count(data, "max_completion_tokens")
     stream = data.get("stream", False)
     if stream is None:
         stream = False
     if not isinstance(stream, bool):
         raise bad_request("'stream' must be a boolean.")
+    chat_fields.options(data)
     options = data.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise bad_request("'stream_options' must be an object.")
     include_usage = bool(options and options.get("include_usage") is True)
-    _stop(data)
+    chat_fields.stop(data)
     prompt_chars += _tools(data)
     limit = min(x for x in (max_tokens, completion_cap, 1 << 62) if x is not None)
     return ChatRequest(
@@ -274,12 +267,12 @@ def parse_speech(body: bytes) -> SpeechRequest:
     speed = data.get("speed", 1.0)
     if speed is None:
         speed = 1.0
-    if not _is_number(speed) or not 0.25 <= speed <= 4.0:
+    if not is_number(speed) or not 0.25 <= speed <= 4.0:
         raise bad_request("'speed' must be a number between 0.25 and 4.")
     response_format = data.get("response_format", "mp3")
     if response_format is None:
         response_format = "mp3"
-    if response_format not in SPEECH_FORMATS:
+    if not isinstance(response_format, str) or response_format not in SPEECH_FORMATS:
         raise bad_request(f"'response_format' must be one of {', '.join(SPEECH_FORMATS)}.")
     return SpeechRequest(
         model=model,

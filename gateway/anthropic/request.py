@@ -9,15 +9,28 @@ from typing import Any
 import orjson
 
 from gateway.anthropic.errors import AnthropicRequestError
+from gateway.body_limits import (
+    MAX_CONTENT_PARTS,
+    MAX_MESSAGES,
+    MAX_MODEL_CHARS,
+    MAX_STOP,
+    MAX_TOKENS,
+    MAX_TOOL_CALLS,
+    MAX_TOOLS,
+    MAX_TOP_K,
+    int_in,
+    is_int,
+)
 
 ROLES = ("user", "assistant")
 # Upstreams speak OpenAI, which caps `stop` at 4 strings (gateway.request refuses more too).
-MAX_STOP_SEQUENCES = 4
+MAX_STOP_SEQUENCES = MAX_STOP
 # Anthropic and OpenAI both hold tool names to this pattern.
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 # Assistant blocks that only carry the model's hidden reasoning: dropped on replay, never refused,
-# so a conversation started elsewhere can continue here.
-DROPPED_ASSISTANT_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+# so a conversation started elsewhere can continue here; their string fields, when present, are
+# still held to their type.
+DROPPED_ASSISTANT_BLOCKS = {"thinking": ("thinking", "signature"), "redacted_thinking": ("data",)}
 CHARS_PER_TOKEN = 4
 
 
@@ -29,14 +42,12 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _model(body: dict) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise _fail("model", "field required (a non-empty string)")
+    if len(model) > MAX_MODEL_CHARS:
+        raise _fail("model", f"must be at most {MAX_MODEL_CHARS} characters")
     return model.strip()
 
 
@@ -44,9 +55,24 @@ def _max_tokens(body: dict) -> int:
     if body.get("max_tokens") is None:
         raise _fail("max_tokens", "field required (a positive integer)")
     value = body["max_tokens"]
-    if not _is_int(value) or value < 1:
+    if not is_int(value) or value < 1:
         raise _fail("max_tokens", "must be a positive integer")
+    if value > MAX_TOKENS:
+        raise _fail("max_tokens", f"must be at most {MAX_TOKENS:,}")
     return value
+
+
+def _blocks(blocks: list, where: str) -> list:
+    if len(blocks) > MAX_CONTENT_PARTS:
+        raise _fail(where, f"at most {MAX_CONTENT_PARTS} content blocks are accepted")
+    return blocks
+
+
+def _optional(block: dict, field: str, kind: type, what: str, where: str) -> None:
+    """A field that may be absent or null, else of one JSON type (str, bool or dict)."""
+    value = block.get(field)
+    if value is not None and not isinstance(value, kind):
+        raise _fail(f"{where}.{field}" if where else field, f"must be {what}")
 
 
 def _text_of(block: dict, where: str) -> str:
@@ -84,7 +110,7 @@ def _system(body: dict) -> list[dict]:
     if not isinstance(system, list):
         raise _fail("system", "must be a string or an array of text blocks")
     texts = []
-    for index, block in enumerate(system):
+    for index, block in enumerate(_blocks(system, "system")):
         where = f"system.{index}"
         if _block_type(block, where) != "text":
             raise _fail(f"{where}.type", "system blocks must be of type 'text'")
@@ -108,7 +134,7 @@ def _tool_result(block: dict, where: str, expected_ids: set[str]) -> dict:
         text = content
     elif isinstance(content, list):
         parts = []
-        for index, part in enumerate(content):
+        for index, part in enumerate(_blocks(content, f"{where}.content")):
             part_where = f"{where}.content.{index}"
             kind = _block_type(part, part_where)
             if kind != "text":
@@ -118,6 +144,7 @@ def _tool_result(block: dict, where: str, expected_ids: set[str]) -> dict:
     else:
         raise _fail(f"{where}.content", "must be a string or an array of text blocks")
     # is_error has no OpenAI counterpart; the result text itself reaches the model.
+    _optional(block, "is_error", bool, "a boolean", where)
     return {"role": "tool", "tool_call_id": tool_use_id, "content": text}
 
 
@@ -125,7 +152,7 @@ def _user_turn(blocks: list, where: str, expected_ids: set[str]) -> list[dict]:
     """Tool results first (OpenAI wants them right after the assistant's tool_calls), then text."""
     results: list[dict] = []
     texts: list[str] = []
-    for index, block in enumerate(blocks):
+    for index, block in enumerate(_blocks(blocks, f"{where}.content")):
         block_where = f"{where}.content.{index}"
         kind = _block_type(block, block_where)
         if kind == "text":
@@ -151,16 +178,23 @@ def _user_turn(blocks: list, where: str, expected_ids: set[str]) -> list[dict]:
 def _assistant_turn(blocks: list, where: str) -> dict:
     texts: list[str] = []
     calls: list[dict] = []
-    for index, block in enumerate(blocks):
+    for index, block in enumerate(_blocks(blocks, f"{where}.content")):
         block_where = f"{where}.content.{index}"
         kind = _block_type(block, block_where)
         if kind == "text":
             texts.append(_text_of(block, block_where))
         elif kind == "tool_use":
+            if len(calls) == MAX_TOOL_CALLS:
+                raise _fail(
+                    f"{where}.content", f"at most {MAX_TOOL_CALLS} tool_use blocks are accepted"
+                )
             calls.append(_tool_call(block, block_where))
         elif kind == "tool_result":
             raise _fail(block_where, "tool_result blocks belong in user messages")
-        elif kind not in DROPPED_ASSISTANT_BLOCKS:
+        elif kind in DROPPED_ASSISTANT_BLOCKS:
+            for field in DROPPED_ASSISTANT_BLOCKS[kind]:
+                _optional(block, field, str, "a string", block_where)
+        else:
             raise _unsupported(kind, block_where)
     message: dict[str, Any] = {"role": "assistant", "content": "\n".join(texts) if texts else None}
     if calls:
@@ -191,6 +225,8 @@ def _messages(body: dict) -> list[dict]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _fail("messages", "field required (a non-empty array of messages)")
+    if len(messages) > MAX_MESSAGES:
+        raise _fail("messages", f"at most {MAX_MESSAGES} messages are accepted")
     out: list[dict] = []
     expected_ids: set[str] = set()  # tool_use ids the previous assistant turn is waiting on
     for index, message in enumerate(messages):
@@ -254,6 +290,8 @@ def _tools(body: dict) -> list[dict]:
         return []
     if not isinstance(tools, list):
         raise _fail("tools", "must be an array of {name, description, input_schema}")
+    if len(tools) > MAX_TOOLS:
+        raise _fail("tools", f"at most {MAX_TOOLS} tools are accepted")
     out = []
     for index, tool in enumerate(tools):
         where = f"tools.{index}"
@@ -311,6 +349,25 @@ def _tool_choice(body: dict, tool_names: list[str], out: dict) -> None:
         out["parallel_tool_calls"] = False
 
 
+def _dropped_fields(body: dict) -> None:
+    """Fields with no OpenAI counterpart are dropped, but a wrong type is still the buyer's to fix."""
+    metadata = body.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise _fail("metadata", "must be an object")
+        _optional(metadata, "user_id", str, "a string", "metadata")
+    thinking = body.get("thinking")
+    if thinking is not None:
+        if not isinstance(thinking, dict) or not isinstance(thinking.get("type"), str):
+            raise _fail("thinking", "must be an object with a string 'type'")
+        budget = thinking.get("budget_tokens")
+        if budget is not None and not int_in(budget, 0, MAX_TOKENS):
+            raise _fail(
+                "thinking.budget_tokens", f"must be a non-negative integer (at most {MAX_TOKENS:,})"
+            )
+    _optional(body, "service_tier", str, "a string", "")
+
+
 def _translate(body: object, *, require_max_tokens: bool) -> dict:
     if not isinstance(body, dict):
         raise AnthropicRequestError("Request body must be a JSON object.", None)
@@ -323,8 +380,11 @@ def _translate(body: object, *, require_max_tokens: bool) -> dict:
         if value is not None:
             out[field] = value
     top_k = body.get("top_k")
-    if top_k is not None and (not _is_int(top_k) or top_k < 0):
+    if top_k is not None and (not is_int(top_k) or top_k < 0):
         raise _fail("top_k", "must be a non-negative integer")
+    if top_k is not None and top_k > MAX_TOP_K:
+        raise _fail("top_k", f"must be at most {MAX_TOP_K:,}")
+    _dropped_fields(body)
     stop = _stop_sequences(body)
     if stop:
         out["stop"] = stop
