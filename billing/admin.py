@@ -191,6 +191,21 @@ def refund_requests(
     )
 
 
+class OverrunFilter(admin.SimpleListFilter):
+    """Requests that cost more than their hold: each one is a hold that was not an upper bound."""
+
+    title = "overrun"
+    parameter_name = "overrun"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Cost above the hold")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(overrun_nusd__gt=0)
+        return queryset
+
+
 @admin.register(UsageRecord)
 class UsageRecordAdmin(ReadOnlyAdmin):
     list_display = (
@@ -202,11 +217,12 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         "input_units",
         "output_units",
         "cost_nusd",
+        "overrun_nusd",
         "fee_nusd",
         "refunded_at",
         "created_at",
     )
-    list_filter = ("outcome", "streamed")
+    list_filter = (OverrunFilter, "outcome", "streamed")
     search_fields = ("request_id", "buyer__email", "seller__email", "model_id")
     actions = [refund_requests]
 

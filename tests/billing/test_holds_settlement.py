@@ -195,7 +195,7 @@ def test_disconnect_after_content_bills_prompt_and_delivered_tokens(market):
     assert _wallet(buyer) == (USD - 281_000, 0)
 
 
-def test_disconnect_before_content_costs_nothing(market):
+def test_disconnect_after_the_upstream_accepted_pays_the_prompt_only(market):
     buyer, seller, listing = market
     services.hold_place(request_id="r1", user_id=buyer.pk, amount_nusd=50_000_000)
     s = settlement_make(
@@ -205,6 +205,21 @@ def test_disconnect_before_content_costs_nothing(market):
         request_id="r1",
         output_units=0,
         outcome="client_disconnected",
+    )
+    assert services.request_settle(settlement=s).cost_nusd == 270_000  # 1,000 prompt tokens
+    assert _wallet(buyer) == (USD - 270_000, 0)
+
+
+def test_an_upstream_failure_before_content_costs_nothing(market):
+    buyer, seller, listing = market
+    services.hold_place(request_id="r1", user_id=buyer.pk, amount_nusd=50_000_000)
+    s = settlement_make(
+        buyer=buyer,
+        seller=seller,
+        listing=listing,
+        request_id="r1",
+        output_units=0,
+        outcome="upstream_failed",
     )
     assert services.request_settle(settlement=s).cost_nusd == 0
     assert _wallet(buyer) == (USD, 0)

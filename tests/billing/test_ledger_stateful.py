@@ -29,7 +29,7 @@ _ids = itertools.count()
 
 
 def model_cost(inp: int, out: int, outcome: str) -> int:
-    if outcome != "completed" and out == 0:
+    if outcome == "upstream_failed" and out == 0:  # billing policy 3 and 4
         return 0
     return (inp * ASK_IN + 500_000) // 1_000_000 + (out * ASK_OUT + 500_000) // 1_000_000
 

@@ -139,7 +139,8 @@ def _mixed_settlements(buyer, other, seller, listing, prefix: str) -> list:
         make("no-hold"),
         make("voided", output_units=900),  # more than the hold covered: charged from the balance
         make("settled"),
-        make("b", output_units=0, outcome="client_disconnected"),  # nothing delivered: free
+        make("b", output_units=0, outcome="upstream_failed"),  # nothing delivered: free
+        make("d", output_units=0, outcome="client_disconnected"),  # accepted: the prompt
         make("theirs"),
         make("c", output_units=2000),  # more than the hold covers: the rest is overrun
         make("a"),

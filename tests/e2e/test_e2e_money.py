@@ -2,22 +2,32 @@
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 
 import httpx
 import pytest
 from django.core.management import call_command
 
 from billing.models import Hold, UsageRecord
+from billing.money import NUSD_PER_USD
+from gateway import metering
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 MODEL = "deepseek/deepseek-chat"
 HELLO = [{"role": "user", "content": "Hello!"}]
-# "Hello!" is 2 prompt tokens; 2 x $0.40/M + 100 x $1.20/M = 800 + 120,000 nano-USD per hold.
-HOLD_NUSD = 120_800
+# Each request below holds its worst case: the prompt bound (its body's bytes and the template's
+# tokens) at $0.40/M and 100 output tokens at $1.20/M.
+RUSH_BODY = {"model": MODEL, "messages": HELLO, "max_tokens": 100}
+HOLD_NUSD = metering.worst_case_nusd(
+    prompt_tokens=metering.prompt_token_bound(RUSH_BODY, ()),
+    output_tokens=100,
+    ask_input_nusd=400_000_000,
+    ask_output_nusd=1_200_000_000,
+)
 
 
 def test_100_concurrent_requests_serve_exactly_the_10_the_buyer_can_afford(world):
-    buyer = world.buyer(credit_usd="0.001208")  # exactly 10 holds
+    buyer = world.buyer(credit_usd=str(Decimal(10 * HOLD_NUSD) / NUSD_PER_USD))  # 10 holds
     world.listing(key="sim-e2e-rush?ttft_ms=3000&tokens=5", concurrency_cap=100)
     world.routable(MODEL, 1)
 
@@ -26,7 +36,7 @@ def test_100_concurrent_requests_serve_exactly_the_10_the_buyer_can_afford(world
     def call(_):
         return shared.post(
             world.base + "/chat/completions",
-            json={"model": MODEL, "messages": HELLO, "max_tokens": 100},
+            json=RUSH_BODY,
             headers={"Authorization": f"Bearer {buyer.key}"},
         )
 
@@ -46,7 +56,7 @@ def test_100_concurrent_requests_serve_exactly_the_10_the_buyer_can_afford(world
     assert all(record is not None for record in records)
     summary = world.wallet(buyer)
     assert summary["held_nusd"] == 0
-    assert summary["balance_nusd"] == 1_208_000 - sum(r.buyer_debit_nusd for r in records)
+    assert summary["balance_nusd"] == 10 * HOLD_NUSD - sum(r.buyer_debit_nusd for r in records)
     assert summary["balance_nusd"] >= 0
     call_command("ledger_check")
 
@@ -84,19 +94,15 @@ def test_a_client_hanging_up_mid_stream_is_settled_once_for_what_was_delivered(w
     assert record.outcome == "client_disconnected"
     # The first event is the role chunk (no content); each later one carries one token.
     assert max(0, read - 1) <= record.output_units <= read + 1
-    if record.output_units == 0:  # no content reached the buyer: nothing is billed
-        assert (record.cost_nusd, record.buyer_debit_nusd) == (0, 0)
-    else:
-        assert record.buyer_debit_nusd == record.cost_nusd > 0
+    # The upstream had the request: the prompt is billed even with no content delivered.
+    assert record.input_units == 2
+    assert record.buyer_debit_nusd == record.cost_nusd > 0
     assert UsageRecord.objects.filter(request_id=request_id).count() == 1
     assert world.wallet(buyer)["held_nusd"] == 0
     call_command("ledger_check")
 
 
-def test_a_client_hanging_up_before_any_content_pays_nothing(world):
-    buyer = world.buyer()
-    world.listing(key="sim-e2e-early?ttft_ms=1500")
-    world.routable(MODEL, 1)
+def _hang_up_before_the_first_token(world, buyer) -> None:
     with httpx.Client(timeout=0.5) as client, pytest.raises(httpx.ReadTimeout):
         client.post(
             world.base + "/chat/completions",
@@ -104,6 +110,36 @@ def test_a_client_hanging_up_before_any_content_pays_nothing(world):
             headers={"Authorization": f"Bearer {buyer.key}"},
         )
     time.sleep(2.0)
+
+
+def test_a_client_hanging_up_after_the_upstream_accepted_pays_the_prompt_only(world):
+    """The upstream's response head arrived (its provider bills the seller for the prompt), the
+    first token had not: billing policy rule 4. (The simulator sends its head with the first
+    bytes, here the first keep-alive comment, 250 ms in.)"""
+    buyer = world.buyer()
+    world.listing(key="sim-e2e-early?ttft_ms=1500&keepalive=5")
+    world.routable(MODEL, 1)
+    _hang_up_before_the_first_token(world, buyer)
+    hold = Hold.objects.get(user=buyer.user)
+    assert hold.status == "settled"
+    record = UsageRecord.objects.get(buyer=buyer.user)
+    assert (record.outcome, record.input_units, record.output_units) == (
+        "client_disconnected",
+        2,  # "Hello!" estimated at 2 tokens: the upstream never reported usage
+        0,
+    )
+    assert record.cost_nusd == record.buyer_debit_nusd == 800  # 2 x $0.40/M
+    assert record.seller_credit_nusd + record.fee_nusd == 800
+    summary = world.wallet(buyer)
+    assert (summary["held_nusd"], summary["balance_nusd"]) == (0, 10_000_000_000 - 800)
+    call_command("ledger_check")
+
+
+def test_a_client_hanging_up_before_the_upstream_answered_pays_nothing(world):
+    buyer = world.buyer()
+    world.listing(key="sim-e2e-late-head?delay_ms=1500")
+    world.routable(MODEL, 1)
+    _hang_up_before_the_first_token(world, buyer)
     hold = Hold.objects.get(user=buyer.user)
     assert hold.status == "voided"
     assert UsageRecord.objects.filter(buyer=buyer.user).count() == 0

@@ -87,10 +87,11 @@ async def test_concurrent_requests_are_admitted_only_while_their_holds_fit_under
     responses = await asyncio.gather(
         *(client.post("/v1/chat/completions", headers=_auth(buyer), json=_body()) for _ in range(5))
     )
-    # 0 + 120,800 < 200,000 admits two; the third would start at 241,600 held.
+    # Each holds 166,000 (the prompt bound, the body's bytes + 16, and max_tokens 100 at the
+    # listing's asks): 0 and 166,000 < 200,000 admit two; the third would start at 332,000.
     assert sorted(r.status_code for r in responses) == [200, 200, 403, 403, 403]
     refused = next(r for r in responses if r.status_code == 403)
-    assert "with $0.0002416 held for requests in flight" in refused.json()["error"]["message"]
+    assert "with $0.000332 held for requests in flight" in refused.json()["error"]["message"]
 
 
 async def test_a_listing_at_its_concurrency_cap_is_skipped_for_the_next(market, client):

@@ -19,6 +19,8 @@ class FakeContent:
 
 
 class FakeResponse:
+    content_type = "text/event-stream"
+
     def __init__(self, parts):
         self.content = FakeContent(parts)
         self.released = False
