@@ -63,9 +63,7 @@ async def _chat(scope, receive, out: Response, dialect: dialects.Dialect) -> Non
             prompt_bound=metering.prompt_token_bound(chat.payload, route.model["capabilities"]),
             output_allowance=cap * metering.choices(chat.payload),
         )
-        verdict = await trade.rate_limit(
-            out, key, meter.prompt_estimate + meter.output_allowance
-        )
+        verdict = await trade.rate_limit(out, key, meter.prompt_estimate + meter.output_allowance)
         await trade.execute(
             receive,
             out,
