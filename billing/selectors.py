@@ -4,7 +4,7 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -144,6 +144,9 @@ def earnings_by_listing(*, seller) -> list[dict[str, Any]]:
         .values("listing_id", "listing__name")
         .annotate(
             requests=Count("id"),
+            # The buyer left after the upstream accepted, before the first token: the prompt
+            # is billed (billing policy rule 4), since the seller's provider charged for it.
+            prompt_only=Count("id", filter=Q(outcome="client_disconnected", output_units=0)),
             input_units=Sum("input_units"),
             output_units=Sum("output_units"),
             cost_nusd=Sum("cost_nusd"),

@@ -10,6 +10,7 @@ from django.core.management import call_command
 
 from billing.models import Hold, UsageRecord
 from billing.money import NUSD_PER_USD
+from billing.selectors import earnings_by_listing
 from gateway import metering
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -117,7 +118,7 @@ def test_a_client_hanging_up_after_the_upstream_accepted_pays_the_prompt_only(wo
     first token had not: billing policy rule 4. (The simulator sends its head with the first
     bytes, here the first keep-alive comment, 250 ms in.)"""
     buyer = world.buyer()
-    world.listing(key="sim-e2e-early?ttft_ms=1500&keepalive=5")
+    listing = world.listing(key="sim-e2e-early?ttft_ms=1500&keepalive=5")
     world.routable(MODEL, 1)
     _hang_up_before_the_first_token(world, buyer)
     hold = Hold.objects.get(user=buyer.user)
@@ -132,6 +133,12 @@ def test_a_client_hanging_up_after_the_upstream_accepted_pays_the_prompt_only(wo
     assert record.seller_credit_nusd + record.fee_nusd == 800
     summary = world.wallet(buyer)
     assert (summary["held_nusd"], summary["balance_nusd"]) == (0, 10_000_000_000 - 800)
+    (row,) = earnings_by_listing(seller=listing.seller)  # the seller's statement says why
+    assert (row["requests"], row["prompt_only"], row["earned_nusd"]) == (
+        1,
+        1,
+        record.seller_credit_nusd,
+    )
     call_command("ledger_check")
 
 

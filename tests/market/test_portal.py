@@ -71,6 +71,30 @@ def test_creating_a_listing_encrypts_the_key_and_verifies_it(client, seller, cat
     assert listing.concurrency_cap == 4
 
 
+def test_a_seller_cannot_point_a_listing_at_an_address_of_their_choosing(
+    client, seller, catalogue, sim
+):
+    """SSRF and prompt capture: the upstream URL is the operator's provider's, whatever is posted."""
+    client.force_login(seller)
+    chat = catalogue["deepseek/deepseek-chat"]
+    operators_url = chat.provider.base_url
+    posted = form_data(
+        catalogue,
+        base_url="http://169.254.169.254/latest/meta-data",
+        url="http://attacker.example/v1",
+        provider_base_url="http://10.0.0.1/v1",
+    )
+    assert client.post("/seller/listings/new/", posted).status_code == 302
+    listing = Listing.objects.get(seller=seller)
+    listing.provider.refresh_from_db()
+    assert listing.provider_id == chat.provider_id
+    assert listing.provider.base_url == operators_url
+    assert not any(
+        "169.254" in str(value) or "attacker" in str(value)
+        for value in Listing.objects.filter(pk=listing.pk).values().get().values()
+    )
+
+
 @pytest.mark.parametrize(
     "overrides, field, message",
     [
