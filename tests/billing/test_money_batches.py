@@ -95,8 +95,10 @@ def test_concurrent_settlements_share_batches_and_charge_each_request_once(marke
                 seller=seller,
                 listing=listing,
                 request_id=f"s-{i}",
-                output_units=100 * i,  # 0 output units: no content, nothing billed
-                outcome="completed" if i % 3 else "client_disconnected",
+                output_units=0 if i in (0, 3) else 100 * i,
+                outcome="completed"
+                if i % 3
+                else ("upstream_failed" if i % 2 == 0 else "client_disconnected"),
             )
         )
     results = _run(*(fastpath_async.request_settle(settlement=s) for s in settlements))
@@ -104,7 +106,9 @@ def test_concurrent_settlements_share_batches_and_charge_each_request_once(marke
     expected = [billable_cost_nusd(s) for s in settlements]
     assert [r.cost_nusd for r in results] == expected
     assert [r.already_settled for r in results] == [False] * 30
-    assert expected[0] == 0 and expected[3] > 0  # both sides of the policy are in the batch
+    # Every side of the policy is in the batch: an upstream that failed before content is free,
+    # a buyer who left after the upstream accepted pays the prompt (1,000 x $0.27/M).
+    assert (expected[0], expected[3]) == (0, 270_000) and expected[6] > 270_000
     wallet = selectors.wallet_summary(user=buyer)
     assert wallet["balance_nusd"] == usd_to_nusd("10") - sum(expected)
     assert wallet["held_nusd"] == 0
@@ -140,7 +144,6 @@ def _mixed_settlements(buyer, other, seller, listing, prefix: str) -> list:
         make("voided", output_units=900),  # more than the hold covered: charged from the balance
         make("settled"),
         make("b", output_units=0, outcome="upstream_failed"),  # nothing delivered: free
-        make("d", output_units=0, outcome="client_disconnected"),  # accepted: the prompt
         make("theirs"),
         make("c", output_units=2000),  # more than the hold covers: the rest is overrun
         make("a"),
