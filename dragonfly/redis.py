@@ -5,6 +5,9 @@ from functools import cache
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 @cache
@@ -36,6 +39,29 @@ def get_redis() -> redis.Redis:
     )
 
 
+@cache
+def _short_client(url: str, timeout: float) -> redis.Redis:
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+def get_redis_short() -> redis.Redis:
+    """A synchronous client for reads on a request's path (the routing table's health, /readyz).
+
+    DRAGONFLY_REDIS_TIMEOUT_SECONDS to connect and per reply, and no retries: with get_redis()'s
+    2 s a hung Redis (accepting connections, never answering) stalled each routing-table reload
+    and /readyz probe 2 s. Callers fall back to what they last read (or report Redis down)."""
+    url = settings.REDIS_URL
+    if _is_fake(url):
+        return get_redis()
+    return _short_client(url, settings.DRAGONFLY_REDIS_TIMEOUT_SECONDS)
+
+
 _async_clients: dict[int, aioredis.Redis] = {}
 
 
@@ -52,16 +78,21 @@ def get_async_redis() -> aioredis.Redis:
 
             client = fakeredis.FakeAsyncRedis(server=_fake_server(), decode_responses=True)
         else:
-            # A blocking pool: past its size a command waits (up to 2 s) for a free connection
-            # instead of failing at once, which under a burst of requests would read as Redis
-            # being down and switch rate limits and capacity off for a second.
+            # Short timeouts and no retries: a hung Redis (accepting connections, never
+            # answering) costs the calls in flight one timeout, then kv.py skips Redis for a
+            # second. A blocking pool: past its size a command waits for a free connection instead
+            # of failing at once (which under a burst would read as Redis being down). The wait is
+            # as short: with Redis answering, a connection comes back within a round trip; with
+            # Redis hung, each one comes back after its own timeout.
+            timeout = settings.DRAGONFLY_REDIS_TIMEOUT_SECONDS
             pool = aioredis.BlockingConnectionPool.from_url(
                 url,
                 max_connections=settings.DRAGONFLY_REDIS_POOL_SIZE,
-                timeout=2,
+                timeout=timeout,
                 decode_responses=True,
-                socket_timeout=2,
-                socket_connect_timeout=2,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=AsyncRetry(NoBackoff(), 0),
             )
             client = aioredis.Redis(connection_pool=pool)
         _async_clients[loop_id] = client

@@ -339,3 +339,16 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
     },
 }
+
+# Redis on the /v1 path (docs/gateway.md, "When Redis is down"): seconds to connect and per reply
+# before the gateway serves without Redis, and the number of gateway processes, whose per-process
+# rate-limit counters then allow each 1/N of a plan so the fleet stays within it.
+try:
+    DRAGONFLY_REDIS_TIMEOUT_SECONDS = float(env_str("DRAGONFLY_REDIS_TIMEOUT_SECONDS", "0.25"))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"DRAGONFLY_REDIS_TIMEOUT_SECONDS must be a number: {exc}") from exc
+if not DRAGONFLY_REDIS_TIMEOUT_SECONDS > 0:
+    raise ImproperlyConfigured("DRAGONFLY_REDIS_TIMEOUT_SECONDS must be above 0")
+DRAGONFLY_GATEWAY_PROCESSES = env_int("DRAGONFLY_GATEWAY_PROCESSES", 1)
+if DRAGONFLY_GATEWAY_PROCESSES < 1:
+    raise ImproperlyConfigured("DRAGONFLY_GATEWAY_PROCESSES must be at least 1")

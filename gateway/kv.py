@@ -1,9 +1,11 @@
-"""Redis for the gateway's losable state (rate limits, stickiness), failing open when Redis is down.
+"""Redis for the gateway's losable state (rate limits, stickiness, capacity), failing open.
 
-Redis never decides money (that lives in PostgreSQL), so when it is unreachable the gateway logs a
-warning, counts it in dragonfly_gateway_redis_errors_total, and serves without rate limits or
-stickiness. After a failure it stops trying for a second, so a dead Redis costs one timeout per
-second per process, not one per request.
+Redis never decides money (that lives in PostgreSQL), so when it fails (refused, or hung: every
+call has DRAGONFLY_REDIS_TIMEOUT_SECONDS) the gateway logs a warning, counts it in
+dragonfly_gateway_redis_errors_total and serves without it: rate limits fall back to per-process
+counts (limits.py), stickiness and capacity are skipped. After a failure it stops trying for a
+second, then lets one call at a time try again until one succeeds, so a dead or hung Redis costs
+one timeout per second per process, not one per request, and recovery needs nobody.
 """
 
 from __future__ import annotations
@@ -23,27 +25,39 @@ logger = logging.getLogger("gateway")
 T = TypeVar("T")
 
 _BACKOFF_SECONDS = 1.0
-_down_until = 0.0
+_down_until = 0.0  # after a failure, calls skip Redis until then
+_failing = False  # the last call that ended failed: after the backoff, one call at a time tries
+_trying = False  # that one call is in flight (the others keep skipping Redis meanwhile)
 
 
 async def attempt(purpose: str, call: Callable[..., Awaitable[T]]) -> T | None:
     """`await call(redis)`, or None (logged, counted) when Redis is failing."""
-    global _down_until
-    if time.monotonic() < _down_until:
-        GATEWAY_REDIS_ERRORS.labels(purpose).inc()
-        return None
+    global _down_until, _failing, _trying
+    trial = False
+    if _failing:
+        if _trying or time.monotonic() < _down_until:
+            GATEWAY_REDIS_ERRORS.labels(purpose).inc()
+            return None
+        _trying = trial = True
     try:
-        return await call(get_async_redis())
+        result = await call(get_async_redis())
     except Exception as exc:  # ConnectionError, TimeoutError, RedisError, OSError alike
+        _failing = True
         _down_until = time.monotonic() + _BACKOFF_SECONDS
         GATEWAY_REDIS_ERRORS.labels(purpose).inc()
         logger.warning("redis unavailable for %s, failing open: %s", purpose, type(exc).__name__)
         return None
+    finally:
+        if trial:
+            _trying = False
+    _failing = False
+    return result
 
 
 def reset() -> None:
-    global _down_until
+    global _down_until, _failing, _trying
     _down_until = 0.0
+    _failing = _trying = False
 
 
 class Script:

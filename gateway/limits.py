@@ -2,14 +2,22 @@
 
 One Lua script per request checks every limit and, only if all pass, counts the request and its
 estimated tokens: a fixed 60-second window (keys named by the minute), shared by every process.
-After the response, the token count is corrected to the actual usage. Redis down: fail open (kv.py).
+After the response, the token count is corrected to the actual usage.
+
+Redis failing (kv.py): each process counts on its own, in the same windows, allowing each scope
+ceil(limit / DRAGONFLY_GATEWAY_PROCESSES), so the fleet stays within the plan. What a process
+counted on its own is added to Redis by its first call that reaches Redis again, so the counts
+after recovery include the outage's. Bound: docs/gateway.md, "When Redis is down".
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
+
+from django.conf import settings
 
 from gateway import kv
 from gateway.errors import GatewayError
@@ -48,6 +56,38 @@ return out
 )
 
 
+class LocalCounts:
+    """Per-process counts in one fixed window, for while Redis fails: at most `size` names, the
+    least recently used forgotten first; a new window starts every count over."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.window = 0
+        self._counts: OrderedDict[str, list[int]] = OrderedDict()
+
+    def get(self, name: str, window: int) -> list[int]:
+        """The mutable counters of `name` in `window` (zeros the first time)."""
+        if window != self.window:
+            self._counts.clear()
+            self.window = window
+        counts = self._counts.pop(name, None) or [0, 0, 0, 0]
+        self._counts[name] = counts
+        if len(self._counts) > self.size:
+            self._counts.popitem(last=False)
+        return counts
+
+    def items(self, window: int) -> list[tuple[str, list[int]]]:
+        return list(self._counts.items()) if window == self.window else []
+
+    def clear(self) -> None:
+        self._counts.clear()
+
+
+# While Redis fails, per scope: [requests, tokens, of which not yet added to Redis: requests,
+# tokens]. 20,000 scopes is 10,000 buyers (account + key) a minute per process.
+_local = LocalCounts(20_000)
+
+
 @dataclass(frozen=True, slots=True)
 class Scope:
     name: str  # "u:<user id>" or "k:<key id>"
@@ -67,6 +107,8 @@ class Verdict:
     reset_in: int  # seconds until then
     counted_keys: tuple[str, ...] = ()  # token counters to correct after the response
     estimate: int = 0
+    counted_locally: tuple[str, ...] = ()  # scopes counted in this process (Redis failing)
+    window: int = 0
 
 
 def scopes_for(record: dict) -> list[Scope]:
@@ -98,6 +140,59 @@ def current_window() -> tuple[int, int, int]:
     return window, reset_at, max(1, math.ceil(reset_at - now))
 
 
+def _share(limit: int | None) -> int | None:
+    """A process's part of `limit` while Redis fails: ceil(limit / processes)."""
+    if limit is None:
+        return None
+    return math.ceil(limit / settings.DRAGONFLY_GATEWAY_PROCESSES)
+
+
+def _acquire_locally(limited: list[Scope], window: int, estimate: int) -> tuple[bool, list[int]]:
+    """The Lua script's check and count, on this process's counters and shares of the limits."""
+    counters = [_local.get(scope.name, window) for scope in limited]
+    allowed = True
+    for scope, c in zip(limited, counters, strict=True):
+        rl, tl = _share(scope.requests_per_minute), _share(scope.tokens_per_minute)
+        if (rl is not None and c[0] + 1 > rl) or (tl is not None and c[1] + estimate > tl):
+            allowed = False
+    if allowed:
+        for c in counters:
+            c[0] += 1
+            c[1] += estimate
+            c[2] += 1
+            c[3] += estimate
+    return allowed, [n for c in counters for n in c[:2]]
+
+
+async def _add_local_counts(r, window: int) -> None:
+    """Add what this process counted on its own this window to Redis (once Redis answers again).
+    Taken before the round trip so concurrent calls add each count once; put back if it fails."""
+    pending = [(name, c[2], c[3]) for name, c in _local.items(window) if c[2] or c[3]]
+    if not pending:
+        return
+    for name, requests, tokens in pending:
+        c = _local.get(name, window)
+        c[2] -= requests
+        c[3] -= tokens
+    try:
+        async with r.pipeline(transaction=False) as pipe:
+            for name, requests, tokens in pending:
+                for key, amount in (
+                    (f"rl:{name}:r:{window}", requests),
+                    (f"rl:{name}:t:{window}", tokens),
+                ):
+                    pipe.incrby(key, amount)
+                    pipe.expire(key, WINDOW * 2)
+            await pipe.execute()
+    except BaseException:
+        if window == _local.window:
+            for name, requests, tokens in pending:
+                c = _local.get(name, window)
+                c[2] += requests
+                c[3] += tokens
+        raise
+
+
 async def acquire(scopes: list[Scope], estimate: int) -> Verdict:
     """Count one request of `estimate` tokens, or raise 429 (with every header) if any limit is hit."""
     window, reset_at, reset_in = current_window()
@@ -114,23 +209,32 @@ async def acquire(scopes: list[Scope], estimate: int) -> Verdict:
             UNLIMITED if scope.requests_per_minute is None else scope.requests_per_minute,
             UNLIMITED if scope.tokens_per_minute is None else scope.tokens_per_minute,
         ]
-    result = await kv.attempt("rate_limit", lambda r: _SCRIPT(r, keys, args))
-    if result is None:  # Redis down: fail open, report the limits as untouched
-        counts = [0] * (2 * len(limited))
-        allowed = True
+
+    async def count(r) -> list:
+        await _add_local_counts(r, window)
+        return await _SCRIPT(r, keys, args)
+
+    result = await kv.attempt("rate_limit", count)
+    if result is None:  # Redis failing: this process's counters, against its share of each limit
+        allowed, counts = _acquire_locally(limited, window, estimate)
+        limits = [(_share(s.requests_per_minute), _share(s.tokens_per_minute)) for s in limited]
     else:
         allowed = bool(int(result[0]))
         counts = [int(x) for x in result[1:]]
+        limits = [(s.requests_per_minute, s.tokens_per_minute) for s in limited]
     requests: list[tuple[int, int]] = []
     tokens: list[tuple[int, int]] = []
     for i, scope in enumerate(limited):
         used_r, used_t = counts[2 * i], counts[2 * i + 1]
-        if scope.requests_per_minute is not None:
-            requests.append((scope.requests_per_minute, max(0, scope.requests_per_minute - used_r)))
-        if scope.tokens_per_minute is not None:
-            tokens.append((scope.tokens_per_minute, max(0, scope.tokens_per_minute - used_t)))
+        allowed_r, allowed_t = limits[i]
+        # The plan's limit is reported; what remains is what this process will still allow.
+        if scope.requests_per_minute is not None and allowed_r is not None:
+            requests.append((scope.requests_per_minute, max(0, allowed_r - used_r)))
+        if scope.tokens_per_minute is not None and allowed_t is not None:
+            tokens.append((scope.tokens_per_minute, max(0, allowed_t - used_t)))
     limit_r, remaining_r = _tightest(requests)
     limit_t, remaining_t = _tightest(tokens)
+    counted = allowed and result is not None
     verdict = Verdict(
         limit_r,
         remaining_r,
@@ -138,11 +242,13 @@ async def acquire(scopes: list[Scope], estimate: int) -> Verdict:
         remaining_t,
         reset_at,
         reset_in,
-        counted_keys=tuple(keys[1::2]) if allowed and result is not None else (),
+        counted_keys=tuple(keys[1::2]) if counted else (),
         estimate=estimate,
+        counted_locally=tuple(s.name for s in limited) if allowed and result is None else (),
+        window=window,
     )
     if not allowed:
-        if any(s.tokens_per_minute is not None and estimate > s.tokens_per_minute for s in limited):
+        if any(t is not None and estimate > t for _, t in limits):
             message = (
                 f"This request may use up to {estimate} tokens, more than your tokens-per-minute "
                 "limit allows: lower max_tokens or shorten the prompt."
@@ -161,7 +267,14 @@ async def acquire(scopes: list[Scope], estimate: int) -> Verdict:
 async def correct(verdict: Verdict, actual_tokens: int) -> None:
     """Replace the up-front estimate by the tokens actually used (after the response)."""
     delta = actual_tokens - verdict.estimate
-    if not verdict.counted_keys or delta == 0:
+    if delta == 0:
+        return
+    if verdict.counted_locally and verdict.window == _local.window:
+        for name in verdict.counted_locally:
+            c = _local.get(name, verdict.window)
+            c[1] += delta
+            c[3] += delta
+    if not verdict.counted_keys:
         return
 
     async def apply(r):
@@ -172,6 +285,11 @@ async def correct(verdict: Verdict, actual_tokens: int) -> None:
             await pipe.execute()
 
     await kv.attempt("rate_limit", apply)
+
+
+def reset() -> None:
+    """Forget the per-process counts (tests)."""
+    _local.clear()
 
 
 def _value(number: int | None) -> bytes:

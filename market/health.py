@@ -13,7 +13,9 @@ A seller's pause is a listing status, not a health state: nothing here changes a
 except through services that only move active listings (conditional updates).
 
 This module reads it (health_many, health_get); market.health_record writes reports into it and
-market.health_passive adds the gateway's database side (history samples, suspension).
+market.health_passive adds the gateway's database side (history samples, suspension). Reads are on
+the routing table's reload and on pages, so they have short timeouts and never fail: while Redis
+fails they answer what this process last read (docs/gateway.md, "When Redis is down").
 
 Every key starts with ``df:mh:<listing id>``. No value ever holds an upstream key: errors stored
 here are our own short descriptions, or the gateway's passed through dragonfly.logs.redact.
@@ -21,13 +23,18 @@ here are our own short descriptions, or the gateway's passed through dragonfly.l
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from dragonfly.logs import redact
-from dragonfly.redis import get_redis
+from dragonfly.redis import get_redis, get_redis_short
+
+logger = logging.getLogger("market")
 
 FAIL_THRESHOLD = 3
 FAIL_WINDOW_S = 60
@@ -137,21 +144,45 @@ def _queue_reads(pipe: Any, listing_id: int) -> None:
     pipe.lrange(redis_key(listing_id, "out"), 0, OUTCOMES - 1)
 
 
+_UNKNOWN_VIEW = HealthView(UNKNOWN, None, None, None, None, None, "", None, None, None, None)
+_BACKOFF_S = 1.0
+_last: dict[int, HealthView] = {}  # each listing's last view read, answered while Redis fails
+_skip_until = 0.0  # after a failure, reads answer _last without trying Redis until then
+
+
 def health_many(listing_ids: Iterable[int]) -> dict[int, HealthView]:
-    """The health of many listings in one Redis round trip."""
+    """The health of many listings in one Redis round trip.
+
+    While Redis fails (and for a second after each failure), each listing's last view read by this
+    process, or unknown if it was never read: the routing table keeps routing as it last knew
+    (the gateway's reports cannot change the health meanwhile anyway) and still picks up listings
+    added or paused in the database."""
+    global _skip_until
     ids = list(listing_ids)
     if not ids:
         return {}
-    pipe = get_redis().pipeline(transaction=False)
-    for listing_id in ids:
-        _queue_reads(pipe, listing_id)
-    raw = pipe.execute()
+    if time.monotonic() < _skip_until:
+        return _last_views(ids)
+    try:
+        pipe = get_redis_short().pipeline(transaction=False)
+        for listing_id in ids:
+            _queue_reads(pipe, listing_id)
+        raw = pipe.execute()
+    except (RedisError, OSError) as exc:
+        logger.warning("redis unavailable for health reads: %s", type(exc).__name__)
+        _skip_until = time.monotonic() + _BACKOFF_S
+        return _last_views(ids)
     now = time.time()
     views = {}
     for i, listing_id in enumerate(ids):
         h, ttft, tps, out = raw[4 * i : 4 * i + 4]
         views[listing_id] = _view(h or {}, _floats(ttft), _floats(tps), list(out or []), now)
+    _last.update(views)
     return views
+
+
+def _last_views(ids: list[int]) -> dict[int, HealthView]:
+    return {listing_id: _last.get(listing_id, _UNKNOWN_VIEW) for listing_id in ids}
 
 
 def health_get(listing_id: int) -> HealthView:

@@ -13,20 +13,42 @@ def test_healthz_answers_ok(client):
 def test_readyz_checks_database_and_redis(client):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"ready": True, "checks": {"database": "ok", "redis": "ok"}}
+    assert response.json() == {
+        "ready": True,
+        "degraded": False,
+        "checks": {"database": "ok", "redis": "ok"},
+    }
 
 
 @pytest.mark.django_db
-def test_readyz_reports_an_unreachable_redis(client, settings, monkeypatch):
-    import redis
+def test_readyz_reports_an_unreachable_redis_as_degraded_but_ready(client, settings):
+    # The gateway serves without Redis (docs/gateway.md), so load balancers must keep routing to it.
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {
+        "ready": True,
+        "degraded": True,
+        "checks": {"database": "ok", "redis": "down: ConnectionError"},
+    }
 
+
+@pytest.mark.django_db
+def test_readyz_is_not_ready_without_the_database(client, monkeypatch):
     from dragonfly import views
 
-    broken = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
-    monkeypatch.setattr(views, "get_redis", lambda: broken)
+    class Broken:
+        def cursor(self):
+            raise RuntimeError("database down")
+
+    monkeypatch.setattr(views, "connection", Broken())
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["checks"] == {"database": "ok", "redis": "error: ConnectionError"}
+    assert response.json() == {
+        "ready": False,
+        "degraded": False,
+        "checks": {"database": "error: RuntimeError", "redis": "ok"},
+    }
 
 
 @pytest.mark.django_db

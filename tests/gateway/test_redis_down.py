@@ -1,4 +1,4 @@
-"""With Redis unreachable the gateway fails open: no rate limits or stickiness, money unaffected."""
+"""With Redis unreachable the gateway fails open: per-process limits, no stickiness, money safe."""
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -30,15 +30,15 @@ async def test_requests_are_served_and_settled_when_redis_is_down(market, client
                     "messages": [{"role": "user", "content": "Hi"}],
                 },
             )
-            for _ in range(12)  # more than the free plan's 10 per minute
+            for _ in range(10)  # the free plan's 10 per minute (tests/gateway/test_redis_faults.py)
         ]
     monkeypatch.setattr(df_redis, "_async_clients", {})
-    assert [r.status_code for r in responses] == [200] * 12
+    assert [r.status_code for r in responses] == [200] * 10
     assert responses[0].headers["x-ratelimit-limit-requests"] == "10"
-    assert responses[0].headers["x-ratelimit-remaining-requests"] == "10"
-    assert GATEWAY_REDIS_ERRORS.labels("rate_limit")._value.get() - before == 12
+    assert responses[0].headers["x-ratelimit-remaining-requests"] == "9"  # counted in process
+    assert GATEWAY_REDIS_ERRORS.labels("rate_limit")._value.get() - before == 10
     from gateway import background
 
     await background.drain()
     count = await sync_to_async(UsageRecord.objects.filter(buyer=buyer.user).count)()
-    assert count == 12
+    assert count == 10
