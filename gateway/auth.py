@@ -18,12 +18,12 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from accounts.keys import KEY_PREFIX, key_hash, key_is_well_formed
 from dragonfly.metrics import GATEWAY_KEY_LOOKUPS
 from gateway import background, client_limits
+from gateway.db import db_call
 from gateway.errors import GatewayError
 
 _LIVE_LIMIT = 50_000
@@ -99,7 +99,7 @@ async def _record(digest: str) -> dict | None:
     future = asyncio.get_running_loop().create_future()
     _inflight[digest] = future
     try:
-        record = await sync_to_async(_lookup, thread_sensitive=False)(digest)
+        record = await db_call(_lookup, digest, idempotent=True)
     except BaseException as exc:
         if isinstance(exc, asyncio.CancelledError):
             future.cancel()
@@ -187,9 +187,6 @@ def _touch(key_id: int) -> None:
     if len(_touched) > _LIVE_LIMIT:  # key ids of valid keys only: no stranger can fill it
         _touched.clear()
 
-    def touch() -> None:
-        from accounts.services import access_key_touch
+    from accounts.services import access_key_touch
 
-        access_key_touch(key_id=key_id)
-
-    background.spawn(sync_to_async(touch, thread_sensitive=False)())
+    background.spawn(db_call(access_key_touch, key_id=key_id, idempotent=True))

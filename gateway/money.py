@@ -1,27 +1,38 @@
-"""Hold and settlement calls into billing, shielded from cancellation.
+"""Hold and settlement calls into billing, shielded from cancellation, surviving database faults.
 
 On PostgreSQL they run on the event loop (billing's async fast path: one statement each over a
 pooled async connection, batched with concurrent calls); elsewhere (SQLite, or the fast path
-switched off) in a worker thread through the synchronous services. Either way the work runs in a
-task of its own: when the buyer disconnects and the request's task is cancelled, the settlement
-keeps running to its end.
+switched off) in a worker thread through the synchronous services (gateway/db.py). Either way the
+work runs in a task of its own: when the buyer disconnects and the request's task is cancelled,
+the settlement keeps running to its end.
+
+Database faults (docs/gateway.md, "Database faults"): every call is idempotent on its request id,
+so a call whose connection was lost is sent again once on a fresh one (fastpath_async, db.py). A
+hold that still cannot be placed is a 503 and nothing is held. A settlement or a void that still
+cannot land is retried in the background with backoff (SETTLE_RETRY_DELAYS, for up to
+SETTLE_RETRY_SECONDS, well inside the hold's TTL), so an answered request is billed once the
+database is back; only if it never comes back within that time does the hold stay for the reaper.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-
-from asgiref.sync import sync_to_async
+import time
+from collections.abc import Awaitable, Callable
 
 from billing.errors import InsufficientBalance
 from billing.services import fastpath_async
 from billing.settlement import Settlement, SettleResult
 from dragonfly.metrics import GATEWAY_SETTLEMENTS
 from gateway import background
+from gateway.db import DatabaseUnavailable, db_call
 from gateway.errors import GatewayError
 
 logger = logging.getLogger("gateway")
+
+SETTLE_RETRY_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)  # then every 5 s
+SETTLE_RETRY_SECONDS = 300.0
 
 
 async def _shielded(name: str, **kwargs):
@@ -29,12 +40,19 @@ async def _shielded(name: str, **kwargs):
         return await getattr(fastpath_async, name)(**kwargs)
     from billing import services
 
-    work = sync_to_async(getattr(services, name), thread_sensitive=False)(**kwargs)
+    # Holds, settlements and voids are idempotent on the request id: safe to send twice.
+    work = db_call(getattr(services, name), idempotent=True, **kwargs)
     return await asyncio.shield(background.spawn(work))
 
 
+def unreachable(exc: BaseException) -> bool:
+    """The database could not be reached (not a refusal): the call may land later."""
+    return isinstance(exc, DatabaseUnavailable) or fastpath_async.connection_error(exc)
+
+
 async def hold(*, request_id: str, user_id: int, amount_nusd: int) -> None:
-    """Reserve the worst case, or 403 with the seed's exact "Insufficient balance"."""
+    """Reserve the worst case, or 403 with the seed's exact "Insufficient balance", or 503 when the
+    database cannot be reached (nothing held)."""
     if amount_nusd <= 0:
         return  # a free listing: nothing to reserve
     try:
@@ -43,14 +61,102 @@ async def hold(*, request_id: str, user_id: int, amount_nusd: int) -> None:
         )
     except InsufficientBalance:
         raise GatewayError(403, "Insufficient balance") from None
+    except Exception as exc:
+        if not unreachable(exc):
+            raise
+        logger.error("hold for %s not placed: database unreachable (%r)", request_id, exc)
+        raise DatabaseUnavailable() from exc
 
 
-async def settle(settlement: Settlement) -> SettleResult:
-    result = await _shielded("request_settle", settlement=settlement)
+async def settle(settlement: Settlement) -> SettleResult | None:
+    """Settle now; None when the database cannot be reached now: the settlement is then retried in
+    the background until it lands (the buyer already has their answer)."""
+    try:
+        result = await _shielded("request_settle", settlement=settlement)
+    except Exception as exc:
+        if not unreachable(exc):
+            raise
+        _retry_in_background(
+            "settlement",
+            settlement.request_id,
+            lambda: _shielded("request_settle", settlement=settlement),
+            exc,
+            landed=lambda: GATEWAY_SETTLEMENTS.labels(settlement.outcome).inc(),
+        )
+        return None
     GATEWAY_SETTLEMENTS.labels(settlement.outcome).inc()
     return result
 
 
 async def void(*, request_id: str, reason: str) -> None:
-    await _shielded("hold_void", request_id=request_id, reason=reason)
+    """Release the hold; if the database cannot be reached now, retried in the background."""
+    try:
+        await _shielded("hold_void", request_id=request_id, reason=reason)
+    except Exception as exc:
+        if not unreachable(exc):
+            raise
+        _retry_in_background(
+            "void",
+            request_id,
+            lambda: _shielded("hold_void", request_id=request_id, reason=reason),
+            exc,
+            landed=lambda: GATEWAY_SETTLEMENTS.labels("voided").inc(),
+        )
+        return
     GATEWAY_SETTLEMENTS.labels("voided").inc()
+
+
+def _retry_in_background(
+    what: str,
+    request_id: str,
+    call: Callable[[], Awaitable[object]],
+    first: BaseException,
+    *,
+    landed: Callable[[], None],
+) -> None:
+    logger.warning(
+        "%s of %s failed: database unreachable (%r); retrying in the background",
+        what,
+        request_id,
+        first,
+    )
+    background.spawn(_until_it_lands(what, request_id, call, landed))
+
+
+async def _until_it_lands(
+    what: str, request_id: str, call: Callable[[], Awaitable[object]], landed: Callable[[], None]
+) -> None:
+    """Retry `call` with backoff (each try on a fresh connection, see fastpath_async._rows and
+    db.py) until it lands, a non-connection error ends it, or SETTLE_RETRY_SECONDS pass."""
+    started = time.monotonic()
+    attempt = 1
+    while True:
+        delay = SETTLE_RETRY_DELAYS[min(attempt - 1, len(SETTLE_RETRY_DELAYS) - 1)]
+        if time.monotonic() + delay - started > SETTLE_RETRY_SECONDS:
+            logger.error(
+                "%s of %s did not land in %.0f s (%d attempts); the hold stays for the reaper",
+                what,
+                request_id,
+                time.monotonic() - started,
+                attempt,
+            )
+            return
+        await asyncio.sleep(delay)
+        attempt += 1
+        try:
+            await call()
+        except Exception as exc:
+            if not unreachable(exc):
+                logger.exception("%s of %s failed; the hold stays for the reaper", what, request_id)
+                return
+            logger.warning("%s of %s: attempt %d failed (%r)", what, request_id, attempt, exc)
+            continue
+        landed()
+        logger.warning(
+            "%s of %s landed on attempt %d after %.1f s",
+            what,
+            request_id,
+            attempt,
+            time.monotonic() - started,
+        )
+        return

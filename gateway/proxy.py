@@ -18,11 +18,11 @@ import logging
 import time
 from collections.abc import AsyncGenerator
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from dragonfly.metrics import UPSTREAM_ATTEMPTS
 from gateway import capacity, health_reports, metering
+from gateway.db import DatabaseUnavailable, db_call
 from gateway.errors import NO_ELIGIBLE_SELLER, GatewayError
 from gateway.relay import Meter, first_event, relay
 from gateway.request import ChatRequest, SpeechRequest
@@ -45,9 +45,9 @@ async def _upstream_key(listing_id: int) -> str:
     from market.selectors import listing_upstream_key
 
     try:
-        key = await sync_to_async(listing_upstream_key, thread_sensitive=False)(
-            listing_id=listing_id
-        )
+        key = await db_call(listing_upstream_key, listing_id=listing_id, idempotent=True)
+    except DatabaseUnavailable:
+        raise  # not the listing's fault: a 503, no other listing tried, no health cost
     except Exception as exc:
         logger.error("listing #%s: seller key unavailable (%s)", listing_id, type(exc).__name__)
         raise UpstreamError("seller key unavailable") from None

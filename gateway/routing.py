@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from billing.money import MAX_PRICE_PER_MILLION_NUSD, NUSD_PER_USD
 from dragonfly import bounded
 from gateway import kv
+from gateway.db import db_call
 from gateway.errors import NO_ELIGIBLE_SELLER, GatewayError, bad_request
 
 logger = logging.getLogger("gateway")
@@ -45,6 +45,8 @@ class Table:
 _table: Table | None = None
 _refreshers: dict[int, asyncio.Task] = {}
 _load_locks: dict[int, asyncio.Lock] = {}
+_stale_retry_at = 0.0  # after a failed forced reload, requests serve the stale table until then
+_STALE_RETRY_SECONDS = 1.0
 
 
 def _load() -> Table:
@@ -63,35 +65,55 @@ async def _refresh_forever() -> None:
     while True:
         await asyncio.sleep(settings.DRAGONFLY_ROUTING_REFRESH_SECONDS)
         try:
-            _table = await sync_to_async(_load, thread_sensitive=False)()
+            _table = await db_call(_load, idempotent=True)
         except Exception:
             logger.exception("routing table refresh failed; serving the previous table")
 
 
+def _load_due() -> bool:
+    """No table yet, or one too stale to trust while a forced reload may be tried."""
+    if _table is None:
+        return True
+    stale_after = max(3 * settings.DRAGONFLY_ROUTING_REFRESH_SECONDS, 10)
+    now = time.monotonic()
+    return now - _table.loaded_at > stale_after and now >= _stale_retry_at
+
+
 async def table() -> Table:
     """The current table; loads it on first use and keeps one refresher per event loop."""
-    global _table
+    global _table, _stale_retry_at
     loop = asyncio.get_running_loop()
     refresher = _refreshers.get(id(loop))
     if refresher is None or refresher.done():
         _refreshers.clear()  # tasks of closed loops (tests) are dead anyway
         _refreshers[id(loop)] = loop.create_task(_refresh_forever())
-    stale_after = max(3 * settings.DRAGONFLY_ROUTING_REFRESH_SECONDS, 10)
-    if _table is None or time.monotonic() - _table.loaded_at > stale_after:
+    if _load_due():
         lock = _load_locks.get(id(loop))
         if lock is None:
             _load_locks.clear()
             lock = _load_locks[id(loop)] = asyncio.Lock()
         async with lock:
-            if _table is None or time.monotonic() - _table.loaded_at > stale_after:
-                _table = await sync_to_async(_load, thread_sensitive=False)()
+            if _load_due():
+                try:
+                    _table = await db_call(_load, idempotent=True)
+                except Exception:
+                    if _table is None:
+                        raise  # nothing to serve yet (DatabaseUnavailable: a 503)
+                    # Serve stale rather than fail: the last good table still routes. Requests try
+                    # the load again a second later (one at a time), the refresher on its period.
+                    _stale_retry_at = time.monotonic() + _STALE_RETRY_SECONDS
+                    logger.exception(
+                        "routing table reload failed; serving the table of %.0f s ago",
+                        time.monotonic() - _table.loaded_at,
+                    )
+    assert _table is not None  # loaded above, or the load raised
     return _table
 
 
 async def reload() -> Table:
     """Load now (tests, and the first request after a change an operator is waiting for)."""
     global _table
-    _table = await sync_to_async(_load, thread_sensitive=False)()
+    _table = await db_call(_load, idempotent=True)
     return _table
 
 
@@ -103,8 +125,9 @@ def stop() -> None:
 
 
 def forget() -> None:
-    global _table
+    global _table, _stale_retry_at
     _table = None
+    _stale_retry_at = 0.0
 
 
 # ---------------------------------------------------------------- models

@@ -13,6 +13,7 @@ from django.conf import settings
 
 from billing.settlement import Settlement
 from gateway import admission, capacity, limits, metering, money, routing, spend
+from gateway.db import DatabaseUnavailable
 from gateway.errors import GatewayError, bad_request
 from gateway.headers import diagnostics
 from gateway.relay import Meter
@@ -105,6 +106,9 @@ async def _slot_and_hold(
     taking = asyncio.ensure_future(capacity.take_first(ranked))
     try:
         await money.hold(request_id=out.request_id, user_id=key["user_id"], amount_nusd=hold_nusd)
+    except DatabaseUnavailable:
+        taking.add_done_callback(_release_taken)  # a 503: no smaller hold would fare better
+        raise
     except GatewayError as refused:
         slot, full = await taking
         attempts = _attempts(route, ranked, slot, full)
@@ -239,6 +243,8 @@ async def _settle(out: Response, key: dict, meter: Meter, hold_nusd: int, *, str
     except asyncio.CancelledError:
         raise  # the shielded settlement itself runs on to its end
     except Exception:
-        logger.exception("settlement failed; the hold stays for the reaper")
+        logger.exception("settlement of %s failed; the hold stays for the reaper", out.request_id)
         return hold_nusd  # count it as spent until the reaper says otherwise
+    if result is None:  # the database is unreachable: money.settle retries it in the background
+        return hold_nusd  # count it as spent until it lands
     return 0 if result.already_settled else min(result.cost_nusd, hold_nusd)

@@ -11,6 +11,14 @@ arrives meanwhile goes out as one `df_hold_place_batch` / `df_request_settle_bat
 transaction, one commit; migration 0007). A lone request is sent alone, through the single
 functions. If a batch fails as a whole (a broken invariant, a lost race for a request id), its
 items are retried one by one, so each caller gets exactly the answer a single call gives.
+
+Broken connections heal without a ping per call: a statement that fails because its connection
+was lost (terminated, PostgreSQL restarted, idle timeout) makes the pool check every idle
+connection (replacing the dead ones) and is sent once more on a fresh one. That is safe because
+every statement here is idempotent on its request id (a hold placed twice is `exists`, a void of
+a voided hold `noop`, a settlement's second call `already_settled`). Waiting for a connection is
+bounded (`POOL_WAIT_SECONDS`); a batch that fails for want of a connection fails as a whole (its
+items are not retried one by one against a database that is not there).
 """
 
 from __future__ import annotations
@@ -44,6 +52,12 @@ logger = logging.getLogger(__name__)
 _pools: dict[int, AsyncConnectionPool] = {}
 _batchers: dict[int, tuple[Batcher, Batcher, Batcher]] = {}  # loop id -> holds, settles, voids
 MAX_BATCH = 100
+POOL_WAIT_SECONDS = 3.0  # for a connection: ride out a quick restart, then give up (a 503)
+# psycopg_pool reconnects a lost connection with backoff (1, 2, 4 s ...) for reconnect_timeout
+# (5 minutes by default), so after a long outage the next attempt could be a minute away. Giving
+# up after a few seconds lets the next request that waits for a connection start a new attempt at
+# once: the pool is back within seconds of the database.
+RECONNECT_GIVE_UP_SECONDS = 5.0
 
 HOLD_BATCH_SQL = "SELECT request_id, outcome FROM df_hold_place_batch(%s::jsonb)"
 SETTLE_BATCH_SQL = (
@@ -74,6 +88,8 @@ async def _pool() -> AsyncConnectionPool:
             min_size=1,
             max_size=settings.DRAGONFLY_GATEWAY_DB_POOL_SIZE,
             open=False,
+            timeout=POOL_WAIT_SECONDS,
+            reconnect_timeout=RECONNECT_GIVE_UP_SECONDS,
             name="gateway-money",
         )
         _pools[loop_id] = pool
@@ -91,18 +107,39 @@ async def pools_close() -> None:
         await pool.close()
 
 
+def connection_error(exc: BaseException) -> bool:
+    """The database could not be reached or the connection was lost, not a refusal of the call:
+    no pool connection in time (PoolTimeout), a connection lost client-side (no SQLSTATE),
+    SQLSTATE class 08 (connection exception), 53 (too many connections, out of resources) or
+    57P (terminated by an operator, a crash or a shutdown). Trying again later may succeed."""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate or ""
+    return state == "" or state[:2] in ("08", "53") or state.startswith("57P")
+
+
 async def _rows(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     pool = await _pool()
-    try:
-        async with pool.connection() as conn:
-            cursor = await conn.execute(sql, params)
-            rows = await cursor.fetchall()
-    except psycopg.Error as exc:
-        mapped = fastpath_error(exc)
-        if mapped is not None:
-            raise mapped from None
-        raise
-    return [tuple(row) for row in rows]
+    for attempt in (1, 2):
+        used: psycopg.AsyncConnection | None = None
+        try:
+            async with pool.connection() as conn:
+                used = conn
+                cursor = await conn.execute(sql, params)
+                rows = await cursor.fetchall()
+            return [tuple(row) for row in rows]
+        except psycopg.Error as exc:
+            mapped = fastpath_error(exc)
+            if mapped is not None:
+                raise mapped from None
+            if attempt == 1 and used is not None and used.broken:
+                # Its connection died (and the pool has dropped it); the idle ones may be dead
+                # too (a restart kills them all): check them, then once more on a fresh one.
+                logger.warning("money connection lost (%r); checking the pool, retrying once", exc)
+                await pool.check()
+                continue
+            raise
+    raise AssertionError("unreachable")
 
 
 async def _call(sql: str, params: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -141,7 +178,9 @@ async def _batch(items, *, single, sql: str, params) -> list:
         return await _one_by_one(items, single)
     try:
         rows = await _rows(sql, params(items))
-    except Exception:
+    except Exception as exc:
+        if connection_error(exc):
+            raise  # no database to retry the items on: every caller gets the error
         logger.info("a batch of %d failed as a whole; applying it one by one", len(items))
         return await _one_by_one(items, single)
     # One row per item, in order (the functions RETURN NEXT in their items' order).
