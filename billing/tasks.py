@@ -1,11 +1,18 @@
-"""Celery tasks of billing: the hold reaper (scheduled in dragonfly/celery.py)."""
+"""Celery tasks of billing: the hold reaper, the ledger check (scheduled in dragonfly/celery.py)."""
 
 from celery import shared_task
 
 from billing import services
+from billing.checks import ledger_check_run
 
 
 @shared_task
 def holds_reap_task() -> int:
     """Void holds older than DRAGONFLY_HOLD_TTL_SECONDS whose request never settled."""
     return services.holds_reap()
+
+
+@shared_task
+def ledger_check_task() -> int:
+    """Check the ledger from one snapshot and record the result for /metrics (hourly by beat)."""
+    return len(ledger_check_run())

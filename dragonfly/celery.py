@@ -14,6 +14,8 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     # billing: void holds whose request died before settling (DRAGONFLY_HOLD_TTL_SECONDS).
     "billing-holds-reap": {"task": "billing.tasks.holds_reap_task", "schedule": 60.0},
+    # billing: check the ledger from one snapshot; /metrics reports the result (docs/money.md).
+    "billing-ledger-check": {"task": "billing.tasks.ledger_check_task", "schedule": 3600.0},
 }
 
 # market: probe every active/pending listing (single-flight per listing, see market/probes.py).

@@ -1,6 +1,10 @@
 """Prometheus metrics shared by the control plane and the gateway (one registry per process)."""
 
-from prometheus_client import Counter, Histogram
+from collections.abc import Iterable
+
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 GATEWAY_REQUESTS = Counter(
     "dragonfly_gateway_requests_total", "Requests served on /v1", ["endpoint", "status"]
@@ -41,3 +45,68 @@ SETTLEMENT_OVERRUN_NUSD = Counter(
     "dragonfly_settlement_overrun_nusd_total",
     "Nano-dollars charged to the platform's overrun account by settlements",
 )
+
+
+# The ledger check's last result. `manage.py ledger_check` runs in a process of its own and the beat
+# task in a worker, neither of which is scraped, so the result is kept in Redis (one hash) and read
+# back by a collector when any process's /metrics is scraped: every web process reports the same
+# last run (use max(), not sum(), across instances). Nothing is exposed before the first run, or
+# while Redis does not answer; docs/money.md has the alert rules.
+LEDGER_CHECK_KEY = "dragonfly:ledger_check:last"
+
+
+def ledger_check_record(*, violations: int, finished_at: float, duration_seconds: float) -> None:
+    """Store one ledger check's outcome for the collector below (billing.checks calls this)."""
+    from dragonfly.redis import get_redis
+
+    get_redis().hset(
+        LEDGER_CHECK_KEY,
+        mapping={
+            "violations": violations,
+            "finished_at": repr(finished_at),
+            "duration_seconds": repr(duration_seconds),
+        },
+    )
+
+
+class LedgerCheckCollector(Collector):
+    """dragonfly_ledger_check_* gauges, read from Redis at scrape time."""
+
+    def _families(self) -> list[GaugeMetricFamily]:
+        return [
+            GaugeMetricFamily(
+                "dragonfly_ledger_check_violations",
+                "Ledger invariants broken at the last ledger_check (0 when the ledger is sound)",
+            ),
+            GaugeMetricFamily(
+                "dragonfly_ledger_check_last_run_timestamp_seconds",
+                "Unix time at which the last ledger_check finished",
+            ),
+            GaugeMetricFamily(
+                "dragonfly_ledger_check_duration_seconds",
+                "How long the last ledger_check took",
+            ),
+        ]
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families()  # names only: registering must not call Redis
+
+    def collect(self) -> Iterable[Metric]:
+        from dragonfly.redis import get_redis
+
+        try:
+            last = get_redis().hgetall(LEDGER_CHECK_KEY)
+            values = [
+                float(last["violations"]),
+                float(last["finished_at"]),
+                float(last["duration_seconds"]),
+            ]
+        except Exception:  # no run recorded yet, or Redis down: the gauges are absent
+            return []
+        families = self._families()
+        for family, value in zip(families, values, strict=True):
+            family.add_metric([], value)
+        return families
+
+
+REGISTRY.register(LedgerCheckCollector())
