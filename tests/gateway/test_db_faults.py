@@ -43,17 +43,21 @@ def _terminate_others() -> int:
         return cursor.fetchone()[0]
 
 
-def _allow_connections(allow: bool) -> None:
-    """ALLOW_CONNECTIONS false refuses every new connection to the test database, a superuser's
-    too (unlike CONNECTION LIMIT). Run from the maintenance database: PostgreSQL refuses it for
-    the current one."""
+def _alter_database(change: str) -> None:
+    """ALTER DATABASE <the test database> <change>, from the maintenance database (PostgreSQL
+    refuses some changes for the current one)."""
     params = connection.get_connection_params()
     params = {k: v for k, v in params.items() if k not in ("cursor_factory", "context")}
     params["dbname"] = "postgres"
     name = connection.settings_dict["NAME"]
-    value = "true" if allow else "false"
     with psycopg.connect(**params, autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {value}')
+        admin.execute(f'ALTER DATABASE "{name}" {change}')
+
+
+def _allow_connections(allow: bool) -> None:
+    """ALLOW_CONNECTIONS false refuses every new connection to the test database, a superuser's
+    too (unlike CONNECTION LIMIT)."""
+    _alter_database(f"WITH ALLOW_CONNECTIONS {'true' if allow else 'false'}")
 
 
 def _auth(buyer):
@@ -128,6 +132,29 @@ async def test_the_next_requests_after_every_connection_is_terminated_are_served
     assert recovered_in < 5, recovered_in
     ids += [r.headers["x-df-market-request-id"] for r in after]
     await _settled(buyer, ids)
+
+
+async def test_connections_the_server_closed_for_idling_are_replaced(market, client, heal):
+    """PostgreSQL's idle_session_timeout (or a proxy's idle cut) closes the gateway's idle
+    connections: the next requests reconnect and are served."""
+    buyer = await sync_to_async(buyer_make)()
+    await sync_to_async(lambda: listing_make(seller_make(), key="sim-dbf-idle"))()
+    await sync_to_async(_alter_database)("SET idle_session_timeout = '300ms'")
+    try:
+        await sync_to_async(_terminate_others)()  # every new connection idles out after 300 ms
+        first = await _chat(client, buyer)
+        assert first.status_code == 200, first.text
+        _forget_caches()
+        await asyncio.sleep(1.0)  # the worker threads' and the money pool's connections are gone
+        after = [await _chat(client, buyer) for _ in range(3)]
+    finally:
+        await sync_to_async(_alter_database)("RESET idle_session_timeout")
+    assert [r.status_code for r in after] == [200, 200, 200], [r.text for r in after]
+    await _settled(
+        buyer,
+        [first.headers["x-df-market-request-id"]]
+        + [r.headers["x-df-market-request-id"] for r in after],
+    )
 
 
 async def test_a_settlement_whose_pool_connection_died_after_the_hold_still_lands(
