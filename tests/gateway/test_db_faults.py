@@ -31,6 +31,14 @@ def heal(transactional_db):
     connections.close_all()
 
 
+@pytest.fixture(params=["sql", "orm"])
+def money_path(request, settings):
+    """Billing's async fast path (PostgreSQL's default), or the ORM services on worker threads
+    (DRAGONFLY_BILLING_SQL_FASTPATH off), which go through gateway/db.py like the other calls."""
+    settings.DRAGONFLY_BILLING_SQL_FASTPATH = request.param == "sql"
+    return request.param
+
+
 def _terminate_others() -> int:
     """Kill every other backend of the test database: the gateway's worker-thread connections,
     its money pool, and the main thread's. The connection running this (the test's sync thread)
@@ -114,7 +122,7 @@ async def _settled(buyer, request_ids, *, within=10.0):
 
 
 async def test_the_next_requests_after_every_connection_is_terminated_are_served_and_billed(
-    market, client, heal
+    market, client, heal, money_path
 ):
     buyer = await sync_to_async(buyer_make)()
     await sync_to_async(lambda: listing_make(seller_make(), key="sim-dbf-kill"))()
@@ -158,7 +166,7 @@ async def test_connections_the_server_closed_for_idling_are_replaced(market, cli
 
 
 async def test_a_settlement_whose_pool_connection_died_after_the_hold_still_lands(
-    market, client, heal
+    market, client, heal, money_path
 ):
     buyer = await sync_to_async(buyer_make)()
     await sync_to_async(lambda: listing_make(seller_make(), key="sim-dbf-slow?ttft_ms=800"))()
