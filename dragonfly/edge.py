@@ -1,0 +1,170 @@
+"""What Daphne refuses before the application sees it: oversized bodies, headers and malformed HTTP.
+
+Daphne hands a request to the application only once Twisted has read its whole body (into a
+temporary file, then every byte into the application's queue), so the gateway's body cap
+(`DRAGONFLY_MAX_BODY_BYTES`, gateway/request.py) used to apply after a 200 MB upload was already
+in memory. Here the cap applies while Twisted parses: an announced Content-Length over it is
+refused as the headers end (`Request.gotLength`), before one body byte is read, and a chunked body
+as soon as its bytes pass it (`Request.handleContentChunk`). Twisted's own refusals (a header
+line over 16 KiB closed the connection without a word; too many headers, a bad Content-Length or
+a malformed request line got a bare, body-less 400) become JSON in the contract's error shape
+(gateway/errors.py; Anthropic's on /v1/messages*), with an X-DF-Market-Request-Id header.
+
+After a refusal the connection is half-closed: the answer is sent, then whatever the client is
+still sending is read and dropped (never kept) for up to LINGER_SECONDS, so a client busy
+uploading reads the answer instead of a reset; then the connection closes.
+
+These hooks are Twisted's `HTTPChannel` internals (`lineLengthExceeded`, `headerReceived`,
+`_maybeChooseTransferDecoder`, `_respondToBadRequestAndDisconnect`) at requirements.lock's pin;
+tests/dragonfly/test_edge_limits.py drives a real Daphne through each. dragonfly/daphne.py installs
+the channel and request classes.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from io import BytesIO
+
+from daphne import http_protocol
+from django.conf import settings
+from twisted.internet.base import DelayedCall
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
+from twisted.web import http
+
+logger = logging.getLogger("dragonfly.edge")
+
+LINGER_SECONDS = 2.0
+
+
+def refusal_body(path: bytes | None, status: int, message: str, request_id: str) -> bytes:
+    """The gateway's error body for `status`; Anthropic's shape on /v1/messages*."""
+    # Imported here: this module loads before Daphne has set Django up.
+    from gateway.anthropic.errors import anthropic_error_body
+    from gateway.errors import ERROR_TYPES, error_body
+
+    if path is not None and path.split(b"?", 1)[0].rstrip(b"/").startswith(b"/v1/messages"):
+        return anthropic_error_body(status, message, request_id=request_id)
+    # 414 and 431 are not in the seed's vocabulary; like 413 they are the client's error.
+    extra = {} if status in ERROR_TYPES else {"type": ERROR_TYPES[400]}
+    return error_body(status, message, **extra)
+
+
+class EdgeChannel(http.HTTPChannel):
+    """Twisted's HTTP/1.1 channel answering its refusals in JSON and lingering before it closes."""
+
+    refused = False
+    _linger: DelayedCall | None = None
+
+    def refuse(self, status: int, message: str) -> None:
+        if self.refused:
+            return
+        self.refused = True
+        self.clearLineBuffer()  # nothing more of this connection is parsed
+        request_id = "req_" + secrets.token_hex(12)
+        body = refusal_body(getattr(self, "_path", None), status, message, request_id)
+        reason = http.RESPONSES.get(status) or b"Request Header Fields Too Large"
+        head = (
+            b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+            b"X-DF-Market-Request-Id: %s\r\nConnection: close\r\n\r\n"
+        ) % (status, reason, len(body), request_id.encode())
+        self.write(head + body)
+        logger.info("refused at the edge: %d %s (%s)", status, message, request_id)
+        lose_write = getattr(self.transport, "loseWriteConnection", None)
+        if lose_write is None:  # no half-close (TLS): close once the answer is written
+            self.loseConnection()
+            return
+        lose_write()
+        self._linger = self.callLater(LINGER_SECONDS, self._stop_lingering)  # the factory's reactor
+
+    def _stop_lingering(self) -> None:
+        self._linger = None
+        self.loseConnection()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        super().connectionLost(reason)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.refused:
+            return  # lingering: read and dropped
+        super().dataReceived(data)
+
+    def lineReceived(self, line: bytes) -> None:
+        if self.refused:
+            return
+        if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
+            self.refuse(
+                431, f"Request headers are larger than the {self.totalHeadersSize} bytes allowed."
+            )
+            return
+        super().lineReceived(line)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        if getattr(self, "_path", None) is None:
+            self.refuse(414, f"Request line is longer than the {self.MAX_LENGTH} bytes allowed.")
+        else:
+            self.refuse(
+                431, f"A request header is longer than the {self.MAX_LENGTH} bytes allowed."
+            )
+
+    def headerReceived(self, line: bytes) -> bool:
+        if self.refused:
+            return False
+        if self._receivedHeaderCount >= self.maxHeaders:
+            self.refuse(431, f"Request has more than the {self.maxHeaders} headers allowed.")
+            return False
+        return super().headerReceived(line)
+
+    def _maybeChooseTransferDecoder(self, header: bytes, data: bytes) -> bool:
+        if header == b"Content-Length" and not data.isdigit():
+            self.length = None
+            self.refuse(400, "Content-Length is not a number.")
+            return False
+        return super()._maybeChooseTransferDecoder(header, data)
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        self.refuse(400, "The request is not valid HTTP/1.1.")
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if not self.refused:
+            super().rawDataReceived(data)
+
+    def allContentReceived(self) -> None:
+        if not self.refused:
+            super().allContentReceived()
+
+    def _send100Continue(self) -> None:
+        if not self.refused:
+            super()._send100Continue()
+
+
+class EdgeRequest(http_protocol.WebRequest):
+    """Daphne's request, refusing a body over DRAGONFLY_MAX_BODY_BYTES before it is read."""
+
+    _body_bytes = 0
+
+    def _too_large(self) -> bool:
+        refuse = getattr(self.channel, "refuse", None)  # an EdgeChannel (HTTP/2 streams are not)
+        if refuse is None:
+            return False
+        limit = settings.DRAGONFLY_MAX_BODY_BYTES
+        refuse(413, f"Request body is larger than the {limit} bytes allowed.")
+        return True
+
+    def gotLength(self, length: int | None) -> None:
+        if length is not None and length > settings.DRAGONFLY_MAX_BODY_BYTES and self._too_large():
+            self.content = BytesIO()  # stays empty: nothing more is read into it
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if getattr(self.channel, "refused", False):
+            return
+        self._body_bytes += len(data)
+        if self._body_bytes > settings.DRAGONFLY_MAX_BODY_BYTES and self._too_large():
+            return
+        super().handleContentChunk(data)

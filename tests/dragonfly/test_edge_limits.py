@@ -1,0 +1,206 @@
+"""The edge (dragonfly/edge.py) refuses what it must before reading it, in JSON, on a real Daphne:
+bodies over the cap from Content-Length or while a chunked body streams in, oversized or too many
+headers, a bad Content-Length. Raw sockets, since no HTTP client sends these."""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import time
+
+import orjson
+import pytest
+
+from tests.e2e.conftest import Server, database_url
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+CAP = 4 * 1024 * 1024
+HEAD = (
+    b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+)
+
+
+@pytest.fixture(scope="module")
+def daphne(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        env = {**os.environ, "DATABASE_URL": database_url()}
+    server = Server(env)
+    yield server
+    server.stop()
+
+
+def connect(server: Server) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+    return sock
+
+
+def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes, bool]:
+    """Status, headers, body, and whether the server then closed the connection."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed without a response: {data!r}"
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    length = int(headers["content-length"])
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed mid-body"
+        body += chunk
+    closed = sock.recv(65536) == b""
+    return status, headers, body, closed
+
+
+def assert_error(response, status: int, error_type: str) -> dict:
+    code, headers, body, closed = response
+    assert code == status, body
+    assert headers["content-type"] == "application/json"
+    assert headers["x-df-market-request-id"].startswith("req_")
+    error = orjson.loads(body)
+    assert list(error) == ["error"]
+    assert set(error["error"]) == {"message", "type", "code"}
+    assert error["error"]["type"] == error_type
+    assert error["error"]["code"] == status
+    assert closed
+    return error["error"]
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_it_refuses_an_announced_body_over_the_cap_before_reading_it(daphne):
+    with connect(daphne) as sock:
+        sock.sendall(HEAD + b"Content-Length: 209715200\r\n\r\n")  # 200 MB announced, none sent
+        error = assert_error(read_response(sock), 413, "bad_request")
+    assert error["message"] == f"Request body is larger than the {CAP} bytes allowed."
+
+
+def test_it_refuses_a_chunked_body_once_it_passes_the_cap(daphne):
+    stream = b"%x\r\n%s\r\n" % (1 << 20, b"x" * (1 << 20)) * 10  # ~10 MB, never finished
+    sent = 0
+    with connect(daphne) as sock:
+        sock.sendall(HEAD + b"Transfer-Encoding: chunked\r\n\r\n")
+        sock.setblocking(False)
+        while sent < len(stream):
+            readable, writable, _ = select.select([sock], [sock], [], 5)
+            if readable:
+                break
+            assert writable
+            try:
+                sent += sock.send(stream[sent : sent + (1 << 16)])
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        sock.setblocking(True)
+        sock.settimeout(10)
+        error = assert_error(read_response(sock), 413, "bad_request")
+    assert "4194304 bytes" in error["message"]
+
+
+def test_a_200_mb_attempt_leaves_the_servers_memory_where_it_was(daphne):
+    before = rss_kib(daphne.process.pid)
+    payload = b"\0" * (1 << 20)
+    sent = 0
+    with connect(daphne) as sock:
+        sock.sendall(HEAD + b"Content-Length: 209715200\r\n\r\n")
+        sock.setblocking(False)
+        deadline = time.monotonic() + 10
+        # A client that uploads regardless until the answer arrives (or 200 MB are sent).
+        while sent < 200 * (1 << 20) and time.monotonic() < deadline:
+            readable, writable, _ = select.select([sock], [sock], [], 1)
+            if readable:
+                break
+            if writable:
+                try:
+                    sent += sock.send(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+        sock.setblocking(True)
+        sock.settimeout(10)
+        assert_error(read_response(sock), 413, "bad_request")
+    time.sleep(0.5)
+    after = rss_kib(daphne.process.pid)
+    print(f"RSS before {before} KiB, after {after} KiB, client sent {sent} bytes")
+    assert after - before < 20 * 1024
+
+
+def test_a_100_kb_header_is_a_json_431(daphne):
+    with connect(daphne) as sock:
+        sock.sendall(HEAD + b"X-Big: " + b"a" * 100_000 + b"\r\nContent-Length: 2\r\n\r\n{}")
+        error = assert_error(read_response(sock), 431, "bad_request")
+    assert error["message"] == "A request header is longer than the 16384 bytes allowed."
+
+
+def test_headers_over_the_total_size_are_a_json_431(daphne):
+    headers = b"".join(b"X-H%d: %s\r\n" % (i, b"a" * 1000) for i in range(20))  # 20 KB in all
+    with connect(daphne) as sock:
+        sock.sendall(HEAD + headers + b"Content-Length: 2\r\n\r\n{}")
+        error = assert_error(read_response(sock), 431, "bad_request")
+    assert error["message"] == "Request headers are larger than the 16384 bytes allowed."
+
+
+def test_too_many_headers_are_a_json_431(daphne):
+    headers = b"".join(b"X-%d: 1\r\n" % i for i in range(1000))
+    with connect(daphne) as sock:
+        sock.sendall(HEAD + headers + b"Content-Length: 2\r\n\r\n{}")
+        error = assert_error(read_response(sock), 431, "bad_request")
+    assert error["message"] == "Request has more than the 500 headers allowed."
+
+
+def test_a_content_length_that_is_not_a_number_is_a_json_400(daphne):
+    with connect(daphne) as sock:
+        sock.sendall(HEAD + b"Content-Length: abc\r\n\r\n{}")
+        error = assert_error(read_response(sock), 400, "bad_request")
+    assert error["message"] == "Content-Length is not a number."
+
+
+def test_a_malformed_request_line_is_a_json_400(daphne):
+    with connect(daphne) as sock:
+        sock.sendall(b"NONSENSE\r\n\r\n")
+        error = assert_error(read_response(sock), 400, "bad_request")
+    assert error["message"] == "The request is not valid HTTP/1.1."
+
+
+def test_anthropic_paths_get_anthropics_shape(daphne):
+    with connect(daphne) as sock:
+        sock.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 209715200\r\n\r\n")
+        code, headers, body, closed = read_response(sock)
+    error = orjson.loads(body)
+    assert code == 413 and closed
+    assert error["type"] == "error"
+    assert error["error"]["type"] == "request_too_large"
+    assert error["request_id"] == headers["x-df-market-request-id"]
+
+
+def test_a_body_under_the_cap_still_reaches_the_gateway_on_the_same_connection(daphne):
+    body = orjson.dumps({"model": "x", "messages": "y" * (CAP - 1000)})
+    with connect(daphne) as sock:
+        for _ in range(2):
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(body), body)
+            )
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += sock.recv(65536)
+            assert data.startswith(b"HTTP/1.1 401 "), data[:200]  # the gateway's answer: no key
+            head, rest = data.split(b"\r\n\r\n", 1)
+            length = int(
+                next(
+                    line.split(b":", 1)[1]
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+            )
+            while len(rest) < length:
+                rest += sock.recv(65536)
