@@ -42,13 +42,11 @@ def refusal_body(path: bytes | None, status: int, message: str, request_id: str)
     """The gateway's error body for `status`; Anthropic's shape on /v1/messages*."""
     # Imported here: this module loads before Daphne has set Django up.
     from gateway.anthropic.errors import anthropic_error_body
-    from gateway.errors import ERROR_TYPES, error_body
+    from gateway.errors import error_body
 
     if path is not None and path.split(b"?", 1)[0].rstrip(b"/").startswith(b"/v1/messages"):
         return anthropic_error_body(status, message, request_id=request_id)
-    # 414 and 431 are not in the seed's vocabulary; like 413 they are the client's error.
-    extra = {} if status in ERROR_TYPES else {"type": ERROR_TYPES[400]}
-    return error_body(status, message, **extra)
+    return error_body(status, message)
 
 
 class EdgeChannel(http.HTTPChannel):
