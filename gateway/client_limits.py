@@ -10,7 +10,6 @@ down: each process counts on its own (at most that many failures per address per
 from __future__ import annotations
 
 import ipaddress
-from collections import OrderedDict
 
 from django.conf import settings
 
@@ -20,8 +19,8 @@ from gateway.errors import GatewayError
 
 _LOCAL_LIMIT = 10_000  # addresses counted in-process while Redis is down (oldest forgotten first)
 
-_local: OrderedDict[str, int] = OrderedDict()  # address -> failures this window, Redis down
-_local_window = 0
+# While Redis is down: address -> [failures this window, ...] (limits.py's per-process counts).
+_local = limits.LocalCounts(_LOCAL_LIMIT)
 
 
 def address(scope: dict) -> str:
@@ -73,15 +72,9 @@ async def count(address: str) -> None:
 
 
 def _local_count(address: str, window: int, *, add: int) -> int:
-    global _local_window
-    if window != _local_window:
-        _local.clear()  # a new fixed window: every count starts over
-        _local_window = window
-    used = _local.pop(address, 0) + add
-    _local[address] = used
-    if len(_local) > _LOCAL_LIMIT:
-        _local.popitem(last=False)
-    return used
+    counts = _local.get(address, window)
+    counts[0] += add
+    return counts[0]
 
 
 def _refuse_over(used: int, reset_at: int, reset_in: int, *, counted: bool) -> None:
