@@ -16,6 +16,11 @@ app.conf.beat_schedule = {
     "billing-holds-reap": {"task": "billing.tasks.holds_reap_task", "schedule": 60.0},
     # billing: check the ledger from one snapshot; /metrics reports the result (docs/money.md).
     "billing-ledger-check": {"task": "billing.tasks.ledger_check_task", "schedule": 3600.0},
+    # gateway: settle what a crashed gateway process left, if no live one does (gateway/reaper.py).
+    "gateway-reap-dead-processes": {
+        "task": "gateway.tasks.reap_dead_processes_task",
+        "schedule": 15.0,
+    },
 }
 
 # market: probe every active/pending listing (single-flight per listing, see market/probes.py).

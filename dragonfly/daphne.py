@@ -22,10 +22,11 @@ Once serving, everything loaded at start (Django, the apps, the libraries: about
 objects) is moved out of the cyclic garbage collector's view (`gc.freeze()`): it lives as long as
 the process, yet every full collection walked it again, on the request path.
 
-Daphne speaks no ASGI lifespan, so the gateway's shutdown (give back capacity slots, write pending
-health, apply the money batches still queued, close the upstream and database pools) runs from a
-Twisted shutdown trigger instead, once the requests Daphne cancels at shutdown have ended. Everything
-else is Daphne's CLI, unchanged.
+Daphne speaks no ASGI lifespan, so the gateway's startup (take the process's lease, which lets its
+peers settle what it leaves if it dies: gateway/process.py) runs when the reactor starts, and its
+shutdown (give back capacity slots, write pending health, apply the money batches still queued,
+give the lease back, close the upstream and database pools) from a Twisted shutdown trigger, once
+the requests Daphne cancels at shutdown have ended. Everything else is Daphne's CLI, unchanged.
 """
 
 import asyncio
@@ -94,6 +95,13 @@ def _gateway_shutdown(cli):
     return defer.Deferred.fromFuture(asyncio.ensure_future(after_requests()))
 
 
+def _gateway_start() -> None:
+    """Take the gateway process's lease (gateway/process.py) once the loop runs."""
+    from gateway import process
+
+    process.start()
+
+
 def main() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     _skip_form_parsing()
@@ -103,6 +111,7 @@ def main() -> None:
 
     cli = CommandLineInterface()
     reactor.callWhenRunning(_freeze_startup_objects)  # type: ignore[attr-defined]
+    reactor.callLater(0, _gateway_start)  # type: ignore[attr-defined]  # once the loop runs
     # Only "before" shutdown triggers are waited for (Twisted's three-phase events).
     reactor.addSystemEventTrigger("before", "shutdown", _gateway_shutdown, cli)  # type: ignore[attr-defined,arg-type]
     cli.run(sys.argv[1:])

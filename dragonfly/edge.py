@@ -23,7 +23,6 @@ the channel and request classes.
 from __future__ import annotations
 
 import logging
-import secrets
 from io import BytesIO
 
 from daphne import http_protocol
@@ -60,7 +59,9 @@ class EdgeChannel(http.HTTPChannel):
             return
         self.refused = True
         self.clearLineBuffer()  # nothing more of this connection is parsed
-        request_id = "req_" + secrets.token_hex(12)
+        from gateway import process
+
+        request_id = process.request_id()
         body = refusal_body(getattr(self, "_path", None), status, message, request_id)
         reason = http.RESPONSES.get(status) or b"Request Header Fields Too Large"
         head = (

@@ -285,6 +285,9 @@ DRAGONFLY_SIGNUP_CREDIT_EXEMPT_DOMAINS = env_list(
 DRAGONFLY_DEFAULT_FEE_BPS = env_int("DRAGONFLY_DEFAULT_FEE_BPS", 1000)
 DRAGONFLY_MAX_BODY_BYTES = env_int("DRAGONFLY_MAX_BODY_BYTES", 4 * 1024 * 1024)
 DRAGONFLY_HOLD_TTL_SECONDS = env_int("DRAGONFLY_HOLD_TTL_SECONDS", 900)
+# A gateway process renews its lease every quarter of this; one silent for this long is dead and
+# its peers settle what it left: holds, capacity slots, streams (gateway/process.py).
+DRAGONFLY_PROCESS_LEASE_SECONDS = env_int("DRAGONFLY_PROCESS_LEASE_SECONDS", 20)
 DRAGONFLY_ROUTING_REFRESH_SECONDS = env_int("DRAGONFLY_ROUTING_REFRESH_SECONDS", 3)
 DRAGONFLY_KEY_CACHE_SECONDS = env_int("DRAGONFLY_KEY_CACHE_SECONDS", 3)
 # Requests per client address and minute that end in a 401 (no valid key); past it, 429 before any

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from urllib.parse import parse_qs
 
@@ -28,6 +27,7 @@ from gateway import (
     dialects,
     health_reports,
     metering,
+    process,
     proxy,
     request,
     routing,
@@ -159,7 +159,7 @@ async def application(scope, receive, send):
         return
     if scope["type"] != "http":
         return
-    request_id = "req_" + secrets.token_hex(12)
+    request_id = process.request_id()
     request_id_var.set(request_id)
     out = Response(send, request_id, _error_shape(scope["path"]))
     started = time.monotonic()
@@ -211,10 +211,12 @@ async def _lifespan(receive, send) -> None:
 
 
 async def shutdown() -> None:
-    """Stop the refresher, finish background work, close the loop's upstream and database pools."""
+    """Stop the refresher, finish background work, give the process's lease back, close the loop's
+    upstream and database pools."""
     routing.stop()
     await health_reports.stop()
     await capacity.flush()
     await background.drain()
+    await process.stop()
     await close_sessions()
     await pools_close()

@@ -3,7 +3,8 @@
 Shared by every process. In flight is a sorted set per listing, one member per request being served
 with its expiry as the score: a slot is taken before the listing is called and given back when the
 attempt ends (success, failure or cancellation); a process that dies mid-request leaks its slots
-only until they expire (the total upstream timeout plus a minute), however busy the listing is.
+only until its peers reap it (a slot's member starts with its process id: reaper.py), or at worst
+until they expire (the total upstream timeout plus a minute), however busy the listing is.
 Requests per minute is a counter per listing per minute, counting every attempt sent to it.
 
 Ranking leaves capacity to the first take: one script walks the ranked candidates, skips those at
@@ -17,13 +18,17 @@ request that was cancelled meanwhile is given back at once.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 
 from django.conf import settings
 
 from dragonfly.batching import Batcher
-from gateway import background, kv
+from dragonfly.redis import get_redis
+from gateway import background, kv, process
+
+logger = logging.getLogger("gateway")
 
 # KEYS: (in-flight set, minute counter) per candidate, in order, then the in-flight set of each
 # slot given back since the last call. ARGV: now, expiry, member, minute TTL, candidate count, then
@@ -63,8 +68,11 @@ _released: list[tuple[str, str]] = []  # (in-flight key, member)
 _flush: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
 
 
+_INFLIGHT = "cap:inflight:"
+
+
 def _inflight_key(listing_id: int) -> str:
-    return f"cap:inflight:{listing_id}"
+    return f"{_INFLIGHT}{listing_id}"
 
 
 def _minute_key(listing_id: int, now: float) -> str:
@@ -161,7 +169,7 @@ async def take_first(candidates: list) -> tuple[Slot | None, set[int]]:
     ids found full before it. Redis down: an uncounted slot on the first candidate."""
     if not candidates:
         return None, set()
-    member = secrets.token_hex(8)
+    member = f"{process.ID}:{secrets.token_hex(8)}"
     keys, args = _script_args(candidates, _take_released(), member)
     result = await _takes.submit((keys, args))
     if result is None:
@@ -177,3 +185,18 @@ async def take(candidate) -> Slot | None:
     """A slot on this candidate, or None when it is at a cap (Redis down: an uncounted slot)."""
     slot, _ = await take_first([candidate])
     return slot
+
+
+def release_process(process_id: str) -> int:
+    """Give back every slot a dead process held, in every listing (the reaper's, synchronous).
+    Returns how many; Redis down: 0 (they expire instead)."""
+    r = get_redis()
+    released = 0
+    try:
+        for key in r.scan_iter(match=_INFLIGHT + "*", count=1000):
+            members = [m for m, _ in r.zscan_iter(key, match=f"{process_id}:*")]
+            if members:
+                released += r.zrem(key, *members)
+    except Exception as exc:  # ConnectionError, TimeoutError alike
+        logger.warning("capacity slots of %s not given back (redis: %r)", process_id, exc)
+    return released

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from billing.settlement import Settlement
 from gateway import metering
 from gateway.anthropic import OpenAIToAnthropicStream
 from gateway.errors import error_body
@@ -82,6 +83,29 @@ class Meter:
     @property
     def duration_ms(self) -> int:
         return int((time.monotonic() - self.started) * 1000)
+
+    def settlement(
+        self, request_id: str, key: dict, candidate: RouteCandidate, *, outcome: str, streamed: bool
+    ) -> Settlement:
+        """What billing is told: this meter's units at `candidate`'s asks."""
+        return Settlement(
+            request_id=request_id,
+            buyer_id=key["user_id"],
+            access_key_id=key["key_id"],
+            listing_id=candidate.listing_id,
+            seller_id=candidate.seller_id,
+            model_id=candidate.model_id,
+            upstream_model=candidate.upstream_model,
+            price_unit=candidate.price_unit,
+            ask_input_nusd=candidate.ask_input_nusd,
+            ask_output_nusd=candidate.ask_output_nusd,
+            input_units=self.prompt_tokens_billed,
+            output_units=self.output_units,
+            ttft_ms=self.ttft_ms,
+            duration_ms=self.duration_ms,
+            streamed=streamed,
+            outcome=outcome,
+        )
 
 
 class OpenAIChunks:

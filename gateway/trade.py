@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from billing.settlement import Settlement
-from gateway import admission, capacity, limits, metering, money, routing, spend
+from gateway import admission, capacity, checkpoints, limits, metering, money, routing, spend
 from gateway.db import DatabaseUnavailable
 from gateway.errors import GatewayError, bad_request
 from gateway.headers import diagnostics
@@ -185,10 +184,11 @@ async def _trade(
         turn.end()  # ready for the upstream call: the next request in line may start
         try:
             out.watch_disconnect(receive)
-            try:
-                await serve(meter, attempts, pin)
-            finally:
-                reservation.debit_nusd = await _settle(out, key, meter, held, streamed=streamed)
+            with checkpoints.tracked(out.request_id, key, meter, streamed=streamed):
+                try:
+                    await serve(meter, attempts, pin)
+                finally:
+                    reservation.debit_nusd = await _settle(out, key, meter, held, streamed=streamed)
         finally:
             attempts.slot.release()
     if meter.candidate is not None:
@@ -221,24 +221,7 @@ async def _settle(out: Response, key: dict, meter: Meter, hold_nusd: int, *, str
             # was stopped mid-answer (Daphne cancels what is in flight). Billed as delivered.
             outcome = "client_disconnected"
         result = await money.settle(
-            Settlement(
-                request_id=out.request_id,
-                buyer_id=key["user_id"],
-                access_key_id=key["key_id"],
-                listing_id=candidate.listing_id,
-                seller_id=candidate.seller_id,
-                model_id=candidate.model_id,
-                upstream_model=candidate.upstream_model,
-                price_unit=candidate.price_unit,
-                ask_input_nusd=candidate.ask_input_nusd,
-                ask_output_nusd=candidate.ask_output_nusd,
-                input_units=meter.prompt_tokens_billed,
-                output_units=meter.output_units,
-                ttft_ms=meter.ttft_ms,
-                duration_ms=meter.duration_ms,
-                streamed=streamed,
-                outcome=outcome,
-            )
+            meter.settlement(out.request_id, key, candidate, outcome=outcome, streamed=streamed)
         )
     except asyncio.CancelledError:
         raise  # the shielded settlement itself runs on to its end

@@ -1,6 +1,7 @@
 """Faults a deployment meets, done to a real gateway process (Daphne, PostgreSQL, Redis): every
 request is answered 200 or the documented 503, and every answer is settled exactly once."""
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +12,10 @@ from django.core.management import call_command
 from django.db import connection
 
 from billing.models import Hold, UsageRecord
+from dragonfly.redis import get_redis
+from gateway.models import GatewayProcess
+from gateway.reaper import VOID_REASON
+from tests.e2e.conftest import Server, database_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 MODEL = "deepseek/deepseek-chat"
@@ -81,3 +86,133 @@ def test_terminating_the_gateways_database_connections_during_steady_traffic(wor
     assert UsageRecord.objects.filter(buyer=buyer.user).count() == len(answered)
     assert not Hold.objects.filter(status="active").exists()
     call_command("ledger_check")
+
+
+def _server(world, **settings: str) -> Server:
+    """A gateway process of this test's own (so it may be killed), on the shared database."""
+    with world.blocker.unblock():
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "DRAGONFLY_ROUTING_REFRESH_SECONDS": "1",
+            **settings,
+        }
+    return Server(env)
+
+
+def _stream(server: Server, key: str, model: str, results: dict, stream: bool = True) -> None:
+    """One request read to its end or until the server dies; records its id and content chunks."""
+    body = {"model": model, "messages": [{"role": "user", "content": "A long story"}]}
+    try:
+        with (
+            httpx.Client(timeout=60) as client,
+            client.stream(
+                "POST",
+                server.url + "/v1/chat/completions",
+                json={**body, "stream": stream, "max_tokens": 400},
+                headers={"Authorization": f"Bearer {key}"},
+            ) as response,
+        ):
+            request_id = response.headers["x-df-market-request-id"]
+            results[request_id] = 0
+            for line in response.iter_lines():
+                if (
+                    line.startswith("data: {")
+                    and '"content":"' in line
+                    and '"content":""' not in line
+                ):
+                    results[request_id] += 1
+    except httpx.HTTPError:
+        pass  # the server was killed under it
+
+
+def test_a_killed_servers_streams_are_billed_as_delivered_and_its_holds_and_slots_come_back(world):
+    lease = 4  # seconds (20 by default): the successor reaps it once this has passed
+    server = _server(world, DRAGONFLY_PROCESS_LEASE_SECONDS=str(lease))
+    buyer = world.buyer()
+    world.listing(key="sim-e2e-crash?tps=20&tokens=400", concurrency_cap=10)
+    world.listing(
+        key="sim-e2e-crash-wait?ttft_ms=60000",
+        models=("deepseek/deepseek-reasoner",),
+        concurrency_cap=10,
+    )
+    world.routable(MODEL, 1, server=server)
+    world.routable("deepseek/deepseek-reasoner", 1, server=server)
+    streams: dict[str, int] = {}
+    waiting: dict[str, int] = {}  # no id: the two never see their response's head
+    threads = [
+        *(
+            threading.Thread(target=_stream, args=(server, buyer.key, MODEL, streams))
+            for _ in range(8)
+        ),
+        *(
+            threading.Thread(
+                target=_stream,
+                args=(server, buyer.key, "deepseek/deepseek-reasoner", waiting, stream),
+            )
+            for stream in (True, False)
+        ),
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(3.0)  # 8 streams delivering (about 50 tokens each), 2 requests still waiting
+    with world.blocker.unblock():
+        assert Hold.objects.filter(status="active").count() == 10
+    server.process.kill()  # SIGKILL: no shutdown of any kind
+    killed_at = time.monotonic()
+    for thread in threads:
+        thread.join(30)
+    server.log.close()
+    assert len(streams) == 8 and all(n > 0 for n in streams.values()), streams
+
+    redis = get_redis()
+    successor = _server(world, DRAGONFLY_PROCESS_LEASE_SECONDS=str(lease))
+    try:
+        with world.blocker.unblock():
+            while time.monotonic() - killed_at < 60:
+                if not Hold.objects.filter(status="active").exists() and not any(
+                    redis.zcard(key) for key in redis.scan_iter(match="cap:inflight:*")
+                ):
+                    break
+                time.sleep(0.2)
+            released_after = time.monotonic() - killed_at
+            print(
+                f"\ncrash: holds and slots of the killed process released {released_after:.1f} s after SIGKILL"
+            )
+            assert not Hold.objects.filter(status="active").exists()
+            assert released_after < 3 * lease + 5
+            records = {r.request_id: r for r in UsageRecord.objects.filter(buyer=buyer.user)}
+            assert set(records) == set(streams)  # every stream billed, the waiting two not
+            for request_id, delivered in streams.items():
+                record = records[request_id]
+                assert record.outcome == "client_disconnected"
+                # As of its last checkpoint: at most about a second of tokens behind the buyer.
+                assert 0 < record.output_units <= delivered, (record.output_units, delivered)
+                assert delivered - record.output_units <= 2 * 20
+            killed = next(iter(streams))[4:12]  # request ids start with their process's id
+            waited = Hold.objects.filter(request_id__startswith="req_" + killed).exclude(
+                request_id__in=list(streams)
+            )
+            assert [(h.status, h.void_reason) for h in waited] == [("voided", VOID_REASON)] * 2
+            assert not GatewayProcess.objects.filter(id=killed).exists()
+            call_command("ledger_check")
+
+        # The listing's ten slots are free again: ten streams at once are all served.
+        world.routable(MODEL, 1, server=successor)
+        after: dict[str, int] = {}
+        with ThreadPoolExecutor(10) as pool:
+            for _ in range(10):
+                pool.submit(_short, successor, buyer.key, after)
+        assert sorted(after.values()) == [200] * 10, after
+    finally:
+        successor.stop()
+
+
+def _short(server: Server, key: str, statuses: dict) -> None:
+    response = httpx.post(
+        server.url + "/v1/chat/completions",
+        json={"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    statuses[response.headers["x-df-market-request-id"]] = response.status_code

@@ -1,0 +1,96 @@
+"""How far this process's streams have got, written down so a crash bills what was delivered.
+
+A stream that has started delivering content is, every EVERY_SECONDS, written as the settlement it
+would get if it ended now (outcome client_disconnected: billed as delivered, as when the buyer hangs
+up). process.py writes the rows with its lease; the reaper settles them if this process dies
+(reaper.py). A stream that ends settles itself, and its row is dropped on the next write. Only
+streams that outlive a write get a row: short requests cost nothing here. What a stream delivered
+after its last write (under EVERY_SECONDS of tokens) goes unbilled after a crash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from gateway.relay import Meter
+
+EVERY_SECONDS = 1.0
+
+
+@dataclasses.dataclass(slots=True)
+class _Stream:
+    key: dict
+    meter: Meter
+    written_units: int | None = None  # the output units of its last row written
+    row: bool = False  # a row may exist (one was sent)
+
+
+_streams: dict[str, _Stream] = {}  # request id -> a stream in flight
+_ended: list[str] = []  # request ids of ended streams that have a row
+
+
+@contextmanager
+def tracked(request_id: str, key: dict, meter: Meter, *, streamed: bool) -> Iterator[None]:
+    """Keep this request's progress written down while it is served (streams only: a plain answer
+    delivers nothing before its end)."""
+    if not streamed:
+        yield
+        return
+    _streams[request_id] = stream = _Stream(key, meter)
+    try:
+        yield
+    finally:
+        del _streams[request_id]
+        if stream.row:
+            _ended.append(request_id)
+
+
+def collect() -> tuple[list[tuple[str, dict]], list[str]]:
+    """The rows to write ((request id, settlement fields) of each stream that delivered more since
+    its last row) and the request ids whose rows to drop."""
+    rows = []
+    for request_id, stream in _streams.items():
+        meter = stream.meter
+        if meter.candidate is None or meter.output_units == stream.written_units:
+            continue
+        settlement = meter.settlement(
+            request_id, stream.key, meter.candidate, outcome="client_disconnected", streamed=True
+        )
+        rows.append((request_id, dataclasses.asdict(settlement)))
+        stream.written_units = meter.output_units
+        stream.row = True
+    ended = _ended[:]
+    _ended.clear()
+    return rows, ended
+
+
+def unwritten(rows: list[tuple[str, dict]], ended: list[str]) -> None:
+    """A write failed: those rows are written on the next turn (a stream that ended meanwhile is
+    already among the ids to drop), and those ids dropped then."""
+    for request_id, _ in rows:
+        stream = _streams.get(request_id)
+        if stream is not None:
+            stream.written_units = None
+    _ended.extend(ended)
+
+
+def write(process_id: str, rows: list[tuple[str, dict]], ended: list[str], now) -> None:
+    """Apply collect()'s result (on a worker thread, in the lease's transaction)."""
+    from gateway.models import StreamCheckpoint
+
+    if rows:
+        StreamCheckpoint.objects.bulk_create(
+            [
+                StreamCheckpoint(
+                    request_id=request_id, process_id=process_id, settlement=fields, updated_at=now
+                )
+                for request_id, fields in rows
+            ],
+            update_conflicts=True,
+            unique_fields=["request_id"],
+            update_fields=["settlement", "updated_at"],
+        )
+    if ended:
+        StreamCheckpoint.objects.filter(request_id__in=ended).delete()
