@@ -1,0 +1,132 @@
+"""The reaper settles what a dead gateway process left (gateway/reaper.py), exactly once, even when
+several reapers find it at once, and never touches a live process's requests. Real PostgreSQL
+commits and Redis; the crash itself, on a real server, is in tests/e2e/test_e2e_faults.py."""
+
+import dataclasses
+import threading
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from billing import services
+from billing.checks import ledger_violations
+from billing.models import Hold, UsageRecord
+from dragonfly.redis import get_redis
+from gateway import reaper
+from gateway.models import GatewayProcess, StreamCheckpoint
+from tests.billing.conftest import fund, listing_make, settlement_make, user_make
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DEAD, LIVE = "dead0001", "a1ive002"
+
+
+def _process(process_id: str, *, seconds_ago: float) -> None:
+    seen = timezone.now() - timedelta(seconds=seconds_ago)
+    GatewayProcess.objects.create(
+        id=process_id, host="h", pid=1, started_at=seen, heartbeat_at=seen
+    )
+
+
+@pytest.fixture
+def left_behind(settings):
+    """A process dead for a minute and a live one, each with requests in flight."""
+    settings.DRAGONFLY_PROCESS_LEASE_SECONDS = 20
+    buyer, seller = user_make(), user_make()
+    listing = listing_make(seller=seller)
+    fund(buyer, "1")
+    _process(DEAD, seconds_ago=60)
+    _process(LIVE, seconds_ago=1)
+    ids = {
+        name: f"req_{owner}{n:016x}"
+        for n, (name, owner) in enumerate(
+            [("streaming", DEAD), ("waiting", DEAD), ("done", DEAD), ("live", LIVE)]
+        )
+    }
+    for request_id in ids.values():
+        services.hold_place(request_id=request_id, user_id=buyer.pk, amount_nusd=100_000_000)
+
+    def checkpoint(name: str, output_units: int) -> None:
+        settlement = settlement_make(
+            buyer=buyer,
+            seller=seller,
+            listing=listing,
+            request_id=ids[name],
+            output_units=output_units,
+            outcome="client_disconnected",
+        )
+        StreamCheckpoint.objects.create(
+            request_id=ids[name],
+            process_id=ids[name][4:12],
+            settlement=dataclasses.asdict(settlement),
+            updated_at=timezone.now(),
+        )
+        return settlement
+
+    checkpoint("streaming", 40)
+    done = checkpoint("done", 10)
+    services.request_settle(settlement=dataclasses.replace(done, output_units=25))  # it ended
+    checkpoint("live", 30)
+    redis = get_redis()
+    redis.delete(f"cap:inflight:{listing.pk}")
+    far = timezone.now().timestamp() + 600
+    redis.zadd(f"cap:inflight:{listing.pk}", {f"{DEAD}:a": far, f"{DEAD}:b": far, f"{LIVE}:c": far})
+    yield buyer, listing, ids
+    redis.delete(f"cap:inflight:{listing.pk}")
+
+
+def test_a_dead_processs_streams_are_billed_as_checkpointed_and_its_other_holds_voided(
+    left_behind,
+):
+    _, listing, ids = left_behind
+
+    reaped = reaper.reap_dead()
+
+    assert (reaped.processes, reaped.settled, reaped.voided, reaped.slots) == (1, 1, 1, 2)
+    streamed = UsageRecord.objects.get(request_id=ids["streaming"])
+    assert (streamed.output_units, streamed.outcome) == (40, "client_disconnected")
+    assert UsageRecord.objects.get(request_id=ids["done"]).output_units == 25  # not billed twice
+    waiting = Hold.objects.get(request_id=ids["waiting"])
+    assert (waiting.status, waiting.void_reason) == ("voided", reaper.VOID_REASON)
+    # The live process is untouched: its hold, its checkpoint, its lease and its slot.
+    assert Hold.objects.get(request_id=ids["live"]).status == "active"
+    assert not UsageRecord.objects.filter(request_id=ids["live"]).exists()
+    assert list(StreamCheckpoint.objects.values_list("request_id", flat=True)) == [ids["live"]]
+    assert list(GatewayProcess.objects.values_list("id", flat=True)) == [LIVE]
+    assert get_redis().zrange(f"cap:inflight:{listing.pk}", 0, -1) == [f"{LIVE}:c"]
+    assert reaper.reap_dead().processes == 0  # nothing left to do
+    assert ledger_violations() == []
+
+
+def test_reapers_that_find_the_same_dead_process_at_once_settle_it_once(left_behind):
+    buyer, _, _ = left_behind
+    start = threading.Barrier(4)
+    results: list = []
+
+    def reap() -> None:
+        from django.db import connection
+
+        start.wait()
+        try:
+            results.append(reaper.reap_dead())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=reap) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert sum(r.processes for r in results) == 1
+    assert sum(r.settled for r in results) == 1 and sum(r.voided for r in results) == 1
+    assert UsageRecord.objects.filter(buyer=buyer).count() == 2  # "streaming" and "done"
+    assert ledger_violations() == []
+
+
+def test_a_process_never_reaps_itself_nor_a_peer_within_its_lease(left_behind, settings):
+    assert reaper.reap_dead(exclude=DEAD).processes == 0
+    settings.DRAGONFLY_PROCESS_LEASE_SECONDS = 120  # a minute of silence is within this lease
+    assert reaper.reap_dead().processes == 0
+    assert Hold.objects.filter(status="active").count() == 3
