@@ -1,13 +1,20 @@
-"""Faults a deployment meets, done to a real gateway process (Daphne, PostgreSQL, Redis): every
-request is answered 200 or the documented 503, and every answer is settled exactly once."""
+"""Faults a deployment meets, done to a real gateway process (Daphne, PostgreSQL, Redis): its
+database connections terminated under traffic, its own Redis hung then stopped then restarted,
+the process SIGKILLed with streams in flight and a successor started. Every request is answered
+200 or the documented 503, every answer is settled exactly once, the ledger checks, and no hold or
+capacity slot outlives the fault. (Oversized bodies and headers sent to a real server:
+tests/dragonfly/test_edge_limits.py.)"""
 
 import os
+import signal
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+import redis as redis_lib
 from django.core.management import call_command
 from django.db import connection
 
@@ -15,7 +22,7 @@ from billing.models import Hold, UsageRecord
 from dragonfly.redis import get_redis
 from gateway.models import GatewayProcess
 from gateway.reaper import VOID_REASON
-from tests.e2e.conftest import Server, database_url
+from tests.e2e.conftest import Server, database_url, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 MODEL = "deepseek/deepseek-chat"
@@ -216,3 +223,130 @@ def _short(server: Server, key: str, statuses: dict) -> None:
         timeout=30,
     )
     statuses[response.headers["x-df-market-request-id"]] = response.status_code
+
+
+class OwnRedis:
+    """A redis-server of the test's own, to hang (SIGSTOP), stop and start again on its port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if redis_lib.Redis(port=self.port, socket_timeout=0.5).ping():
+                    return
+            except redis_lib.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.kill()
+            self.process.wait(10)
+
+
+def _readiness(server: Server) -> str:
+    body = httpx.get(server.url + "/readyz", timeout=5).json()
+    return "degraded" if body["degraded"] else "ok"
+
+
+def test_a_gateway_whose_redis_hangs_then_dies_serves_on_and_bills_every_answer(world):
+    own = OwnRedis()
+    own.start()
+    server = _server(world, REDIS_URL=own.url)
+    try:
+        buyer = world.buyer()
+        world.listing(key="sim-e2e-redis-faults?tokens=4&ttft_ms=20", concurrency_cap=16)
+        world.routable(MODEL, 1, server=server)
+        stop = threading.Event()
+        timeline: list[tuple[str, float, str]] = []  # (phase, seconds, /readyz)
+
+        def phase(name: str, seconds: float) -> None:
+            started = time.monotonic()
+            readiness = set()
+            while time.monotonic() - started < seconds:
+                readiness.add(_readiness(server))
+                time.sleep(0.25)
+            timeline.append((name, seconds, "/".join(sorted(readiness))))
+
+        with ThreadPoolExecutor(4) as pool:
+            running = [
+                pool.submit(_traffic, server, buyer.key, worker, stop) for worker in range(4)
+            ]
+            phase("redis up", 1.5)
+            own.process.send_signal(signal.SIGSTOP)  # hung: accepts, never answers
+            phase("redis hung", 4.0)
+            own.process.send_signal(signal.SIGCONT)
+            phase("redis back", 1.5)
+            own.stop()  # dead: connections refused
+            phase("redis stopped", 4.0)
+            own.start()
+            recovered_at = time.monotonic()
+            while _readiness(server) != "ok" and time.monotonic() - recovered_at < 15:
+                time.sleep(0.1)
+            recovery = time.monotonic() - recovered_at
+            phase("redis restarted", 1.5)
+            stop.set()
+            responses = [r for future in running for r in future.result()]
+    finally:
+        server.stop()
+        own.stop()
+
+    statuses = [status for status, _, _ in responses]
+    slowest = max(seconds for _, seconds, _ in responses)
+    print(
+        f"\nredis faults: {timeline}; /readyz ok again {recovery:.2f} s after the restart; "
+        f"statuses { {s: statuses.count(s) for s in sorted(set(statuses))} }; "
+        f"slowest answer {slowest:.2f} s"
+    )
+    readiness = {name: seen for name, _, seen in timeline}
+    assert readiness["redis up"] == readiness["redis restarted"] == "ok"
+    assert readiness["redis hung"] == readiness["redis stopped"] == "degraded"  # 200, not 503
+    assert set(statuses) == {200}, sorted(set(statuses))
+    assert recovery < 5
+    assert slowest < 2.0  # short Redis timeouts: a hung Redis stalls nobody for seconds
+    answered = [request_id for status, _, request_id in responses if status == 200]
+    assert len(answered) >= 40
+    with world.blocker.unblock():
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and Hold.objects.filter(status="active").exists():
+            time.sleep(0.2)
+        assert UsageRecord.objects.filter(request_id__in=answered).count() == len(answered)
+        assert UsageRecord.objects.filter(buyer=buyer.user).count() == len(answered)
+        assert not Hold.objects.filter(status="active").exists()
+        call_command("ledger_check")
+
+
+def _traffic(server: Server, key: str, worker: int, stop: threading.Event) -> list:
+    """Requests one after another until `stop`: (status, seconds, request id) each."""
+    answers = []
+    with httpx.Client(timeout=30) as client:
+        while not stop.is_set():
+            started = time.monotonic()
+            response = client.post(
+                server.url + "/v1/chat/completions",
+                json={
+                    "model": MODEL,
+                    "messages": [{"role": "user", "content": f"Hello {worker}"}],
+                    "max_tokens": 8,
+                    "stream": worker % 2 == 1,
+                },
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            answers.append(
+                (
+                    response.status_code,
+                    time.monotonic() - started,
+                    response.headers["x-df-market-request-id"],
+                )
+            )
+    return answers
