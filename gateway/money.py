@@ -9,30 +9,35 @@ the settlement keeps running to its end.
 Database faults (docs/gateway.md, "Database faults"): every call is idempotent on its request id,
 so a call whose connection was lost is sent again once on a fresh one (fastpath_async, db.py). A
 hold that still cannot be placed is a 503 and nothing is held. A settlement or a void that still
-cannot land is retried in the background with backoff (SETTLE_RETRY_DELAYS, for up to
-SETTLE_RETRY_SECONDS, well inside the hold's TTL), so an answered request is billed once the
-database is back; only if it never comes back within that time does the hold stay for the reaper.
+cannot land is retried in the background with backoff (SETTLE_RETRY_DELAYS, then every 5 s) until
+it lands, so an answered request is billed once the database is back. A settlement waiting so is
+also kept in Redis under this process's id (`unsettled_key`) until it lands: should the process
+die meanwhile, whoever reaps it settles it from there (reaper.py) instead of voiding its hold.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
+
+import orjson
 
 from billing.errors import InsufficientBalance
 from billing.services import fastpath_async
 from billing.settlement import Settlement, SettleResult
 from dragonfly.metrics import GATEWAY_SETTLEMENTS
-from gateway import background
+from dragonfly.redis import get_redis
+from gateway import background, kv, process
 from gateway.db import DatabaseUnavailable, db_call
 from gateway.errors import GatewayError
 
 logger = logging.getLogger("gateway")
 
 SETTLE_RETRY_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)  # then every 5 s
-SETTLE_RETRY_SECONDS = 300.0
+_retrying: set[str] = set()  # request ids whose settlement or void is being retried
 
 
 async def _shielded(name: str, **kwargs):
@@ -76,12 +81,13 @@ async def settle(settlement: Settlement) -> SettleResult | None:
     except Exception as exc:
         if not unreachable(exc):
             raise
+        await _keep(settlement)
         _retry_in_background(
             "settlement",
             settlement.request_id,
             lambda: _shielded("request_settle", settlement=settlement),
             exc,
-            landed=lambda: GATEWAY_SETTLEMENTS.labels(settlement.outcome).inc(),
+            landed=lambda: _landed(settlement),
         )
         return None
     GATEWAY_SETTLEMENTS.labels(settlement.outcome).inc()
@@ -106,6 +112,34 @@ async def void(*, request_id: str, reason: str) -> None:
     GATEWAY_SETTLEMENTS.labels("voided").inc()
 
 
+def unsettled_key(process_id: str) -> str:
+    """The Redis hash of a process's settlements still waiting for the database."""
+    return f"unsettled:{process_id}"
+
+
+async def _keep(settlement: Settlement) -> None:
+    fields = orjson.dumps(dataclasses.asdict(settlement))
+    key = unsettled_key(process.ID)
+    await kv.attempt("unsettled", lambda r: r.hset(key, settlement.request_id, fields))
+
+
+def _landed(settlement: Settlement) -> None:
+    GATEWAY_SETTLEMENTS.labels(settlement.outcome).inc()
+    key = unsettled_key(process.ID)
+    background.spawn(kv.attempt("unsettled", lambda r: r.hdel(key, settlement.request_id)))
+
+
+def unsettled(process_id: str) -> dict[str, Settlement]:
+    """A dead process's settlements that never landed (the reaper's, synchronous)."""
+    kept = get_redis().hgetall(unsettled_key(process_id))
+    return {request_id: Settlement(**orjson.loads(fields)) for request_id, fields in kept.items()}
+
+
+def retrying() -> int:
+    """Settlements and voids of this process still waiting for the database."""
+    return len(_retrying)
+
+
 def _retry_in_background(
     what: str,
     request_id: str,
@@ -120,27 +154,20 @@ def _retry_in_background(
         request_id,
         first,
     )
-    background.spawn(_until_it_lands(what, request_id, call, landed))
+    _retrying.add(request_id)
+    task = background.spawn(_until_it_lands(what, request_id, call, landed))
+    task.add_done_callback(lambda _: _retrying.discard(request_id))
 
 
 async def _until_it_lands(
     what: str, request_id: str, call: Callable[[], Awaitable[object]], landed: Callable[[], None]
 ) -> None:
     """Retry `call` with backoff (each try on a fresh connection, see fastpath_async._rows and
-    db.py) until it lands, a non-connection error ends it, or SETTLE_RETRY_SECONDS pass."""
+    db.py) until it lands or a non-connection error ends it."""
     started = time.monotonic()
     attempt = 1
     while True:
         delay = SETTLE_RETRY_DELAYS[min(attempt - 1, len(SETTLE_RETRY_DELAYS) - 1)]
-        if time.monotonic() + delay - started > SETTLE_RETRY_SECONDS:
-            logger.error(
-                "%s of %s did not land in %.0f s (%d attempts); the hold stays for the reaper",
-                what,
-                request_id,
-                time.monotonic() - started,
-                attempt,
-            )
-            return
         await asyncio.sleep(delay)
         attempt += 1
         try:

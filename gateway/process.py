@@ -108,12 +108,23 @@ def start() -> None:
 
 
 async def stop() -> None:
-    """A clean stop, after the requests in flight have settled: give the lease back."""
+    """A clean stop, after the requests in flight have settled: give the lease back, unless a
+    settlement still waits for the database (its peers then settle it once the lease runs out)."""
+    from gateway import money
+
     global _loop_task
     if _loop_task is None:
         return
     _loop_task.cancel()
     _loop_task = None
+    if money.retrying():
+        logger.error(
+            "gateway process %s stops with %d settlements waiting for the database: its peers "
+            "settle them once its lease runs out",
+            ID,
+            money.retrying(),
+        )
+        return
     try:
         await db_call(_leave, idempotent=True)
     except Exception as exc:  # its peers reap it once the lease runs out

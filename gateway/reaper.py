@@ -1,7 +1,9 @@
 """Settling what a dead gateway process left (process.py says how it is found and why it is safe).
 
-For each process whose lease ran out: every stream it checkpointed is settled for what it had
-delivered (billing policy: as if the buyer had hung up then); every other hold it placed is voided
+For each process whose lease ran out: every settlement it could not land (the database was
+unreachable: money.py kept it in Redis) is settled as it was; every stream it checkpointed is
+settled for what it had delivered (billing policy: as if the buyer had hung up then); every other
+hold it placed is voided
 (its request delivered nothing: a plain answer is sent whole at its end); its capacity slots are
 given back; then its lease and checkpoints are deleted. One reaper at a time per dead process (its
 lease row is locked, others skip it), and every step is exactly-once on the request id anyway.
@@ -50,7 +52,6 @@ def reap_dead(*, exclude: str | None = None) -> Reaped:
 def _reap(process_id: str, cutoff) -> Reaped:
     from billing import services
     from billing.models import Hold, HoldStatus
-    from billing.settlement import Settlement
     from gateway import capacity, process
     from gateway.models import GatewayProcess, StreamCheckpoint
 
@@ -63,18 +64,15 @@ def _reap(process_id: str, cutoff) -> Reaped:
         )
         if lease is None:  # renewed meanwhile, or another reaper has it
             return reaped
-        streams = dict(
-            StreamCheckpoint.objects.filter(process_id=process_id).values_list(
-                "request_id", "settlement"
-            )
-        )
+        owed = _from_checkpoints(process_id)
+        owed.update(_unsettled(process_id))  # a final settlement beats a stream's checkpoint
         settled = set()
-        for request_id, fields in streams.items():
+        for request_id, settlement in owed.items():
             try:
-                with transaction.atomic():  # exactly once: a stream that settled itself: no-op
-                    result = services.request_settle(settlement=Settlement(**fields))
+                with transaction.atomic():  # exactly once: one that settled itself is a no-op
+                    result = services.request_settle(settlement=settlement)
             except Exception:
-                logger.exception("settling %s from its checkpoint failed; voiding it", request_id)
+                logger.exception("settling %s for its dead process failed", request_id)
                 continue
             settled.add(request_id)
             reaped.settled += not result.already_settled
@@ -91,12 +89,14 @@ def _reap(process_id: str, cutoff) -> Reaped:
                 services.hold_void(request_id=request_id, reason=VOID_REASON)
             reaped.voided += 1
         reaped.slots = capacity.release_process(process_id)
+        _forget_unsettled(process_id)
         StreamCheckpoint.objects.filter(process_id=process_id).delete()
         lease.delete()
         reaped.processes = 1
     logger.warning(
-        "reaped dead gateway process %s (last seen %s): %d streams settled as delivered, "
-        "%d holds voided, %d capacity slots given back",
+        "reaped dead gateway process %s (last seen %s): %d requests settled (streams as "
+        "delivered, answers whose settlement had not landed), %d holds voided, %d capacity "
+        "slots given back",
         process_id,
         lease.heartbeat_at.isoformat(),
         reaped.settled,
@@ -104,3 +104,31 @@ def _reap(process_id: str, cutoff) -> Reaped:
         reaped.slots,
     )
     return reaped
+
+
+def _from_checkpoints(process_id: str) -> dict:
+    from billing.settlement import Settlement
+    from gateway.models import StreamCheckpoint
+
+    rows = StreamCheckpoint.objects.filter(process_id=process_id)
+    return {r.request_id: Settlement(**r.settlement) for r in rows}
+
+
+def _unsettled(process_id: str) -> dict:
+    from gateway import money
+
+    try:
+        return money.unsettled(process_id)
+    except Exception as exc:  # Redis down: those holds are voided instead (logged)
+        logger.error("settlements %s left in redis unreadable (%r)", process_id, exc)
+        return {}
+
+
+def _forget_unsettled(process_id: str) -> None:
+    from dragonfly.redis import get_redis
+    from gateway import money
+
+    try:
+        get_redis().delete(money.unsettled_key(process_id))
+    except Exception as exc:
+        logger.warning("settlements of %s left in redis not deleted (%r)", process_id, exc)

@@ -7,6 +7,7 @@ made unreachable with ALLOW_CONNECTIONS false (what a restarting server looks li
 import asyncio
 import time
 
+import orjson
 import psycopg
 import pytest
 from asgiref.sync import sync_to_async
@@ -16,6 +17,7 @@ from django.db import connection, connections
 from billing.models import Hold, LedgerTransaction, UsageRecord
 from billing.money import usd_to_nusd
 from billing.selectors import wallet_summary
+from dragonfly.redis import get_redis
 from tests.gateway.factories import buyer_make, listing_make, seller_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -193,14 +195,18 @@ async def test_a_settlement_is_retried_in_the_background_until_the_database_is_b
     wait that times out, as in a restart that takes a while); the buyer gets the answer at once
     and the settlement lands on a later retry."""
     from billing.services import fastpath_async
-    from gateway import money
+    from gateway import background, money, process
 
     buyer = await sync_to_async(buyer_make)()
     await sync_to_async(lambda: listing_make(seller_make(), key="sim-dbf-later"))()
     real = fastpath_async.request_settle
     failures = []
 
+    kept = []  # what Redis holds for this process's reaper while the settlement waits
+
     async def unreachable_three_times(*, settlement):
+        if failures:
+            kept.append(get_redis().hget(money.unsettled_key(process.ID), settlement.request_id))
         if len(failures) < 3:
             failures.append(settlement.request_id)
             raise psycopg.OperationalError("couldn't get a connection after 3.00 sec")
@@ -213,6 +219,9 @@ async def test_a_settlement_is_retried_in_the_background_until_the_database_is_b
     request_id = response.headers["x-df-market-request-id"]
     await _settled(buyer, [request_id])
     assert failures == [request_id] * 3
+    assert len(kept) == 3 and all(orjson.loads(k)["request_id"] == request_id for k in kept)
+    await background.drain()
+    assert not get_redis().hexists(money.unsettled_key(process.ID), request_id)  # landed
 
 
 def _error(response) -> dict:

@@ -6,6 +6,7 @@ import dataclasses
 import threading
 from datetime import timedelta
 
+import orjson
 import pytest
 from django.utils import timezone
 
@@ -13,7 +14,7 @@ from billing import services
 from billing.checks import ledger_violations
 from billing.models import Hold, UsageRecord
 from dragonfly.redis import get_redis
-from gateway import reaper
+from gateway import money, reaper
 from gateway.models import GatewayProcess, StreamCheckpoint
 from tests.billing.conftest import fund, listing_make, settlement_make, user_make
 
@@ -130,3 +131,26 @@ def test_a_process_never_reaps_itself_nor_a_peer_within_its_lease(left_behind, s
     settings.DRAGONFLY_PROCESS_LEASE_SECONDS = 120  # a minute of silence is within this lease
     assert reaper.reap_dead().processes == 0
     assert Hold.objects.filter(status="active").count() == 3
+
+
+def test_a_dead_processs_settlement_that_never_reached_the_database_is_settled_not_voided(
+    left_behind,
+):
+    """The process answered, could not settle (database unreachable) and died while retrying:
+    money.py had kept the settlement in Redis, and the reaper settles it as it was."""
+    buyer, listing, ids = left_behind
+    answered = settlement_make(
+        buyer=buyer, seller=listing.seller, listing=listing, request_id=ids["waiting"]
+    )
+    redis = get_redis()
+    redis.hset(
+        money.unsettled_key(DEAD), answered.request_id, orjson.dumps(dataclasses.asdict(answered))
+    )
+
+    reaped = reaper.reap_dead()
+
+    assert (reaped.settled, reaped.voided) == (2, 0)
+    record = UsageRecord.objects.get(request_id=ids["waiting"])
+    assert (record.outcome, record.output_units) == ("completed", answered.output_units)
+    assert not redis.exists(money.unsettled_key(DEAD))
+    assert ledger_violations() == []
