@@ -193,9 +193,11 @@ def test_a_killed_servers_streams_are_billed_as_delivered_and_its_holds_and_slot
             for request_id, delivered in streams.items():
                 record = records[request_id]
                 assert record.outcome == "client_disconnected"
-                # As of its last checkpoint: at most about a second of tokens behind the buyer.
+                # As of its last checkpoint (about once a second): never more than the buyer
+                # got, and behind it by what 20 tokens/s deliver in a checkpoint's interval plus
+                # the write (3 s allowed, for a loaded machine).
                 assert 0 < record.output_units <= delivered, (record.output_units, delivered)
-                assert delivered - record.output_units <= 2 * 20
+                assert delivered - record.output_units <= 3 * 20
             killed = next(iter(streams))[4:12]  # request ids start with their process's id
             waited = Hold.objects.filter(request_id__startswith="req_" + killed).exclude(
                 request_id__in=list(streams)
