@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -43,26 +44,10 @@ def test_terminating_the_gateways_database_connections_during_steady_traffic(wor
     world.routable(MODEL, 1)
     stop = threading.Event()
 
-    def traffic(worker: int) -> list[httpx.Response]:
-        responses = []
-        with httpx.Client(timeout=30) as client:
-            while not stop.is_set():
-                responses.append(
-                    client.post(
-                        world.base + "/chat/completions",
-                        json={
-                            "model": MODEL,
-                            "messages": [{"role": "user", "content": f"Hello {worker}"}],
-                            "max_tokens": 8,
-                            "stream": worker % 2 == 1,
-                        },
-                        headers={"Authorization": f"Bearer {buyer.key}"},
-                    )
-                )
-        return responses
-
     with ThreadPoolExecutor(4) as pool:
-        running = [pool.submit(traffic, worker) for worker in range(4)]
+        running = [
+            pool.submit(_traffic, world.server, buyer.key, worker, stop) for worker in range(4)
+        ]
         time.sleep(1.0)
         killed = []
         for _ in range(4):  # every connection but this one, four times, 0.7 s apart
@@ -72,27 +57,18 @@ def test_terminating_the_gateways_database_connections_during_steady_traffic(wor
         stop.set()
         responses = [r for future in running for r in future.result()]
 
-    statuses = [r.status_code for r in responses]
+    statuses = [answer.status for answer in responses]
     print(  # the run's numbers, for the record
         f"\nfaults: {sum(killed)} connections terminated; statuses "
         f"{ {s: statuses.count(s) for s in sorted(set(statuses))} }"
     )
     assert sum(killed) >= 4  # the gateway's connections really were cut
     assert set(statuses) <= {200, 503}, sorted(set(statuses))
-    for refused in (r for r in responses if r.status_code == 503):
-        assert refused.json()["error"]["type"] == "market_unavailable"
-    answered = [r.headers["x-df-market-request-id"] for r in responses if r.status_code == 200]
+    for refused in (answer for answer in responses if answer.status == 503):
+        assert refused.error_type == "market_unavailable"
+    answered = [answer.request_id for answer in responses if answer.status == 200]
     assert len(answered) >= 0.8 * len(responses) and len(answered) >= 20
-    deadline = time.monotonic() + 20  # settlements retried in the background land
-    while time.monotonic() < deadline:
-        settled = UsageRecord.objects.filter(request_id__in=answered).count()
-        if settled == len(answered) and not Hold.objects.filter(status="active").exists():
-            break
-        time.sleep(0.2)
-    assert UsageRecord.objects.filter(request_id__in=answered).count() == len(answered)
-    assert UsageRecord.objects.filter(buyer=buyer.user).count() == len(answered)
-    assert not Hold.objects.filter(status="active").exists()
-    call_command("ledger_check")
+    _settled_once(buyer, answered)
 
 
 def _server(world, **settings: str) -> Server:
@@ -303,8 +279,8 @@ def test_a_gateway_whose_redis_hangs_then_dies_serves_on_and_bills_every_answer(
         server.stop()
         own.stop()
 
-    statuses = [status for status, _, _ in responses]
-    slowest = max(seconds for _, seconds, _ in responses)
+    statuses = [answer.status for answer in responses]
+    slowest = max(answer.seconds for answer in responses)
     print(
         f"\nredis faults: {timeline}; /readyz ok again {recovery:.2f} s after the restart; "
         f"statuses { {s: statuses.count(s) for s in sorted(set(statuses))} }; "
@@ -316,20 +292,21 @@ def test_a_gateway_whose_redis_hangs_then_dies_serves_on_and_bills_every_answer(
     assert set(statuses) == {200}, sorted(set(statuses))
     assert recovery < 5
     assert slowest < 2.0  # short Redis timeouts: a hung Redis stalls nobody for seconds
-    answered = [request_id for status, _, request_id in responses if status == 200]
+    answered = [answer.request_id for answer in responses]
     assert len(answered) >= 40
     with world.blocker.unblock():
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and Hold.objects.filter(status="active").exists():
-            time.sleep(0.2)
-        assert UsageRecord.objects.filter(request_id__in=answered).count() == len(answered)
-        assert UsageRecord.objects.filter(buyer=buyer.user).count() == len(answered)
-        assert not Hold.objects.filter(status="active").exists()
-        call_command("ledger_check")
+        _settled_once(buyer, answered)
 
 
-def _traffic(server: Server, key: str, worker: int, stop: threading.Event) -> list:
-    """Requests one after another until `stop`: (status, seconds, request id) each."""
+class Answer(NamedTuple):
+    status: int
+    seconds: float
+    request_id: str
+    error_type: str | None
+
+
+def _traffic(server: Server, key: str, worker: int, stop: threading.Event) -> list[Answer]:
+    """Requests one after another until `stop` (odd workers stream)."""
     answers = []
     with httpx.Client(timeout=30) as client:
         while not stop.is_set():
@@ -344,11 +321,28 @@ def _traffic(server: Server, key: str, worker: int, stop: threading.Event) -> li
                 },
                 headers={"Authorization": f"Bearer {key}"},
             )
+            error = response.json()["error"]["type"] if response.status_code >= 400 else None
             answers.append(
-                (
+                Answer(
                     response.status_code,
                     time.monotonic() - started,
                     response.headers["x-df-market-request-id"],
+                    error,
                 )
             )
     return answers
+
+
+def _settled_once(buyer, answered: list[str]) -> None:
+    """Every answered request settles exactly once (background retries land within 20 s), the
+    buyer paid for nothing else, no hold is left, and the ledger checks."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        settled = UsageRecord.objects.filter(request_id__in=answered).count()
+        if settled == len(answered) and not Hold.objects.filter(status="active").exists():
+            break
+        time.sleep(0.2)
+    assert UsageRecord.objects.filter(request_id__in=answered).count() == len(answered)
+    assert UsageRecord.objects.filter(buyer=buyer.user).count() == len(answered)
+    assert not Hold.objects.filter(status="active").exists()
+    call_command("ledger_check")
