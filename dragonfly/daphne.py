@@ -111,7 +111,8 @@ def main() -> None:
 
     cli = CommandLineInterface()
     reactor.callWhenRunning(_freeze_startup_objects)  # type: ignore[attr-defined]
-    reactor.callLater(0, _gateway_start)  # type: ignore[attr-defined]  # once the loop runs
+    # Once the loop runs (callWhenRunning fires before it does).
+    reactor.callLater(0, _gateway_start)  # type: ignore[attr-defined,arg-type]
     # Only "before" shutdown triggers are waited for (Twisted's three-phase events).
     reactor.addSystemEventTrigger("before", "shutdown", _gateway_shutdown, cli)  # type: ignore[attr-defined,arg-type]
     cli.run(sys.argv[1:])

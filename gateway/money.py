@@ -131,7 +131,7 @@ def _landed(settlement: Settlement) -> None:
 
 def unsettled(process_id: str) -> dict[str, Settlement]:
     """A dead process's settlements that never landed (the reaper's, synchronous)."""
-    kept = get_redis().hgetall(unsettled_key(process_id))
+    kept: dict[str, str] = get_redis().hgetall(unsettled_key(process_id))  # type: ignore[assignment]
     return {request_id: Settlement(**orjson.loads(fields)) for request_id, fields in kept.items()}
 
 
