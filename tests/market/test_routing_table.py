@@ -126,7 +126,7 @@ def test_the_catalogue_lists_active_models_with_list_prices(catalogue):
         "list_input_nusd": 500_000_000,
         "list_output_nusd": 1_500_000_000,
         "context_tokens": 128_000,
-        "capabilities": ["chat", "code", "tools"],
+        "capabilities": ["chat", "code"],
     }
     assert rows["minimax/speech-02-hd"]["price_unit"] == "character"
 
