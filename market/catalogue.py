@@ -8,6 +8,8 @@ prices, context and capabilities are the contract's table ("Models & Pricing") e
 Upstream base URLs and model names are the providers' published ones (docs/catalogue.md): DeepSeek
 answers the OpenAI wire format at https://api.deepseek.com (`/chat/completions`, `/models`),
 MiniMax at https://api.minimax.io/v1 (`/chat/completions`, `/models`, and T2A v2 at `/t2a_v2`).
+DeepSeek retired the names `deepseek-chat` and `deepseek-reasoner` on 2026-07-24; both are now
+`deepseek-v4-flash`, without and with thinking mode (which is on unless the request turns it off).
 """
 
 from collections.abc import Callable
@@ -38,6 +40,8 @@ class ModelSpec:
     price_unit: str
     list_input_usd: str  # USD per million units, as in the contract's table
     list_output_usd: str
+    # Set on every upstream request body for the model, over the buyer's fields.
+    upstream_params: dict = field(default_factory=dict, hash=False)
 
 
 PROVIDERS: tuple[ProviderSpec, ...] = (
@@ -47,12 +51,12 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
 
 MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
-        "deepseek/deepseek-chat", "deepseek", "deepseek-chat", 128_000, ("chat", "code"),
-        Modality.CHAT, PriceUnit.TOKEN, "0.50", "1.50",
+        "deepseek/deepseek-chat", "deepseek", "deepseek-v4-flash", 128_000, ("chat", "code"),
+        Modality.CHAT, PriceUnit.TOKEN, "0.50", "1.50", {"thinking": {"type": "disabled"}},
     ),
     ModelSpec(
-        "deepseek/deepseek-reasoner", "deepseek", "deepseek-reasoner", 128_000, ("reasoning",),
-        Modality.CHAT, PriceUnit.TOKEN, "2.00", "8.00",
+        "deepseek/deepseek-reasoner", "deepseek", "deepseek-v4-flash", 128_000, ("reasoning",),
+        Modality.CHAT, PriceUnit.TOKEN, "2.00", "8.00", {"thinking": {"type": "enabled"}},
     ),
     ModelSpec(
         "minimax/minimax-m2.5", "minimax", "MiniMax-M2.5", 1_000_000, ("chat",),
@@ -85,6 +89,7 @@ def model_fields(spec: ModelSpec, *, provider: Provider) -> dict:
     return {
         "provider_id": provider.pk,
         "upstream_name": spec.upstream_name,
+        "upstream_params": dict(spec.upstream_params),
         "context_tokens": spec.context_tokens,
         "capabilities": list(spec.capabilities),
         "modality": str(spec.modality),

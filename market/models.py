@@ -49,6 +49,12 @@ class CatalogModel(models.Model):
     )
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="models")
     upstream_name = models.CharField(max_length=100)
+    upstream_params = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Fields set on every upstream request for this model, over the buyer's "
+        '(e.g. DeepSeek V4\'s {"thinking": {"type": "enabled"}}).',
+    )
     display_name = models.CharField(max_length=100, blank=True)
     context_tokens = models.PositiveIntegerField(null=True, blank=True)
     capabilities = models.JSONField(default=list, blank=True)

@@ -79,8 +79,8 @@ def test_it_loads_the_contracts_models_with_the_real_providers_and_nothing_else(
             assert (unit, modality, list_out) == ("character", "speech", 0)
             assert list_in > 0
     assert {m: r[1] for m, r in rows.items()} == {
-        "deepseek/deepseek-chat": "deepseek-chat",
-        "deepseek/deepseek-reasoner": "deepseek-reasoner",
+        "deepseek/deepseek-chat": "deepseek-v4-flash",
+        "deepseek/deepseek-reasoner": "deepseek-v4-flash",
         "minimax/minimax-m2.5": "MiniMax-M2.5",
         "minimax/minimax-m2.5-highspeed": "MiniMax-M2.5-highspeed",
         "minimax/speech-02-hd": "speech-02-hd",
