@@ -112,3 +112,29 @@ def test_no_secret_appears_in_the_checks_output(tmp_path):
     _, output, _ = _check(tmp_path, DEBUG="1", DRAGONFLY_BASE_URL="http://x.example.com")
     assert PRODUCTION["SECRET_KEY"] not in output
     assert KEYS.split(":")[1] not in output
+
+
+def test_the_web_entrypoint_runs_the_checks_before_it_migrates_or_serves(tmp_path):
+    """docker/entrypoint.sh as the image runs it (`python` on the PATH, in the project): a placeholder
+    secret stops it with the check's error, before migrate would reach the (absent) database."""
+    env = {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        "HOME": str(tmp_path),
+        **PRODUCTION,
+        "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none",
+        "SECRET_KEY": "change-me",
+        "DRAGONFLY_VAR_DIR": str(tmp_path),
+        "STATIC_ROOT": str(tmp_path / "static"),
+    }
+    result = subprocess.run(
+        [str(ROOT / "docker" / "entrypoint.sh"), "web"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "(dragonfly.E002) SECRET_KEY is a placeholder." in result.stderr
+    assert "Operations to perform" not in result.stdout  # migrate never ran
+    assert not (tmp_path / "static").exists()  # nor collectstatic
