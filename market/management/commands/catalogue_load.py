@@ -28,12 +28,12 @@ class Command(BaseCommand):
             update=update, progress=lambda line: self.stdout.write(f"  {line}")
         )
         if report.kept:
-            self.stdout.write(
-                self.style.WARNING(
-                    f"{len(report.kept)} rows differ from the contract and were kept as they are; "
-                    "run with --update to overwrite them."
-                )
+            rows = (
+                "1 row differs from the contract and was kept as it is"
+                if len(report.kept) == 1
+                else f"{len(report.kept)} rows differ from the contract and were kept as they are"
             )
+            self.stdout.write(self.style.WARNING(f"{rows}; run with --update to overwrite them."))
         if report.changed:
             self.stdout.write(self.style.SUCCESS(f"Catalogue loaded: {report.summary()}."))
         else:
