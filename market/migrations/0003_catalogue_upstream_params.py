@@ -2,6 +2,8 @@
 
 from django.db import migrations, models
 
+import market.models
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -15,6 +17,7 @@ class Migration(migrations.Migration):
             field=models.JSONField(
                 blank=True,
                 default=dict,
+                validators=[market.models.validate_upstream_params],
                 help_text='Fields set on every upstream request for this model, over the buyer\'s (e.g. DeepSeek V4\'s {"thinking": {"type": "enabled"}}).',
             ),
         ),

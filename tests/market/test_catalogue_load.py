@@ -137,3 +137,22 @@ def test_the_demo_loads_the_same_catalogue_pointed_at_the_simulator(db):
     catalogue_seed(upstream_url="http://127.0.0.1:9100")
     assert _rows() == production
     assert set(Provider.objects.values_list("base_url", flat=True)) == {"http://127.0.0.1:9100/v1"}
+
+
+def test_upstream_params_must_be_an_object_that_leaves_the_gateways_fields_alone(db):
+    import pytest
+    from django.core.exceptions import ValidationError
+
+    _load()
+    chat = CatalogModel.objects.get(model_id="deepseek/deepseek-chat")
+    for bad, message in (
+        (["thinking"], "Give a JSON object"),
+        ({"stream": True, "model": "x"}, "The gateway sets model, stream itself"),
+    ):
+        chat.upstream_params = bad
+        with pytest.raises(ValidationError, match=message):
+            chat.full_clean()
+    chat.refresh_from_db()
+    assert chat.upstream_params == {"thinking": {"type": "disabled"}}
+    chat.upstream_params = {"thinking": {"type": "enabled"}, "reasoning_effort": "max"}
+    chat.full_clean()
