@@ -14,7 +14,8 @@ DEMO_KEY_NAME = "Demo key"
 def _verified_user(email: str, *, operator: bool = False) -> User:
     user = User.objects.filter(email__iexact=email).first()
     if user is None:
-        user = User.objects.create_user(email, demo.DEMO_PASSWORD)
+        user = User.objects.create_user(email, demo.demo_password())
+    demo.demo_public_password_revoke(user)
     if operator and not (user.is_staff and user.is_superuser):
         user.is_staff = user.is_superuser = True
         user.save(update_fields=["is_staff", "is_superuser"])

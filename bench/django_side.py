@@ -69,7 +69,7 @@ def setup(upstream_url: str) -> dict:
     from market import services as market_services
     from market.models import CatalogModel, Listing, ListingStatus
 
-    call_command("seed_demo", upstream_url=upstream_url, stdout=sys.stderr)
+    call_command("seed_demo", upstream_url=upstream_url, force=True, stdout=sys.stderr)
     buyer = User.objects.get(email__iexact=demo.DEMO_BUYER_EMAIL)
     seller = User.objects.get(email__iexact=demo.DEMO_SELLER_EMAIL)
     call_command(

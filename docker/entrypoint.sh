@@ -4,6 +4,7 @@
 set -eu
 case "${1:-web}" in
   web)
+    python manage.py check --deploy  # refuses a misconfigured production start (dragonfly/checks.py)
     python manage.py migrate --noinput
     python manage.py collectstatic --noinput --verbosity 0
     # Daphne on uvloop (dragonfly/daphne.py); no access log of its own: nginx keeps one per request.

@@ -16,6 +16,23 @@ DEMO_OPERATOR_EMAIL = "operator@demo.dragonfly.dev"
 DEMO_MODEL = "deepseek/deepseek-chat"
 
 
+def demo_password() -> str | None:
+    """The demo accounts' password: the public one in the embedded default only.
+
+    Anywhere else (`seed_demo --force` on a database server) the accounts get no usable password;
+    an operator sets one with `manage.py changepassword` if they want to sign in.
+    """
+    return DEMO_PASSWORD if settings.DRAGONFLY_EMBEDDED else None
+
+
+def demo_public_password_revoke(user) -> None:
+    """Outside the embedded default, take the public password away from a demo account that has
+    it (created by an older seed_demo, or by one run against this database before)."""
+    if demo_password() is None and user.check_password(DEMO_PASSWORD):
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+
+
 def demo_access_key() -> str:
     digest = hmac.new(settings.SECRET_KEY.encode(), b"dragonfly demo buyer key", hashlib.sha256)
     return "sk-df-demo" + digest.hexdigest()[: 40 - len("demo")]

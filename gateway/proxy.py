@@ -123,6 +123,7 @@ async def serve_chat(
             body = openai.chat_body(
                 chat.payload,
                 upstream_model=candidate.upstream_model,
+                upstream_params=candidate.upstream_params,
                 stream=chat.stream,
                 max_tokens=cap,
             )

@@ -1,117 +1,22 @@
-"""Demo data for the market: the seed document's catalogue, pointed at the simulated upstream."""
+"""Demo data for the market: the contract's catalogue pointed at the simulated upstream, and demo listings."""
 
-from market.models import CatalogModel, Modality, PriceUnit, Provider, WireFormat
-
-USD = 1_000_000_000  # nano-USD per dollar
-
-PROVIDERS = [
-    ("deepseek", "DeepSeek", WireFormat.OPENAI),
-    ("minimax", "MiniMax", WireFormat.OPENAI),
-]
-
-# (model id, provider, upstream name, context, capabilities, modality, unit, input $/M, output $/M)
-# Chat prices are the seed's table. The seed prices speech as "-": these per-million-character list
-# prices are the operator's choice, in line with MiniMax's own rates.
-MODELS = [
-    (
-        "deepseek/deepseek-chat",
-        "deepseek",
-        "deepseek-chat",
-        128_000,
-        ["chat", "code", "tools"],
-        Modality.CHAT,
-        PriceUnit.TOKEN,
-        "0.50",
-        "1.50",
-    ),
-    (
-        "deepseek/deepseek-reasoner",
-        "deepseek",
-        "deepseek-reasoner",
-        128_000,
-        ["reasoning"],
-        Modality.CHAT,
-        PriceUnit.TOKEN,
-        "2.00",
-        "8.00",
-    ),
-    (
-        "minimax/minimax-m2.5",
-        "minimax",
-        "MiniMax-M2.5",
-        1_000_000,
-        ["chat", "tools"],
-        Modality.CHAT,
-        PriceUnit.TOKEN,
-        "0.80",
-        "2.40",
-    ),
-    (
-        "minimax/minimax-m2.5-highspeed",
-        "minimax",
-        "MiniMax-M2.5-highspeed",
-        1_000_000,
-        ["chat", "fast"],
-        Modality.CHAT,
-        PriceUnit.TOKEN,
-        "0.40",
-        "1.20",
-    ),
-    (
-        "minimax/speech-02-hd",
-        "minimax",
-        "speech-02-hd",
-        None,
-        ["tts", "hd"],
-        Modality.SPEECH,
-        PriceUnit.CHARACTER,
-        "100.00",
-        "0",
-    ),
-    (
-        "minimax/speech-02-turbo",
-        "minimax",
-        "speech-02-turbo",
-        None,
-        ["tts", "fast"],
-        Modality.SPEECH,
-        PriceUnit.CHARACTER,
-        "60.00",
-        "0",
-    ),
-]
-
-
-def usd_per_million_to_nusd(text: str) -> int:
-    dollars, _, cents = text.partition(".")
-    return int(dollars) * USD + int((cents + "000000000")[:9])
+from market import catalogue
+from market.models import CatalogModel, Provider
 
 
 def catalogue_seed(*, upstream_url: str) -> str:
-    providers = {}
-    for slug, name, wire_format in PROVIDERS:
-        providers[slug], _ = Provider.objects.update_or_create(
-            slug=slug,
-            defaults={"name": name, "base_url": f"{upstream_url}/v1", "wire_format": wire_format},
-        )
-    for model_id, provider, upstream, context, caps, modality, unit, price_in, price_out in MODELS:
-        CatalogModel.objects.update_or_create(
-            model_id=model_id,
-            defaults={
-                "provider": providers[provider],
-                "upstream_name": upstream,
-                "context_tokens": context,
-                "capabilities": caps,
-                "modality": modality,
-                "price_unit": unit,
-                "list_input_nusd": usd_per_million_to_nusd(price_in),
-                "list_output_nusd": usd_per_million_to_nusd(price_out),
-            },
-        )
+    """The contract's catalogue (market/catalogue.py), every provider pointed at the simulator.
+
+    The demo always matches the contract (`update=True`): `make run` restores it on every start.
+    """
     from market.services import terms_ensure_v1
 
+    report = catalogue.catalogue_load(update=True, base_url=f"{upstream_url}/v1")
     terms = terms_ensure_v1()
-    return f"{len(PROVIDERS)} providers, {len(MODELS)} models, {terms} terms published"
+    return (
+        f"{len(catalogue.PROVIDERS)} providers, {len(catalogue.MODELS)} models "
+        f"({report.summary()}), {terms} terms published"
+    )
 
 
 # (name, provider, simulated key, trusted, ask as % of list, model ids). Keys use the simulator's
@@ -165,7 +70,8 @@ def _demo_seller():
 
     user = User.objects.filter(email__iexact=demo.DEMO_SELLER_EMAIL).first()
     if user is None:
-        user = User.objects.create_user(demo.DEMO_SELLER_EMAIL, demo.DEMO_PASSWORD)
+        user = User.objects.create_user(demo.DEMO_SELLER_EMAIL, demo.demo_password())
+    demo.demo_public_password_revoke(user)
     EmailAddress.objects.update_or_create(
         user=user, email=user.email, defaults={"verified": True, "primary": True}
     )

@@ -4,8 +4,23 @@ Prices are nano-USD (1e-9 USD) per million units: tokens for text models, charac
 """
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+
+# Request fields the gateway itself sets from the buyer's request and the hold; a model's
+# upstream_params may not replace them.
+GATEWAY_OWNED_FIELDS = frozenset(
+    {"model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "n"}
+)
+
+
+def validate_upstream_params(value) -> None:
+    if not isinstance(value, dict):
+        raise ValidationError('Give a JSON object, e.g. {"thinking": {"type": "enabled"}}.')
+    owned = sorted(GATEWAY_OWNED_FIELDS & set(value))
+    if owned:
+        raise ValidationError(f"The gateway sets {', '.join(owned)} itself; leave them out.")
 
 
 class WireFormat(models.TextChoices):
@@ -49,6 +64,13 @@ class CatalogModel(models.Model):
     )
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="models")
     upstream_name = models.CharField(max_length=100)
+    upstream_params = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_upstream_params],
+        help_text="Fields set on every upstream request for this model, over the buyer's "
+        '(e.g. DeepSeek V4\'s {"thinking": {"type": "enabled"}}).',
+    )
     display_name = models.CharField(max_length=100, blank=True)
     context_tokens = models.PositiveIntegerField(null=True, blank=True)
     capabilities = models.JSONField(default=list, blank=True)

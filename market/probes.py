@@ -72,6 +72,7 @@ def probe_target(listing: Listing) -> ProbeTarget | None:
     if chat:
         method, url = "POST", f"{base}/chat/completions"
         body: dict | None = {
+            **(chat[0].model.upstream_params or {}),  # as the gateway calls it (thinking mode)
             "model": chat[0].model.upstream_name,
             "messages": [{"role": "user", "content": "ping"}],
             "max_tokens": 1,

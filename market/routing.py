@@ -1,6 +1,6 @@
 """What the gateway routes on: one RouteCandidate per (listing, model), built by routing_table()."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 HEALTH_STATES = ("healthy", "degraded", "cooling_down", "suspended", "unknown")
 
@@ -26,3 +26,5 @@ class RouteCandidate:
     tps_p50: float | None
     context_tokens: int | None
     daily_cap_reached: bool = False  # the seller's daily spend cap is used up (until midnight UTC)
+    # Fields the catalogue sets on every upstream request for this model (CatalogModel).
+    upstream_params: dict = field(default_factory=dict, hash=False)

@@ -55,6 +55,7 @@ def routing_table() -> dict[str, list[RouteCandidate]]:
                 base_url=provider.base_url.rstrip("/"),
                 model_id=model.model_id,
                 upstream_model=model.upstream_name,
+                upstream_params=model.upstream_params or {},
                 modality=model.modality,
                 price_unit=model.price_unit,
                 ask_input_nusd=offer.ask_input_nusd,

@@ -19,6 +19,7 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 CREATED = 1_735_689_600  # 2025-01-01, a fixed "created" for the model list
 
 MODELS: tuple[tuple[str, str], ...] = (
+    ("deepseek-v4-flash", "deepseek"),
     ("deepseek-chat", "deepseek"),
     ("deepseek-reasoner", "deepseek"),
     ("MiniMax-M2.5", "minimax"),

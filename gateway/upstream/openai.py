@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import aiohttp
@@ -16,13 +16,20 @@ _MAX_PLAIN_BYTES = 64 * 1024 * 1024
 
 
 def chat_body(
-    payload: dict[str, Any], *, upstream_model: str, stream: bool, max_tokens: int
+    payload: dict[str, Any],
+    *,
+    upstream_model: str,
+    stream: bool,
+    max_tokens: int,
+    upstream_params: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """The buyer's body, every field passed through, with the listing's model name and the output
-    cap the hold covers as `max_tokens` (in place of `max_completion_tokens`, which the cap already
-    honours: it is never above the buyer's own); streams always ask for the usage chunk (the buyer
-    only sees it if they asked)."""
+    """The buyer's body, every field passed through, with the listing's model name, the catalogue's
+    fields for that model over the buyer's (DeepSeek V4's thinking mode picks chat or reasoner) and
+    the output cap the hold covers as `max_tokens` (in place of `max_completion_tokens`, which the
+    cap already honours: it is never above the buyer's own); streams always ask for the usage chunk
+    (the buyer only sees it if they asked)."""
     body = dict(payload)
+    body.update(upstream_params or {})
     body["model"] = upstream_model
     body["max_tokens"] = max_tokens
     body.pop("max_completion_tokens", None)

@@ -40,11 +40,11 @@ async def test_it_serves_a_completion_with_the_catalogue_model_and_diagnostics(m
     assert response.headers["x-df-market-route"] == "seller"
     assert response.headers["x-df-market-provider"] == "deepseek"
     assert response.headers["x-df-market-listing-id"] == str(listing.pk)
-    assert response.headers["x-df-upstream-model"] == "deepseek-chat"
+    assert response.headers["x-df-upstream-model"] == "deepseek-v4-flash"
     assert response.headers["x-df-market-ask-input"] == "0.4"
     assert response.headers["x-df-market-ask-output"] == "1.2"
     upstream = market.app.stats()["keys"]["sim-chat-a"]["last_body"]
-    assert upstream["model"] == "deepseek-chat"
+    assert upstream["model"] == "deepseek-v4-flash"
     assert upstream["seed_extra"] == 1
     record = await _settled(response.headers["x-df-market-request-id"])
     assert record is not None

@@ -51,7 +51,8 @@ async def test_every_seed_parameter_and_unknown_fields_reach_the_upstream_unchan
     response = await client.post("/v1/chat/completions", headers=_auth(buyer), json=sent)
     assert response.status_code == 200, response.text
     upstream = market.app.stats()["keys"]["sim-params"]["last_body"]
-    assert upstream == {**sent, "model": "deepseek-chat"}
+    # The catalogue's fields for the model are added (market/catalogue.py: thinking mode off).
+    assert upstream == {**sent, "model": "deepseek-v4-flash", "thinking": {"type": "disabled"}}
 
 
 async def test_a_stream_asks_the_upstream_for_usage_and_keeps_the_buyers_stream_options(
@@ -74,6 +75,37 @@ async def test_a_stream_asks_the_upstream_for_usage_and_keeps_the_buyers_stream_
     assert upstream["stream"] is True
     assert upstream["stream_options"] == {"include_usage": True, "extra": 1}
     assert '"usage"' not in response.text  # the buyer said no
+
+
+async def test_the_catalogues_thinking_mode_makes_one_upstream_model_chat_or_reasoner(
+    market, client
+):
+    """deepseek-chat and deepseek-reasoner are both DeepSeek's deepseek-v4-flash now: the
+    catalogue's upstream_params turn thinking off or on, over whatever the buyer sent."""
+    buyer = await sync_to_async(buyer_make)()
+    await sync_to_async(
+        lambda: listing_make(
+            seller_make(),
+            key="sim-thinking",
+            models=("deepseek/deepseek-chat", "deepseek/deepseek-reasoner"),
+        )
+    )()
+    seen = {}
+    for model in ("deepseek/deepseek-chat", "deepseek/deepseek-reasoner"):
+        response = await client.post(
+            "/v1/chat/completions",
+            headers=_auth(buyer),
+            json={"model": model, "messages": HELLO, "thinking": {"type": "buyer's choice"}},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["model"] == model
+        assert response.headers["x-df-upstream-model"] == "deepseek-v4-flash"
+        upstream = market.app.stats()["keys"]["sim-thinking"]["last_body"]
+        seen[model] = (upstream["model"], upstream["thinking"])
+    assert seen == {
+        "deepseek/deepseek-chat": ("deepseek-v4-flash", {"type": "disabled"}),
+        "deepseek/deepseek-reasoner": ("deepseek-v4-flash", {"type": "enabled"}),
+    }
 
 
 BAD = [

@@ -39,7 +39,8 @@ def test_it_lists_active_listings_per_model_cheapest_first_with_health(seller, o
         wire_format="openai",
         base_url=f"{sim.url}/v1",
         model_id="deepseek/deepseek-chat",
-        upstream_model="deepseek-chat",
+        upstream_model="deepseek-v4-flash",
+        upstream_params={"thinking": {"type": "disabled"}},
         modality="chat",
         price_unit="token",
         ask_input_nusd=chat.list_input_nusd * 70 // 100,
@@ -120,13 +121,13 @@ def test_the_catalogue_lists_active_models_with_list_prices(catalogue):
         "model_id": "deepseek/deepseek-chat",
         "display_name": "deepseek/deepseek-chat",
         "provider_slug": "deepseek",
-        "upstream_model": "deepseek-chat",
+        "upstream_model": "deepseek-v4-flash",
         "modality": "chat",
         "price_unit": "token",
         "list_input_nusd": 500_000_000,
         "list_output_nusd": 1_500_000_000,
         "context_tokens": 128_000,
-        "capabilities": ["chat", "code", "tools"],
+        "capabilities": ["chat", "code"],
     }
     assert rows["minimax/speech-02-hd"]["price_unit"] == "character"
 

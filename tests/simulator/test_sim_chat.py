@@ -224,6 +224,7 @@ def test_it_lists_the_default_models(client):
     assert body["object"] == "list"
     ids = [m["id"] for m in body["data"]]
     assert ids == [
+        "deepseek-v4-flash",  # DeepSeek's model since 2026-07-24; the two below are its old names
         "deepseek-chat",
         "deepseek-reasoner",
         "MiniMax-M2.5",
