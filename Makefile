@@ -21,8 +21,9 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 
 .PHONY: python install install-dev system-deps run test pytest lint check-services bench clean
 
-# Debian packages the suite and the benchmark drive: headless Chromium (browser tests) and wrk.
-SYSTEM_PACKAGES := chromium wrk
+# Debian packages the suite and the benchmark drive: headless Chromium (browser tests), wrk, and
+# nginx with envsubst (gettext-base) for the production topology test (tests/deploy/).
+SYSTEM_PACKAGES := chromium wrk nginx gettext-base
 APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
 $(STAMP): pyproject.toml requirements.lock
@@ -48,7 +49,9 @@ install: $(STAMP)
 install-dev: $(DEV_STAMP)
 
 system-deps:
-	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q ' installed$$' || command -v $$p >/dev/null || missing="$$missing $$p"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		$(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $$missing >/dev/null; \

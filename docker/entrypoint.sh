@@ -1,21 +1,26 @@
 #!/bin/sh
-# Container entrypoint: `web` migrates, collects static files and serves Daphne; `worker` and `beat`
-# run Celery. Migrations run in web containers only; Django's migration lock makes two at once safe.
+# Container entrypoint of the app image. `migrate` is the one-shot service that web, worker and beat
+# wait for (Django has no migration lock, so exactly one process migrates); `web` serves Daphne;
+# `worker` and `beat` run Celery. Static files were collected into the image at build time. The
+# topology test (tests/deploy/) runs this same script, with DRAGONFLY_WEB_BIND/PORT per process.
 set -eu
 case "${1:-web}" in
+  migrate)
+    python manage.py check --deploy  # nothing is migrated for a misconfigured deployment either
+    exec python manage.py migrate --noinput
+    ;;
   web)
     python manage.py check --deploy  # refuses a misconfigured production start (dragonfly/checks.py)
-    python manage.py migrate --noinput
-    python manage.py collectstatic --noinput --verbosity 0
     # Daphne on uvloop (dragonfly/daphne.py); no access log of its own: nginx keeps one per request.
-    exec python -m dragonfly.daphne -b 0.0.0.0 -p 8000 --proxy-headers --verbosity 0 \
+    exec python -m dragonfly.daphne -b "${DRAGONFLY_WEB_BIND:-0.0.0.0}" -p "${DRAGONFLY_WEB_PORT:-8000}" \
+      --proxy-headers --verbosity 0 \
       dragonfly.asgi:application
     ;;
   worker)
     exec celery -A dragonfly worker --loglevel INFO --concurrency "${CELERY_CONCURRENCY:-4}"
     ;;
   beat)
-    exec celery -A dragonfly beat --loglevel INFO --schedule /app/var/celerybeat-schedule
+    exec celery -A dragonfly beat --loglevel INFO --schedule "${DRAGONFLY_VAR_DIR:-/app/var}/celerybeat-schedule"
     ;;
   *)
     exec "$@"

@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from csp import constants as csp
 from django.core.exceptions import ImproperlyConfigured
 
 from dragonfly.env import env_bool, env_int, env_list, env_str
@@ -73,6 +74,7 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "django_htmx",
+    "csp",
     "channels",
     "dragonfly",
     "accounts",
@@ -86,6 +88,7 @@ MIDDLEWARE = [
     "dragonfly.middleware.RequestIdMiddleware",
     "dragonfly.middleware.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "dragonfly.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -198,12 +201,51 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 # Serve from the apps and static/ too, so a non-debug process without collectstatic still has CSS.
 WHITENOISE_USE_FINDERS = True
+# Hashed names (css/app.<md5>.css) from collectstatic's manifest in STATIC_ROOT. The image collects
+# at build time and sets this, so pages link names whose content never changes and nginx caches
+# those for a year (docker/nginx/dragonfly.conf.template). Unset (make run, the tests): plain names.
+DRAGONFLY_STATIC_MANIFEST = env_bool("DRAGONFLY_STATIC_MANIFEST", False)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"
+        if DRAGONFLY_STATIC_MANIFEST
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
 
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+# HTTPS (docs/deploy.md). A https DRAGONFLY_BASE_URL means the site is served over TLS: cookies go
+# over https only, browsers are told to stay on https (HSTS), and a plain-http page request that
+# reaches Django is redirected. The edge (nginx) terminates TLS and says so in X-Forwarded-Proto,
+# believed only with DRAGONFLY_BEHIND_PROXY: the edge sets that header, never passes a client's on.
+DRAGONFLY_HTTPS = DRAGONFLY_BASE_URL.startswith("https://")
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", DRAGONFLY_HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", DRAGONFLY_HTTPS)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if DRAGONFLY_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", DRAGONFLY_HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DRAGONFLY_BEHIND_PROXY", False) else None
 )
+# Content-Security-Policy (django-csp) on every page: scripts and styles only from our own static
+# files (no inline code: the playground and the key page load theirs from static/js), fetches only
+# to our origin (the playground calls /v1), never framed. Forms post here, or to Stripe's Checkout
+# after the top-up form's redirect (form-action covers redirects).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.SELF],
+        "script-src": [csp.SELF],
+        "style-src": [csp.SELF],
+        "img-src": [csp.SELF, "data:"],
+        "font-src": [csp.SELF],
+        "connect-src": [csp.SELF],
+        "object-src": [csp.NONE],
+        "base-uri": [csp.SELF],
+        "frame-ancestors": [csp.NONE],
+        "form-action": [csp.SELF, "https://checkout.stripe.com"],
+    }
+}
 
 # Mail: SMTP when EMAIL_HOST is set, otherwise the console plus one file per message in var/mail/.
 EMAIL_HOST = env_str("EMAIL_HOST")

@@ -1,0 +1,222 @@
+"""The pieces of the production topology that compose provides and this machine does not: a TLS
+certificate, Docker's DNS for the `web` service, an SMTP server, nginx run from the shared config.
+
+Everything here stands in for infrastructure only (a certificate authority, Docker's resolver, a
+mail relay); the processes under test are the real ones, started from docker/'s files.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import socket
+import struct
+import subprocess
+import threading
+import time
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+ROOT = Path(__file__).resolve().parents[2]
+NGINX_TEMPLATE = ROOT / "docker" / "nginx" / "dragonfly.conf.template"
+NGINX_RENDER = ROOT / "docker" / "nginx" / "render.sh"
+NGINX = "/usr/sbin/nginx"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_free_on(hosts: list[str]) -> int:
+    """One TCP port free on every address (the web replicas listen on one port, as in compose)."""
+    for _ in range(50):
+        port = free_port(hosts[0])
+        try:
+            for host in hosts[1:]:
+                with socket.socket() as s:
+                    s.bind((host, port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError(f"no port free on all of {hosts}")
+
+
+def certificate_make(directory: Path, host: str) -> Path:
+    """A self-signed certificate for `host` as fullchain.pem and privkey.pem (certbot's names)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(host), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "fullchain.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "privkey.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (directory / "privkey.pem").chmod(0o600)
+    return directory / "fullchain.pem"
+
+
+class Resolver:
+    """Docker's embedded DNS as nginx sees it: one name answers with every replica's address.
+
+    A-record queries for `name` get all `addresses` (TTL 5 s); other names NXDOMAIN. Counts the
+    queries, so a test can tell nginx asked."""
+
+    def __init__(self, name: str, addresses: list[str]) -> None:
+        self.name = name
+        self.addresses = addresses
+        self.queries = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, name="dns", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                query, peer = self.sock.recvfrom(512)
+            except OSError:
+                return
+            answer = self.answer(query)
+            if answer:
+                self.sock.sendto(answer, peer)
+
+    def answer(self, query: bytes) -> bytes | None:
+        if len(query) < 12:
+            return None
+        ident = query[:2]
+        labels, offset = [], 12
+        while offset < len(query) and query[offset]:
+            length = query[offset]
+            labels.append(query[offset + 1 : offset + 1 + length].decode("ascii", "replace"))
+            offset += 1 + length
+        question = query[12 : offset + 5]
+        qtype = struct.unpack("!H", query[offset + 1 : offset + 3])[0]
+        self.queries += 1
+        known = ".".join(labels).lower() == self.name
+        records = self.addresses if known and qtype == 1 else []
+        flags = 0x8180 if known else 0x8183  # a response, recursion available; NXDOMAIN if unknown
+        header = ident + struct.pack("!HHHHH", flags, 1, len(records), 0, 0)
+        body = b"".join(
+            struct.pack("!HHHIH", 0xC00C, 1, 1, 5, 4) + socket.inet_aton(address)
+            for address in records
+        )
+        return header + question + body
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Mailbox:
+    """An SMTP server on loopback (aiosmtpd) that keeps every message it is sent."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.port = free_port()
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # aiosmtpd's handler hook
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 Message accepted for delivery"
+
+    def wait_for(self, to: str, timeout: float = 20) -> Message:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.messages:
+                if to in message["To"]:
+                    return message
+            time.sleep(0.1)
+        raise AssertionError(f"no mail to {to} within {timeout} s")
+
+    def close(self) -> None:
+        self._controller.stop()
+
+
+def text_of(message: Message) -> str:
+    parts = message.walk() if message.is_multipart() else [message]
+    return "\n".join(
+        part.get_payload(decode=True).decode()
+        for part in parts
+        if part.get_content_type() == "text/plain"
+    )
+
+
+class Nginx:
+    """Debian's nginx, unprivileged on high ports, serving docker/nginx/dragonfly.conf.template as
+    docker/nginx/render.sh fills it (the same script the nginx image runs). The main file below
+    holds only what the Debian package's /etc/nginx/nginx.conf would: paths, logs, MIME types."""
+
+    def __init__(self, directory: Path, variables: dict[str, str]) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        site = directory / "dragonfly.conf"
+        env = {"PATH": os.environ["PATH"], **variables}
+        subprocess.run([str(NGINX_RENDER), str(NGINX_TEMPLATE), str(site)], env=env, check=True)
+        # As root (this machine's CI), workers drop to nobody, as Debian's run as www-data.
+        user = "user nobody nogroup;" if os.geteuid() == 0 else ""
+        self.log = directory / "error.log"
+        (directory / "nginx.conf").write_text(
+            f"""{user}
+worker_processes 1;
+pid {directory}/nginx.pid;
+error_log {self.log} info;
+events {{ worker_connections 256; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    sendfile on;
+    gzip on;
+    access_log {directory}/access.log;
+    client_body_temp_path {directory}/client_body;
+    proxy_temp_path {directory}/proxy;
+    fastcgi_temp_path {directory}/fastcgi;
+    uwsgi_temp_path {directory}/uwsgi;
+    scgi_temp_path {directory}/scgi;
+    include {site};
+}}
+"""
+        )
+        self.process = subprocess.Popen(
+            [NGINX, "-p", str(directory), "-c", str(directory / "nginx.conf"), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=open(directory / "stderr.log", "w"),  # noqa: SIM115
+        )
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
