@@ -52,12 +52,12 @@ def main(argv: list[str]) -> int:
         print("usage: python -m dragonfly.container_health web|worker|beat", file=sys.stderr)
         return 2
     if argv[0] == "web":
-        problem = web(os.environ.get("DRAGONFLY_HEALTH_URL", WEB_URL))
+        problem = web(os.environ.get("DRAGONFLY_HEALTH_URL") or WEB_URL)
     elif argv[0] == "worker":
         problem = worker(os.environ.get("DRAGONFLY_HEALTH_NODE", f"celery@{socket.gethostname()}"))
     else:
         # docker/entrypoint.sh gives beat this file.
-        schedule = Path(os.environ.get("DRAGONFLY_VAR_DIR", "/app/var")) / "celerybeat-schedule"
+        schedule = Path(os.environ.get("DRAGONFLY_VAR_DIR") or "/app/var") / "celerybeat-schedule"
         problem = beat(schedule, BEAT_STALE_SECONDS)
     if problem:
         print(problem, file=sys.stderr)

@@ -225,6 +225,9 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", DRAGONFLY_HTTPS)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if DRAGONFLY_HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", DRAGONFLY_HTTPS)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Preloading is the operator's choice, not a default: once the header asks for it anyone may submit
+# the domain to the browsers' list, and leaving that list takes months. So Django's reminder is off.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DRAGONFLY_BEHIND_PROXY", False) else None
 )

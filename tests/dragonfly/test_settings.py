@@ -136,3 +136,52 @@ def test_a_malformed_metrics_network_is_refused(tmp_path):
     result = _load({"DRAGONFLY_METRICS_ALLOWED_IPS": "127.0.0.1,10.0.0.0/33"}, tmp_path)
     assert result.returncode != 0
     assert "DRAGONFLY_METRICS_ALLOWED_IPS" in result.stderr
+
+
+HTTPS_PROBE = (
+    "import django, json; django.setup(); from django.conf import settings as s; "
+    "print(json.dumps({'cookie': s.SESSION_COOKIE_SECURE, 'csrf': s.CSRF_COOKIE_SECURE,"
+    " 'redirect': s.SECURE_SSL_REDIRECT, 'hsts': s.SECURE_HSTS_SECONDS,"
+    " 'subdomains': s.SECURE_HSTS_INCLUDE_SUBDOMAINS, 'proxy': s.SECURE_PROXY_SSL_HEADER,"
+    " 'static': s.STORAGES['staticfiles']['BACKEND'].rsplit('.', 1)[1]}))"
+)
+SERVER = {
+    "DATABASE_URL": "postgres://u@127.0.0.1:5432/x",
+    "SECRET_KEY": "k" * 50,
+    "DRAGONFLY_ENCRYPTION_KEYS": "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+}
+
+
+def test_a_https_base_url_makes_the_site_https_only(tmp_path):
+    env = {
+        **SERVER,
+        "DRAGONFLY_BASE_URL": "https://dragonfly.example.com",
+        "DRAGONFLY_BEHIND_PROXY": "1",
+        "DRAGONFLY_STATIC_MANIFEST": "1",
+    }
+    result = _load(env, tmp_path, HTTPS_PROBE)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "cookie": True,
+        "csrf": True,
+        "redirect": True,
+        "hsts": 31536000,
+        "subdomains": True,
+        "proxy": ["HTTP_X_FORWARDED_PROTO", "https"],
+        "static": "ManifestStaticFilesStorage",
+    }
+
+
+def test_a_plain_http_base_url_keeps_cookies_usable_over_http(tmp_path):
+    env = {**SERVER, "DRAGONFLY_BASE_URL": "http://127.0.0.1:8000"}
+    result = _load(env, tmp_path, HTTPS_PROBE)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "cookie": False,
+        "csrf": False,
+        "redirect": False,
+        "hsts": 0,
+        "subdomains": False,
+        "proxy": None,
+        "static": "StaticFilesStorage",
+    }

@@ -1,0 +1,147 @@
+"""docker/compose.yaml, the Dockerfile and the nginx template, checked without Docker: the compose
+file's structure (loaded as YAML), and nginx's own syntax check of the config compose renders."""
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.deploy.topology import NGINX, NGINX_RENDER, NGINX_TEMPLATE, ROOT, certificate_make
+
+pytestmark = pytest.mark.deploy
+
+DOCKER = ROOT / "docker"
+APP_SERVICES = ("web", "worker", "beat")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((DOCKER / "compose.yaml").read_text())
+
+
+def template_variables() -> set[str]:
+    return set(re.findall(r"\$\{(DRAGONFLY_[A-Z0-9_]+)\}", NGINX_TEMPLATE.read_text()))
+
+
+def test_web_worker_and_beat_start_only_after_the_one_shot_migrate(compose):
+    services = compose["services"]
+    migrate = services["migrate"]
+    assert migrate["command"] == ["migrate"]
+    assert migrate["restart"] == "no"
+    for name in APP_SERVICES:
+        assert services[name]["depends_on"]["migrate"] == {
+            "condition": "service_completed_successfully"
+        }, name
+    # Only migrate migrates: the entrypoint's web branch neither migrates nor collects.
+    entrypoint = (DOCKER / "entrypoint.sh").read_text()
+    web_branch = entrypoint.split("  web)")[1].split(";;")[0]
+    assert "migrate" not in web_branch
+    assert "collectstatic" not in web_branch
+    for name in ("migrate", *APP_SERVICES):
+        assert f"  {services[name]['command'][0]})" in entrypoint, name
+
+
+def test_web_scales_by_name_and_beat_stays_single(compose):
+    services = compose["services"]
+    assert not [name for name in services if re.fullmatch(r"web\d+", name)]
+    web = services["web"]
+    assert "container_name" not in web
+    assert "ports" not in web  # reached through nginx only, by the service name
+    assert web["deploy"]["replicas"] == "${DRAGONFLY_WEB_REPLICAS:-2}"
+    assert web["environment"]["DRAGONFLY_GATEWAY_PROCESSES"] == "${DRAGONFLY_WEB_REPLICAS:-2}"
+    assert services["beat"]["deploy"]["replicas"] == 1
+    assert "container_name" not in services["beat"]
+    nginx = services["nginx"]["environment"]
+    assert nginx["DRAGONFLY_NGINX_RESOLVER"] == "127.0.0.11"  # Docker's embedded DNS
+    assert nginx["DRAGONFLY_WEB_UPSTREAM"] == "web:8000"
+
+
+def test_every_long_running_service_has_a_healthcheck(compose):
+    for name, service in compose["services"].items():
+        if name == "migrate":
+            continue  # one-shot: its exit status is what the others wait for
+        assert service["healthcheck"]["test"], name
+        assert service.get("restart") == "unless-stopped", name
+
+
+def test_compose_fills_exactly_the_variables_of_the_nginx_template(compose):
+    nginx = compose["services"]["nginx"]
+    assert set(nginx["environment"]) == template_variables()
+    assert nginx["build"]["target"] == "edge"
+    assert nginx["environment"]["DRAGONFLY_TLS_DIR"] == "/etc/dragonfly/tls"
+    assert any(v.endswith(":/etc/dragonfly/tls:ro") for v in nginx["volumes"])
+
+
+def test_static_files_are_collected_into_the_image_with_hashed_names(compose):
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    app_stage = dockerfile.split(" AS app")[1].split(" AS edge")[0]
+    assert "DRAGONFLY_STATIC_MANIFEST=1" in app_stage
+    assert "manage.py collectstatic" in app_stage
+    edge_stage = dockerfile.split(" AS edge")[1]
+    assert "apt-get install" in edge_stage
+    assert " nginx " in edge_stage
+    assert "COPY --from=app /app/staticfiles /srv/static" in edge_stage
+    assert compose["services"]["nginx"]["environment"]["DRAGONFLY_STATIC_ROOT"] == "/srv/static"
+    assert compose["x-app"]["build"]["target"] == "app"
+
+
+def _render(tmp_path: Path, **overrides: str) -> subprocess.CompletedProcess:
+    compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
+    variables = dict(compose["services"]["nginx"]["environment"])
+    variables["DRAGONFLY_BASE_URL"] = "https://dragonfly.example.com"
+    variables.update(overrides)
+    return subprocess.run(
+        [str(NGINX_RENDER), str(NGINX_TEMPLATE), str(tmp_path / "dragonfly.conf")],
+        env={"PATH": os.environ["PATH"], **variables},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_the_config_compose_renders_passes_nginx_own_check(tmp_path):
+    certificate_make(tmp_path / "tls", "dragonfly.example.com")
+    assert _render(tmp_path, DRAGONFLY_TLS_DIR=str(tmp_path / "tls")).returncode == 0
+    site = (tmp_path / "dragonfly.conf").read_text()
+    assert not re.search(r"\$\{DRAGONFLY_[A-Z]", site)
+    assert "resolver 127.0.0.11 valid=5s" in site
+    assert "set $dragonfly_web http://web:8000;" in site
+    assert "return 301 https://dragonfly.example.com$request_uri;" in site
+    assert "proxy_set_header X-Forwarded-Proto https;" in site
+    main = tmp_path / "nginx.conf"
+    main.write_text(
+        f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log; events {{}}\n"
+        f"http {{ include /etc/nginx/mime.types; include {tmp_path}/dragonfly.conf; }}\n"
+    )
+    checked = subprocess.run(
+        [NGINX, "-t", "-p", str(tmp_path), "-c", str(main)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "syntax is ok" in checked.stderr
+
+
+def test_rendering_refuses_an_unset_variable_and_writes_nothing(tmp_path):
+    result = _render(tmp_path, DRAGONFLY_WEB_UPSTREAM="")
+    assert result.returncode == 1
+    assert "${DRAGONFLY_WEB_UPSTREAM}" in result.stderr
+    assert not (tmp_path / "dragonfly.conf").exists()
+
+
+def test_the_env_file_never_overrides_what_the_image_sets():
+    """docker/.env (a copy of .env.example) is every app container's env_file, which wins over
+    the image's ENV: a line there for DRAGONFLY_STATIC_MANIFEST would break every page's CSS.
+    (A blank value counts as unset everywhere: settings, entrypoint.sh, container_health.)"""
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    app_env = dockerfile.split(" AS app")[1].split("\nRUN ")[0]
+    image = dict(re.findall(r"([A-Z_]+)=(\S+)", app_env))
+    assert image["DRAGONFLY_STATIC_MANIFEST"] == "1"
+    example = dict(
+        line.split("=", 1)
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#") and not line.endswith("=")
+    )
+    assert {name: example[name] for name in image if name in example} == {
+        name: image[name] for name in image if name in example
+    }
