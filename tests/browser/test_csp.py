@@ -1,0 +1,75 @@
+"""Every kind of page works under the Content-Security-Policy: Chromium reports no violation.
+
+tests/deploy/test_topology.py checks the same over https through nginx on a buyer's path; this one
+covers the rest of the site (allauth's pages, the seller portal, the admin) quickly, on live_server.
+"""
+
+import pytest
+
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, log_in
+from tests.gateway import factories
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+RECORD_VIOLATIONS = (
+    "window.__cspViolations = [];"
+    "document.addEventListener('securitypolicyviolation', e =>"
+    " window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
+)
+SIGNED_OUT = ["/", "/accounts/login/", "/accounts/signup/", "/accounts/password/reset/", "/market/"]
+BUYER = [
+    "/dashboard/",
+    "/dashboard/quickstart/",
+    "/dashboard/playground/",
+    "/dashboard/keys/",
+    "/dashboard/profiles/",
+    "/dashboard/profiles/new/",
+    "/dashboard/terms/",
+    "/billing/",
+    "/billing/usage/",
+    "/market/deepseek/deepseek-chat/",
+    "/seller/",
+    "/seller/listings/new/",
+    "/accounts/email/",
+    "/accounts/password/change/",
+]
+OPERATOR = ["/admin/", "/admin/accounts/user/", "/admin/market/listing/", "/admin/billing/topup/"]
+
+
+def test_no_page_breaks_the_content_security_policy(live_server, monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API, then the ORM
+    factories.market_make("http://127.0.0.1:9")
+    listing = factories.listing_make(factories.seller_make())
+    buyer = factories.buyer_make()
+    operator = factories.user_make()
+    operator.is_staff = operator.is_superuser = True
+    operator.save()
+    base = live_server.url
+    violations: dict[str, list[str]] = {}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for user, paths in (
+                (None, SIGNED_OUT),
+                (buyer.user, BUYER),
+                (listing.seller, [f"/seller/listings/{listing.id}/", "/billing/earnings/"]),
+                (operator, [*OPERATOR, f"/admin/accounts/user/{buyer.user.id}/change/"]),
+            ):
+                context = browser.new_context()
+                context.add_init_script(RECORD_VIOLATIONS)
+                page = context.new_page()
+                page.set_default_timeout(15_000)
+                if user is not None:
+                    log_in(page, base, user.email)
+                for path in paths:
+                    response = page.goto(base + path)
+                    assert response.status == 200, path
+                    assert "script-src 'self'" in response.headers["content-security-policy"]
+                    violations[path] = page.evaluate("() => window.__cspViolations")
+                context.close()
+        finally:
+            browser.close()
+    assert {path: found for path, found in violations.items() if found} == {}
+    assert len(violations) == 26
