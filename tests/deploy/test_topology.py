@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -42,6 +42,7 @@ from tests.deploy.topology import (
     Resolver,
     certificate_make,
     free_port,
+    loopback_client,
     port_free_on,
     text_of,
 )
@@ -50,7 +51,9 @@ from tests.gateway import factories
 
 pytestmark = [pytest.mark.deploy, pytest.mark.browser, pytest.mark.timeout(240)]
 
-HOST = "localhost"
+# The public name, as a real deployment has one (not loopback: production checks refuse that);
+# the clients reach it at 127.0.0.1 without touching the machine's resolver.
+HOST = "dragonfly.test"
 REPLICAS = ["127.0.0.2", "127.0.0.3"]  # two web containers behind one service name, one port
 MODEL = "deepseek/deepseek-chat"
 EMAIL = "first-buyer@example.com"
@@ -86,6 +89,7 @@ class Topology:
             **os.environ,
             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
             "DATABASE_URL": database_url(),
+            "SECRET_KEY": secrets.token_urlsafe(64),
             "DRAGONFLY_BASE_URL": self.url,
             "ALLOWED_HOSTS": HOST,
             "DRAGONFLY_BEHIND_PROXY": "1",
@@ -134,6 +138,11 @@ class Topology:
             time.sleep(0.5)
 
     def up(self) -> None:
+        # Configured as production must be: Django's and the project's deploy checks pass.
+        checked = self.run(
+            sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
         # The build step (Dockerfile) and the one-shot migrate service, then the long-running ones.
         collected = self.run(sys.executable, "manage.py", "collectstatic", "--noinput", "-v0")
         assert collected.returncode == 0, collected.stderr
@@ -201,11 +210,6 @@ def topology(_clean_redis, transactional_db, django_db_blocker):
     shutil.rmtree(base, ignore_errors=True)
 
 
-def _tls(world: Topology) -> ssl.SSLContext:
-    """Clients trust the test's certificate and nothing else."""
-    return ssl.create_default_context(cafile=str(world.cert))
-
-
 def _no_csp_violations(page) -> list[str]:
     return page.evaluate("() => window.__cspViolations")
 
@@ -214,8 +218,8 @@ def test_a_buyer_pays_for_a_streamed_answer_over_https(topology):
     from playwright.sync_api import expect, sync_playwright
 
     world = topology
-    tls = _tls(world)
-    edge = httpx.Client(verify=tls, timeout=10)
+    # Clients trust the test's certificate and nothing else.
+    edge = loopback_client(HOST, world.cert, timeout=10)
 
     # The edge: plain http only redirects to the public https origin; /metrics is refused there
     # (by nginx: the web process itself answers it on the internal network).
@@ -244,7 +248,10 @@ def test_a_buyer_pays_for_a_streamed_answer_over_https(topology):
 
     shots = screenshot_dir()
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {HOST} 127.0.0.1"],
+        )
         try:
             # Chromium cannot be handed a CA here; the SDK and httpx above verify the certificate.
             context = browser.new_context(
@@ -309,7 +316,7 @@ def test_a_buyer_pays_for_a_streamed_answer_over_https(topology):
                 api_key=secret,
                 max_retries=0,
                 timeout=30,
-                http_client=httpx.Client(verify=tls),
+                http_client=loopback_client(HOST, world.cert),
             )
             sent = time.monotonic()
             arrivals, text = [], []
@@ -383,4 +390,6 @@ def test_a_buyer_pays_for_a_streamed_answer_over_https(topology):
         finally:
             browser.close()
     assert {path: v for path, v in visited.items() if v} == {}, "CSP violations"
+    # nginx spread the requests over both replicas it found behind the one name.
+    assert world.nginx.upstreams() == {f"{address}:{world.web_port}" for address in REPLICAS}
     assert len(visited) >= 10

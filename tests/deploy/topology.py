@@ -11,6 +11,7 @@ import datetime
 import ipaddress
 import os
 import socket
+import ssl
 import struct
 import subprocess
 import threading
@@ -19,6 +20,8 @@ from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
 
+import httpcore
+import httpx
 from aiosmtpd.controller import Controller
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -84,6 +87,25 @@ def certificate_make(directory: Path, host: str) -> Path:
     )
     (directory / "privkey.pem").chmod(0o600)
     return directory / "fullchain.pem"
+
+
+class _LoopbackBackend(httpcore.SyncBackend):
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+    def connect_tcp(self, host, port, *args, **kwargs):
+        return super().connect_tcp(
+            "127.0.0.1" if host == self.host else host, port, *args, **kwargs
+        )
+
+
+def loopback_client(host: str, cafile: Path, **kwargs) -> httpx.Client:
+    """An httpx client (the openai SDK's too) that reaches `host` at 127.0.0.1, as public DNS would
+    reach the real server: URLs, Host, SNI and the certificate check all still name `host`. The
+    machine's resolver is not touched; Chromium gets the same with --host-resolver-rules."""
+    transport = httpx.HTTPTransport(verify=ssl.create_default_context(cafile=str(cafile)))
+    transport._pool._network_backend = _LoopbackBackend(host)  # httpcore's one hook for this
+    return httpx.Client(transport=transport, **kwargs)
 
 
 class Resolver:
@@ -198,7 +220,8 @@ http {{
     default_type application/octet-stream;
     sendfile on;
     gzip on;
-    access_log {directory}/access.log;
+    log_format upstreams '$upstream_addr $status $request_uri';
+    access_log {directory}/access.log upstreams;
     client_body_temp_path {directory}/client_body;
     proxy_temp_path {directory}/proxy;
     fastcgi_temp_path {directory}/fastcgi;
@@ -213,6 +236,11 @@ http {{
             stdout=subprocess.DEVNULL,
             stderr=open(directory / "stderr.log", "w"),  # noqa: SIM115
         )
+
+    def upstreams(self) -> set[str]:
+        """The web replicas nginx has sent requests to, from its access log."""
+        lines = (self.directory / "access.log").read_text().splitlines()
+        return {address for line in lines for address in line.split()[0].split(",")} - {"-"}
 
     def stop(self) -> None:
         self.process.terminate()
