@@ -145,3 +145,10 @@ def test_the_env_file_never_overrides_what_the_image_sets():
     assert {name: example[name] for name in image if name in example} == {
         name: image[name] for name in image if name in example
     }
+
+
+def test_the_certificates_and_secrets_stay_out_of_the_images_and_the_repository():
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "docker/tls" in ignored
+    assert "docker/.env" in ignored
+    assert "docker/tls/" in (ROOT / ".gitignore").read_text().splitlines()
