@@ -6,7 +6,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
 
 from accounts import services, validation
-from accounts.models import AccessKey, Plan, RoutingProfile, User
+from accounts.models import AccessKey, OperatorAudit, Plan, RoutingProfile, User
 
 
 @admin.register(User)
@@ -30,6 +30,16 @@ class UserAdmin(DjangoUserAdmin):
         ("Dates", {"fields": ["last_login", "date_joined"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
+
+    # Who is an operator, and with which permissions, is a superuser's decision: staff who may
+    # change users (plans, deactivation) cannot make anyone (themselves included) staff or more.
+    PRIVILEGE_FIELDS = ["is_staff", "is_superuser", "groups"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            fields += self.PRIVILEGE_FIELDS
+        return fields
 
 
 class PlanAdminForm(forms.ModelForm):
@@ -112,8 +122,35 @@ class AccessKeyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # keys are issued through the dashboard, the API or `issue_key`
 
-    @admin.action(description="Revoke selected keys")
+    @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request, queryset):
         for key in queryset:
             services.access_key_revoke(key=key)
         self.message_user(request, f"Revoked {queryset.count()} key(s).")
+
+
+@admin.register(OperatorAudit)
+class OperatorAuditAdmin(admin.ModelAdmin):
+    """Read-only: who changed a traced field (a provider's base URL), when, from what to what."""
+
+    list_display = [
+        "at",
+        "actor_label",
+        "object_type",
+        "object_repr",
+        "field",
+        "old_value",
+        "new_value",
+    ]
+    list_filter = ["object_type", "field"]
+    search_fields = ["actor_label", "object_repr", "old_value", "new_value"]
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -166,3 +166,32 @@ class AccessKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class OperatorAudit(models.Model):
+    """One change to a field whose change an operator must be able to trace (a provider's API base
+    URL: where every buyer's prompt goes): who, when, the old and the new value. Append-only;
+    written by accounts.audit, shown read-only in the admin."""
+
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_label = models.CharField(
+        max_length=254, help_text="The operator's address then, or the command that changed it."
+    )
+    object_type = models.CharField(max_length=60)
+    object_id = models.CharField(max_length=64)
+    object_repr = models.CharField(max_length=200)
+    field = models.CharField(max_length=60)
+    old_value = models.TextField(blank=True)
+    new_value = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "operator audit entry"
+        verbose_name_plural = "operator audit"
+        indexes = [models.Index(fields=["object_type", "object_id", "-at"], name="audit_object")]
+
+    def __str__(self) -> str:
+        return f"{self.object_type} {self.object_id} {self.field} by {self.actor_label}"

@@ -27,6 +27,14 @@ from billing.models import (
     UsageRecord,
 )
 from billing.money import format_usd
+from billing.services.operators import (
+    ADJUST_WALLET,
+    APPROVE_PAYOUT,
+    PAY_PAYOUT,
+    REFUND_REQUEST,
+    REJECT_PAYOUT,
+    SET_FEE_OVERRIDE,
+)
 
 
 def _staff_id(request: HttpRequest) -> int:
@@ -85,8 +93,9 @@ class LedgerAccountAdmin(ReadOnlyAdmin):
 
     def adjust_view(self, request: HttpRequest, account_id: int) -> HttpResponse:
         """Move a buyer's wallet up or down through billing.services.wallet_adjust, with the
-        operator's reason and the acting staff user on the ledger transaction."""
-        if not self.has_view_permission(request):
+        operator's reason and the acting staff user on the ledger transaction. Staff without
+        the adjust permission get a 403 (the service refuses them too)."""
+        if not request.user.has_perm(ADJUST_WALLET):
             raise PermissionDenied
         account = (
             LedgerAccount.objects.filter(pk=account_id, kind=AccountKind.WALLET)
@@ -157,7 +166,10 @@ class HoldAdmin(ReadOnlyAdmin):
     search_fields = ("request_id", "user__email")
 
 
-@admin.action(description="Refund selected requests in full (buyer credited, seller clawed back)")
+@admin.action(
+    description="Refund selected requests in full (buyer credited, seller clawed back)",
+    permissions=["refund"],
+)
 def refund_requests(
     modeladmin, request: HttpRequest, queryset: QuerySet[UsageRecord]
 ) -> TemplateResponse | None:
@@ -226,6 +238,9 @@ class UsageRecordAdmin(ReadOnlyAdmin):
     search_fields = ("request_id", "buyer__email", "seller__email", "model_id")
     actions = [refund_requests]
 
+    def has_refund_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(REFUND_REQUEST)
+
 
 def _payout_action(verb: str):
     def action(modeladmin, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
@@ -248,9 +263,11 @@ def _payout_action(verb: str):
                 )
 
     action.__name__ = f"payout_{verb}"
+    # Offered to and run by operators holding this verb's own permission only.
     return admin.action(
         description={"approve": "Approve", "paid": "Mark paid", "reject": "Reject"}[verb]
-        + " selected payouts"
+        + " selected payouts",
+        permissions=[f"payout_{verb}"],
     )(action)
 
 
@@ -279,6 +296,15 @@ class PayoutAdmin(ReadOnlyAdmin):
     )
     readonly_fields = ("requested_at", "free_credit_exposure")
     actions = [_payout_action("approve"), _payout_action("paid"), _payout_action("reject")]
+
+    def has_payout_approve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(APPROVE_PAYOUT)
+
+    def has_payout_paid_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(PAY_PAYOUT)
+
+    def has_payout_reject_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(REJECT_PAYOUT)
 
     @admin.display(description="amount")
     def amount(self, obj: Payout) -> str:
@@ -327,6 +353,10 @@ class SellerFeeOverrideAdmin(admin.ModelAdmin):
     list_display = ("seller", "fee_profile", "reason", "set_by", "updated_at")
     readonly_fields = ("set_by",)
     autocomplete_fields = ()
+
+    # The service needs the change permission for a new override too, so the admin asks the same.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(SET_FEE_OVERRIDE)
 
     def save_model(self, request, obj, form, change) -> None:
         services.seller_fee_profile_set(

@@ -25,6 +25,7 @@ from billing.models import (
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
+    StripeReversal,
     UsageRecord,
 )
 from dragonfly import metrics
@@ -104,7 +105,9 @@ def _violations(*, progress: Progress, chunk: int, using: str) -> list[str]:
     progress(f"checked {transactions.count()} transactions for balance")
 
     # 2. Cached balances of user accounts equal the sum of their entries; held equals active holds;
-    #    no wallet's available balance is negative. One statement per chunk of accounts (each
+    #    no wallet's available balance is negative, except a wallet Stripe's refunds and disputes
+    #    took below zero: nothing held, and no deeper than they debited it. One statement per
+    #    chunk of accounts (each
     #    account with its entries' sum and its active holds' sum), chunked so big ledgers show
     #    progress; the snapshot keeps the chunks consistent with each other.
     entry_sum = (
@@ -121,12 +124,21 @@ def _violations(*, progress: Progress, chunk: int, using: str) -> list[str]:
         .annotate(s=Sum("amount_nusd"))
         .values("s")
     )
+    reversed_sum = (
+        StripeReversal.objects.using(using)
+        .filter(user_id=OuterRef("user_id"))
+        .order_by()
+        .values("user_id")
+        .annotate(s=Sum("debited_nusd"))
+        .values("s")
+    )
     accounts = (
         LedgerAccount.objects.using(using)
         .filter(kind__in=USER_ACCOUNT_KINDS)
         .annotate(
             entries_nusd=Coalesce(Subquery(entry_sum), Value(0)),
             active_held_nusd=Coalesce(Subquery(active_held), Value(0)),
+            reversed_nusd=Coalesce(Subquery(reversed_sum), Value(0)),
         )
         .order_by("id")
     )
@@ -135,12 +147,12 @@ def _violations(*, progress: Progress, chunk: int, using: str) -> list[str]:
         rows = list(
             accounts.filter(id__gt=last_id).values_list(
                 "id", "kind", "user_id", "balance_nusd", "held_nusd", "entries_nusd",
-                "active_held_nusd",
+                "active_held_nusd", "reversed_nusd",
             )[:chunk]
         )  # fmt: skip
         if not rows:
             break
-        for pk, kind, user_id, balance, held, total, active in rows:
+        for pk, kind, user_id, balance, held, total, active, reversed_nusd in rows:
             if balance != total:
                 problems.append(
                     f"account #{pk} ({kind} of user {user_id}) caches {balance} but its entries "
@@ -148,7 +160,7 @@ def _violations(*, progress: Progress, chunk: int, using: str) -> list[str]:
                 )
             if held != active:
                 problems.append(f"account #{pk} holds {held} but its active holds sum to {active}")
-            if kind == AccountKind.WALLET and total - held < 0:
+            if kind == AccountKind.WALLET and total - held < 0 and (held or -total > reversed_nusd):
                 problems.append(
                     f"wallet #{pk} of user {user_id} has negative available balance {total - held}"
                 )

@@ -21,6 +21,7 @@ class AccountKind(models.TextChoices):
     PAYOUTS_PENDING = "payouts_pending", "payouts pending"
     PAYOUTS_CLEARING = "payouts_clearing", "payouts paid out"
     ADJUSTMENTS = "adjustments", "operator adjustments"
+    CHARGEBACKS = "chargebacks", "Stripe disputes (chargebacks)"
 
 
 USER_ACCOUNT_KINDS = {AccountKind.WALLET, AccountKind.EARNINGS}
@@ -68,17 +69,25 @@ class LedgerAccount(models.Model):
                         "payouts_pending",
                         "payouts_clearing",
                         "adjustments",
+                        "chargebacks",
                     ],
                 )
                 | Q(user__isnull=False, kind__in=["wallet", "earnings"]),
                 name="account_owner_matches_kind",
             ),
             models.CheckConstraint(condition=Q(held_nusd__gte=0), name="held_nonneg"),
-            # A wallet's available balance (balance - held) never goes below zero.
+            # A wallet's available balance (balance - held) never goes below zero while anything
+            # is held. Only a Stripe refund or dispute of a top-up takes a wallet below zero, and
+            # it voids the wallet's holds first (billing/services/reversals.py); no hold can be
+            # placed on a negative wallet, so "negative" always means "nothing held".
             models.CheckConstraint(
-                condition=~Q(kind="wallet") | Q(balance_nusd__gte=F("held_nusd")),
-                name="wallet_available_nonneg",
+                condition=~Q(kind="wallet") | Q(balance_nusd__gte=F("held_nusd")) | Q(held_nusd=0),
+                name="wallet_available_nonneg_unless_reversed",
             ),
+        ]
+        permissions = [
+            ("adjust_wallet", "Can adjust a buyer's wallet"),
+            ("grant_credit", "Can grant promotional credit"),
         ]
 
     def __str__(self) -> str:
@@ -101,6 +110,8 @@ class TransactionKind(models.TextChoices):
     PAYOUT_REQUEST = "payout_request", "payout requested"
     PAYOUT_PAID = "payout_paid", "payout paid"
     PAYOUT_REJECTED = "payout_rejected", "payout rejected"
+    STRIPE_REFUND = "stripe_refund", "Stripe refund of a top-up"
+    CHARGEBACK = "chargeback", "Stripe dispute of a top-up"
 
 
 class LedgerTransaction(models.Model):
@@ -265,6 +276,7 @@ class UsageRecord(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [("refund_usagerecord", "Can refund a settled request")]
         indexes = [
             models.Index(fields=["buyer", "-created_at"], name="usage_buyer_recent"),
             models.Index(fields=["seller", "-created_at"], name="usage_seller_recent"),
@@ -392,6 +404,9 @@ class TopUp(models.Model):
     requested_nusd = models.BigIntegerField()
     amount_nusd = models.BigIntegerField(default=0, help_text="Credited: Stripe's amount_total.")
     stripe_session_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    # The Checkout Session's PaymentIntent, saved at fulfilment: Stripe's refunds and disputes
+    # name the charge's PaymentIntent, never the session.
+    stripe_payment_intent = models.CharField(max_length=255, null=True, blank=True, unique=True)
     status = models.CharField(
         max_length=8, choices=TopUpStatus.choices, default=TopUpStatus.PENDING
     )
@@ -441,9 +456,62 @@ class Payout(models.Model):
 
     class Meta:
         ordering = ["-requested_at"]
+        permissions = [
+            ("approve_payout", "Can approve a payout"),
+            ("pay_payout", "Can mark a payout paid"),
+            ("reject_payout", "Can reject a payout"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(amount_nusd__gt=0), name="payout_positive")
         ]
 
     def __str__(self) -> str:
         return f"payout #{self.pk} ({self.status})"
+
+
+class ReversalKind(models.TextChoices):
+    REFUND = "refund", "refund"
+    DISPUTE = "dispute", "dispute (chargeback)"
+
+
+class StripeReversal(models.Model):
+    """Money Stripe took back from a top-up (a refund, or a dispute when it is opened), booked
+    once per Stripe event as a debit of the buyer's wallet, which may go below zero.
+
+    `reported_nusd` is what this event adds to the amount Stripe took back (a refund event carries
+    the charge's cumulative refunded amount; the difference is new); `debited_nusd` is what left
+    the wallet: never more than is left of the top-up after earlier reversals."""
+
+    event_id = models.CharField(max_length=255, unique=True)
+    kind = models.CharField(max_length=8, choices=ReversalKind.choices)
+    stripe_object_id = models.CharField(
+        max_length=255, help_text="The refunded charge, or the dispute."
+    )
+    topup = models.ForeignKey(TopUp, on_delete=models.PROTECT, related_name="reversals")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reported_nusd = models.BigIntegerField()
+    debited_nusd = models.BigIntegerField()
+    reason = models.CharField(max_length=100, blank=True, help_text="Stripe's dispute reason.")
+    transaction = models.OneToOneField(
+        LedgerTransaction, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(reported_nusd__gte=0)
+                & Q(debited_nusd__gte=0)
+                & Q(debited_nusd__lte=F("reported_nusd")),
+                name="reversal_amounts",
+            ),
+            models.UniqueConstraint(
+                fields=["stripe_object_id"],
+                condition=Q(kind="dispute"),
+                name="one_booking_per_dispute",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.stripe_object_id} ({self.event_id})"

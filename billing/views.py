@@ -27,7 +27,7 @@ from billing.csv_export import (
     sales_rows,
     usage_rows,
 )
-from billing.errors import BillingError, WebhookInvalid
+from billing.errors import BillingError, NotFound, WebhookInvalid
 from billing.forms import PayoutRequestForm, TopUpForm
 from billing.models import AccountKind
 from billing.money import NUSD_PER_USD
@@ -226,6 +226,7 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
             topup_id=session.get("client_reference_id"),
             amount_total_cents=session.get("amount_total"),
             currency=str(session.get("currency") or ""),
+            payment_intent=session.get("payment_intent"),
         )
         return HttpResponse("credited" if credited else "nothing to do", content_type="text/plain")
     if kind == "checkout.session.async_payment_failed":
@@ -233,4 +234,36 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
             session_id=str(session.get("id") or ""), topup_id=session.get("client_reference_id")
         )
         return HttpResponse("marked failed", content_type="text/plain")
+    if kind in REVERSAL_EVENTS:
+        return _reversal_book(event, kind=REVERSAL_EVENTS[kind])
     return HttpResponse("ignored", content_type="text/plain")
+
+
+# Stripe events that take top-up money back, and how each names the amount taken.
+REVERSAL_EVENTS = {"charge.refunded": "refund", "charge.dispute.created": "dispute"}
+
+
+def _reversal_book(event: dict, *, kind: str) -> HttpResponse:
+    """A refund (the charge, with its cumulative amount_refunded) or a new dispute (its amount)
+    debits the buyer's wallet once per event. No matching top-up yet is a 503, so Stripe delivers
+    it again later; an event this cannot book is a 400 (Stripe shows it as failed)."""
+    obj = (event.get("data") or {}).get("object") or {}
+    try:
+        result = services.topup_reversal_book(
+            event_id=event.get("id"),
+            kind=kind,
+            stripe_object_id=obj.get("id"),
+            payment_intent=obj.get("payment_intent"),
+            amount_cents=obj.get("amount_refunded" if kind == "refund" else "amount"),
+            currency=str(obj.get("currency") or ""),
+            reason=str(obj.get("reason") or "") if kind == "dispute" else "",
+        )
+    except NotFound as exc:
+        logger.error("Stripe %s %s not booked yet: %s", kind, event.get("id"), exc)
+        return HttpResponse(
+            "no top-up matches this charge yet", status=503, content_type="text/plain"
+        )
+    except BillingError as exc:
+        logger.error("Stripe %s %s not booked: %s", kind, event.get("id"), exc)
+        return HttpResponse(str(exc), status=400, content_type="text/plain")
+    return HttpResponse("debited" if result.booked else "already booked", content_type="text/plain")

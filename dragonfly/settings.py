@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
     "django_htmx",
     "csp",
     "channels",
@@ -97,6 +98,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "accounts.operator_gate.OperatorGateMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -190,6 +192,11 @@ ACCOUNT_RATE_LIMITS = {
     "change_password": "5/m/user",
     "manage_email": "10/m/user",
 }
+# Second factor (allauth.mfa): TOTP authenticator apps, with recovery codes. Staff must enrol one
+# and confirm every login with it before the admin opens (accounts/operator_gate.py); buyers and
+# sellers may enrol one too. Failed codes count against allauth's "login_failed" limits.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Dragonfly"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -1,7 +1,11 @@
 """Operator admin for the catalogue, listings (key never shown: last four only), health and terms."""
 
 from django.contrib import admin, messages
+from django.db import transaction
+from django.utils.html import format_html_join
 
+from accounts.audit import audit_changes_record
+from accounts.models import OperatorAudit
 from market import services
 from market.models import (
     CatalogModel,
@@ -16,9 +20,52 @@ from market.models import (
 
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
+    """Every change of a provider's base URL (where buyers' prompts go) is recorded with the
+    operator, the time and both values (accounts.OperatorAudit), and listed on the provider."""
+
+    AUDITED_FIELDS = ["base_url"]
+
     list_display = ["slug", "name", "base_url", "wire_format", "is_active"]
     list_filter = ["wire_format", "is_active"]
     search_fields = ["slug", "name"]
+    readonly_fields = ["base_url_history"]
+
+    def save_model(self, request, obj, form, change):
+        with transaction.atomic():
+            before = (
+                Provider.objects.select_for_update()
+                .filter(pk=obj.pk)
+                .values(*self.AUDITED_FIELDS)
+                .first()
+                if change
+                else None
+            ) or {}
+            super().save_model(request, obj, form, change)
+            audit_changes_record(
+                actor=request.user, obj=obj, before=before, fields=self.AUDITED_FIELDS
+            )
+
+    @admin.display(description="base URL history")
+    def base_url_history(self, obj: Provider) -> str:
+        entries = OperatorAudit.objects.filter(
+            object_type=Provider._meta.label_lower, object_id=str(obj.pk), field="base_url"
+        )[:20]
+        return (
+            format_html_join(
+                "",
+                "<div>{} by {}: {} → {}</div>",
+                (
+                    (
+                        f"{e.at:%Y-%m-%d %H:%M:%S %Z}",
+                        e.actor_label,
+                        e.old_value or "(none)",
+                        e.new_value,
+                    )
+                    for e in entries
+                ),
+            )
+            or "no change recorded"
+        )
 
 
 @admin.register(CatalogModel)
@@ -78,7 +125,10 @@ class ListingAdmin(admin.ModelAdmin):
     def key_hint(self, obj: Listing) -> str:
         return f"…{obj.key_last4}" if obj.key_last4 else ""
 
-    @admin.action(description="Suspend the selected listings (emails their sellers)")
+    # Each action changes the listing: offered to and run by operators who may change listings.
+    @admin.action(
+        description="Suspend the selected listings (emails their sellers)", permissions=["change"]
+    )
     def suspend_listings(self, request, queryset):
         moved = sum(
             services.listing_suspend(listing_id=pk, reason="Suspended by an operator.")
@@ -86,7 +136,7 @@ class ListingAdmin(admin.ModelAdmin):
         )
         self.message_user(request, f"{moved} listings suspended.", messages.SUCCESS)
 
-    @admin.action(description="Re-verify the selected suspended listings")
+    @admin.action(description="Re-verify the selected suspended listings", permissions=["change"])
     def unsuspend_listings(self, request, queryset):
         moved = sum(
             services.listing_unsuspend(listing_id=pk)
@@ -94,13 +144,13 @@ class ListingAdmin(admin.ModelAdmin):
         )
         self.message_user(request, f"{moved} listings sent to verification.", messages.SUCCESS)
 
-    @admin.action(description="Mark trusted (eligible for trusted_only)")
+    @admin.action(description="Mark trusted (eligible for trusted_only)", permissions=["change"])
     def mark_trusted(self, request, queryset):
         for pk in queryset.values_list("pk", flat=True):
             services.listing_set_trusted(listing_id=pk, trusted=True)
         self.message_user(request, "Marked trusted.", messages.SUCCESS)
 
-    @admin.action(description="Remove the trusted mark")
+    @admin.action(description="Remove the trusted mark", permissions=["change"])
     def unmark_trusted(self, request, queryset):
         for pk in queryset.values_list("pk", flat=True):
             services.listing_set_trusted(listing_id=pk, trusted=False)
@@ -145,7 +195,10 @@ class TermsVersionAdmin(admin.ModelAdmin):
             obj.version = services.terms_next_version(audience=obj.audience)
         super().save_model(request, obj, form, change)
 
-    @admin.action(description="Publish the selected drafts (each becomes the current version)")
+    @admin.action(
+        description="Publish the selected drafts (each becomes the current version)",
+        permissions=["change"],
+    )
     def publish_as_next_version(self, request, queryset):
         published = 0
         for draft in queryset.filter(published_at__isnull=True).order_by("pk"):

@@ -12,3 +12,11 @@ def _clean_redis():
     if not settings.REDIS_URL.startswith("fakeredis://"):
         get_redis().flushdb()
     yield
+
+
+@pytest.fixture
+def admin_client(admin_user):
+    """pytest-django's admin_client, past the admin's second factor (tests/operators.py)."""
+    from tests.operators import operator_client
+
+    return operator_client(admin_user)

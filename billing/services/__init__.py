@@ -15,6 +15,7 @@ from billing.services.payouts import (
     payout_reject,
     payout_request,
 )
+from billing.services.reversals import ReversalResult, topup_reversal_book
 from billing.services.settlement import billable_cost_nusd, request_refund, request_settle
 from billing.services.signup_credits import (
     signup_credit_approve,
@@ -34,6 +35,7 @@ from billing.services.topups import (
 __all__ = [
     "PAYOUT_MINIMUM_NUSD",
     "TOPUP_PRESETS_USD",
+    "ReversalResult",
     "account_for_user",
     "account_platform",
     "billable_cost_nusd",
@@ -59,6 +61,7 @@ __all__ = [
     "topup_create",
     "topup_fail",
     "topup_fulfil",
+    "topup_reversal_book",
     "topup_session_attach",
     "wallet_adjust",
 ]

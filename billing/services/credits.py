@@ -10,7 +10,7 @@ from billing.errors import BillingError, InvalidAmount
 from billing.models import AccountKind, LedgerTransaction, TransactionKind
 from billing.money import NUSD_PER_USD, check_amount
 from billing.services.ledger import account_for_user, account_platform, ledger_post
-from billing.services.operators import operator_check
+from billing.services.operators import ADJUST_WALLET, GRANT_CREDIT, operator_check
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def credit_grant(
     if not reason.strip():
         raise BillingError("A credit grant needs a reason.")
     if staff_user_id is not None:
-        operator_check(staff_user_id=staff_user_id)
+        operator_check(staff_user_id=staff_user_id, permission=GRANT_CREDIT)
     with transaction.atomic():  # a refused posting leaves no freshly created account behind
         return ledger_post(
             kind=TransactionKind.GRANT,
@@ -61,7 +61,7 @@ def wallet_adjust(*, user, amount_nusd: int, reason: str, staff_user_id: int) ->
     _positive(abs(amount_nusd))
     if not reason.strip():
         raise BillingError("An adjustment needs a reason.")
-    operator_check(staff_user_id=staff_user_id)
+    operator_check(staff_user_id=staff_user_id, permission=ADJUST_WALLET)
     with transaction.atomic():  # a refused debit leaves no freshly created account behind
         return ledger_post(
             kind=TransactionKind.ADJUSTMENT,

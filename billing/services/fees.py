@@ -5,7 +5,7 @@ from django.db import IntegrityError, transaction
 
 from billing.errors import InvalidAmount
 from billing.models import FeeProfile, SellerFeeOverride
-from billing.services.operators import operator_check
+from billing.services.operators import SET_FEE_OVERRIDE, operator_check
 
 DEFAULT_PROFILE_NAME = "Default"
 
@@ -45,7 +45,7 @@ def seller_fee_profile_set(
 ) -> None:
     """Operators: give a seller a fee profile (None returns them to the default)."""
     if staff_user_id is not None:
-        operator_check(staff_user_id=staff_user_id)
+        operator_check(staff_user_id=staff_user_id, permission=SET_FEE_OVERRIDE)
     with transaction.atomic():
         if fee_profile is None:
             SellerFeeOverride.objects.filter(seller_id=seller_id).delete()

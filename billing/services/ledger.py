@@ -8,7 +8,7 @@ row that serialises all settlements. Their balance is the sum of their entries, 
 from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 
 from billing.errors import AlreadyDone, BillingError, InsufficientBalance
 from billing.models import (
@@ -46,6 +46,7 @@ def ledger_post(
     created_by_id: int | None = None,
     held_deltas: dict[int, int] | None = None,
     funded_account_ids: Iterable[int] = (),
+    overdrawn_wallet_ids: Iterable[int] = (),
 ) -> LedgerTransaction:
     """Write one balanced transaction and apply it to the cached balances, atomically.
 
@@ -55,6 +56,9 @@ def ledger_post(
       (balance - held) may never go below zero, nor may the balance of any account listed in
       `funded_account_ids` (e.g. earnings a payout draws on). Otherwise InsufficientBalance.
     - `held_deltas` moves a wallet's held amount in the same UPDATE (a settlement releases its hold).
+    - `overdrawn_wallet_ids`: wallets this posting may take below zero, provided nothing is held
+      on them (a Stripe refund or dispute of a top-up, billing/services/reversals.py; the
+      database allows a wallet below its held amount only while nothing is held).
     - `idempotency_key` is unique: posting the same key twice raises AlreadyDone.
     """
     merged: dict[int, int] = {}
@@ -71,6 +75,7 @@ def ledger_post(
         raise BillingError("A transaction's entries must sum to zero.")
     held_deltas = {pk: d for pk, d in (held_deltas or {}).items() if d}
     funded = set(funded_account_ids)
+    overdrawn = set(overdrawn_wallet_ids)
 
     with transaction.atomic():
         try:
@@ -97,7 +102,9 @@ def ledger_post(
             delta = merged.get(pk, 0)
             held = held_deltas.get(pk, 0)
             qs = LedgerAccount.objects.filter(pk=pk)
-            if account.kind == AccountKind.WALLET:
+            if account.kind == AccountKind.WALLET and pk in overdrawn and not held:
+                qs = qs.filter(Q(held_nusd=0) | Q(balance_nusd__gte=F("held_nusd") - delta))
+            elif account.kind == AccountKind.WALLET:
                 # new balance - new held >= 0  <=>  balance >= held + held_delta - delta
                 qs = qs.filter(balance_nusd__gte=F("held_nusd") + (held - delta))
             elif pk in funded:

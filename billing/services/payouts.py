@@ -7,7 +7,12 @@ from billing.errors import InsufficientBalance, InvalidAmount, InvalidState, Not
 from billing.models import AccountKind, Payout, PayoutStatus, TransactionKind
 from billing.money import NUSD_PER_USD, check_amount
 from billing.services.ledger import account_for_user, account_platform, ledger_post
-from billing.services.operators import operator_check
+from billing.services.operators import (
+    APPROVE_PAYOUT,
+    PAY_PAYOUT,
+    REJECT_PAYOUT,
+    operator_check,
+)
 
 PAYOUT_MINIMUM_NUSD = 10 * NUSD_PER_USD
 
@@ -49,7 +54,7 @@ def _decide(*, payout_id: int, allowed: tuple[str, ...]) -> Payout:
 
 
 def payout_approve(*, payout_id: int, staff_user_id: int) -> Payout:
-    operator_check(staff_user_id=staff_user_id)
+    operator_check(staff_user_id=staff_user_id, permission=APPROVE_PAYOUT)
     with transaction.atomic():
         payout = _decide(payout_id=payout_id, allowed=(PayoutStatus.REQUESTED,))
         payout.status = PayoutStatus.APPROVED
@@ -61,7 +66,7 @@ def payout_approve(*, payout_id: int, staff_user_id: int) -> Payout:
 
 def payout_mark_paid(*, payout_id: int, staff_user_id: int, note: str = "") -> Payout:
     """The money has left the platform (bank transfer done)."""
-    operator_check(staff_user_id=staff_user_id)
+    operator_check(staff_user_id=staff_user_id, permission=PAY_PAYOUT)
     with transaction.atomic():
         payout = _decide(payout_id=payout_id, allowed=(PayoutStatus.APPROVED,))
         ledger_post(
@@ -86,7 +91,7 @@ def payout_reject(*, payout_id: int, staff_user_id: int, reason: str) -> Payout:
     """Return the amount to the seller's available earnings."""
     if not reason.strip():
         raise InvalidState("A rejection needs a reason.")
-    operator_check(staff_user_id=staff_user_id)
+    operator_check(staff_user_id=staff_user_id, permission=REJECT_PAYOUT)
     with transaction.atomic():
         payout = _decide(
             payout_id=payout_id, allowed=(PayoutStatus.REQUESTED, PayoutStatus.APPROVED)

@@ -25,7 +25,7 @@ from billing.money import MAX_PRICE_PER_MILLION_NUSD, MAX_UNITS, cost_nusd
 from billing.services.fastpath import fastpath_enabled, request_settle_sql
 from billing.services.holds import check_request_id
 from billing.services.ledger import account_for_user, account_platform, ledger_post
-from billing.services.operators import operator_check
+from billing.services.operators import REFUND_REQUEST, operator_check
 from billing.services.settlement_orm import result_from_record, settle_orm
 from billing.settlement import OUTCOMES, Settlement, SettleResult
 from dragonfly.metrics import SETTLEMENT_OVERRUN_NUSD, SETTLEMENT_OVERRUNS
@@ -121,7 +121,7 @@ def request_refund(*, request_id: str, reason: str, staff_user_id: int) -> Ledge
     check_request_id(request_id)
     if not reason.strip():
         raise BillingError("A refund needs a reason.")
-    operator_check(staff_user_id=staff_user_id)
+    operator_check(staff_user_id=staff_user_id, permission=REFUND_REQUEST)
     with transaction.atomic():
         record = UsageRecord.objects.select_for_update().filter(request_id=request_id).first()
         if record is None:

@@ -2,12 +2,11 @@
 email domain; over a limit it waits for an operator (docs/signup-credit.md)."""
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing.errors import BillingError, InvalidState, NotFound, NotPermitted
+from billing.errors import BillingError, InvalidState, NotFound
 from billing.models import (
     AccountKind,
     SignupCreditQuota,
@@ -19,10 +18,8 @@ from billing.models import (
 )
 from billing.money import usd_to_nusd
 from billing.services.ledger import account_for_user, account_platform, ledger_post
-from billing.services.operators import operator_check
+from billing.services.operators import DECIDE_SIGNUP_CREDIT, operator_check
 from billing.signup_limits import domain_is_exempt, email_domain, signup_network
-
-DECIDE_PERMISSION = "billing.decide_signupcreditrequest"
 
 
 class _LimitFull(Exception):
@@ -132,9 +129,7 @@ def signup_credit_grant(*, user) -> bool:
 
 
 def _decider_check(*, staff_user_id: int) -> None:
-    staff = get_user_model().objects.get(pk=operator_check(staff_user_id=staff_user_id))
-    if not staff.has_perm(DECIDE_PERMISSION):
-        raise NotPermitted("You may view held signup credits but not decide them.")
+    operator_check(staff_user_id=staff_user_id, permission=DECIDE_SIGNUP_CREDIT)
 
 
 def _pending_locked(*, request_id: int) -> SignupCreditRequest:

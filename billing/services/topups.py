@@ -81,12 +81,18 @@ def _topup_locked(*, session_id: str, topup_id: str | None) -> TopUp | None:
 
 
 def topup_fulfil(
-    *, session_id: str, topup_id: str | None, amount_total_cents: object, currency: str
+    *,
+    session_id: str,
+    topup_id: str | None,
+    amount_total_cents: object,
+    currency: str,
+    payment_intent: object = None,
 ) -> bool:
     """Credit a paid Checkout Session's amount_total to the buyer, exactly once. True if now.
 
     Concurrent and repeated deliveries serialise on the top-up row; the ledger transaction's
-    unique idempotency key (`topup:<session>`) is a second guard.
+    unique idempotency key (`topup:<session>`) is a second guard. The session's PaymentIntent
+    is kept: Stripe's later refunds and disputes of the charge name it (services/reversals.py).
     """
     if currency.lower() != "usd":
         logger.error("checkout session %s paid in %s; not credited", session_id, currency)
@@ -120,7 +126,17 @@ def topup_fulfil(
             topup.amount_nusd = amount
             topup.transaction = txn
             topup.completed_at = timezone.now()
-            topup.save(update_fields=["status", "amount_nusd", "transaction", "completed_at"])
+            if isinstance(payment_intent, str) and 0 < len(payment_intent) <= 255:
+                topup.stripe_payment_intent = payment_intent
+            topup.save(
+                update_fields=[
+                    "status",
+                    "amount_nusd",
+                    "transaction",
+                    "completed_at",
+                    "stripe_payment_intent",
+                ]
+            )
     except (AlreadyDone, IntegrityError):
         return False
     return True

@@ -102,7 +102,7 @@ def test_grant_credit_command_credits_and_refuses_bad_amounts():
 
 def test_refund_reverses_every_leg_once(market):
     buyer, seller, listing = market
-    staff = user_make(is_staff=True)
+    staff = user_make(is_staff=True, is_superuser=True)
     services.hold_place(request_id="r", user_id=buyer.pk, amount_nusd=10_000_000)
     services.request_settle(
         settlement=settlement_make(buyer=buyer, seller=seller, listing=listing, request_id="r")
@@ -119,7 +119,7 @@ def test_refund_reverses_every_leg_once(market):
 
 def test_wallet_adjustment_cannot_take_available_below_zero(market):
     buyer, _, _ = market
-    staff = user_make(is_staff=True)
+    staff = user_make(is_staff=True, is_superuser=True)
     services.hold_place(request_id="r", user_id=buyer.pk, amount_nusd=600_000_000)
     with pytest.raises(InsufficientBalance):
         services.wallet_adjust(
@@ -150,7 +150,7 @@ def test_payout_lifecycle_moves_money_through_the_ledger(market):
     buyer, seller, listing = market
     services.credit_grant(user=buyer, amount_nusd=100 * USD, reason="t")
     _earn(buyer, seller, listing, "sale", 20_000)  # $20 sale, $18 earned
-    staff = user_make(is_staff=True)
+    staff = user_make(is_staff=True, is_superuser=True)
     with pytest.raises(InvalidAmount, match="minimum payout"):
         services.payout_request(seller=seller, amount_nusd=9 * USD)
     with pytest.raises(InsufficientBalance):
@@ -178,7 +178,7 @@ def test_rejected_payout_returns_earnings(market):
     buyer, seller, listing = market
     services.credit_grant(user=buyer, amount_nusd=100 * USD, reason="t")
     _earn(buyer, seller, listing, "sale", 20_000)
-    staff = user_make(is_staff=True)
+    staff = user_make(is_staff=True, is_superuser=True)
     payout = services.payout_request(seller=seller, amount_nusd=15 * USD)
     assert selectors.earnings_summary(seller=seller)["available_nusd"] == 3 * USD
     services.payout_reject(
@@ -255,7 +255,7 @@ def test_operator_actions_refuse_non_staff_and_blank_reasons_and_change_nothing(
             services.payout_reject(payout_id=payout.pk, staff_user_id=actor, reason="x")
     with pytest.raises(NotPermitted):
         services.credit_grant(user=buyer, amount_nusd=USD, reason="x", staff_user_id=seller.pk)
-    staff = user_make(is_staff=True)
+    staff = user_make(is_staff=True, is_superuser=True)
     with pytest.raises(BillingError, match="needs a reason"):
         services.request_refund(request_id="sale", reason="  ", staff_user_id=staff.pk)
     with pytest.raises(BillingError, match="needs a reason"):

@@ -40,7 +40,7 @@ class Ledger(RuleBasedStateMachine):
         self.buyer = user_make()
         self.seller = user_make()
         self.listing = listing_make(seller=self.seller)
-        self.staff = user_make(is_staff=True)
+        self.staff = user_make(is_staff=True, is_superuser=True)
         self.balance = 0
         self.held = 0
         self.earnings = 0

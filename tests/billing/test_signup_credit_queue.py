@@ -13,6 +13,7 @@ from billing import selectors, services
 from billing.errors import InvalidState, NotPermitted
 from billing.models import LedgerTransaction, Payout, SignupCreditRequest, SignupGrant
 from tests.billing.conftest import listing_make, settlement_make, user_make
+from tests.operators import operator_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 USD = 1_000_000_000
@@ -35,9 +36,7 @@ def held(settings):
 
 
 def _staff_client(staff) -> Client:
-    client = Client()
-    client.force_login(staff)
-    return client
+    return operator_client(staff)
 
 
 def _state():
@@ -226,7 +225,7 @@ def test_the_payout_share_counts_the_sales_since_the_previous_payout(payout_with
     assert [buyer["email"] for buyer in exposure["top_buyers"]] == ["twin@example.com"]
 
     # A rejected payout's money went back to earnings: the window reaches past it.
-    staff = user_make(is_staff=True)
+    staff = user_make(is_staff=True, is_superuser=True)
     services.payout_reject(payout_id=payout.pk, staff_user_id=staff.pk, reason="check")
     exposure = selectors.payout_signup_credit_exposure(payout=second)
     assert exposure["since"] is None

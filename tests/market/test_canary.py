@@ -130,8 +130,7 @@ def test_the_canary_key_never_leaks(client, seller, catalogue, sim, caplog, task
 
 
 def client_class_login(user):
-    from django.test import Client
 
-    admin_client = Client()
-    admin_client.force_login(user)
-    return admin_client
+    from tests.operators import operator_client
+
+    return operator_client(user)

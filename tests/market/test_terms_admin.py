@@ -1,13 +1,13 @@
 """Operators publish Trading Terms in the admin: drafts are numbered and published; published text is frozen."""
 
 import pytest
-from django.test import Client
 
 from accounts.models import User
 from market import services
 from market.models import TermsVersion
 from market.selectors import terms_accepted_current, terms_current
 from tests.market.conftest import make_user
+from tests.operators import operator_client as signed_in_operator
 
 pytestmark = pytest.mark.django_db
 
@@ -15,9 +15,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def operator_client():
     services.terms_ensure_v1()
-    client = Client()
-    client.force_login(User.objects.create_superuser("ops@example.com", "pw-123456789"))
-    return client
+    return signed_in_operator(User.objects.create_superuser("ops@example.com", "pw-123456789"))
 
 
 def test_a_draft_gets_the_next_number_and_counts_only_once_published(operator_client):
