@@ -50,6 +50,7 @@ def overview(request: AuthedRequest) -> HttpResponse:
     context = {
         "wallet": _wallet(user),
         "signup_credit_pending": billing_selectors.signup_credit_pending(user=user),
+        "reversals": billing_selectors.wallet_reversals(user=user),
         "plan_status": selectors.plan_status(user=user),
         "chart": bar_chart_svg(series=points, title="Daily spend over the last 30 days"),
         "spend_30d_nusd": sum(amount for _, amount in points),

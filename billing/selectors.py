@@ -17,6 +17,7 @@ from billing.models import (
     SellerFeeOverride,
     SignupCreditRequest,
     SignupCreditStatus,
+    StripeReversal,
     TopUp,
     TopUpStatus,
     UsageRecord,
@@ -48,12 +49,21 @@ def _account(*, user, kind: str) -> LedgerAccount | None:
 
 
 def lifetime_topups_nusd(*, user) -> int:
-    return (
+    """Paid top-ups less what Stripe took back from them (refunds, disputes): money that stayed."""
+    paid = (
         TopUp.objects.filter(user=user, status=TopUpStatus.PAID).aggregate(s=Sum("amount_nusd"))[
             "s"
         ]
         or 0
     )
+    taken_back = StripeReversal.objects.filter(user=user).aggregate(s=Sum("debited_nusd"))["s"] or 0
+    return paid - taken_back
+
+
+def wallet_reversals(*, user, limit: int = 5) -> list[StripeReversal]:
+    """The latest refunds and disputes that debited the buyer's wallet (the dashboard explains a
+    negative balance with them)."""
+    return list(StripeReversal.objects.filter(user=user, debited_nusd__gt=0)[:limit])
 
 
 def wallet_summary(*, user) -> dict[str, int]:

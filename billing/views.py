@@ -47,6 +47,7 @@ def credits(request: HttpRequest) -> HttpResponseBase:
         "billing/credits_detail.html",
         {
             "summary": selectors.wallet_summary(user=request.user),
+            "reversals": selectors.wallet_reversals(user=request.user),
             "history": Paginator(history, 50).get_page(request.GET.get("page")),
             "presets": services.TOPUP_PRESETS_USD,
             "stripe_ready": stripe_gateway.is_configured(),

@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from accounts import services
 from accounts.models import AccessKey, Plan
+from tests.operators import operator_client as signed_in_operator
 
 USD = 1_000_000_000
 
@@ -15,8 +16,7 @@ def operator_client(client, make_user):
     operator = make_user("ops@example.com")
     operator.is_staff = operator.is_superuser = True
     operator.save()
-    client.force_login(operator)
-    return client
+    return signed_in_operator(operator, client)
 
 
 def test_the_key_admin_never_shows_the_secret_or_its_hash(operator_client, buyer):

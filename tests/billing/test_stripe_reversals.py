@@ -6,6 +6,7 @@ import threading
 
 import pytest
 from django.db import connection
+from django.test import Client
 
 from billing import checks, selectors, services
 from billing.errors import InsufficientBalance
@@ -138,11 +139,21 @@ def test_a_dispute_after_spending_takes_the_wallet_negative_and_refuses_holds(sp
         ("wallet", -20 * USD),
     ]
     assert checks.ledger_check_run() == []
+    # The dashboard says why, and the refunded money no longer counts toward plan unlocks.
+    assert selectors.lifetime_topups_nusd(user=buyer) == 0
+    client = Client()
+    client.force_login(buyer)
+    for page in ("/dashboard/", "/billing/"):
+        html = client.get(page).content.decode()
+        assert "Your balance is -$15.00." in html, page
+        assert "a dispute (chargeback, “fraudulent”) of top-up #" in html, page
+        assert "refused (403 “Insufficient balance”)" in html, page
     # No hold, however small, until a top-up brings the wallet above zero.
     with pytest.raises(InsufficientBalance):
         services.hold_place(request_id="after", user_id=buyer.pk, amount_nusd=1)
     _pay(buyer, session="cs_2", intent="pi_2", usd=20)
     assert _balance(buyer) == 5 * USD
+    assert "negative-balance" not in client.get("/billing/").content.decode()
     services.hold_place(request_id="after", user_id=buyer.pk, amount_nusd=USD)
     assert checks.ledger_check_run() == []
 
