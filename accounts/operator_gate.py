@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from allauth.account.authentication import get_authentication_records
 from allauth.mfa.models import Authenticator
 from allauth.mfa.utils import is_mfa_enabled
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -58,14 +59,30 @@ def admin_gate(request: HttpRequest) -> HttpResponse | None:
 
 
 class OperatorGateMiddleware:
-    """Applies admin_gate to every /admin/ request (after authentication and sessions)."""
+    """Applies admin_gate to every /admin/ request (after authentication and sessions). Async
+    capable, so pages outside the admin take no thread hop; the admin's check runs in a thread
+    (it reads the session and the user's authenticators)."""
+
+    sync_capable = True
+    async_capable = True
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: HttpRequest):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
         if request.path.startswith(ADMIN_PREFIX):
             refused = admin_gate(request)
             if refused is not None:
                 return refused
         return self.get_response(request)
+
+    async def __acall__(self, request: HttpRequest):
+        if request.path.startswith(ADMIN_PREFIX):
+            refused = await sync_to_async(admin_gate)(request)
+            if refused is not None:
+                return refused
+        return await self.get_response(request)

@@ -141,3 +141,33 @@ def test_wrong_second_factor_codes_are_limited_too():
     response = client.post("/accounts/2fa/authenticate/", {"code": totp_code(secret)})
     assert response.status_code == 200 and TOO_MANY in response.content.decode()
     assert client.get("/admin/").status_code == 302
+
+
+async def test_the_gate_holds_under_asgi_too():
+    """Daphne serves Django through its async stack: the same gate there (real ASGI app)."""
+    import httpx
+    from asgiref.sync import sync_to_async
+
+    from dragonfly.asgi import application
+    from tests.operators import operator_client
+
+    staff = await sync_to_async(_staff)()
+    signed_in = await sync_to_async(operator_client)(staff)
+    buyer_client = await sync_to_async(lambda: _client_of(user_make()))()
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        anonymous = await client.get("/admin/")
+        assert (anonymous.status_code, anonymous.headers["location"]) == (
+            302,
+            "/accounts/login/?next=%2Fadmin%2F",
+        )
+        client.cookies.set("sessionid", buyer_client.cookies["sessionid"].value)
+        assert (await client.get("/admin/")).status_code == 403
+        client.cookies.set("sessionid", signed_in.cookies["sessionid"].value)
+        assert (await client.get("/admin/")).status_code == 200
+
+
+def _client_of(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client

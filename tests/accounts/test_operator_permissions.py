@@ -4,7 +4,7 @@ services refuse them as well); a permission opens exactly its own action."""
 
 import pytest
 from allauth.account.models import EmailAddress
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 
 from accounts.models import AccessKey, User
 from accounts.services import access_key_create
@@ -259,7 +259,7 @@ def test_the_wallet_adjustment_needs_its_permission_and_works_with_it(world):
 
 
 def test_an_operator_who_may_change_users_cannot_grant_staff_or_superuser(world):
-    editor = _staff_with("accounts.change_user")
+    editor = _staff_with("accounts.change_user", "auth.change_group", "auth.add_group")
     client = operator_client(editor)
     buyer = world["buyer"]
     response = client.post(
@@ -281,6 +281,11 @@ def test_an_operator_who_may_change_users_cannot_grant_staff_or_superuser(world)
     )
     editor.refresh_from_db()
     assert (editor.is_staff, editor.is_superuser) == (True, False)
+    # Nor through a group: groups carry permissions, and only superusers edit them.
+    everything = list(Permission.objects.values_list("pk", flat=True))
+    response = client.post("/admin/auth/group/add/", {"name": "all", "permissions": everything})
+    assert response.status_code == 403
+    assert not Group.objects.exists()
 
 
 def test_a_listing_action_needs_the_change_permission(world):

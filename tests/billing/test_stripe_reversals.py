@@ -257,3 +257,63 @@ def test_a_malformed_event_is_400_and_changes_nothing(spent, payload, message):
     response = deliver(payload)
     assert response.status_code == 400 and message in response.content
     assert (_reversal_state(), _balance(buyer)) == before
+
+
+def test_a_dispute_landing_amid_concurrent_holds_and_settlements_keeps_the_ledger_sound(
+    billing_impl,
+):
+    """The gateway keeps holding and settling for the buyer while the dispute is booked (real
+    commits, two threads): every request either settles or is refused, the dispute is booked
+    once, and ledger_check finds nothing wrong."""
+    buyer, seller = user_make(), user_make()
+    listing = listing_make(seller=seller)
+    _pay(buyer, session="cs_1", intent="pi_1")
+    started = threading.Event()
+    outcomes: list[str] = []
+
+    def spend():
+        try:
+            for n in range(200):
+                request_id = f"r{n}"
+                try:
+                    services.hold_place(request_id=request_id, user_id=buyer.pk, amount_nusd=USD)
+                except InsufficientBalance:
+                    outcomes.append("refused")
+                    if outcomes.count("refused") == 3:
+                        return
+                    continue
+                started.set()
+                services.request_settle(
+                    settlement=settlement_make(
+                        buyer=buyer,
+                        seller=seller,
+                        listing=listing,
+                        request_id=request_id,
+                        input_units=400_000,
+                        output_units=0,
+                        ask_input_nusd=USD,  # $0.40 each
+                    )
+                )
+                outcomes.append("settled")
+        finally:
+            connection.close()
+
+    def dispute_now():
+        try:
+            started.wait(10)
+            assert deliver(dispute("evt_d1", intent="pi_1", cents=2000)).content == b"debited"
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=spend), threading.Thread(target=dispute_now)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("refused") == 3 and outcomes.count("settled") <= 50
+    assert _reversal_state() == (["chargeback"], [("evt_d1", 20 * USD)])
+    records = UsageRecord.objects.filter(buyer=buyer)
+    paid = sum(records.values_list("buyer_debit_nusd", flat=True))
+    assert _balance(buyer) == 20 * USD - paid - 20 * USD
+    assert not Hold.objects.filter(status="active").exists()
+    assert checks.ledger_check_run() == []
