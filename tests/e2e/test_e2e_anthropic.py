@@ -47,7 +47,7 @@ def test_messages_create_answers_an_anthropic_message_with_diagnostics_and_one_s
         "x-df-market-route": "seller",
         "x-df-market-provider": "deepseek",
         "x-df-market-listing-id": str(listing.pk),
-        "x-df-upstream-model": "deepseek-chat",
+        "x-df-upstream-model": "deepseek-v4-flash",
         "x-df-market-ask-input": "0.4",
         "x-df-market-ask-output": "1.2",
         "x-df-market-fee-profile-id": diagnostics["x-df-market-fee-profile-id"],
@@ -159,8 +159,8 @@ def test_a_claude_name_routes_through_the_profile_alias_and_answers_under_that_n
         model="claude-sonnet-4-6", max_tokens=20, messages=HELLO
     )
     assert raw.parse().model == "claude-sonnet-4-6"
-    assert raw.headers["x-df-upstream-model"] == "deepseek-chat"
-    assert world.sim.app.stats()["keys"]["sim-e2e-alias"]["last_body"]["model"] == "deepseek-chat"
+    assert raw.headers["x-df-upstream-model"] == "deepseek-v4-flash"
+    assert world.sim.app.stats()["keys"]["sim-e2e-alias"]["last_body"]["model"] == "deepseek-v4-flash"
     record = _settled_once(world, raw.headers["x-df-market-request-id"])
     assert record.model_id == MODEL
 

@@ -24,7 +24,7 @@ def test_the_sdk_gets_a_completion_with_every_diagnostics_header(world):
     assert raw.headers["x-df-market-route"] == "seller"
     assert raw.headers["x-df-market-provider"] == "deepseek"
     assert raw.headers["x-df-market-listing-id"] == str(listing.pk)
-    assert raw.headers["x-df-upstream-model"] == "deepseek-chat"
+    assert raw.headers["x-df-upstream-model"] == "deepseek-v4-flash"
     assert raw.headers["x-df-market-ask-input"] == "0.4"
     assert raw.headers["x-df-market-ask-output"] == "1.2"
     assert raw.headers["x-df-market-fee-profile-id"].isdigit()
