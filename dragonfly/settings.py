@@ -122,9 +122,33 @@ TEMPLATES = [
     },
 ]
 
+# PostgreSQL connections of the control plane (docs/connections.md): never persistent (under
+# ASGI a thread per request kept its own connection, one new connection per dashboard request)
+# but taken from psycopg's pool in Django, at most DRAGONFLY_DB_POOL_SIZE per process, each
+# pinged before it is handed out. The gateway's money path has its own
+# async pool (DRAGONFLY_GATEWAY_DB_POOL_SIZE), so a process holds at most the sum of the two.
+# DRAGONFLY_DB_POOL_SIZE=0 switches the pool off (a connection per request, closed after it).
+DRAGONFLY_DB_POOL_SIZE = env_int("DRAGONFLY_DB_POOL_SIZE", 10)
+if DRAGONFLY_DB_POOL_SIZE < 0:
+    raise ImproperlyConfigured("DRAGONFLY_DB_POOL_SIZE cannot be negative")
+# Seconds a request waits for a pooled connection before it fails (a 500, logged).
+DRAGONFLY_DB_POOL_TIMEOUT_SECONDS = env_int("DRAGONFLY_DB_POOL_TIMEOUT_SECONDS", 10)
+if DRAGONFLY_DB_POOL_TIMEOUT_SECONDS < 1:
+    raise ImproperlyConfigured("DRAGONFLY_DB_POOL_TIMEOUT_SECONDS must be at least 1")
+
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DRAGONFLY_DB_POOL_SIZE and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        # Pooled, every connection pinged as it is handed out (dragonfly/db/postgresql/base.py).
+        DATABASES["default"]["ENGINE"] = "dragonfly.db.postgresql"
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = False  # psycopg_pool's check backs off
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": DRAGONFLY_DB_POOL_SIZE,
+            "timeout": DRAGONFLY_DB_POOL_TIMEOUT_SECONDS,
+            "name": "django",
+        }
 else:
     DATABASES = {
         "default": {

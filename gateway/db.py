@@ -6,7 +6,9 @@ that timed out idle or that outlived a restart stayed in its thread and failed e
 there. Every sync database touch on /v1 goes through `db_call` instead, which does what Django does
 at a request's start (drop a connection that is past CONN_MAX_AGE or broken; with
 CONN_HEALTH_CHECKS the next query first pings it), retries an idempotent call once on a fresh
-connection, and turns a database that still cannot be reached into a clean 503.
+connection, and turns a database that still cannot be reached into a clean 503. After the call it
+does what Django does at a request's end: the connection goes back to Django's pool
+(docs/connections.md).
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ def _run(fn: Callable[..., T], args: tuple, kwargs: dict, idempotent: bool) -> T
                 continue
             logger.error("database call %s failed (%s): database unreachable", name, exc)
             raise DatabaseUnavailable() from exc
+        finally:
+            # As at a request's end: the connection goes back to Django's pool, so an idle
+            # worker thread holds none (and one whose loop ends takes none with it).
+            close_old_connections()
     raise AssertionError("unreachable")
 
 

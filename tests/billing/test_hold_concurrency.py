@@ -48,6 +48,7 @@ def test_concurrent_holds_from_processes_never_overdraw(capsys, billing_impl):
     db_name = settings.DATABASES["default"]["NAME"]
     assert db_name.startswith("test_")
     connections.close_all()  # never share a connection with forked children
+    connections["default"].close_pool()  # nor the pool's idle ones: each child makes its own
 
     ctx = multiprocessing.get_context("fork")
     barrier = ctx.Barrier(PROCESSES)

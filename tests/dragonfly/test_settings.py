@@ -61,7 +61,7 @@ def test_urls_set_give_postgres_and_redis(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
-    assert loaded["engine"] == "django.db.backends.postgresql"
+    assert loaded["engine"] == "dragonfly.db.postgresql"
     assert loaded["cache"] == "django.core.cache.backends.redis.RedisCache"
     assert loaded["eager"] is False
     assert loaded["debug"] is False
@@ -152,6 +152,19 @@ SERVER = {
 }
 
 
+POOL_PROBE = (
+    "import django, json; django.setup(); from django.conf import settings as s; "
+    "d = s.DATABASES['default']; print(json.dumps({'engine': d['ENGINE'],"
+    " 'max_age': d['CONN_MAX_AGE'], 'pool': d['OPTIONS'].get('pool')}))"
+)
+PRODUCTION = {
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/dragonfly",
+    "REDIS_URL": "redis://127.0.0.1:6379/3",
+    "SECRET_KEY": "x" * 50,
+    "DRAGONFLY_ENCRYPTION_KEYS": "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+}
+
+
 def test_a_https_base_url_makes_the_site_https_only(tmp_path):
     env = {
         **SERVER,
@@ -185,3 +198,29 @@ def test_a_plain_http_base_url_keeps_cookies_usable_over_http(tmp_path):
         "proxy": None,
         "static": "StaticFilesStorage",
     }
+
+
+def test_postgres_connections_are_pooled_never_persistent(tmp_path):
+    result = _load({**PRODUCTION, "DRAGONFLY_DB_POOL_SIZE": "7"}, tmp_path, POOL_PROBE)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "engine": "dragonfly.db.postgresql",
+        "max_age": 0,
+        "pool": {"min_size": 1, "max_size": 7, "timeout": 10, "name": "django"},
+    }
+
+
+def test_a_pool_size_of_zero_means_a_connection_per_request(tmp_path):
+    result = _load({**PRODUCTION, "DRAGONFLY_DB_POOL_SIZE": "0"}, tmp_path, POOL_PROBE)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "engine": "django.db.backends.postgresql",
+        "max_age": 0,
+        "pool": None,
+    }
+
+
+def test_a_negative_pool_size_is_refused(tmp_path):
+    result = _load({**PRODUCTION, "DRAGONFLY_DB_POOL_SIZE": "-1"}, tmp_path, POOL_PROBE)
+    assert result.returncode != 0
+    assert "DRAGONFLY_DB_POOL_SIZE cannot be negative" in result.stderr
