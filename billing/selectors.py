@@ -8,6 +8,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from billing.export_range import ExportRange
 from billing.models import (
     AccountKind,
     LedgerAccount,
@@ -148,9 +149,11 @@ def sales_list(*, seller) -> QuerySet[UsageRecord]:
     return UsageRecord.objects.filter(seller=seller).order_by("-created_at", "-id")
 
 
-def earnings_by_listing(*, seller) -> list[dict[str, Any]]:
+def earnings_by_listing(*, seller, date_range: ExportRange | None = None) -> list[dict[str, Any]]:
+    """Sales per listing, all time or within `date_range` (UTC days)."""
+    within = date_range.lookups("created_at") if date_range else {}
     rows = (
-        UsageRecord.objects.filter(seller=seller)
+        UsageRecord.objects.filter(seller=seller, **within)
         .values("listing_id", "listing__name")
         .annotate(
             requests=Count("id"),

@@ -5,7 +5,8 @@ import logging
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -15,19 +16,17 @@ from django.views.decorators.http import require_POST
 from billing import selectors, services, stripe_gateway
 from billing.charts import bar_chart_svg, count_label
 from billing.csv_export import (
-    LEDGER_HEADER,
-    LISTING_HEADER,
-    PAYOUT_HEADER,
-    SALES_HEADER,
-    USAGE_HEADER,
+    EARNINGS_STATEMENT,
+    LEDGER,
+    PAYOUTS,
+    SALES,
+    USAGE,
+    Export,
     csv_response,
-    ledger_rows,
-    listing_rows,
-    payout_rows,
-    sales_rows,
-    usage_rows,
+    listings_csv_response,
 )
 from billing.errors import BillingError, NotFound, WebhookInvalid
+from billing.export_range import ExportRangeForm
 from billing.forms import PayoutRequestForm, TopUpForm
 from billing.models import AccountKind
 from billing.money import NUSD_PER_USD
@@ -35,13 +34,28 @@ from billing.money import NUSD_PER_USD
 logger = logging.getLogger(__name__)
 
 
+def _range_form(request: HttpRequest) -> ExportRangeForm | HttpResponseBadRequest:
+    form = ExportRangeForm(request.GET)
+    if form.is_valid():
+        return form
+    return HttpResponseBadRequest(
+        f"Cannot export: {form.error_text()}", content_type="text/plain; charset=utf-8"
+    )
+
+
+def _export(request: HttpRequest, export: Export, queryset: QuerySet) -> HttpResponseBase:
+    """The CSV statement in the request's date range (?start=&end=), or a 400 saying why not."""
+    form = _range_form(request)
+    if isinstance(form, HttpResponseBadRequest):
+        return form
+    return csv_response(export, queryset, date_range=form.export_range())
+
+
 @login_required
 def credits(request: HttpRequest) -> HttpResponseBase:
     history = selectors.ledger_history(user=request.user)
     if request.GET.get("format") == "csv":
-        return csv_response(
-            filename="dragonfly-ledger.csv", header=LEDGER_HEADER, rows=ledger_rows(history)
-        )
+        return _export(request, LEDGER, history)
     return render(
         request,
         "billing/credits_detail.html",
@@ -110,9 +124,7 @@ def topup_cancel(request: HttpRequest) -> HttpResponse:
 def usage(request: HttpRequest) -> HttpResponseBase:
     records = selectors.usage_list(buyer=request.user)
     if request.GET.get("format") == "csv":
-        return csv_response(
-            filename="dragonfly-usage.csv", header=USAGE_HEADER, rows=usage_rows(records)
-        )
+        return _export(request, USAGE, records)
     return render(
         request,
         "billing/usage_list.html",
@@ -143,29 +155,24 @@ def earnings(request: HttpRequest) -> HttpResponseBase:
     seller = request.user
     export = request.GET.get("format")
     if export == "csv":  # one row per sold request
-        return csv_response(
-            filename="dragonfly-earnings.csv",
-            header=SALES_HEADER,
-            rows=sales_rows(selectors.sales_list(seller=seller)),
-        )
+        return _export(request, SALES, selectors.sales_list(seller=seller))
     if export == "statement":  # every line of the earnings account: sales, clawbacks, payouts
-        return csv_response(
-            filename="dragonfly-earnings-statement.csv",
-            header=LEDGER_HEADER,
-            rows=ledger_rows(selectors.ledger_history(user=seller, kind=AccountKind.EARNINGS)),
+        return _export(
+            request,
+            EARNINGS_STATEMENT,
+            selectors.ledger_history(user=seller, kind=AccountKind.EARNINGS),
         )
     if export == "listings":
-        return csv_response(
+        form = _range_form(request)
+        if isinstance(form, HttpResponseBadRequest):
+            return form
+        date_range = form.export_range()
+        return listings_csv_response(
+            lambda: selectors.earnings_by_listing(seller=seller, date_range=date_range),
             filename="dragonfly-earnings-by-listing.csv",
-            header=LISTING_HEADER,
-            rows=listing_rows(selectors.earnings_by_listing(seller=seller)),
         )
     if export == "payouts":
-        return csv_response(
-            filename="dragonfly-payouts.csv",
-            header=PAYOUT_HEADER,
-            rows=payout_rows(selectors.payout_list(seller=seller)),
-        )
+        return _export(request, PAYOUTS, selectors.payout_list(seller=seller))
     return render(
         request,
         "billing/earnings_detail.html",

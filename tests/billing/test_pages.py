@@ -20,7 +20,7 @@ def _client(user) -> Client:
 
 
 def _csv(response) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    return list(csv.reader(io.StringIO(b"".join(response).decode())))
 
 
 @pytest.fixture
