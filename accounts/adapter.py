@@ -8,6 +8,7 @@ from allauth.account.adapter import DefaultAccountAdapter
 
 from accounts import services
 from accounts.emails import email_canonicalize
+from dragonfly.emails import email_context
 
 
 def _client_address(request) -> str | None:
@@ -24,6 +25,10 @@ def _client_address(request) -> str | None:
 
 
 class AccountAdapter(DefaultAccountAdapter):
+    def send_mail(self, template_prefix, email, context):
+        # allauth's emails use the project's layout (templates/email/), which needs the base URL.
+        return super().send_mail(template_prefix, email, {**email_context(), **context})
+
     def save_user(self, request, user, form, commit=True):
         user = super().save_user(request, user, form, commit=False)
         # Set before the first save, so a user row never exists without its canonical address.

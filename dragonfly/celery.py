@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import setup_logging
 
 from dragonfly.env import env_int
 
@@ -28,3 +29,17 @@ app.conf.beat_schedule["market-probe-all"] = {
     "task": "market.tasks.probe_all_task",
     "schedule": float(env_int("DRAGONFLY_PROBE_INTERVAL_SECONDS", 60)),  # as settings.py reads it
 }
+
+
+@setup_logging.connect
+def project_logging(**_) -> None:
+    """With a receiver here Celery configures no logging of its own: workers and beat log
+    through settings.LOGGING like the web processes (JSON lines, secrets redacted), Python's
+    warnings (Celery's own at start) included."""
+    import logging
+    from logging.config import dictConfig
+
+    from django.conf import settings
+
+    dictConfig(settings.LOGGING)
+    logging.captureWarnings(True)

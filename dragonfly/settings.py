@@ -305,6 +305,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict = {}  # each app adds its periodic tasks in dragonfly/celery.py
+# Workers and beat log through LOGGING below (JSON, secrets redacted), never Celery's own setup:
+# dragonfly/celery.py answers Celery's setup_logging signal, and the root logger stays ours.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
@@ -431,3 +434,6 @@ if not DRAGONFLY_REDIS_TIMEOUT_SECONDS > 0:
 DRAGONFLY_GATEWAY_PROCESSES = env_int("DRAGONFLY_GATEWAY_PROCESSES", 1)
 if DRAGONFLY_GATEWAY_PROCESSES < 1:
     raise ImproperlyConfigured("DRAGONFLY_GATEWAY_PROCESSES must be at least 1")
+
+# Our own error pages (dragonfly/error_views.py; handler404/handler500 are in dragonfly/urls.py).
+CSRF_FAILURE_VIEW = "dragonfly.error_views.csrf_failure"

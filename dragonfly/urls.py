@@ -18,3 +18,7 @@ urlpatterns = [
     path("dashboard/", include("accounts.urls")),
     path("api/", include("accounts.api_urls")),
 ]
+
+# Our own error pages (dragonfly/error_views.py); the CSRF failure page is CSRF_FAILURE_VIEW.
+handler404 = "dragonfly.error_views.page_not_found"
+handler500 = "dragonfly.error_views.server_error"

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from dragonfly.emails import email_send
 from market import crypto, health, selectors
 from market.models import (
     CatalogModel,
@@ -342,17 +342,14 @@ def listing_unsuspend(*, listing_id: int) -> bool:
 
 
 def _email_seller_suspended(listing: Listing, reason: str) -> None:
-    portal = f"{settings.DRAGONFLY_BASE_URL}/seller/listings/{listing.pk}/"
-    send_mail(
-        subject=f"Dragonfly: your listing “{listing.name}” is suspended",
-        message=(
-            f"Your listing “{listing.name}” (key ending in {listing.key_last4}) no longer receives "
-            f"traffic.\n\nReason: {reason}\n\nCheck the key and its balance with the provider, "
-            f"then re-key the listing in the seller portal to return to the market:\n{portal}\n"
-        ),
-        from_email=None,
-        recipient_list=[listing.seller.email],
-        fail_silently=True,
+    email_send(
+        template_prefix="market/email/listing_suspended",
+        to=listing.seller.email,
+        context={
+            "listing": listing,
+            "reason": reason,
+            "portal_url": f"{settings.DRAGONFLY_BASE_URL}/seller/listings/{listing.pk}/",
+        },
     )
 
 

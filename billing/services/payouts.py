@@ -1,6 +1,8 @@
 """Seller payouts: request (earnings → pending), paid (pending → clearing), rejected (back)."""
 
+from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from billing.errors import InsufficientBalance, InvalidAmount, InvalidState, NotFound
@@ -13,6 +15,7 @@ from billing.services.operators import (
     REJECT_PAYOUT,
     operator_check,
 )
+from dragonfly.emails import email_send
 
 PAYOUT_MINIMUM_NUSD = 10 * NUSD_PER_USD
 
@@ -84,7 +87,20 @@ def payout_mark_paid(*, payout_id: int, staff_user_id: int, note: str = "") -> P
         payout.decided_by_id = staff_user_id
         payout.decided_at = timezone.now()
         payout.save(update_fields=["status", "note", "decided_by", "decided_at"])
+        transaction.on_commit(lambda: _email_payout_paid(payout.pk))
     return payout
+
+
+def _email_payout_paid(payout_id: int) -> None:
+    payout = Payout.objects.select_related("seller").get(pk=payout_id)
+    email_send(
+        template_prefix="billing/email/payout_paid",
+        to=payout.seller.email,
+        context={
+            "payout": payout,
+            "earnings_url": f"{settings.DRAGONFLY_BASE_URL}{reverse('billing:earnings')}",
+        },
+    )
 
 
 def payout_reject(*, payout_id: int, staff_user_id: int, reason: str) -> Payout:

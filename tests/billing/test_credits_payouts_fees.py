@@ -146,7 +146,9 @@ def _earn(buyer, seller, listing, request_id: str, output_units: int) -> None:
     )
 
 
-def test_payout_lifecycle_moves_money_through_the_ledger(market):
+def test_payout_lifecycle_moves_money_through_the_ledger(
+    market, mailoutbox, django_capture_on_commit_callbacks
+):
     buyer, seller, listing = market
     services.credit_grant(user=buyer, amount_nusd=100 * USD, reason="t")
     _earn(buyer, seller, listing, "sale", 20_000)  # $20 sale, $18 earned
@@ -160,7 +162,18 @@ def test_payout_lifecycle_moves_money_through_the_ledger(market):
     with pytest.raises(InvalidState):
         services.payout_mark_paid(payout_id=payout.pk, staff_user_id=staff.pk)
     services.payout_approve(payout_id=payout.pk, staff_user_id=staff.pk)
-    services.payout_mark_paid(payout_id=payout.pk, staff_user_id=staff.pk)
+    assert mailoutbox == []
+    with django_capture_on_commit_callbacks(execute=True):
+        services.payout_mark_paid(payout_id=payout.pk, staff_user_id=staff.pk, note="SEPA ref 42")
+    # The seller hears of it, in text and in the product's HTML layout.
+    [mail] = mailoutbox
+    assert mail.to == [seller.email]
+    assert mail.subject == f"[Dragonfly] Payout #{payout.pk} of $10.00 is paid"
+    assert "SEPA ref 42" in mail.body
+    assert "http://127.0.0.1:8000/billing/earnings/" in mail.body
+    [(html, mimetype)] = mail.alternatives
+    assert mimetype == "text/html"
+    assert "See your earnings" in html and "SEPA ref 42" in html
     summary = selectors.earnings_summary(seller=seller)
     assert (
         summary["available_nusd"],

@@ -144,7 +144,12 @@ def test_passive_401_suspends_the_listing_and_emails_the_seller_once(seller, mai
     assert listing.status_reason == "The provider rejected the key (HTTP 401)."
     assert len(mailoutbox) == 1
     assert mailoutbox[0].to == [seller.email]
-    assert "suspended" in mailoutbox[0].subject
+    assert mailoutbox[0].subject == f"[Dragonfly] Your listing “{listing.name}” is suspended"
+    assert "Reason: The provider rejected the key (HTTP 401)." in mailoutbox[0].body
+    [(html, mimetype)] = mailoutbox[0].alternatives  # the product's HTML layout beside the text
+    assert mimetype == "text/html"
+    assert "The provider rejected the key (HTTP 401)." in html
+    assert f"/seller/listings/{listing.pk}/" in html and "Open the listing" in html
     assert health_get(listing.pk).state == "suspended"
     assert HealthSample.objects.filter(listing=listing, source="passive", ok=False).count() == 2
 
