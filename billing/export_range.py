@@ -42,7 +42,7 @@ class ExportRangeForm(forms.Form):
     )
 
     def clean(self) -> dict:
-        data = super().clean()
+        data = super().clean() or {}
         start, end = data.get("start"), data.get("end")
         latest = timezone.now().astimezone(UTC).date() + timedelta(days=1)
         for name, value in (("start", start), ("end", end)):
