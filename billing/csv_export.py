@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from asgiref.sync import sync_to_async
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.http import StreamingHttpResponse
 
@@ -220,6 +221,12 @@ def _encode(writer_rows: Iterable[list]) -> bytes:
     return buffer.getvalue().encode()
 
 
+def _release_connection() -> None:
+    """Between pages the connection goes back to the pool: a slow download holds none."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
 async def pages(
     export: Export, queryset: QuerySet, *, date_range: ExportRange, page_rows: int = PAGE_ROWS
 ) -> AsyncIterator[list[tuple]]:
@@ -234,6 +241,7 @@ async def pages(
     while True:
         page = rows if last is None else rows.filter(_below(export.keys, last))
         fetched = [row async for row in page[:page_rows]]
+        await sync_to_async(_release_connection)()
         if not fetched:
             return
         yield [row[n:] for row in fetched]
