@@ -160,7 +160,9 @@ def test_a_claude_name_routes_through_the_profile_alias_and_answers_under_that_n
     )
     assert raw.parse().model == "claude-sonnet-4-6"
     assert raw.headers["x-df-upstream-model"] == "deepseek-v4-flash"
-    assert world.sim.app.stats()["keys"]["sim-e2e-alias"]["last_body"]["model"] == "deepseek-v4-flash"
+    assert (
+        world.sim.app.stats()["keys"]["sim-e2e-alias"]["last_body"]["model"] == "deepseek-v4-flash"
+    )
     record = _settled_once(world, raw.headers["x-df-market-request-id"])
     assert record.model_id == MODEL
 
