@@ -9,9 +9,11 @@ a top-up brings it above zero (docs/money.md, "Refunds and disputes from Stripe"
 
 Holds: the database allows a wallet below its held amount only while nothing is held (a request
 in flight settles against its hold, and could not once the wallet is negative). So when the debit
-is more than the available balance, the wallet's active holds are voided first, through
-hold_void (its own lock order: hold row, then wallet); their requests then settle as after the
-reaper: the buyer pays what is available (nothing, here) and the overrun account the rest.
+is more than the available balance, the wallet's active holds are voided in the same transaction
+as the debit. Locks are taken in the settlement's order, hold rows before the wallet: a settlement
+in progress finishes first, and once the wallet is locked no new hold can land. Their requests
+then settle as after the reaper: the buyer pays what is available (nothing, here) and the overrun
+account the rest.
 """
 
 import logging
@@ -38,8 +40,8 @@ from billing.services.ledger import account_for_user, account_platform, ledger_p
 
 logger = logging.getLogger(__name__)
 
-# Rounds of "void the holds, then book" before giving up (new holds landing between the two);
-# Stripe redelivers a failed event, so giving up loses nothing.
+# Tries when a hold lands between locking the wallet's holds and locking the wallet (a window of
+# one statement); Stripe redelivers a failed event, so giving up loses nothing.
 _ATTEMPTS = 5
 
 
@@ -103,10 +105,8 @@ def topup_reversal_book(
             amount_nusd=amount_nusd,
             reason=reason,
         )
-        if isinstance(outcome, ReversalResult):
+        if outcome is not None:
             return outcome
-        for request_id in outcome:
-            hold_void(request_id=request_id, reason=f"the wallet was debited by Stripe {kind}")
     raise BillingError("New holds kept arriving on the wallet; the event was not booked.")
 
 
@@ -119,8 +119,8 @@ def _already(reversal: StripeReversal) -> ReversalResult:
 
 def _book(
     *, event_id: str, kind: str, stripe_object_id: str, topup_id: int, amount_nusd: int, reason: str
-) -> ReversalResult | list[str]:
-    """One attempt, in one transaction: the result, or the holds to void before the next."""
+) -> ReversalResult | None:
+    """One attempt, in one transaction: the result, or None when a hold landed meanwhile."""
     try:
         with transaction.atomic():
             # The top-up row serialises every event of one charge (and concurrent redeliveries):
@@ -146,13 +146,21 @@ def _book(
                 reported = amount_nusd
             debit = max(min(reported, topup.amount_nusd - earlier), 0)
             wallet = account_for_user(user_id=topup.user_id, kind=AccountKind.WALLET)
+            holds = list(
+                Hold.objects.select_for_update()
+                .filter(account=wallet, status=HoldStatus.ACTIVE)
+                .order_by("id")
+                .values_list("request_id", "amount_nusd")
+            )
             wallet = LedgerAccount.objects.select_for_update().get(pk=wallet.pk)
             if debit > wallet.available_nusd and wallet.held_nusd > 0:
-                return list(
-                    Hold.objects.filter(account=wallet, status=HoldStatus.ACTIVE)
-                    .order_by("request_id")
-                    .values_list("request_id", flat=True)
-                )
+                if wallet.held_nusd != sum(amount for _, amount in holds):
+                    return None  # a hold landed between the two locks: try again
+                for request_id, _ in holds:
+                    hold_void(
+                        request_id=request_id, reason=f"the wallet was debited by Stripe {kind}"
+                    )
+                wallet.refresh_from_db()
             txn = None
             if debit:
                 counter = (
