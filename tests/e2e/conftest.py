@@ -24,6 +24,9 @@ from simulator.testing import SimulatorThread
 from tests.gateway import factories
 
 ROOT = Path(__file__).resolve().parents[2]
+# The servers' PostgreSQL application_name (libpq reads PGAPPNAME), so a fault test can cut their
+# connections and not the test process's own.
+SERVER_APPLICATION_NAME = "dragonfly-e2e-server"
 pytestmark = pytest.mark.e2e
 
 
@@ -100,6 +103,7 @@ def servers(django_db_setup, django_db_blocker, e2e_sim):
             "DRAGONFLY_KEY_CACHE_SECONDS": "1",
             "DRAGONFLY_UPSTREAM_FIRST_TOKEN_TIMEOUT": "8",
             "DRAGONFLY_BASE_URL": "http://dragonfly.test",
+            "PGAPPNAME": SERVER_APPLICATION_NAME,
         }
     started = [Server(env), Server(env)]
     yield started
