@@ -104,6 +104,9 @@ def servers(django_db_setup, django_db_blocker, e2e_sim):
             "DRAGONFLY_UPSTREAM_FIRST_TOKEN_TIMEOUT": "8",
             "DRAGONFLY_BASE_URL": "http://dragonfly.test",
             "PGAPPNAME": SERVER_APPLICATION_NAME,
+            # They outlive the e2e tests: an hour's lease keeps their reapers off the gateway
+            # tests' own leases (tests/gateway/test_reaper.py), which share the database.
+            "DRAGONFLY_PROCESS_LEASE_SECONDS": "3600",
         }
     started = [Server(env), Server(env)]
     yield started

@@ -33,11 +33,13 @@ def _process(process_id: str, *, seconds_ago: float) -> None:
 @pytest.fixture
 def left_behind(settings):
     """A process dead for a minute and a live one, each with requests in flight."""
-    settings.DRAGONFLY_PROCESS_LEASE_SECONDS = 20
+    # Dead by this test's half-hour lease, not by the hour of the e2e servers that share the
+    # database (their lease loops reap too; tests/e2e/conftest.py).
+    settings.DRAGONFLY_PROCESS_LEASE_SECONDS = 1800
     buyer, seller = user_make(), user_make()
     listing = listing_make(seller=seller)
     fund(buyer, "1")
-    _process(DEAD, seconds_ago=60)
+    _process(DEAD, seconds_ago=2000)
     _process(LIVE, seconds_ago=1)
     ids = {
         name: f"req_{owner}{n:016x}"
@@ -93,8 +95,10 @@ def test_a_dead_processs_streams_are_billed_as_checkpointed_and_its_other_holds_
     # The live process is untouched: its hold, its checkpoint, its lease and its slot.
     assert Hold.objects.get(request_id=ids["live"]).status == "active"
     assert not UsageRecord.objects.filter(request_id=ids["live"]).exists()
-    assert list(StreamCheckpoint.objects.values_list("request_id", flat=True)) == [ids["live"]]
-    assert list(GatewayProcess.objects.values_list("id", flat=True)) == [LIVE]
+    ours = StreamCheckpoint.objects.filter(process_id__in=[DEAD, LIVE])
+    assert list(ours.values_list("request_id", flat=True)) == [ids["live"]]
+    leases = GatewayProcess.objects.filter(id__in=[DEAD, LIVE])
+    assert list(leases.values_list("id", flat=True)) == [LIVE]
     assert get_redis().zrange(f"cap:inflight:{listing.pk}", 0, -1) == [f"{LIVE}:c"]
     assert reaper.reap_dead().processes == 0  # nothing left to do
     assert ledger_violations() == []
@@ -128,7 +132,7 @@ def test_reapers_that_find_the_same_dead_process_at_once_settle_it_once(left_beh
 
 def test_a_process_never_reaps_itself_nor_a_peer_within_its_lease(left_behind, settings):
     assert reaper.reap_dead(exclude=DEAD).processes == 0
-    settings.DRAGONFLY_PROCESS_LEASE_SECONDS = 120  # a minute of silence is within this lease
+    settings.DRAGONFLY_PROCESS_LEASE_SECONDS = 3000  # 2,000 s of silence are within this lease
     assert reaper.reap_dead().processes == 0
     assert Hold.objects.filter(status="active").count() == 3
 
