@@ -15,11 +15,8 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 # Extra arguments for `manage.py serve` under `make run` (e.g. --port 8001 --redis-port 6400).
 SERVE_ARGS ?=
-# The test process's many threads (asgiref's, the tests' own) each keep a connection checked out
-# until they end; the production pool of 10 ran out in a full run, so tests get 40.
 TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	SECRET_KEY=test-secret-key-not-for-production DEBUG=0 DRAGONFLY_LOG_FORMAT=text \
-	DRAGONFLY_DB_POOL_SIZE=40 \
 	DRAGONFLY_ENCRYPTION_KEYS=k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=
 
 .PHONY: python install install-dev system-deps run test pytest lint check-services bench clean

@@ -1,7 +1,35 @@
 """Suite-wide fixtures. Tests run against real PostgreSQL and Redis (see the Makefile's TEST_ENV)."""
 
+import psycopg
 import pytest
 from django.conf import settings
+
+
+def _configure_test_connections() -> None:
+    """Two rules for this process's PostgreSQL connections, never for the servers it starts
+    (they read the environment, so nothing here may go there):
+
+    - A pool of 40, not production's 10: asgiref's threads and the tests' own each keep a
+      connection checked out until they end, and 10 ran out in a full run.
+    - deadlock_timeout 10 s: a transactional test's flush TRUNCATEs table after table while a
+      session server's routing refresh may be reading several, a lock cycle PostgreSQL breaks
+      by cancelling whichever side checks first. Checking last here makes the servers' read
+      the one cancelled; their refresh just runs again. (A superuser setting.)
+    """
+    db = settings.DATABASES["default"]
+    options = db.setdefault("OPTIONS", {})
+    if "pool" in options:
+        options["pool"]["max_size"] = 40
+    with psycopg.connect(
+        host=db["HOST"], port=db["PORT"] or None, user=db["USER"], password=db["PASSWORD"],
+        dbname="postgres", connect_timeout=10,
+    ) as conn:
+        row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+    if row and row[0]:
+        options["options"] = f"{options.get('options', '')} -c deadlock_timeout=10s".strip()
+
+
+_configure_test_connections()
 
 
 @pytest.fixture(autouse=True)

@@ -72,7 +72,10 @@ def test_python_requirement_and_the_tools_agree_on_3_11_to_3_13():
 
 def _make_python(path_dirs: list[Path]) -> str:
     env = {**os.environ, "PATH": os.pathsep.join(str(d) for d in path_dirs)}
-    env.pop("PYTHON", None)
+    # A variable set on the outer make's command line (`.ci/run`: make test PYTHON=python3.11)
+    # reaches this one through MAKEFLAGS and would override the choice under test.
+    for inherited in ("PYTHON", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
+        env.pop(inherited, None)
     result = subprocess.run(
         ["make", "-s", "python"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )

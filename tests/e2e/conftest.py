@@ -170,20 +170,6 @@ class World:
             time.sleep(0.05)
 
 
-def _outwait_deadlocks() -> None:
-    """The flush's TRUNCATE locks table after table while the servers' routing refresh may be
-    reading several: a lock cycle PostgreSQL breaks by cancelling whichever side checks first
-    (after deadlock_timeout). Checking last on this side makes the servers' read the one
-    cancelled; their refresh just runs again."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-        row = cursor.fetchone()
-        if row and row[0]:  # deadlock_timeout is a superuser setting
-            cursor.execute("SET deadlock_timeout = '10s'")
-
-
 @pytest.fixture
 def world(servers, e2e_sim, django_db_blocker, transactional_db):
     e2e_sim.app.registry.reset()
@@ -195,8 +181,6 @@ def world(servers, e2e_sim, django_db_blocker, transactional_db):
     yield world
     # Let the servers finish settling before pytest-django truncates the tables under them.
     from billing.models import Hold
-
-    _outwait_deadlocks()
 
     deadline = time.monotonic() + 5
     while Hold.objects.filter(status="active").exists() and time.monotonic() < deadline:
