@@ -21,8 +21,12 @@ def _configure_test_connections() -> None:
     if "pool" in options:
         options["pool"]["max_size"] = 40
     with psycopg.connect(
-        host=db["HOST"], port=db["PORT"] or None, user=db["USER"], password=db["PASSWORD"],
-        dbname="postgres", connect_timeout=10,
+        host=db["HOST"],
+        port=db["PORT"] or None,
+        user=db["USER"],
+        password=db["PASSWORD"],
+        dbname="postgres",
+        connect_timeout=10,
     ) as conn:
         row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
     if row and row[0]:
