@@ -40,8 +40,8 @@ from billing.services.ledger import account_for_user, account_platform, ledger_p
 
 logger = logging.getLogger(__name__)
 
-# Tries when a hold lands between locking the wallet's holds and locking the wallet (a window of
-# one statement); Stripe redelivers a failed event, so giving up loses nothing.
+# Tries when a hold being settled was skipped (see _book); Stripe redelivers a failed event, so
+# giving up loses nothing.
 _ATTEMPTS = 5
 
 
@@ -155,7 +155,17 @@ def _book(
             wallet = LedgerAccount.objects.select_for_update().get(pk=wallet.pk)
             if debit > wallet.available_nusd and wallet.held_nusd > 0:
                 if wallet.held_nusd != sum(amount for _, amount in holds):
-                    return None  # a hold landed between the two locks: try again
+                    # A hold landed between the two locks. With the wallet locked no other can
+                    # land: take the newcomers too, skipping one a settlement has locked (that
+                    # settlement waits for the wallet; the next attempt waits for it instead).
+                    holds = list(
+                        Hold.objects.select_for_update(skip_locked=True)
+                        .filter(account=wallet, status=HoldStatus.ACTIVE)
+                        .order_by("id")
+                        .values_list("request_id", "amount_nusd")
+                    )
+                    if wallet.held_nusd != sum(amount for _, amount in holds):
+                        return None
                 for request_id, _ in holds:
                     hold_void(
                         request_id=request_id, reason=f"the wallet was debited by Stripe {kind}"
