@@ -3,7 +3,7 @@
 A candidate is abandoned, reported to market health and the next one tried, on any retryable
 UpstreamError before the first content reaches the buyer, up to DRAGONFLY_MAX_ATTEMPTS listings;
 one at its capacity (capacity.py) is skipped. A permanent one (the provider calls the request
-invalid: 400, 413, 422, MiniMax's 2013) is the buyer's fault: a 400, no other listing tried, and
+invalid: buyer_fault in upstream/statuses.py, MiniMax's 2013) is the buyer's fault: a 400, no other listing tried, and
 no listing's health counts it. Successes are reported with TTFT (first stream event,
 or the response head of a plain call) and tokens/second (stream chunks after the first over their
 time; a plain call's completion tokens over its whole time).
@@ -28,7 +28,7 @@ from gateway.relay import Meter, first_event, relay
 from gateway.request import ChatRequest, SpeechRequest
 from gateway.response import SSE
 from gateway.routing import unavailable_extra
-from gateway.upstream import minimax, openai
+from gateway.upstream import minimax, openai, statuses
 from gateway.upstream.base import UpstreamError
 from market.routing import RouteCandidate
 
@@ -61,7 +61,7 @@ def _report(candidate, *, ok: bool, status: int | None, ttft_ms=None, tps=None, 
     if ok:
         health_reports.success(candidate.listing_id, ttft_ms=ttft_ms, tps=tps)
         return
-    if status in (401, 402, 403):
+    if statuses.key_rejected(status):
         _keys.pop(candidate.listing_id, None)  # the seller may re-key: decrypt afresh next time
     health_reports.failure(candidate.listing_id, status=status, error=error)
 

@@ -6,7 +6,8 @@ State machine (docs/health.md):
 - degraded: a failure in the last DEGRADED_WINDOW_S, or p50 TTFT above SLOW_TTFT_MS. Still routed.
 - cooling_down: FAIL_THRESHOLD failures within FAIL_WINDOW_S. Not routed. Lasts COOLDOWN_S at
   least; after that the first success (a recovery probe) makes it healthy again, a failure re-arms it.
-- suspended: the upstream rejected the key or reported no balance (401/402/403). The listing's
+- suspended: the upstream rejected the key or reported no balance (key_rejected in
+  gateway/upstream/statuses.py, which also says which failures count at all). The listing's
   status becomes suspended too (services.listing_suspend, the seller is emailed once); only a
   re-key or an operator clears it.
 A seller's pause is a listing status, not a health state: nothing here changes a listing's status
@@ -45,12 +46,6 @@ SAMPLES = 50  # TTFT / throughput samples kept for percentiles
 OUTCOMES = 100  # recent outcomes kept for uptime
 PASSIVE_SAMPLE_EVERY_S = 60  # at most one passive-success HealthSample per listing per minute
 KEY_TTL_S = 7 * 24 * 3600
-
-# Upstream statuses that mean "this key can't be used": suspend at once.
-KEY_REJECTED_STATUSES = frozenset({401, 402, 403})
-# Other 4xx are the request's fault (bad parameters, unknown model for the buyer's body, too large):
-# they say nothing about the listing's health.
-CLIENT_FAULT_STATUSES = frozenset({400, 404, 409, 413, 415, 422})
 
 HEALTHY = "healthy"
 DEGRADED = "degraded"

@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 from market.health import clean_error
-from market.health_record import Outcome, health_report, health_report_async, report_batch_async
+from market.health_record import Outcome, report_batch_async
 
 logger = logging.getLogger(__name__)
 
@@ -48,37 +48,6 @@ def _in_thread(**kwargs: Any) -> None:
         close_old_connections()
 
 
-def attempt_report(
-    *,
-    listing_id: int,
-    ok: bool,
-    status_code: int | None,
-    ttft_ms: float | None,
-    tokens_per_second: float | None,
-    error: str = "",
-) -> None:
-    """The passive signal after each upstream attempt, from synchronous code."""
-    outcome = health_report(
-        listing_id=listing_id,
-        ok=ok,
-        status_code=status_code,
-        ttft_ms=ttft_ms,
-        tokens_per_second=tokens_per_second,
-        error=error,
-        passive=True,
-    )
-    if outcome.write_sample or outcome.key_rejected:
-        _passive_followup(
-            listing_id=listing_id,
-            outcome=outcome,
-            ok=ok,
-            status_code=status_code,
-            ttft_ms=ttft_ms,
-            tps=tokens_per_second,
-            error=error,
-        )
-
-
 _background: set[asyncio.Future] = set()
 
 
@@ -91,13 +60,14 @@ async def attempt_report_async(
     tokens_per_second: float | None,
     error: str = "",
 ) -> None:
-    """The async twin: Redis only on the event loop; any database write goes to a worker thread."""
-    outcome = await health_report_async(
+    """The passive signal after one upstream attempt (the gateway reports failures so; successes
+    in batches, below): Redis on the event loop; any database write goes to a worker thread."""
+    outcome = await report_batch_async(
         listing_id=listing_id,
         ok=ok,
         status_code=status_code,
-        ttft_ms=ttft_ms,
-        tokens_per_second=tokens_per_second,
+        ttfts=(ttft_ms,),
+        tpss=(tokens_per_second,),
         error=error,
         passive=True,
     )

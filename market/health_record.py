@@ -1,5 +1,9 @@
 """Recording attempts into market health (Redis): one round trip per report, a second only when
-the cooling state flips. The state machine and its reads are in market.health."""
+the cooling state flips. The state machine and its reads are in market.health; which failures
+count, and which suspend, is gateway/upstream/statuses.py.
+
+`health_report` is the probes' (synchronous, one attempt); `report_batch_async` the gateway's
+(one failure, or a second's successes of a listing at once)."""
 
 from __future__ import annotations
 
@@ -9,12 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from dragonfly.redis import get_async_redis, get_redis
+from gateway.upstream import statuses
 from market.health import (
-    CLIENT_FAULT_STATUSES,
     COOLDOWN_S,
     FAIL_THRESHOLD,
     FAIL_WINDOW_S,
-    KEY_REJECTED_STATUSES,
     KEY_TTL_S,
     OUTCOMES,
     PASSIVE_SAMPLE_EVERY_S,
@@ -38,11 +41,7 @@ def _classify(ok: bool, status_code: int | None) -> tuple[bool, bool]:
     """(counts as failure, key rejected)."""
     if ok:
         return False, False
-    if status_code in KEY_REJECTED_STATUSES:
-        return True, True
-    if status_code in CLIENT_FAULT_STATUSES:
-        return False, False
-    return True, False
+    return statuses.counts_against_health(status_code), statuses.key_rejected(status_code)
 
 
 def _samples(values: Iterable[float | None], digits: int, *, positive: bool) -> list[float]:
@@ -176,27 +175,6 @@ def health_report(
         write_sample=failure or bool(results.get("sampled")),
         entered_cooling=entered,
         recovered=action == "clear",
-    )
-
-
-async def health_report_async(
-    *,
-    listing_id: int,
-    ok: bool,
-    status_code: int | None,
-    ttft_ms: float | None,
-    tokens_per_second: float | None,
-    error: str = "",
-    passive: bool,
-) -> Outcome:
-    return await report_batch_async(
-        listing_id=listing_id,
-        ok=ok,
-        status_code=status_code,
-        ttfts=(ttft_ms,),
-        tpss=(tokens_per_second,),
-        error=error,
-        passive=passive,
     )
 
 

@@ -7,6 +7,10 @@ processes run: the prober takes `SET df:probe:lock:<id> NX EX <interval>` first.
 probes (new or re-keyed listings) do not wait for that lock (a new key must be checked now) but
 take it, so the next sweep within the interval leaves the listing alone.
 
+The request is built and its answer read by the gateway's upstream adapter (gateway/upstream/),
+so a probe and a served request ask the same way and a status counts the same for both
+(gateway/upstream/statuses.py); the probe brings its own session with its own timeouts.
+
 Decrypted keys live only in ProbeTarget (repr hides them) for the duration of the HTTP call.
 """
 
@@ -14,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -23,6 +26,8 @@ import aiohttp
 from django.conf import settings
 
 from dragonfly.redis import get_redis
+from gateway.upstream import openai, statuses
+from gateway.upstream.base import UpstreamError
 from market import crypto, health, health_record, selectors, services
 from market.models import HealthSource, Listing, ListingStatus, Modality
 
@@ -36,9 +41,8 @@ TIMEOUT_S = 15.0
 class ProbeTarget:
     listing_id: int
     status: str
-    method: str
-    url: str
-    body: dict | None
+    base_url: str
+    body: bytes | None  # a one-token chat completion, or None: GET /models
     key_ciphertext: bytes
     upstream_key: str = field(repr=False)
 
@@ -53,7 +57,6 @@ class ProbeResult:
 
 
 def probe_target(listing: Listing) -> ProbeTarget | None:
-    base = listing.provider.base_url.rstrip("/")
     chat = sorted(
         (
             o
@@ -69,79 +72,40 @@ def probe_target(listing: Listing) -> ProbeTarget | None:
     except crypto.KeyDecryptionError as exc:
         logger.error("listing #%s: %s", listing.pk, exc)
         return None
+    body = None
     if chat:
-        method, url = "POST", f"{base}/chat/completions"
-        body: dict | None = {
-            **(chat[0].model.upstream_params or {}),  # as the gateway calls it (thinking mode)
-            "model": chat[0].model.upstream_name,
-            "messages": [{"role": "user", "content": "ping"}],
-            "max_tokens": 1,
-            "stream": False,
-        }
-    else:
-        method, url, body = "GET", f"{base}/models", None
+        model = chat[0].model
+        body = openai.chat_body(  # as the gateway calls it (the catalogue's thinking mode too)
+            {"messages": [{"role": "user", "content": "ping"}], "stream": False},
+            upstream_model=model.upstream_name,
+            upstream_params=model.upstream_params,
+            stream=False,
+            max_tokens=1,
+        )
     return ProbeTarget(
         listing_id=listing.pk,
         status=listing.status,
-        method=method,
-        url=url,
+        base_url=listing.provider.base_url.rstrip("/"),
         body=body,
         key_ciphertext=bytes(listing.key_ciphertext),
         upstream_key=key,
     )
 
 
-def _describe_status(status: int) -> str:
-    if status in (401, 403):
-        return f"the upstream rejected the key (HTTP {status})"
-    if status == 402:
-        return "the upstream reports no balance (HTTP 402)"
-    if status == 429:
-        return "rate limited by the upstream (HTTP 429)"
-    if status >= 500:
-        return f"upstream server error (HTTP {status})"
-    return f"the upstream refused the probe (HTTP {status})"
-
-
 async def probe_one(session: aiohttp.ClientSession, target: ProbeTarget) -> ProbeResult:
-    headers = {"Authorization": f"Bearer {target.upstream_key}"}
+    key, base = target.upstream_key, target.base_url
     started = time.perf_counter()
     try:
-        async with session.request(
-            target.method, target.url, json=target.body, headers=headers
-        ) as response:
-            payload = await response.read()
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            if response.status != 200:
-                return ProbeResult(
-                    target.listing_id,
-                    False,
-                    response.status,
-                    None,
-                    _describe_status(response.status),
-                )
-            try:
-                data = json.loads(payload)
-            except ValueError:
-                data = None
-            valid = isinstance(data, dict) and (
-                "choices" in data if target.body is not None else "data" in data
-            )
-            if not valid:
-                return ProbeResult(
-                    target.listing_id, False, 200, None, "the upstream answered with no completion"
-                )
-            return ProbeResult(target.listing_id, True, 200, elapsed_ms, "")
-    except TimeoutError:
-        return ProbeResult(target.listing_id, False, None, None, f"timed out after {TIMEOUT_S:g} s")
-    except aiohttp.ClientError as exc:
-        return ProbeResult(
-            target.listing_id,
-            False,
-            None,
-            None,
-            f"could not reach the upstream ({type(exc).__name__})",
-        )
+        if target.body is not None:
+            response = await openai.chat_open(base, key=key, body=target.body, client=session)
+            await openai.read_json(response)
+        else:
+            await openai.models_list(base, key=key, client=session)
+    except UpstreamError as exc:
+        error = statuses.describe(exc.status) if exc.status is not None else exc.reason
+        return ProbeResult(target.listing_id, False, exc.status, None, error)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    return ProbeResult(target.listing_id, True, 200, elapsed_ms, "")
 
 
 async def probe_many(targets: list[ProbeTarget], *, concurrency: int | None = None) -> list:

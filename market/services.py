@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from dragonfly.emails import email_send
+from gateway.upstream import statuses
 from market import crypto, health, selectors
 from market.models import (
     CatalogModel,
@@ -368,19 +369,10 @@ def listing_verification_apply(
         if still.update(status=ListingStatus.ACTIVE, status_reason="", updated_at=timezone.now()):
             return ListingStatus.ACTIVE
         return None
-    permanent = (
-        status_code is not None
-        and 400 <= status_code < 500
-        and status_code
-        not in (
-            408,
-            429,
-        )
-    )
-    if permanent:
+    if statuses.lasting(status_code):  # asking again would get the same answer
         reason = (
             key_rejected_reason(status_code)
-            if status_code in health.KEY_REJECTED_STATUSES
+            if statuses.key_rejected(status_code)
             else f"The verification probe was refused: {error}"
         )
         if still.update(status=ListingStatus.REJECTED, status_reason=reason):

@@ -1,9 +1,9 @@
 """What every upstream adapter shares: the pooled aiohttp session and the error that drives failover.
 
 `UpstreamError.retryable` answers one question: may another listing succeed where this one failed?
-Connect errors, timeouts, 429, 5xx, and a listing's rejected key (401/402/403) or missing model (404)
-are retryable: the gateway reports them to market health and tries the next candidate. A request
-the provider calls invalid (400, 413, 422) is permanent: every listing would refuse it.
+The table in statuses.py decides it for each status (a request the provider calls invalid is
+permanent: every listing would refuse it); errors without a status (connect errors, timeouts,
+malformed answers) are retryable.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import asyncio
 import aiohttp
 from django.conf import settings
 
-PERMANENT_STATUSES = frozenset({400, 413, 422})
+from gateway.upstream import statuses
+
 _sessions: dict[int, aiohttp.ClientSession] = {}
 
 
@@ -27,7 +28,7 @@ class UpstreamError(Exception):
 
 def status_error(status: int, *, reason: str | None = None) -> UpstreamError:
     return UpstreamError(
-        reason or f"HTTP {status}", status=status, retryable=status not in PERMANENT_STATUSES
+        reason or f"HTTP {status}", status=status, retryable=statuses.fails_over(status)
     )
 
 
@@ -57,18 +58,36 @@ async def close_sessions() -> None:
         await client.close()
 
 
-async def post(url: str, *, key: str, body: bytes) -> aiohttp.ClientResponse:
-    """POST and wait for the response head within the first-token timeout; errors as UpstreamError."""
+async def post(
+    url: str, *, key: str, body: bytes, client: aiohttp.ClientSession | None = None
+) -> aiohttp.ClientResponse:
+    """POST a JSON body; the response head, or UpstreamError (send())."""
+    return await send("POST", url, key=key, body=body, client=client)
+
+
+async def get(
+    url: str, *, key: str, client: aiohttp.ClientSession | None = None
+) -> aiohttp.ClientResponse:
+    return await send("GET", url, key=key, client=client)
+
+
+async def send(
+    method: str,
+    url: str,
+    *,
+    key: str,
+    body: bytes | None = None,
+    client: aiohttp.ClientSession | None = None,
+) -> aiohttp.ClientResponse:
+    """Send and wait for the response head within the first-token timeout; errors, and any status
+    of 400 or more, as UpstreamError. `client` is the caller's session (the probes keep their own,
+    with their timeouts), else this loop's pooled one."""
+    headers = {"Authorization": f"Bearer {key}"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
     try:
         async with asyncio.timeout(settings.DRAGONFLY_UPSTREAM_FIRST_TOKEN_TIMEOUT):
-            response = await session().post(
-                url,
-                data=body,
-                headers={
-                    "Authorization": f"Bearer {key}",
-                    "Content-Type": "application/json",
-                },
-            )
+            response = await (client or session()).request(method, url, data=body, headers=headers)
     except TimeoutError:
         raise UpstreamError("timed out waiting for the response") from None
     except aiohttp.ClientConnectorError:
@@ -79,3 +98,21 @@ async def post(url: str, *, key: str, body: bytes) -> aiohttp.ClientResponse:
         response.release()  # the body is never read, logged or forwarded
         raise status_error(response.status)
     return response
+
+
+async def read_all(response: aiohttp.ClientResponse, *, max_bytes: int, what: str) -> bytes:
+    """The whole body, up to `max_bytes` (`content.read(n)` would return only what has arrived so
+    far); UpstreamError if it is larger or the connection breaks. `what` names it in the error."""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async for part in response.content.iter_any():
+            size += len(part)
+            if size > max_bytes:
+                raise UpstreamError(f"{what} was larger than we accept")
+            parts.append(part)
+    except (aiohttp.ClientError, TimeoutError):
+        raise UpstreamError(f"connection lost while reading {what}") from None
+    finally:
+        response.release()
+    return b"".join(parts)

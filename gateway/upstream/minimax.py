@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiohttp
 import orjson
 
 from gateway.request import SpeechRequest
-from gateway.upstream.base import UpstreamError, post, status_error
+from gateway.upstream.base import UpstreamError, post, read_all, status_error
 
 # MiniMax's in-body codes → the HTTP status they mean for health and failover.
 _STATUS_FOR_CODE = {1004: 401, 1008: 402, 1002: 429, 1001: 504, 2013: 400}
@@ -65,29 +64,11 @@ def t2a_body(request: SpeechRequest, *, upstream_model: str) -> bytes:
     )
 
 
-async def _read_whole(response: aiohttp.ClientResponse) -> bytes:
-    """The whole body up to _MAX_BYTES. (StreamReader.read(n) returns only what is buffered so far,
-    so a long answer arriving in several packets would be cut short.)"""
-    parts: list[bytes] = []
-    size = 0
-    try:
-        async for part in response.content.iter_any():
-            size += len(part)
-            if size > _MAX_BYTES:
-                raise UpstreamError("the audio was larger than we accept")
-            parts.append(part)
-    except (aiohttp.ClientError, TimeoutError):
-        raise UpstreamError("connection lost while reading the audio") from None
-    finally:
-        response.release()
-    return b"".join(parts)
-
-
 async def speech(base_url: str, *, key: str, request: SpeechRequest, upstream_model: str) -> Speech:
     response = await post(
         f"{base_url}/t2a_v2", key=key, body=t2a_body(request, upstream_model=upstream_model)
     )
-    raw = await _read_whole(response)
+    raw = await read_all(response, max_bytes=_MAX_BYTES, what="the audio")
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from gateway.upstream.base import UpstreamError, post
+from gateway.upstream.base import UpstreamError, get, post, read_all
 from gateway.upstream.minimax import in_body_error
 
 DONE = b"[DONE]"
@@ -42,26 +42,16 @@ def chat_body(
     return orjson.dumps(body)
 
 
-async def chat_open(base_url: str, *, key: str, body: bytes) -> aiohttp.ClientResponse:
-    return await post(f"{base_url}/chat/completions", key=key, body=body)
+async def chat_open(
+    base_url: str, *, key: str, body: bytes, client: aiohttp.ClientSession | None = None
+) -> aiohttp.ClientResponse:
+    return await post(f"{base_url}/chat/completions", key=key, body=body, client=client)
 
 
-async def read_json(response: aiohttp.ClientResponse) -> dict:
-    """A plain completion; a body that is not one (in-body error, junk, cut short) is retryable.
-    Read to its end (`content.read(n)` would return only what has arrived so far), capped."""
-    parts: list[bytes] = []
-    size = 0
-    try:
-        async for part in response.content.iter_any():
-            size += len(part)
-            if size > _MAX_PLAIN_BYTES:
-                raise UpstreamError("response was larger than we accept")
-            parts.append(part)
-    except (aiohttp.ClientError, TimeoutError):
-        raise UpstreamError("connection lost while reading the response") from None
-    finally:
-        response.release()
-    raw = b"".join(parts)
+async def _read_object(response: aiohttp.ClientResponse) -> object:
+    """A plain JSON answer read to its end (capped); a body that is not JSON or that carries an
+    in-body error is an UpstreamError."""
+    raw = await read_all(response, max_bytes=_MAX_PLAIN_BYTES, what="the response")
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -69,8 +59,24 @@ async def read_json(response: aiohttp.ClientResponse) -> dict:
     failure = in_body_error(data)
     if failure is not None:
         raise failure
+    return data
+
+
+async def read_json(response: aiohttp.ClientResponse) -> dict:
+    """A plain completion; a body that is not one (in-body error, junk, cut short) is retryable."""
+    data = await _read_object(response)
     if not isinstance(data, dict) or "error" in data or not isinstance(data.get("choices"), list):
         raise UpstreamError("response was not a chat completion")
+    return data
+
+
+async def models_list(
+    base_url: str, *, key: str, client: aiohttp.ClientSession | None = None
+) -> dict:
+    """GET {base}/models (free: what proves a key of a listing without chat models)."""
+    data = await _read_object(await get(f"{base_url}/models", key=key, client=client))
+    if not isinstance(data, dict) or "data" not in data:
+        raise UpstreamError("response was not a model list")
     return data
 
 

@@ -4,12 +4,12 @@ import json
 import logging
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.core.management import call_command
 
 from accounts.models import User
 from dragonfly.redis import get_redis
-from market import probes
-from market.health_passive import attempt_report
+from market import health_passive, probes
 from market.models import HealthSample, Listing
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,6 +35,22 @@ def redis_dump() -> str:
         elif kind == "set":
             parts.append(json.dumps(sorted(client.smembers(key))))
     return "\n".join(parts)
+
+
+async def passive_reports(listing_id: int) -> None:
+    """A passive success and a rejected key, as the gateway reports them, up to their database side."""
+    await health_passive.attempt_report_async(
+        listing_id=listing_id, ok=True, status_code=200, ttft_ms=50, tokens_per_second=9
+    )
+    await health_passive.attempt_report_async(
+        listing_id=listing_id,
+        ok=False,
+        status_code=401,
+        ttft_ms=None,
+        tokens_per_second=None,
+        error="upstream said no",
+    )
+    await health_passive.background_drain()
 
 
 def test_the_canary_key_never_leaks(client, seller, catalogue, sim, caplog, task_calls, mailoutbox):
@@ -63,15 +79,7 @@ def test_the_canary_key_never_leaks(client, seller, catalogue, sim, caplog, task
     # a probe of the live listing and passive reports, successful and failed
     get_redis().delete(f"df:probe:lock:{good.pk}")
     probes.probe_run()
-    attempt_report(listing_id=good.pk, ok=True, status_code=200, ttft_ms=50, tokens_per_second=9)
-    attempt_report(
-        listing_id=good.pk,
-        ok=False,
-        status_code=401,
-        ttft_ms=None,
-        tokens_per_second=None,
-        error="upstream said no",
-    )
+    async_to_sync(passive_reports)(good.pk)
     good.refresh_from_db()
     assert good.status == "suspended"
 

@@ -1,13 +1,17 @@
-"""The per-listing health state machine in Redis, fed by passive reports (the gateway's signal)."""
+"""The per-listing health state machine in Redis, fed by passive reports (the gateway's signal).
+
+What counts as a failure, and what suspends, is gateway/upstream/statuses.py (its own tests are in
+tests/gateway/test_upstream_statuses.py); here, what the health record does with it."""
 
 import time
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from dragonfly.redis import get_redis
 from market import health, health_passive, health_record
 from market.health import health_get
-from market.health_passive import attempt_report, attempt_report_async
+from market.health_passive import attempt_report_async
 from market.health_record import health_report
 from market.models import HealthSample, Listing, ListingStatus
 from market.services import listing_pause
@@ -121,25 +125,35 @@ def test_stored_errors_are_redacted_and_short():
     assert len(view.last_error) == 200
 
 
-def test_passive_401_suspends_the_listing_and_emails_the_seller_once(seller, mailoutbox):
-    listing = make_listing(seller)
-    attempt_report(
-        listing_id=listing.pk,
-        ok=False,
-        status_code=401,
-        ttft_ms=None,
-        tokens_per_second=None,
-        error="upstream 401",
+async def passive(listing_id, ok, status=None, ttft=None, tps=None, error=""):
+    """One passive report as the gateway makes it, waited for up to its database side."""
+    await attempt_report_async(
+        listing_id=listing_id,
+        ok=ok,
+        status_code=status,
+        ttft_ms=ttft,
+        tokens_per_second=tps,
+        error=error,
     )
-    attempt_report(
-        listing_id=listing.pk,
-        ok=False,
-        status_code=401,
-        ttft_ms=None,
-        tokens_per_second=None,
-        error="upstream 401",
-    )
-    listing.refresh_from_db()
+    await health_passive.background_drain()
+
+
+def test_a_listing_fault_counts_against_it_and_a_buyer_fault_does_not():
+    report(9001, True, 200, 100)
+    report(9002, True, 200, 100)
+    for _ in range(2):
+        report(9001, False, 404)
+        report(9002, False, 422)
+    assert (health_get(9001).state, health_get(9001).uptime) == ("degraded", 1 / 3)
+    assert (health_get(9002).state, health_get(9002).uptime) == ("healthy", 1.0)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_passive_401_suspends_the_listing_and_emails_the_seller_once(seller, mailoutbox):
+    listing = await sync_to_async(make_listing)(seller)
+    for _ in range(2):
+        await passive(listing.pk, False, 401, error="upstream 401")
+    await sync_to_async(listing.refresh_from_db)()
     assert listing.status == ListingStatus.SUSPENDED
     assert listing.status_reason == "The provider rejected the key (HTTP 401)."
     assert len(mailoutbox) == 1
@@ -151,50 +165,46 @@ def test_passive_401_suspends_the_listing_and_emails_the_seller_once(seller, mai
     assert "The provider rejected the key (HTTP 401)." in html
     assert f"/seller/listings/{listing.pk}/" in html and "Open the listing" in html
     assert health_get(listing.pk).state == "suspended"
-    assert HealthSample.objects.filter(listing=listing, source="passive", ok=False).count() == 2
+    failed = HealthSample.objects.filter(listing=listing, source="passive", ok=False)
+    assert await sync_to_async(failed.count)() == 2
 
 
-def test_passive_402_suspends_with_a_balance_reason(seller, mailoutbox):
-    listing = make_listing(seller)
-    attempt_report(
-        listing_id=listing.pk, ok=False, status_code=402, ttft_ms=None, tokens_per_second=None
-    )
-    listing.refresh_from_db()
+@pytest.mark.django_db(transaction=True)
+async def test_passive_402_suspends_with_a_balance_reason(seller, mailoutbox):
+    listing = await sync_to_async(make_listing)(seller)
+    await passive(listing.pk, False, 402)
+    await sync_to_async(listing.refresh_from_db)()
     assert listing.status == ListingStatus.SUSPENDED
     assert "no balance" in listing.status_reason
     assert len(mailoutbox) == 1
 
 
-def test_a_paused_listing_is_never_resumed_or_suspended_by_reports(seller, mailoutbox):
-    listing = make_listing(seller)
-    assert listing_pause(listing=listing) is True
-    attempt_report(
-        listing_id=listing.pk, ok=False, status_code=401, ttft_ms=None, tokens_per_second=None
-    )
+@pytest.mark.django_db(transaction=True)
+async def test_a_paused_listing_is_never_resumed_or_suspended_by_reports(seller, mailoutbox):
+    listing = await sync_to_async(make_listing)(seller)
+    assert await sync_to_async(listing_pause)(listing=listing) is True
+    await passive(listing.pk, False, 401)
     for _ in range(3):
-        attempt_report(
-            listing_id=listing.pk, ok=True, status_code=200, ttft_ms=50, tokens_per_second=30
-        )
-    listing.refresh_from_db()
+        await passive(listing.pk, True, 200, ttft=50, tps=30)
+    await sync_to_async(listing.refresh_from_db)()
     assert listing.status == ListingStatus.PAUSED
     assert listing.status_reason == "Paused by the seller."
     assert mailoutbox == []
 
 
-def test_passive_successes_write_at_most_one_sample_a_minute(seller):
-    listing = make_listing(seller)
+@pytest.mark.django_db(transaction=True)
+async def test_passive_successes_write_at_most_one_sample_a_minute(seller):
+    listing = await sync_to_async(make_listing)(seller)
     for _ in range(5):
-        attempt_report(
-            listing_id=listing.pk, ok=True, status_code=200, ttft_ms=80, tokens_per_second=40
-        )
-    assert HealthSample.objects.filter(listing=listing).count() == 1
+        await passive(listing.pk, True, 200, ttft=80, tps=40)
+    assert await sync_to_async(HealthSample.objects.filter(listing=listing).count)() == 1
     assert health_get(listing.pk).ttft_p50_ms == 80.0
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_the_async_twin_updates_redis_and_hands_the_database_to_a_thread(seller, mailoutbox):
-    from asgiref.sync import sync_to_async
-
+async def test_a_passive_report_updates_redis_and_hands_the_database_to_a_thread(
+    seller, mailoutbox
+):
     listing = await sync_to_async(make_listing)(seller)
     await attempt_report_async(
         listing_id=listing.pk, ok=True, status_code=200, ttft_ms=120, tokens_per_second=25
@@ -228,8 +238,6 @@ def test_a_report_is_one_round_trip_when_the_state_does_not_flip():
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_batch_of_successes_writes_what_as_many_single_reports_would(seller):
-    from asgiref.sync import sync_to_async
-
     listing = await sync_to_async(make_listing)(seller)
     report(9002, False, 500, error="boom")  # one failure in the recent outcomes of both
     report(9003, False, 500, error="boom")
