@@ -1,5 +1,7 @@
 """Active probes against the simulated upstream: verification, suspension, cool-down, single-flight."""
 
+import asyncio
+import dataclasses
 import threading
 import uuid
 
@@ -104,6 +106,32 @@ def test_a_402_suspends_with_the_balance_reason(seller):
         ListingStatus.SUSPENDED,
         "The provider reports no balance on this key (HTTP 402).",
     )
+
+
+def test_an_in_body_key_rejection_suspends_like_a_401_as_the_gateway_counts_it(seller, sim):
+    """MiniMax answers a rejected key with HTTP 200 and base_resp 1004: the probe reads the answer
+    with the gateway's adapter, so it counts as the 401 it stands for."""
+    name = key_name()
+    listing = make_listing(seller, key=f"{name}?reject=401&base_resp=1")
+    [result] = probes.probe_run()
+    assert (result.ok, result.status_code, result.error) == (
+        False,
+        401,
+        "the upstream rejected the key (HTTP 401)",
+    )
+    listing.refresh_from_db()
+    assert (listing.status, listing.status_reason) == (
+        ListingStatus.SUSPENDED,
+        "The provider rejected the key (HTTP 401).",
+    )
+
+
+def test_an_unreachable_upstream_is_a_transient_failure_in_our_words(seller, sim):
+    listing = make_listing(seller, key=key_name(), status=ListingStatus.PENDING)
+    target = probes.probe_target(Listing.objects.get(pk=listing.pk))
+    closed = dataclasses.replace(target, base_url="http://127.0.0.1:9")  # nothing listens
+    [result] = asyncio.run(probes.probe_many([closed]))
+    assert (result.ok, result.status_code, result.error) == (False, None, "could not connect")
 
 
 def test_probes_never_touch_a_paused_listing(seller, sim, mailoutbox):
