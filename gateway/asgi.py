@@ -45,12 +45,25 @@ logger = logging.getLogger("gateway")
 
 
 CHAT_COMPLETIONS = Endpoint(
-    "chat", dialects.OPENAI.parse, metering.chat_meter, proxy.serve_chat, dialects.OPENAI
+    modality="chat",
+    parse=dialects.OPENAI.parse,
+    size=metering.chat_meter,
+    serve=proxy.serve_chat,
+    dialect=dialects.OPENAI,
 )
 MESSAGES = Endpoint(
-    "chat", dialects.ANTHROPIC.parse, metering.chat_meter, proxy.serve_chat, dialects.ANTHROPIC
+    modality="chat",
+    parse=dialects.ANTHROPIC.parse,
+    size=metering.chat_meter,
+    serve=proxy.serve_chat,
+    dialect=dialects.ANTHROPIC,
 )
-AUDIO_SPEECH = Endpoint("speech", request.parse_speech, metering.speech_meter, proxy.serve_speech)
+AUDIO_SPEECH = Endpoint(
+    modality="speech",
+    parse=request.parse_speech,
+    size=metering.speech_meter,
+    serve=proxy.serve_speech,
+)
 
 
 async def chat_completions(scope, receive, out: Response) -> None:

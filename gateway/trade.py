@@ -43,8 +43,8 @@ async def run(scope, receive, out: Response, endpoint: Endpoint) -> None:
     key = await auth.authenticate(headers, scope)
     body = endpoint.parse(await request.read_body(scope, receive))
     async with admission.Turn() as turn:  # given back by turn.end() below, or on any exit
-        route_ = await route(headers, key, body.model, modality=endpoint.modality)
-        call = Call(out, key, endpoint, body, route_, endpoint.size(body, route_.model))
+        routed = await route(headers, key, body.model, modality=endpoint.modality)
+        call = Call(out, key, endpoint, body, routed, endpoint.size(body, routed.model))
         call.verdict = await rate_limit(out, key, call.meter.units_estimate)
         try:
             await rank(call)

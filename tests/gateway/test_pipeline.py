@@ -92,8 +92,11 @@ def _start(buyer, connection: Connection) -> tuple[Response, asyncio.Task]:
 
 async def _run(buyer, connection: Connection) -> tuple[Response, BaseException | None]:
     out, task = _start(buyer, connection)
-    (result,) = await asyncio.gather(task, return_exceptions=True)
-    return out, result
+    try:
+        await task
+    except BaseException as exc:  # a GatewayError, or CancelledError when the task was cancelled
+        return out, exc
+    return out, None
 
 
 async def _buyer(**fields):
