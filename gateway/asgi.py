@@ -1,11 +1,13 @@
-"""The /v1 data plane: a lean ASGI application, routed to before Django. Reads as the pipeline.
+"""The /v1 data plane: a lean ASGI application, routed to before Django.
 
-The steps every billed request shares are in trade.py, taken in an admission turn (admission.py)
-from the body up to the upstream call; each step is one module: dialects (OpenAI or Anthropic
-wire shape in and out), request (body and validation), auth (access key), routing (table,
-constraints, ranking, stickiness), capacity (listing caps), limits (Redis rate limits), spend
-(the key's spend limit), money (hold and settlement), proxy/relay/upstream (calling listings
-with failover, streaming), health_reports (passive health), headers and errors.
+`application` picks the endpoint by path and renders errors. Every billed endpoint runs the one
+pipeline, trade.run (docs/gateway.md, "The pipeline"), with what differs between them as an
+`Endpoint` (call.py): its parser (a dialect, dialects.py, for chat), its sizing (metering.py)
+and its serve function (proxy.py). Each step is one module: request (body and validation), auth
+(access key), admission (turns), routing (table, constraints, ranking, stickiness), capacity
+(listing caps), limits (Redis rate limits), spend (the key's spend limit), money (hold and
+settlement), proxy/relay/upstream (calling listings with failover, streaming), health_reports
+(passive health), headers and errors.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from billing.services.fastpath_async import pools_close
 from dragonfly.logs import request_id_var
 from dragonfly.metrics import GATEWAY_LATENCY, GATEWAY_REQUESTS
 from gateway import (
-    admission,
     auth,
     background,
     capacity,
@@ -34,73 +35,47 @@ from gateway import (
     trade,
 )
 from gateway.anthropic import AnthropicRequestError, count_tokens_response
+from gateway.call import Endpoint
 from gateway.errors import GatewayError, bad_request
 from gateway.headers import request_map
-from gateway.relay import Meter
 from gateway.response import Response
 from gateway.upstream.base import close_sessions
 
 logger = logging.getLogger("gateway")
 
 
+CHAT_COMPLETIONS = Endpoint(
+    modality="chat",
+    parse=dialects.OPENAI.parse,
+    size=metering.chat_meter,
+    serve=proxy.serve_chat,
+    dialect=dialects.OPENAI,
+)
+MESSAGES = Endpoint(
+    modality="chat",
+    parse=dialects.ANTHROPIC.parse,
+    size=metering.chat_meter,
+    serve=proxy.serve_chat,
+    dialect=dialects.ANTHROPIC,
+)
+AUDIO_SPEECH = Endpoint(
+    modality="speech",
+    parse=request.parse_speech,
+    size=metering.speech_meter,
+    serve=proxy.serve_speech,
+)
+
+
 async def chat_completions(scope, receive, out: Response) -> None:
-    await _chat(scope, receive, out, dialects.OPENAI)
+    await trade.run(scope, receive, out, CHAT_COMPLETIONS)
 
 
 async def messages(scope, receive, out: Response) -> None:
-    await _chat(scope, receive, out, dialects.ANTHROPIC)
-
-
-async def _chat(scope, receive, out: Response, dialect: dialects.Dialect) -> None:
-    headers = request_map(scope)
-    key = await auth.authenticate(headers, scope)
-    chat = dialect.parse(await request.read_body(scope, receive))
-    async with admission.Turn() as turn:  # ended by trade.execute before the upstream call
-        route = await trade.route(headers, key, chat.model, modality="chat")
-        cap = metering.output_cap(chat.max_tokens, route.model["context_tokens"])
-        meter = Meter(
-            prompt_estimate=metering.tokens_from_chars(chat.prompt_chars),
-            prompt_bound=metering.prompt_token_bound(chat.payload, route.model["capabilities"]),
-            output_allowance=cap * metering.choices(chat.payload),
-        )
-        verdict = await trade.rate_limit(out, key, meter.prompt_estimate + meter.output_allowance)
-        await trade.execute(
-            receive,
-            out,
-            turn,
-            key,
-            route,
-            verdict,
-            meter,
-            streamed=chat.stream,
-            serve=lambda meter, attempts, pin: proxy.serve_chat(
-                out, chat, dialect, cap, attempts, meter, trade.diagnostics_for(route.table), pin
-            ),
-        )
+    await trade.run(scope, receive, out, MESSAGES)
 
 
 async def audio_speech(scope, receive, out: Response) -> None:
-    headers = request_map(scope)
-    key = await auth.authenticate(headers, scope)
-    speech = request.parse_speech(await request.read_body(scope, receive))
-    async with admission.Turn() as turn:
-        route = await trade.route(headers, key, speech.model, modality="speech")
-        characters = len(speech.text)
-        verdict = await trade.rate_limit(out, key, characters)
-        bound = metering.speech_character_bound(speech.text)
-        await trade.execute(
-            receive,
-            out,
-            turn,
-            key,
-            route,
-            verdict,
-            Meter(prompt_estimate=characters, prompt_bound=bound),
-            streamed=False,
-            serve=lambda meter, attempts, pin: proxy.serve_speech(
-                out, speech, attempts, meter, trade.diagnostics_for(route.table), pin
-            ),
-        )
+    await trade.run(scope, receive, out, AUDIO_SPEECH)
 
 
 async def count_tokens(scope, receive, out: Response) -> None:

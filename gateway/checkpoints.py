@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from gateway.relay import Meter
+from gateway.metering import Meter
 
 EVERY_SECONDS = 1.0
 

@@ -1,4 +1,5 @@
-"""Counting units: the bounds a hold must cover, the prompt estimate, and delivered tokens.
+"""Counting units: the bounds a hold must cover, the prompt estimate, delivered tokens, and the
+Meter that carries one request's count from its sizing to its settlement.
 
 A hold is an upper bound the upstream cannot exceed (docs/billing-policy.md, "Hold sizing"):
 - the prompt is bounded by the bytes of the body's JSON: a byte-level tokenizer's tokens each
@@ -20,11 +21,19 @@ token of its text (docs/gateway.md).
 from __future__ import annotations
 
 import math
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import orjson
 
 from billing.money import cost_nusd
+from billing.settlement import Settlement
 from gateway.errors import bad_request
+
+if TYPE_CHECKING:
+    from gateway.request import ChatRequest, SpeechRequest
+    from market.routing import RouteCandidate
 
 # Output tokens per choice a request may produce when it sets no max_tokens (sent upstream).
 DEFAULT_OUTPUT_CAP = 8192
@@ -111,3 +120,152 @@ def chunk_carries_content(chunk: dict) -> bool:
         if delta.get("content") or delta.get("tool_calls") or delta.get("reasoning_content"):
             return True
     return False
+
+
+@dataclass(slots=True)
+class Meter:
+    """What one request may use (its sizing) and what it used, from routing to settlement.
+
+    Each field has one writer:
+    - `started`, `prompt_estimate`, `prompt_bound`, `output_cap`, `output_allowance`: the size step
+      (`chat_meter` / `speech_meter`, once the catalogue model is known); never changed after;
+    - `attempt_started` and the attempt's delivery (`accepted`, `first_content_at`,
+      `content_chunks`, `prompt_tokens`, `completion_tokens`, `finished`): the serve step
+      (proxy.py, relay.py) through this class's methods, each field by one of them; a new attempt
+      (`attempt_start`) forgets what a failed one delivered, so only the listing that serves counts;
+    - `candidate`: the commit (`Call.commit`, gateway/call.py), when a listing serves;
+    - `outcome`: `cut()`, when the committed listing failed mid-stream (relay.py).
+    Settlement reads it (`settlement()`), the rate limits read `units_used`, checkpoints read it
+    while a stream runs.
+    """
+
+    started: float = field(default_factory=time.monotonic)
+    prompt_estimate: int = 0  # what the prompt is billed as when the upstream reports no usage
+    prompt_bound: int = 0  # the most the upstream can count for the prompt (the hold covers it)
+    output_cap: int = 0  # max_tokens sent upstream, per choice (speech: none)
+    output_allowance: int = 0  # the most output the upstream may write, all choices (speech: none)
+    candidate: RouteCandidate | None = None  # the listing that served (set at commit)
+    accepted: RouteCandidate | None = None  # the listing whose upstream has the request (its head)
+    attempt_started: float = 0.0
+    first_content_at: float | None = None
+    content_chunks: int = 0
+    prompt_tokens: int | None = None  # from upstream usage
+    completion_tokens: int | None = None
+    finished: bool = False  # the upstream said finish_reason (or the plain response arrived)
+    outcome: str = "completed"
+
+    def attempt_start(self) -> None:
+        """A new listing is tried: what a failed one delivered to us (never to the buyer) is
+        forgotten, so only the listing that serves is metered."""
+        self.attempt_started = time.monotonic()
+        self._forget()
+
+    def attempt_failed(self) -> None:
+        """The listing tried did not serve: nothing of it is billed, not even an accepted prompt."""
+        self._forget()
+
+    def _forget(self) -> None:
+        self.accepted = None
+        self.first_content_at = None
+        self.content_chunks = 0
+        self.prompt_tokens = self.completion_tokens = None
+        self.finished = False
+
+    def accept(self, candidate: RouteCandidate) -> None:
+        """Its upstream has the request: its provider bills the prompt from here (billing policy 4)."""
+        self.accepted = candidate
+
+    def first_content(self) -> None:
+        """The first content arrived (a plain call's: its response head): TTFT ends here."""
+        self.first_content_at = time.monotonic()
+
+    def content(self) -> None:
+        """One chunk that delivers content (billed one token each when usage is missing)."""
+        self.content_chunks += 1
+
+    def usage(self, prompt_tokens: int | None, completion_tokens: int | None) -> None:
+        """What the upstream counted."""
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens
+
+    def finish(self) -> None:
+        """The upstream said the answer is complete."""
+        self.finished = True
+
+    def cut(self) -> None:
+        """The serving listing failed after content reached the buyer."""
+        self.outcome = "upstream_failed"
+
+    @property
+    def units_estimate(self) -> int:
+        """What the tokens/min pre-check counts before anything is served."""
+        return self.prompt_estimate + self.output_allowance
+
+    @property
+    def ttft_ms(self) -> int | None:
+        if self.first_content_at is None:
+            return None
+        return int((self.first_content_at - self.attempt_started) * 1000)
+
+    @property
+    def units_used(self) -> int:
+        """What counts against tokens/min: nothing unless a listing served."""
+        if self.candidate is None:
+            return 0
+        return self.prompt_tokens_billed + self.output_units
+
+    @property
+    def prompt_tokens_billed(self) -> int:
+        """Billed input: the upstream's count, else the estimate."""
+        return self.prompt_tokens if self.prompt_tokens is not None else self.prompt_estimate
+
+    @property
+    def output_units(self) -> int:
+        """Billed output: the upstream's count, else one token per content chunk delivered."""
+        if self.completion_tokens is not None:
+            return self.completion_tokens
+        return self.content_chunks
+
+    @property
+    def duration_ms(self) -> int:
+        return int((time.monotonic() - self.started) * 1000)
+
+    def settlement(
+        self, request_id: str, key: dict, candidate: RouteCandidate, *, outcome: str, streamed: bool
+    ) -> Settlement:
+        """What billing is told: this meter's units at `candidate`'s asks."""
+        return Settlement(
+            request_id=request_id,
+            buyer_id=key["user_id"],
+            access_key_id=key["key_id"],
+            listing_id=candidate.listing_id,
+            seller_id=candidate.seller_id,
+            model_id=candidate.model_id,
+            upstream_model=candidate.upstream_model,
+            price_unit=candidate.price_unit,
+            ask_input_nusd=candidate.ask_input_nusd,
+            ask_output_nusd=candidate.ask_output_nusd,
+            input_units=self.prompt_tokens_billed,
+            output_units=self.output_units,
+            ttft_ms=self.ttft_ms,
+            duration_ms=self.duration_ms,
+            streamed=streamed,
+            outcome=outcome,
+        )
+
+
+def chat_meter(chat: ChatRequest, model: dict) -> Meter:
+    """A chat request's sizing: the prompt's estimate and bound, the output cap sent upstream and
+    the output it allows over every choice (a 400 for a content part the model cannot take)."""
+    cap = output_cap(chat.max_tokens, model["context_tokens"])
+    return Meter(
+        prompt_estimate=tokens_from_chars(chat.prompt_chars),
+        prompt_bound=prompt_token_bound(chat.payload, model["capabilities"]),
+        output_cap=cap,
+        output_allowance=cap * choices(chat.payload),
+    )
+
+
+def speech_meter(speech: SpeechRequest, model: dict) -> Meter:
+    """A speech request's sizing: its characters, and the most the provider may bill for them."""
+    return Meter(prompt_estimate=len(speech.text), prompt_bound=speech_character_bound(speech.text))

@@ -16,15 +16,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from django.conf import settings
 
 from dragonfly.metrics import UPSTREAM_ATTEMPTS
 from gateway import capacity, health_reports, metering
+from gateway.call import Call
 from gateway.db import DatabaseUnavailable, db_call
 from gateway.errors import NO_ELIGIBLE_SELLER, GatewayError
-from gateway.relay import Meter, first_event, relay
+from gateway.metering import Meter
+from gateway.relay import first_event, relay
 from gateway.request import ChatRequest, SpeechRequest
 from gateway.response import SSE
 from gateway.routing import unavailable_extra
@@ -33,6 +35,8 @@ from gateway.upstream.base import UpstreamError
 from market.routing import RouteCandidate
 
 logger = logging.getLogger("gateway")
+
+Attempt = Callable[[Call, RouteCandidate], Awaitable[UpstreamError | None]]
 
 _KEY_TTL = 60.0
 _keys: dict[int, tuple[float, str]] = {}
@@ -83,10 +87,12 @@ def _exhausted(failure: UpstreamError | None, tried: int, full: int, candidates)
     )
 
 
-async def _failover(attempts, meter: Meter, attempt) -> RouteCandidate:
-    """Try candidates in order until `attempt(candidate)` serves (returns None); each holds a
-    capacity slot while it runs (the first's was taken with routing). A failure before the buyer
-    got anything is reported and, if retryable, the next candidate is tried."""
+async def _failover(call: Call, attempt: Attempt) -> None:
+    """Try the call's candidates in order until `attempt(call, candidate)` serves (returns None);
+    each holds a capacity slot while it runs (the first's was taken with the hold). A failure
+    before the buyer got anything is reported and, if retryable, the next candidate is tried."""
+    attempts, meter = call.attempts, call.meter
+    assert attempts is not None
     failure: UpstreamError | None = None
     tried = full = 0
     for index, candidate in enumerate(attempts.candidates):
@@ -97,11 +103,12 @@ async def _failover(attempts, meter: Meter, attempt) -> RouteCandidate:
         tried += 1
         meter.attempt_start()
         try:
-            failure = await attempt(candidate)
+            failure = await attempt(call, candidate)
         finally:
             slot.release()
         if failure is None:
-            return candidate
+            return
+        meter.attempt_failed()
         if not failure.retryable:  # the buyer's request is at fault: no listing's health counts it
             UPSTREAM_ATTEMPTS.labels(candidate.provider_slug, "invalid_request").inc()
             break
@@ -109,87 +116,110 @@ async def _failover(attempts, meter: Meter, attempt) -> RouteCandidate:
     raise _exhausted(failure, tried, full, attempts.candidates)
 
 
-async def serve_chat(
-    out, chat: ChatRequest, dialect, cap: int, attempts, meter: Meter, diagnostics, on_commit
-) -> RouteCandidate:
-    """Serve from the first candidate that answers; returns it. Every upstream is told `cap`, the
-    output per choice the hold covers. `diagnostics(c)` gives its headers."""
+async def serve_chat(call: Call) -> None:
+    """Serve a chat request from the first candidate that answers, in the endpoint's dialect."""
+    await _failover(call, _chat_attempt)
 
-    async def attempt(candidate) -> UpstreamError | None:
-        events: AsyncGenerator[list[bytes], None] | None = None
-        fmt = dialect.stream(chat, candidate.model_id, meter.prompt_estimate)
-        try:
-            key = await _upstream_key(candidate.listing_id)
-            body = openai.chat_body(
-                chat.payload,
-                upstream_model=candidate.upstream_model,
-                upstream_params=candidate.upstream_params,
-                stream=chat.stream,
-                max_tokens=cap,
-            )
-            response = await openai.chat_open(candidate.base_url, key=key, body=body)
-            meter.accepted = candidate  # its provider bills the prompt from here (billing policy 4)
-            if chat.stream:
-                events = openai.events(response)
-                async with asyncio.timeout(settings.DRAGONFLY_UPSTREAM_FIRST_TOKEN_TIMEOUT):
-                    first, ended = await first_event(events, fmt=fmt, meter=meter)
-            else:
-                meter.first_content_at = time.monotonic()  # the response head: TTFT of a plain call
-                data = await openai.read_json(response)
-                answer = dialect.completion(data, chat, candidate.model_id)
-        except TimeoutError:
-            failure: UpstreamError | None = UpstreamError("no first token in time")
-        except UpstreamError as exc:
-            failure = exc
-        except asyncio.CancelledError:  # the buyer left before anything was sent
-            if events is not None:
-                await asyncio.shield(events.aclose())
-            raise
+
+async def serve_speech(call: Call) -> None:
+    """Serve a speech request from the first candidate that answers."""
+    await _failover(call, _speech_attempt)
+
+
+async def _chat_attempt(call: Call, candidate: RouteCandidate) -> UpstreamError | None:
+    """Call one listing; None once it has served. Every upstream is told the meter's output cap,
+    the output per choice the hold covers."""
+    out, meter, dialect = call.out, call.meter, call.endpoint.dialect
+    chat = call.request
+    assert isinstance(chat, ChatRequest) and dialect is not None
+    events: AsyncGenerator[list[bytes], None] | None = None
+    fmt = dialect.stream(chat, candidate.model_id, meter.prompt_estimate)
+    try:
+        key = await _upstream_key(candidate.listing_id)
+        body = openai.chat_body(
+            chat.payload,
+            upstream_model=candidate.upstream_model,
+            upstream_params=candidate.upstream_params,
+            stream=chat.stream,
+            max_tokens=meter.output_cap,
+        )
+        response = await openai.chat_open(candidate.base_url, key=key, body=body)
+        meter.accept(candidate)
+        if chat.stream:
+            events = openai.events(response)
+            async with asyncio.timeout(settings.DRAGONFLY_UPSTREAM_FIRST_TOKEN_TIMEOUT):
+                first, ended = await first_event(events, fmt=fmt, meter=meter)
         else:
-            failure = None
-        if failure is not None:
-            meter.accepted = None
-            meter.first_content_at = None
-            if events is not None:
-                await events.aclose()
-            return failure
-
-        # Committed: this listing serves, its headers go out with the first byte.
-        meter.candidate = candidate
-        await on_commit(candidate)
-        extra = diagnostics(candidate)
+            meter.first_content()  # the response head: TTFT of a plain call
+            data = await openai.read_json(response)
+            answer = dialect.completion(data, chat, candidate.model_id)
+    except TimeoutError:
+        failure: UpstreamError | None = UpstreamError("no first token in time")
+    except UpstreamError as exc:
+        failure = exc
+    except asyncio.CancelledError:  # the buyer left before anything was sent
         if events is not None:
-            await out.start(200, SSE, extra)
-            try:
-                cut = await relay(out, events, first, ended=ended, fmt=fmt, meter=meter)
-            finally:
-                await events.aclose()
-            _report_streamed(candidate, meter, cut)
-            return None
-        _meter_completion(data, meter)
-        elapsed = time.monotonic() - meter.attempt_started
-        await out.json(200, answer, extra)
-        tps = meter.completion_tokens / elapsed if meter.completion_tokens and elapsed > 0 else None
-        _report(candidate, ok=True, status=200, ttft_ms=meter.ttft_ms, tps=tps)
-        return None
+            await asyncio.shield(events.aclose())
+        raise
+    else:
+        failure = None
+    if failure is not None:
+        if events is not None:
+            await events.aclose()
+        return failure
 
-    return await _failover(attempts, meter, attempt)
+    # Committed: this listing serves, its headers go out with the first byte.
+    await call.commit(candidate)
+    extra = call.route.diagnostics(candidate)
+    if events is not None:
+        await out.start(200, SSE, extra)
+        try:
+            cut = await relay(out, events, first, ended=ended, fmt=fmt, meter=meter)
+        finally:
+            await events.aclose()
+        _report_streamed(candidate, meter, cut)
+        return None
+    _meter_completion(data, meter)
+    elapsed = time.monotonic() - meter.attempt_started
+    await out.json(200, answer, extra)
+    tps = meter.completion_tokens / elapsed if meter.completion_tokens and elapsed > 0 else None
+    _report(candidate, ok=True, status=200, ttft_ms=meter.ttft_ms, tps=tps)
+    return None
+
+
+async def _speech_attempt(call: Call, candidate: RouteCandidate) -> UpstreamError | None:
+    speech, meter = call.request, call.meter
+    assert isinstance(speech, SpeechRequest)
+    try:
+        key = await _upstream_key(candidate.listing_id)
+        result = await minimax.speech(
+            candidate.base_url, key=key, request=speech, upstream_model=candidate.upstream_model
+        )
+    except UpstreamError as exc:
+        return exc
+    await call.commit(candidate)
+    meter.first_content()
+    meter.usage(result.characters, 0)
+    meter.finish()
+    extra = call.route.diagnostics(candidate)
+    await call.out.complete(200, speech.content_type.encode(), result.audio, extra)
+    _report(candidate, ok=True, status=200, ttft_ms=meter.ttft_ms)
+    return None
 
 
 def _meter_completion(data: dict, meter: Meter) -> None:
     """Usage of a plain completion: the upstream's, else 4 characters per token of its text."""
     usage = data.get("usage")
     if isinstance(usage, dict):
-        meter.prompt_tokens = usage.get("prompt_tokens")
-        meter.completion_tokens = usage.get("completion_tokens")
+        meter.usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
     else:
         chars = sum(
             metering.message_chars(choice.get("message") or {})
             for choice in data["choices"]
             if isinstance(choice, dict)
         )
-        meter.completion_tokens = metering.tokens_from_chars(chars) if chars else 0
-    meter.finished = True
+        meter.usage(None, metering.tokens_from_chars(chars) if chars else 0)
+    meter.finish()
 
 
 def _report_streamed(candidate, meter: Meter, cut: UpstreamError | None) -> None:
@@ -202,27 +232,3 @@ def _report_streamed(candidate, meter: Meter, cut: UpstreamError | None) -> None
         if elapsed > 0:
             tps = (meter.content_chunks - 1) / elapsed
     _report(candidate, ok=True, status=200, ttft_ms=meter.ttft_ms, tps=tps)
-
-
-async def serve_speech(
-    out, speech: SpeechRequest, attempts, meter: Meter, diagnostics, on_commit
-) -> RouteCandidate:
-    async def attempt(candidate) -> UpstreamError | None:
-        try:
-            key = await _upstream_key(candidate.listing_id)
-            result = await minimax.speech(
-                candidate.base_url, key=key, request=speech, upstream_model=candidate.upstream_model
-            )
-        except UpstreamError as exc:
-            return exc
-        meter.candidate = candidate
-        await on_commit(candidate)
-        meter.first_content_at = time.monotonic()
-        meter.prompt_tokens = result.characters
-        meter.completion_tokens = 0
-        meter.finished = True
-        await out.complete(200, speech.content_type.encode(), result.audio, diagnostics(candidate))
-        _report(candidate, ok=True, status=200, ttft_ms=meter.ttft_ms)
-        return None
-
-    return await _failover(attempts, meter, attempt)

@@ -10,102 +10,18 @@ stream with the format's well-formed error event; the upstream's text is never f
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import orjson
 
-from billing.settlement import Settlement
 from gateway import metering
 from gateway.anthropic import OpenAIToAnthropicStream
 from gateway.errors import error_body
+from gateway.metering import Meter
 from gateway.upstream.base import UpstreamError
 from gateway.upstream.openai import DONE
-from market.routing import RouteCandidate
 
 DONE_EVENT = b"data: [DONE]\n\n"
-
-
-@dataclass(slots=True)
-class Meter:
-    """What one request used and how it went, filled in as it is served."""
-
-    started: float = field(default_factory=time.monotonic)
-    candidate: RouteCandidate | None = None  # the listing that served (set at commit)
-    accepted: RouteCandidate | None = None  # the listing whose upstream has the request (its head)
-    prompt_estimate: int = 0  # what the prompt is billed as when the upstream reports no usage
-    prompt_bound: int = 0  # the most the upstream can count for the prompt (the hold covers it)
-    output_allowance: int = 0  # the most output the upstream may write, all choices (speech: none)
-    attempt_started: float = 0.0
-    first_content_at: float | None = None
-    content_chunks: int = 0
-    prompt_tokens: int | None = None  # from upstream usage
-    completion_tokens: int | None = None
-    finished: bool = False  # the upstream said finish_reason (or the plain response arrived)
-    outcome: str = "completed"
-
-    def attempt_start(self) -> None:
-        """A new listing is tried: what a failed one delivered to us (never to the buyer) is
-        forgotten, so only the listing that serves is metered."""
-        self.attempt_started = time.monotonic()
-        self.accepted = None
-        self.first_content_at = None
-        self.content_chunks = 0
-        self.prompt_tokens = self.completion_tokens = None
-        self.finished = False
-
-    @property
-    def ttft_ms(self) -> int | None:
-        if self.first_content_at is None:
-            return None
-        return int((self.first_content_at - self.attempt_started) * 1000)
-
-    @property
-    def units_used(self) -> int:
-        """What counts against tokens/min: nothing unless a listing served."""
-        if self.candidate is None:
-            return 0
-        return self.prompt_tokens_billed + self.output_units
-
-    @property
-    def prompt_tokens_billed(self) -> int:
-        """Billed input: the upstream's count, else the estimate."""
-        return self.prompt_tokens if self.prompt_tokens is not None else self.prompt_estimate
-
-    @property
-    def output_units(self) -> int:
-        """Billed output: the upstream's count, else one token per content chunk delivered."""
-        if self.completion_tokens is not None:
-            return self.completion_tokens
-        return self.content_chunks
-
-    @property
-    def duration_ms(self) -> int:
-        return int((time.monotonic() - self.started) * 1000)
-
-    def settlement(
-        self, request_id: str, key: dict, candidate: RouteCandidate, *, outcome: str, streamed: bool
-    ) -> Settlement:
-        """What billing is told: this meter's units at `candidate`'s asks."""
-        return Settlement(
-            request_id=request_id,
-            buyer_id=key["user_id"],
-            access_key_id=key["key_id"],
-            listing_id=candidate.listing_id,
-            seller_id=candidate.seller_id,
-            model_id=candidate.model_id,
-            upstream_model=candidate.upstream_model,
-            price_unit=candidate.price_unit,
-            ask_input_nusd=candidate.ask_input_nusd,
-            ask_output_nusd=candidate.ask_output_nusd,
-            input_units=self.prompt_tokens_billed,
-            output_units=self.output_units,
-            ttft_ms=self.ttft_ms,
-            duration_ms=self.duration_ms,
-            streamed=streamed,
-            outcome=outcome,
-        )
 
 
 class OpenAIChunks:
@@ -178,13 +94,12 @@ def _meter(payload: bytes, meter: Meter) -> dict:
         raise UpstreamError("stream carried an error event")
     usage = chunk.get("usage")
     if isinstance(usage, dict):
-        meter.prompt_tokens = usage.get("prompt_tokens")
-        meter.completion_tokens = usage.get("completion_tokens")
+        meter.usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
     if metering.chunk_carries_content(chunk):
-        meter.content_chunks += 1
+        meter.content()
     for choice in chunk.get("choices") or ():
         if choice.get("finish_reason"):
-            meter.finished = True
+            meter.finish()
     return chunk
 
 
@@ -211,7 +126,7 @@ async def first_event(
     async for batch in events:
         ended = _shape(batch, fmt, meter, shaped)
         if shaped and (meter.content_chunks or meter.finished):
-            meter.first_content_at = time.monotonic()
+            meter.first_content()
             return b"".join(shaped), ended
         if ended:
             break
@@ -245,7 +160,7 @@ async def relay(
         if not meter.finished:  # finish_reason seen: a missing [DONE] loses nothing
             failure = exc
     if failure is not None:
-        meter.outcome = "upstream_failed"
+        meter.cut()
         message = (
             f"The upstream provider failed mid-stream ({failure.reason}); the response is "
             f"incomplete. (request id {out.request_id})"

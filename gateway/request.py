@@ -247,6 +247,10 @@ class SpeechRequest:
     response_format: str
 
     @property
+    def stream(self) -> bool:
+        return False  # audio comes back whole
+
+    @property
     def content_type(self) -> str:
         return SPEECH_FORMATS[self.response_format]
 

@@ -1,34 +1,70 @@
-"""The steps every billed /v1 request shares, in order: route (catalogue model, constraints,
-session), rate limit, then trade: the listings it may try with a capacity slot on the first and
-the hold of the worst case (asked for together), serve through the caller's function, settle
-exactly once."""
+"""The pipeline every billed /v1 request takes, in one function (`run`), and its steps.
+
+`run` reads top to bottom as the request goes: authenticate, parse, take an admission turn, route
+and size, rate-limit, rank, reserve against the key's spend limit, take a capacity slot and the
+hold together, end the turn, serve (the endpoint's function, proxy.py), settle, give the slot
+back, correct the rate limits to what was used. Each resource opens and closes in `run`'s own
+`with`/`finally` blocks; the session pin is written by `Call.commit` when a listing serves.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from dataclasses import dataclass
 
 from django.conf import settings
 
-from gateway import admission, capacity, checkpoints, limits, metering, money, routing, spend
+from gateway import (
+    admission,
+    auth,
+    background,
+    capacity,
+    checkpoints,
+    limits,
+    metering,
+    money,
+    request,
+    routing,
+    spend,
+)
+from gateway.call import Attempts, Call, Endpoint, Route
 from gateway.db import DatabaseUnavailable
 from gateway.errors import GatewayError, bad_request
-from gateway.headers import diagnostics
-from gateway.relay import Meter
+from gateway.headers import request_map
 from gateway.response import Response
 
 logger = logging.getLogger("gateway")
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Where a request may go: the buyer's constraints, session and the resolved catalogue model."""
-
-    prefs: routing.Preferences
-    session: str | None
-    table: routing.Table
-    model: dict
+async def run(scope, receive, out: Response, endpoint: Endpoint) -> None:
+    """Serve one billed request (chat, Messages or speech) from its body to its settlement."""
+    headers = request_map(scope)
+    key = await auth.authenticate(headers, scope)
+    body = endpoint.parse(await request.read_body(scope, receive))
+    async with admission.Turn() as turn:  # given back by turn.end() below, or on any exit
+        routed = await route(headers, key, body.model, modality=endpoint.modality)
+        call = Call(out, key, endpoint, body, routed, endpoint.size(body, routed.model))
+        call.verdict = await rate_limit(out, key, call.meter.units_estimate)
+        try:
+            await rank(call)
+            with spend.reserve(key, call.hold_nusd) as call.reservation:
+                await slot_and_hold(call)
+                assert call.attempts is not None
+                try:
+                    turn.end()  # ready for the upstream call: the next request in line may start
+                    out.watch_disconnect(receive)
+                    with checkpoints.tracked(
+                        out.request_id, key, call.meter, streamed=call.streamed
+                    ):
+                        try:
+                            await endpoint.serve(call)
+                        finally:
+                            call.reservation.debit_nusd = await settle(call)
+                finally:
+                    call.attempts.slot.release()  # a no-op once failover has given it back
+        finally:
+            await limits.correct(call.verdict, call.meter.units_used)
 
 
 _WRONG_MODALITY = {
@@ -39,6 +75,8 @@ _WRONG_MODALITY = {
 
 
 async def route(headers, key: dict, requested: str, *, modality: str) -> Route:
+    """The buyer's constraints and session, and the catalogue model (400 if unknown or of the
+    wrong modality)."""
     prefs = routing.preferences(headers, key["profile"])
     session = routing.session_id(headers)
     table = await routing.table()
@@ -51,39 +89,23 @@ async def route(headers, key: dict, requested: str, *, modality: str) -> Route:
 
 
 async def rate_limit(out: Response, key: dict, tokens: int) -> limits.Verdict:
+    """Count the request and its estimated tokens (429 past a limit); the headers report it."""
     verdict = await limits.acquire(limits.scopes_for(key), tokens)
     out.add(limits.headers(verdict))
     return verdict
 
 
-@dataclass(slots=True)
-class Attempts:
-    """The listings this request may try, best first; the first already holds a capacity slot."""
-
-    candidates: list
-    slot: capacity.Slot
-
-
-async def _ranked(route: Route, key: dict) -> list:
-    """Eligible listings, best first, the session's pin first (503 when none is eligible)."""
-    candidates = route.table.candidates.get(route.model["model_id"], [])
-    ranked = routing.rank(candidates, route.prefs)
-    return await routing.stick(ranked, user_id=key["user_id"], session=route.session)
+async def rank(call: Call) -> None:
+    """Eligible listings, best first, the session's pin first (503 when none is eligible), and the
+    worst case over them: what the key's spend limit counts while the request is in flight."""
+    route_ = call.route
+    candidates = route_.table.candidates.get(route_.model["model_id"], [])
+    ranked = routing.rank(candidates, route_.prefs)
+    call.ranked = await routing.stick(ranked, user_id=call.key["user_id"], session=route_.session)
+    call.hold_nusd = worst_case(call.ranked, call.meter)
 
 
-def _attempts(route: Route, ranked: list, slot: capacity.Slot | None, full: set[int]) -> Attempts:
-    """From the slot's listing on, the ones not found full; 503 when every one is at a cap."""
-    if slot is None:  # every eligible listing is at a cap: the 503 counts them with the rest
-        routing.rank(
-            route.table.candidates.get(route.model["model_id"], []), route.prefs, full=full
-        )
-        raise AssertionError("rank() raises when nothing is eligible")
-    start = ranked.index(slot.candidate)
-    rest = [c for c in ranked[start + 1 :] if c.listing_id not in full]
-    return Attempts([slot.candidate, *rest][: settings.DRAGONFLY_MAX_ATTEMPTS], slot)
-
-
-def _worst_case(candidates, meter: Meter) -> int:
+def worst_case(candidates, meter: metering.Meter) -> int:
     return max(
         metering.worst_case_nusd(
             prompt_tokens=meter.prompt_bound,
@@ -95,39 +117,71 @@ def _worst_case(candidates, meter: Meter) -> int:
     )
 
 
-async def _slot_and_hold(
-    out: Response, key: dict, route: Route, ranked: list, meter: Meter, hold_nusd: int
-):
+async def slot_and_hold(call: Call) -> None:
     """A capacity slot and the hold, asked for at once (one round trip less before the upstream
     call). The hold covers every eligible listing, whichever capacity picks; if the wallet cannot
     cover that, the hold is asked again for exactly the listings this request may try, so nobody
-    is refused who could pay for those. Returns (attempts, the amount held)."""
-    taking = asyncio.ensure_future(capacity.take_first(ranked))
+    is refused who could pay for those. Sets `call.attempts` and `call.held_nusd`; when this
+    raises, no slot is kept and no hold is left."""
+    assert call.ranked is not None
+    request_id = call.out.request_id
+    taking = asyncio.ensure_future(capacity.take_first(call.ranked))
     try:
-        await money.hold(request_id=out.request_id, user_id=key["user_id"], amount_nusd=hold_nusd)
+        await _hold(call, call.hold_nusd)
     except DatabaseUnavailable:
         taking.add_done_callback(_release_taken)  # a 503: no smaller hold would fare better
         raise
     except GatewayError as refused:
         slot, full = await taking
-        attempts = _attempts(route, ranked, slot, full)
-        exact = _worst_case(attempts.candidates, meter)
-        if exact >= hold_nusd:
+        attempts = _attempts(call, slot, full)
+        exact = worst_case(attempts.candidates, call.meter)
+        if exact >= call.hold_nusd:
             attempts.slot.release()
             raise refused from None
         try:
-            await money.hold(request_id=out.request_id, user_id=key["user_id"], amount_nusd=exact)
+            await _hold(call, exact)
         except BaseException:
             attempts.slot.release()
             raise
-        return attempts, exact
+        call.attempts, call.held_nusd = attempts, exact
+        return
     except BaseException:
         taking.add_done_callback(_release_taken)
         raise
     slot, full = await taking
     if slot is None:
-        await money.void(request_id=out.request_id, reason="every listing at capacity")
-    return _attempts(route, ranked, slot, full), hold_nusd
+        await money.void(request_id=request_id, reason="every listing at capacity")
+    call.attempts, call.held_nusd = _attempts(call, slot, full), call.hold_nusd
+
+
+async def _hold(call: Call, amount_nusd: int) -> None:
+    """money.hold; a request cancelled while its hold is being placed voids it once placed."""
+    request_id = call.out.request_id
+    placing = asyncio.ensure_future(
+        money.hold(request_id=request_id, user_id=call.key["user_id"], amount_nusd=amount_nusd)
+    )
+    try:
+        await asyncio.shield(placing)
+    except asyncio.CancelledError:
+        placing.add_done_callback(functools.partial(_void_placed, request_id))
+        raise
+
+
+def _void_placed(request_id: str, placing: asyncio.Future) -> None:
+    if not placing.cancelled() and placing.exception() is None:
+        background.spawn(money.void(request_id=request_id, reason="request cancelled"))
+
+
+def _attempts(call: Call, slot: capacity.Slot | None, full: set[int]) -> Attempts:
+    """From the slot's listing on, the ones not found full; 503 when every one is at a cap."""
+    assert call.ranked is not None
+    if slot is None:  # every eligible listing is at a cap: the 503 counts them with the rest
+        candidates = call.route.table.candidates.get(call.route.model["model_id"], [])
+        routing.rank(candidates, call.route.prefs, full=full)
+        raise AssertionError("rank() raises when nothing is eligible")
+    start = call.ranked.index(slot.candidate)
+    rest = [c for c in call.ranked[start + 1 :] if c.listing_id not in full]
+    return Attempts([slot.candidate, *rest][: settings.DRAGONFLY_MAX_ATTEMPTS], slot)
 
 
 def _release_taken(taking: asyncio.Future) -> None:
@@ -137,77 +191,11 @@ def _release_taken(taking: asyncio.Future) -> None:
             slot.release()
 
 
-async def execute(
-    receive,
-    out: Response,
-    turn: admission.Turn,
-    key: dict,
-    route: Route,
-    verdict: limits.Verdict,
-    meter: Meter,
-    *,
-    streamed,
-    serve,
-) -> Meter:
-    """Within the key's spend limit, hold the worst case of the listings it may try and take a
-    capacity slot, end the request's admission turn, serve through `serve(meter, attempts, pin)`,
-    then settle exactly once. The meter's estimates size the hold; it returns filled in. However
-    this ends, the first listing's capacity slot is given back (a no-op once failover has) and the
-    tokens/min count keeps only what was used (nothing unless a listing served)."""
-    try:
-        return await _trade(receive, out, turn, key, route, meter, streamed=streamed, serve=serve)
-    finally:
-        await limits.correct(verdict, meter.units_used)
-
-
-async def _trade(
-    receive,
-    out: Response,
-    turn: admission.Turn,
-    key: dict,
-    route: Route,
-    meter: Meter,
-    *,
-    streamed,
-    serve,
-):
-    ranked = await _ranked(route, key)
-    hold_nusd = _worst_case(ranked, meter)
-
-    async def pin(candidate) -> None:  # before the first byte, so the next request sees it
-        await routing.pin(
-            user_id=key["user_id"], session=route.session, listing_id=candidate.listing_id
-        )
-
-    with spend.reserve(key, hold_nusd) as reservation:
-        attempts, held = await _slot_and_hold(out, key, route, ranked, meter, hold_nusd)
-        turn.end()  # ready for the upstream call: the next request in line may start
-        try:
-            out.watch_disconnect(receive)
-            with checkpoints.tracked(out.request_id, key, meter, streamed=streamed):
-                try:
-                    await serve(meter, attempts, pin)
-                finally:
-                    reservation.debit_nusd = await _settle(out, key, meter, held, streamed=streamed)
-        finally:
-            attempts.slot.release()
-    if meter.candidate is not None:
-        await pin(meter.candidate)
-    return meter
-
-
-def diagnostics_for(table: routing.Table):
-    def build(candidate) -> list[tuple[bytes, bytes]]:
-        fee_profile_id = table.fees.get(candidate.seller_id, (None, 0))[0]
-        return diagnostics(candidate, fee_profile_id=fee_profile_id)
-
-    return build
-
-
-async def _settle(out: Response, key: dict, meter: Meter, hold_nusd: int, *, streamed: bool) -> int:
+async def settle(call: Call) -> int:
     """Exactly once per request: charge the listing that served, or release the hold. Returns what
     the buyer was debited (never more than the hold). A buyer who left (or a server stopped) after
     an upstream accepted the request but before its first token pays the prompt (billing policy 4)."""
+    out, meter = call.out, call.meter
     candidate = meter.candidate
     if candidate is None and (out.disconnected or asyncio.current_task().cancelling()):  # type: ignore[union-attr]
         candidate = meter.accepted
@@ -221,13 +209,15 @@ async def _settle(out: Response, key: dict, meter: Meter, hold_nusd: int, *, str
             # was stopped mid-answer (Daphne cancels what is in flight). Billed as delivered.
             outcome = "client_disconnected"
         result = await money.settle(
-            meter.settlement(out.request_id, key, candidate, outcome=outcome, streamed=streamed)
+            meter.settlement(
+                out.request_id, call.key, candidate, outcome=outcome, streamed=call.streamed
+            )
         )
     except asyncio.CancelledError:
         raise  # the shielded settlement itself runs on to its end
     except Exception:
         logger.exception("settlement of %s failed; the hold stays for the reaper", out.request_id)
-        return hold_nusd  # count it as spent until the reaper says otherwise
+        return call.held_nusd  # count it as spent until the reaper says otherwise
     if result is None:  # the database is unreachable: money.settle retries it in the background
-        return hold_nusd  # count it as spent until it lands
-    return 0 if result.already_settled else min(result.cost_nusd, hold_nusd)
+        return call.held_nusd  # count it as spent until it lands
+    return 0 if result.already_settled else min(result.cost_nusd, call.held_nusd)

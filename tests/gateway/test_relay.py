@@ -3,7 +3,8 @@ cuts the stream only after the good ones before it, and a retried listing starts
 
 import orjson
 
-from gateway.relay import Meter, OpenAIChunks, first_event, relay
+from gateway.metering import Meter
+from gateway.relay import OpenAIChunks, first_event, relay
 from gateway.upstream.openai import DONE
 
 
