@@ -15,22 +15,19 @@ import logging
 import time
 from urllib.parse import parse_qs
 
-from billing.services.fastpath_async import pools_close
 from dragonfly.logs import request_id_var
 from dragonfly.metrics import GATEWAY_LATENCY, GATEWAY_REQUESTS
 from gateway import (
     admission,
     auth,
-    background,
-    capacity,
     catalogue,
     dialects,
-    health_reports,
     metering,
     process,
     proxy,
     request,
     routing,
+    runtime,
     trade,
 )
 from gateway.anthropic import AnthropicRequestError, count_tokens_response
@@ -38,7 +35,6 @@ from gateway.errors import GatewayError, bad_request
 from gateway.headers import request_map
 from gateway.relay import Meter
 from gateway.response import Response
-from gateway.upstream.base import close_sessions
 
 logger = logging.getLogger("gateway")
 
@@ -203,6 +199,7 @@ async def _lifespan(receive, send) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            runtime.start()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await shutdown()
@@ -211,12 +208,5 @@ async def _lifespan(receive, send) -> None:
 
 
 async def shutdown() -> None:
-    """Stop the refresher, finish background work, give the process's lease back, close the loop's
-    upstream and database pools."""
-    routing.stop()
-    await health_reports.stop()
-    await capacity.flush()
-    await background.drain()
-    await process.stop()
-    await close_sessions()
-    await pools_close()
+    """Close this loop's runtime: everything it holds, in order (gateway/runtime.py)."""
+    await runtime.current().close()

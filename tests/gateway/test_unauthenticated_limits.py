@@ -173,7 +173,7 @@ async def test_a_flood_of_60000_unknown_keys_does_not_push_a_live_key_out_of_the
     market, monkeypatch
 ):
     from accounts.keys import key_hash
-    from gateway import auth
+    from gateway import auth, runtime
 
     buyer = await sync_to_async(buyer_make)()
     headers = {b"authorization": f"Bearer {buyer.key}".encode()}
@@ -193,8 +193,8 @@ async def test_a_flood_of_60000_unknown_keys_does_not_push_a_live_key_out_of_the
         record = await auth.authenticate(headers, scope)
     assert record["key_id"] == buyer.key_id
     assert len(lookups) == 60_000  # the live key came from the cache: no query
-    assert key_hash(buyer.key) in auth._live
-    assert len(auth._unknown) == 10_000  # the unknown keys' own cache stays bounded
+    assert key_hash(buyer.key) in runtime.caches.auth_live
+    assert len(runtime.caches.auth_unknown) == 10_000  # the unknown keys' own cache stays bounded
 
 
 async def test_with_redis_down_each_process_still_limits_the_address(client, lookups, monkeypatch):
