@@ -109,7 +109,7 @@ async def stop() -> None:
     settlement still waits for the database (its peers then settle it once the lease runs out)."""
     from gateway import money
 
-    if not runtime.current().stop_service("lease"):
+    if runtime.current().stop_service("lease") is None:
         return
     if money.retrying():
         logger.error(

@@ -18,9 +18,16 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.local_counts import LocalCounts
+
+if TYPE_CHECKING:
+    import aiohttp
+    import redis.asyncio as aioredis
+    from psycopg_pool import AsyncConnectionPool
+
+    from dragonfly.batching import Batcher
 
 logger = logging.getLogger("gateway")
 
@@ -62,23 +69,22 @@ class Runtime:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.closed = False
         self.tasks: set[asyncio.Future] = set()  # fire-and-forget work and executor follow-ups
         self.services: dict[str, asyncio.Task] = {}  # loops that run until close: name -> task
         self.admission: asyncio.Semaphore | None = None  # admission.py
         self.auth_lookups: dict[str, asyncio.Future] = {}  # auth.py: digest -> shared lookup
         self.capacity_released: list[tuple[str, str]] = []  # capacity.py: (in-flight key, member)
         self.capacity_flush: asyncio.TimerHandle | None = None
-        self.capacity_takes: Any = None  # capacity.py's Batcher
+        self.capacity_takes: Batcher | None = None  # capacity.py
         self.streams: dict[str, Any] = {}  # checkpoints.py: request id -> a stream in flight
         self.streams_ended: list[str] = []
         self.health_pending: dict[int, Any] = {}  # health_reports.py: listing -> successes
         self.settling: set[str] = set()  # money.py: request ids whose settlement is retried
         self.routing_lock = asyncio.Lock()  # routing.py: one forced table load at a time
-        self.upstream: Any = None  # upstream/base.py: the aiohttp session
-        self.money_pool: Any = None  # billing fastpath_async: the AsyncConnectionPool
-        self.money_batchers: tuple | None = None  # billing fastpath_async: holds, settles, voids
-        self.redis: Any = None  # dragonfly/redis.py: the asyncio client
+        self.upstream: aiohttp.ClientSession | None = None  # upstream/base.py
+        self.money_pool: AsyncConnectionPool | None = None  # billing fastpath_async
+        self.money_batchers: tuple[Batcher, Batcher, Batcher] | None = None  # holds, settles, voids
+        self.redis: aioredis.Redis | None = None  # dragonfly/redis.py
 
     # ------------------------------------------------------------ the background-task registry
 
@@ -105,13 +111,12 @@ class Runtime:
             task = self.services[name] = self.loop.create_task(coro_fn())
         return task
 
-    def stop_service(self, name: str) -> bool:
-        """Cancel the loop named `name`; True if it was running."""
+    def stop_service(self, name: str) -> asyncio.Task | None:
+        """Cancel the loop named `name`; its task, or None if it was not running."""
         task = self.services.pop(name, None)
-        if task is None:
-            return False
-        task.cancel()
-        return True
+        if task is not None:
+            task.cancel()
+        return task
 
     async def drain(self, within: float | None = DRAIN_SECONDS) -> None:
         """Wait for the background work (and what it starts meanwhile), up to `within` seconds."""
@@ -119,7 +124,7 @@ class Runtime:
         while pending := [f for f in self.tasks if not f.done()]:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
-                logger.warning("%d background tasks still running at shutdown", len(pending))
+                logger.warning("%d background tasks still running after %s s", len(pending), within)
                 return
             await asyncio.wait(pending, timeout=left)
 
@@ -147,21 +152,22 @@ class Runtime:
         back, then the upstream session, the money pool and the Redis client close."""
         from gateway import capacity, health_reports, process
 
-        self.stop_service("routing")
+        stopped = [self.stop_service("routing")]
         await health_reports.stop()
         if self.capacity_takes is not None:
             await self.capacity_takes.idle()  # a cancelled take gives its slot back
         await capacity.flush()
         await self.drain()
         await process.stop()
-        for name in list(self.services):  # none left in production; any other, cancelled
-            self.stop_service(name)
+        stopped += [self.stop_service(name) for name in list(self.services)]  # any other
+        await asyncio.gather(
+            *(task for task in stopped if task is not None), return_exceptions=True
+        )
         if self.upstream is not None:
             await self.upstream.close()
             self.upstream = None
         await self.close_money()
         await self.close_redis()
-        self.closed = True
         if _runtimes.get(id(self.loop)) is self:
             del _runtimes[id(self.loop)]
 
@@ -174,6 +180,9 @@ def current() -> Runtime:
     loop = asyncio.get_running_loop()
     runtime = _runtimes.get(id(loop))
     if runtime is None:
+        for loop_id, old in list(_runtimes.items()):  # loops that ended (asyncio.run per call)
+            if old.loop.is_closed():
+                del _runtimes[loop_id]
         runtime = _runtimes[id(loop)] = Runtime(loop)
     return runtime
 
