@@ -62,9 +62,8 @@ def _report(candidate, *, ok: bool, status: int | None, ttft_ms=None, tps=None, 
         health_reports.success(candidate.listing_id, ttft_ms=ttft_ms, tps=tps)
         return
     if status in (401, 402, 403):
-        caches.upstream_keys.pop(
-            candidate.listing_id, None
-        )  # the seller may re-key: decrypt afresh next time
+        # The seller may re-key: decrypt afresh next time.
+        caches.upstream_keys.pop(candidate.listing_id, None)
     health_reports.failure(candidate.listing_id, status=status, error=error)
 
 
