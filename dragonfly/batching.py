@@ -23,7 +23,7 @@ Orphaned = Callable[[Any, Any], None]
 
 class Batcher:
     """Used by one event loop at a time (like the pools it feeds): a new loop starts it afresh.
-    Code that runs several loops at once keeps one Batcher per loop (billing fastpath_async)."""
+    The gateway keeps one per loop, in that loop's runtime (gateway/runtime.py)."""
 
     def __init__(self, run: RunBatch, *, max_items: int, orphaned: Orphaned | None = None) -> None:
         self._run = run

@@ -96,10 +96,10 @@ def _gateway_shutdown(cli):
 
 
 def _gateway_start() -> None:
-    """Take the gateway process's lease (gateway/process.py) once the loop runs."""
-    from gateway import process
+    """Create the loop's gateway runtime and take the process's lease (gateway/runtime.py)."""
+    from gateway import runtime
 
-    process.start()
+    runtime.start()
 
 
 def main() -> None:

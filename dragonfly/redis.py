@@ -9,6 +9,8 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from gateway import runtime
+
 
 @cache
 def _fake_server():
@@ -62,38 +64,36 @@ def get_redis_short() -> redis.Redis:
     return _short_client(url, settings.DRAGONFLY_REDIS_TIMEOUT_SECONDS)
 
 
-_async_clients: dict[int, aioredis.Redis] = {}
-
-
 def get_async_redis() -> aioredis.Redis:
-    """The asyncio client for the running event loop (one per loop: pools are loop-bound)."""
-    import asyncio
-
-    loop_id = id(asyncio.get_running_loop())
-    client = _async_clients.get(loop_id)
+    """The asyncio client for the running event loop (one per loop, pools are loop-bound: the
+    gateway runtime's, closed with it)."""
+    state = runtime.current()
+    client = state.redis
     if client is None:
-        url = settings.REDIS_URL
-        if _is_fake(url):
-            import fakeredis
-
-            client = fakeredis.FakeAsyncRedis(server=_fake_server(), decode_responses=True)
-        else:
-            # Short timeouts and no retries: a hung Redis (accepting connections, never
-            # answering) costs the calls in flight one timeout, then kv.py skips Redis for a
-            # second. A blocking pool: past its size a command waits for a free connection instead
-            # of failing at once (which under a burst would read as Redis being down). The wait is
-            # as short: with Redis answering, a connection comes back within a round trip; with
-            # Redis hung, each one comes back after its own timeout.
-            timeout = settings.DRAGONFLY_REDIS_TIMEOUT_SECONDS
-            pool = aioredis.BlockingConnectionPool.from_url(
-                url,
-                max_connections=settings.DRAGONFLY_REDIS_POOL_SIZE,
-                timeout=timeout,
-                decode_responses=True,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                retry=AsyncRetry(NoBackoff(), 0),
-            )
-            client = aioredis.Redis(connection_pool=pool)
-        _async_clients[loop_id] = client
+        client = state.redis = _async_client()
     return client
+
+
+def _async_client() -> aioredis.Redis:
+    url = settings.REDIS_URL
+    if _is_fake(url):
+        import fakeredis
+
+        return fakeredis.FakeAsyncRedis(server=_fake_server(), decode_responses=True)
+    # Short timeouts and no retries: a hung Redis (accepting connections, never
+    # answering) costs the calls in flight one timeout, then kv.py skips Redis for a
+    # second. A blocking pool: past its size a command waits for a free connection instead
+    # of failing at once (which under a burst would read as Redis being down). The wait is
+    # as short: with Redis answering, a connection comes back within a round trip; with
+    # Redis hung, each one comes back after its own timeout.
+    timeout = settings.DRAGONFLY_REDIS_TIMEOUT_SECONDS
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=settings.DRAGONFLY_REDIS_POOL_SIZE,
+        timeout=timeout,
+        decode_responses=True,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=AsyncRetry(NoBackoff(), 0),
+    )
+    return aioredis.Redis(connection_pool=pool)

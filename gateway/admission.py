@@ -16,20 +16,17 @@ waits only on Dragonfly's own Redis and PostgreSQL.
 from __future__ import annotations
 
 import asyncio
-import weakref
 
 from django.conf import settings
 
-_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-    weakref.WeakKeyDictionary()
-)
+from gateway import runtime
 
 
 def _gate() -> asyncio.Semaphore:
-    loop = asyncio.get_running_loop()  # a semaphore is bound to the loop it first waits on
-    gate = _gates.get(loop)
+    state = runtime.current()  # a semaphore is bound to the loop it first waits on
+    gate = state.admission
     if gate is None:
-        gate = _gates[loop] = asyncio.Semaphore(settings.DRAGONFLY_GATEWAY_ADMISSION)
+        gate = state.admission = asyncio.Semaphore(settings.DRAGONFLY_GATEWAY_ADMISSION)
     return gate
 
 

@@ -17,21 +17,18 @@ import logging
 import time
 from urllib.parse import parse_qs
 
-from billing.services.fastpath_async import pools_close
 from dragonfly.logs import request_id_var
 from dragonfly.metrics import GATEWAY_LATENCY, GATEWAY_REQUESTS
 from gateway import (
     auth,
-    background,
-    capacity,
     catalogue,
     dialects,
-    health_reports,
     metering,
     process,
     proxy,
     request,
     routing,
+    runtime,
     trade,
 )
 from gateway.anthropic import AnthropicRequestError, count_tokens_response
@@ -39,7 +36,6 @@ from gateway.call import Endpoint
 from gateway.errors import GatewayError, bad_request
 from gateway.headers import request_map
 from gateway.response import Response
-from gateway.upstream.base import close_sessions
 
 logger = logging.getLogger("gateway")
 
@@ -178,6 +174,7 @@ async def _lifespan(receive, send) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            runtime.start()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await shutdown()
@@ -186,12 +183,5 @@ async def _lifespan(receive, send) -> None:
 
 
 async def shutdown() -> None:
-    """Stop the refresher, finish background work, give the process's lease back, close the loop's
-    upstream and database pools."""
-    routing.stop()
-    await health_reports.stop()
-    await capacity.flush()
-    await background.drain()
-    await process.stop()
-    await close_sessions()
-    await pools_close()
+    """Close this loop's runtime: everything it holds, in order (gateway/runtime.py)."""
+    await runtime.current().close()

@@ -15,26 +15,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from typing import Any
 
 from django.conf import settings
 
 from accounts.keys import KEY_PREFIX, key_hash, key_is_well_formed
 from dragonfly.metrics import GATEWAY_KEY_LOOKUPS
-from gateway import background, client_limits
+from gateway import background, client_limits, runtime
 from gateway.db import db_call
 from gateway.errors import GatewayError
+from gateway.runtime import caches
 
 _LIVE_LIMIT = 50_000
 _UNKNOWN_LIMIT = 10_000
 _UNKNOWN_TTL = 60.0
 _TOUCH_EVERY = 60.0
 
-_live: OrderedDict[str, tuple[float, dict]] = OrderedDict()  # digest -> (fresh until, record)
-_unknown: OrderedDict[str, float] = OrderedDict()  # digest -> remembered until
-_inflight: dict[str, asyncio.Future] = {}
-_touched: dict[int, float] = {}
+# The caches are process state (runtime.caches: auth_live, auth_unknown, auth_touched); a lookup
+# in flight is a future of its loop (the runtime's auth_lookups).
 
 
 def _keys_page() -> str:
@@ -86,18 +84,19 @@ def _lookup(digest: str) -> dict | None:
 async def _record(digest: str) -> dict | None:
     """The record for `digest` from the caches, or from one lookup shared by concurrent callers."""
     now = time.monotonic()
-    live = _live.get(digest)
+    live = caches.auth_live.get(digest)
     if live is not None and live[0] > now:
-        _live.move_to_end(digest)
+        caches.auth_live.move_to_end(digest)
         return live[1]
     if _unknown_fresh(digest, now):
-        _unknown.move_to_end(digest)
+        caches.auth_unknown.move_to_end(digest)
         return None
-    pending = _inflight.get(digest)
+    lookups = runtime.current().auth_lookups
+    pending = lookups.get(digest)
     if pending is not None:
         return await asyncio.shield(pending)
     future = asyncio.get_running_loop().create_future()
-    _inflight[digest] = future
+    lookups[digest] = future
     try:
         record = await db_call(_lookup, digest, idempotent=True)
     except BaseException as exc:
@@ -108,7 +107,7 @@ async def _record(digest: str) -> dict | None:
             future.exception()  # marked retrieved: waiters re-raise it, nothing logs it twice
         raise
     finally:
-        _inflight.pop(digest, None)
+        lookups.pop(digest, None)
     GATEWAY_KEY_LOOKUPS.labels("unknown" if record is None else "found").inc()
     _remember(digest, record)
     future.set_result(record)
@@ -116,31 +115,33 @@ async def _record(digest: str) -> dict | None:
 
 
 def _unknown_fresh(digest: str, now: float) -> bool:
-    until = _unknown.get(digest)
+    until = caches.auth_unknown.get(digest)
     return until is not None and until > now
 
 
 def _remember(digest: str, record: dict | None) -> None:
     """Cache a lookup's answer; a full cache forgets its least recently used entry, one only."""
+    live, unknown = caches.auth_live, caches.auth_unknown
     if record is None:
-        _live.pop(digest, None)  # a deleted key is no longer one this process has seen live
-        _unknown[digest] = time.monotonic() + _UNKNOWN_TTL
-        _unknown.move_to_end(digest)
-        if len(_unknown) > _UNKNOWN_LIMIT:
-            _unknown.popitem(last=False)
+        live.pop(digest, None)  # a deleted key is no longer one this process has seen live
+        unknown[digest] = time.monotonic() + _UNKNOWN_TTL
+        unknown.move_to_end(digest)
+        if len(unknown) > _UNKNOWN_LIMIT:
+            unknown.popitem(last=False)
     else:
-        _unknown.pop(digest, None)
-        _live[digest] = (time.monotonic() + settings.DRAGONFLY_KEY_CACHE_SECONDS, record)
-        _live.move_to_end(digest)
-        if len(_live) > _LIVE_LIMIT:
-            _live.popitem(last=False)
+        unknown.pop(digest, None)
+        live[digest] = (time.monotonic() + settings.DRAGONFLY_KEY_CACHE_SECONDS, record)
+        live.move_to_end(digest)
+        if len(live) > _LIVE_LIMIT:
+            live.popitem(last=False)
 
 
 def cache_clear() -> None:
-    """Forget every cached record and the in-process address counts (tests)."""
-    _live.clear()
-    _unknown.clear()
-    client_limits.reset()
+    """Forget every cached record and the in-process address counts: what another process knows
+    (tests; runtime.reset() forgets these with everything else)."""
+    caches.auth_live.clear()
+    caches.auth_unknown.clear()
+    caches.address_counts.clear()
 
 
 async def authenticate(headers: dict[bytes, bytes], scope: dict) -> dict[str, Any]:
@@ -153,7 +154,7 @@ async def authenticate(headers: dict[bytes, bytes], scope: dict) -> dict[str, An
         await client_limits.count(address)
         raise
     digest = key_hash(key)
-    if digest not in _live and not _unknown_fresh(digest, time.monotonic()):
+    if digest not in caches.auth_live and not _unknown_fresh(digest, time.monotonic()):
         await client_limits.check(address)  # a lookup ahead: refuse a limited address first
     record = await _record(digest)
     if record is None or record["revoked"]:
@@ -181,11 +182,12 @@ async def authenticate(headers: dict[bytes, bytes], scope: dict) -> dict[str, An
 def _touch(key_id: int) -> None:
     """last_used_at, at most once a minute per key per process, off the response path."""
     now = time.monotonic()
-    if now - _touched.get(key_id, -_TOUCH_EVERY) < _TOUCH_EVERY:
+    touched = caches.auth_touched
+    if now - touched.get(key_id, -_TOUCH_EVERY) < _TOUCH_EVERY:
         return
-    _touched[key_id] = now
-    if len(_touched) > _LIVE_LIMIT:  # key ids of valid keys only: no stranger can fill it
-        _touched.clear()
+    touched[key_id] = now
+    if len(touched) > _LIVE_LIMIT:  # key ids of valid keys only: no stranger can fill it
+        touched.clear()
 
     from accounts.services import access_key_touch
 

@@ -17,7 +17,6 @@ request that was cancelled meanwhile is given back at once.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import time
@@ -26,7 +25,7 @@ from django.conf import settings
 
 from dragonfly.batching import Batcher
 from dragonfly.redis import get_redis
-from gateway import background, kv, process
+from gateway import background, kv, process, runtime
 
 logger = logging.getLogger("gateway")
 
@@ -63,9 +62,7 @@ return {0, unpack(full)}
 
 # Slots given back ride along with the next take (no round trip of their own); with no take
 # within RELEASE_WITHIN seconds they are sent on their own. A slot so looks busy that much longer.
-RELEASE_WITHIN = 0.05
-_released: list[tuple[str, str]] = []  # (in-flight key, member)
-_flush: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
+RELEASE_WITHIN = 0.05  # the released slots and their timer are the runtime's (capacity_*)
 
 
 _INFLIGHT = "cap:inflight:"
@@ -101,20 +98,20 @@ class Slot:
 
 def _release(inflight_key: str, member: str) -> None:
     """Queue a slot to be given back with the next take, or on its own within RELEASE_WITHIN."""
-    global _flush
-    _released.append((inflight_key, member))
-    loop = asyncio.get_running_loop()
-    if _flush is None or _flush[0] is not loop:
-        _flush = (loop, loop.call_later(RELEASE_WITHIN, _send_released))
+    state = runtime.current()
+    state.capacity_released.append((inflight_key, member))
+    if state.capacity_flush is None:
+        state.capacity_flush = state.loop.call_later(RELEASE_WITHIN, _send_released)
 
 
 def _take_released() -> list[tuple[str, str]]:
-    global _flush
-    if _flush is not None:
-        _flush[1].cancel()
-        _flush = None
-    batch = _released[:]
-    _released.clear()
+    state = runtime.current()
+    if state.capacity_flush is not None:
+        state.capacity_flush.cancel()
+        state.capacity_flush = None
+    batch = state.capacity_released
+    if batch:
+        state.capacity_released = []
     return batch
 
 
@@ -161,7 +158,12 @@ def _give_back(call: tuple[list[str], list], result) -> None:
         _release(keys[2 * position - 2], args[2])
 
 
-_takes = Batcher(_take_batch, max_items=64, orphaned=_give_back)
+def _takes() -> Batcher:
+    state = runtime.current()
+    takes = state.capacity_takes
+    if takes is None:
+        takes = state.capacity_takes = Batcher(_take_batch, max_items=64, orphaned=_give_back)
+    return takes
 
 
 async def take_first(candidates: list) -> tuple[Slot | None, set[int]]:
@@ -171,7 +173,7 @@ async def take_first(candidates: list) -> tuple[Slot | None, set[int]]:
         return None, set()
     member = f"{process.ID}:{secrets.token_hex(8)}"
     keys, args = _script_args(candidates, _take_released(), member)
-    result = await _takes.submit((keys, args))
+    result = await _takes().submit((keys, args))
     if result is None:
         return Slot(candidates[0], member, taken=False), set()
     position, *full_positions = (int(x) for x in result)

@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from gateway import runtime
 from gateway.metering import Meter
 
 EVERY_SECONDS = 1.0
@@ -27,8 +28,8 @@ class _Stream:
     row: bool = False  # a row may exist (one was sent)
 
 
-_streams: dict[str, _Stream] = {}  # request id -> a stream in flight
-_ended: list[str] = []  # request ids of ended streams that have a row
+# The runtime's streams (request id -> a stream in flight) and streams_ended (request ids of ended
+# streams that have a row).
 
 
 @contextmanager
@@ -38,20 +39,22 @@ def tracked(request_id: str, key: dict, meter: Meter, *, streamed: bool) -> Iter
     if not streamed:
         yield
         return
-    _streams[request_id] = stream = _Stream(key, meter)
+    state = runtime.current()
+    state.streams[request_id] = stream = _Stream(key, meter)
     try:
         yield
     finally:
-        del _streams[request_id]
+        del state.streams[request_id]
         if stream.row:
-            _ended.append(request_id)
+            state.streams_ended.append(request_id)
 
 
 def collect() -> tuple[list[tuple[str, dict]], list[str]]:
     """The rows to write ((request id, settlement fields) of each stream that delivered more since
     its last row) and the request ids whose rows to drop."""
+    state = runtime.current()
     rows = []
-    for request_id, stream in _streams.items():
+    for request_id, stream in state.streams.items():
         meter = stream.meter
         if meter.candidate is None or meter.output_units == stream.written_units:
             continue
@@ -61,19 +64,19 @@ def collect() -> tuple[list[tuple[str, dict]], list[str]]:
         rows.append((request_id, dataclasses.asdict(settlement)))
         stream.written_units = meter.output_units
         stream.row = True
-    ended = _ended[:]
-    _ended.clear()
+    ended, state.streams_ended = state.streams_ended, []
     return rows, ended
 
 
 def unwritten(rows: list[tuple[str, dict]], ended: list[str]) -> None:
     """A write failed: those rows are written on the next turn (a stream that ended meanwhile is
     already among the ids to drop), and those ids dropped then."""
+    state = runtime.current()
     for request_id, _ in rows:
-        stream = _streams.get(request_id)
+        stream = state.streams.get(request_id)
         if stream is not None:
             stream.written_units = None
-    _ended.extend(ended)
+    state.streams_ended.extend(ended)
 
 
 def write(process_id: str, rows: list[tuple[str, dict]], ended: list[str], now) -> None:

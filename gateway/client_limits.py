@@ -16,11 +16,10 @@ from django.conf import settings
 from dragonfly.metrics import GATEWAY_ADDRESS_LIMITED
 from gateway import kv, limits
 from gateway.errors import GatewayError
+from gateway.runtime import caches
 
-_LOCAL_LIMIT = 10_000  # addresses counted in-process while Redis is down (oldest forgotten first)
-
-# While Redis is down: address -> [failures this window, ...] (limits.py's per-process counts).
-_local = limits.LocalCounts(_LOCAL_LIMIT)
+# While Redis is down, caches.address_counts: address -> [failures this window, ...], at most
+# 10,000 addresses (the least recently used forgotten first).
 
 
 def address(scope: dict) -> str:
@@ -72,7 +71,7 @@ async def count(address: str) -> None:
 
 
 def _local_count(address: str, window: int, *, add: int) -> int:
-    counts = _local.get(address, window)
+    counts = caches.address_counts.get(address, window)
     counts[0] += add
     return counts[0]
 
@@ -89,8 +88,3 @@ def _refuse_over(used: int, reset_at: int, reset_in: int, *, counted: bool) -> N
             f"a current key from {settings.DRAGONFLY_BASE_URL}/dashboard/keys/",
             headers=[*limits.headers(verdict), (b"retry-after", str(reset_in).encode())],
         )
-
-
-def reset() -> None:
-    """Forget the in-process counts (tests)."""
-    _local.clear()

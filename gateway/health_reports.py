@@ -13,7 +13,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from gateway import background
+from gateway import background, runtime
 
 logger = logging.getLogger("gateway")
 
@@ -28,14 +28,11 @@ class _Successes:
     tpss: list[float] = field(default_factory=list)
 
 
-_pending: dict[int, _Successes] = {}
-_flushers: dict[int, asyncio.Task] = {}
-
-
 def success(listing_id: int, *, ttft_ms: float | None, tps: float | None) -> None:
-    batch = _pending.get(listing_id)
+    state = runtime.current()  # its health_pending (listing -> successes) and "health" service
+    batch = state.health_pending.get(listing_id)
     if batch is None:
-        batch = _pending[listing_id] = _Successes()
+        batch = state.health_pending[listing_id] = _Successes()
     batch.count += 1
     if ttft_ms is not None:
         batch.ttfts.append(ttft_ms)
@@ -43,10 +40,7 @@ def success(listing_id: int, *, ttft_ms: float | None, tps: float | None) -> Non
     if tps is not None:
         batch.tpss.append(tps)
         del batch.tpss[:-_SAMPLES]
-    loop = asyncio.get_running_loop()
-    flusher = _flushers.get(id(loop))
-    if flusher is None or flusher.done() or flusher.get_loop() is not loop:
-        _flushers[id(loop)] = loop.create_task(_flush_forever())
+    state.service("health", _flush_forever)
 
 
 def failure(listing_id: int, *, status: int | None, error: str) -> None:
@@ -68,8 +62,9 @@ async def flush() -> None:
     """Write every pending success now (the flusher, shutdown and tests)."""
     from market.health_passive import successes_report_async
 
-    batches = list(_pending.items())
-    _pending.clear()
+    state = runtime.current()
+    batches = list(state.health_pending.items())
+    state.health_pending.clear()
     for listing_id, batch in batches:
         try:
             await successes_report_async(
@@ -87,7 +82,5 @@ async def _flush_forever() -> None:
 
 async def stop() -> None:
     """Stop this loop's flusher and write what it holds."""
-    task = _flushers.pop(id(asyncio.get_running_loop()), None)
-    if task is not None:
-        task.cancel()
+    runtime.current().stop_service("health")
     await flush()

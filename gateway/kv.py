@@ -20,44 +20,38 @@ from redis.exceptions import NoScriptError
 
 from dragonfly.metrics import GATEWAY_REDIS_ERRORS
 from dragonfly.redis import get_async_redis
+from gateway.runtime import caches
 
 logger = logging.getLogger("gateway")
 T = TypeVar("T")
 
 _BACKOFF_SECONDS = 1.0
-_down_until = 0.0  # after a failure, calls skip Redis until then
-_failing = False  # the last call that ended failed: after the backoff, one call at a time tries
-_trying = False  # that one call is in flight (the others keep skipping Redis meanwhile)
+# The circuit is process state (runtime.caches): redis_down_until (after a failure, calls skip
+# Redis until then), redis_failing (the last call that ended failed: after the backoff, one call
+# at a time tries) and redis_trying (that one call is in flight; the others keep skipping Redis).
 
 
 async def attempt(purpose: str, call: Callable[..., Awaitable[T]]) -> T | None:
     """`await call(redis)`, or None (logged, counted) when Redis is failing."""
-    global _down_until, _failing, _trying
     trial = False
-    if _failing:
-        if _trying or time.monotonic() < _down_until:
+    if caches.redis_failing:
+        if caches.redis_trying or time.monotonic() < caches.redis_down_until:
             GATEWAY_REDIS_ERRORS.labels(purpose).inc()
             return None
-        _trying = trial = True
+        caches.redis_trying = trial = True
     try:
         result = await call(get_async_redis())
     except Exception as exc:  # ConnectionError, TimeoutError, RedisError, OSError alike
-        _failing = True
-        _down_until = time.monotonic() + _BACKOFF_SECONDS
+        caches.redis_failing = True
+        caches.redis_down_until = time.monotonic() + _BACKOFF_SECONDS
         GATEWAY_REDIS_ERRORS.labels(purpose).inc()
         logger.warning("redis unavailable for %s, failing open: %s", purpose, type(exc).__name__)
         return None
     finally:
         if trial:
-            _trying = False
-    _failing = False
+            caches.redis_trying = False
+    caches.redis_failing = False
     return result
-
-
-def reset() -> None:
-    global _down_until, _failing, _trying
-    _down_until = 0.0
-    _failing = _trying = False
 
 
 class Script:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from django.conf import settings
 
 from gateway import kv
 from gateway.errors import GatewayError
+from gateway.runtime import caches
 
 WINDOW = 60
 UNLIMITED = -1
@@ -56,36 +56,8 @@ return out
 )
 
 
-class LocalCounts:
-    """Per-process counts in one fixed window, for while Redis fails: at most `size` names, the
-    least recently used forgotten first; a new window starts every count over."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.window = 0
-        self._counts: OrderedDict[str, list[int]] = OrderedDict()
-
-    def get(self, name: str, window: int) -> list[int]:
-        """The mutable counters of `name` in `window` (zeros the first time)."""
-        if window != self.window:
-            self._counts.clear()
-            self.window = window
-        counts = self._counts.pop(name, None) or [0, 0, 0, 0]
-        self._counts[name] = counts
-        if len(self._counts) > self.size:
-            self._counts.popitem(last=False)
-        return counts
-
-    def items(self, window: int) -> list[tuple[str, list[int]]]:
-        return list(self._counts.items()) if window == self.window else []
-
-    def clear(self) -> None:
-        self._counts.clear()
-
-
-# While Redis fails, per scope: [requests, tokens, of which not yet added to Redis: requests,
-# tokens]. 20,000 scopes is 10,000 buyers (account + key) a minute per process.
-_local = LocalCounts(20_000)
+# While Redis fails, per scope (caches.rate_counts): [requests, tokens, of which not yet added to
+# Redis: requests, tokens]. 20,000 scopes is 10,000 buyers (account + key) a minute per process.
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +121,7 @@ def _share(limit: int | None) -> int | None:
 
 def _acquire_locally(limited: list[Scope], window: int, estimate: int) -> tuple[bool, list[int]]:
     """The Lua script's check and count, on this process's counters and shares of the limits."""
-    counters = [_local.get(scope.name, window) for scope in limited]
+    counters = [caches.rate_counts.get(scope.name, window) for scope in limited]
     allowed = True
     for scope, c in zip(limited, counters, strict=True):
         rl, tl = _share(scope.requests_per_minute), _share(scope.tokens_per_minute)
@@ -167,11 +139,11 @@ def _acquire_locally(limited: list[Scope], window: int, estimate: int) -> tuple[
 async def _add_local_counts(r, window: int) -> None:
     """Add what this process counted on its own this window to Redis (once Redis answers again).
     Taken before the round trip so concurrent calls add each count once; put back if it fails."""
-    pending = [(name, c[2], c[3]) for name, c in _local.items(window) if c[2] or c[3]]
+    pending = [(name, c[2], c[3]) for name, c in caches.rate_counts.items(window) if c[2] or c[3]]
     if not pending:
         return
     for name, requests, tokens in pending:
-        c = _local.get(name, window)
+        c = caches.rate_counts.get(name, window)
         c[2] -= requests
         c[3] -= tokens
     try:
@@ -185,9 +157,9 @@ async def _add_local_counts(r, window: int) -> None:
                     pipe.expire(key, WINDOW * 2)
             await pipe.execute()
     except BaseException:
-        if window == _local.window:
+        if window == caches.rate_counts.window:
             for name, requests, tokens in pending:
-                c = _local.get(name, window)
+                c = caches.rate_counts.get(name, window)
                 c[2] += requests
                 c[3] += tokens
         raise
@@ -269,9 +241,9 @@ async def correct(verdict: Verdict, actual_tokens: int) -> None:
     delta = actual_tokens - verdict.estimate
     if delta == 0:
         return
-    if verdict.counted_locally and verdict.window == _local.window:
+    if verdict.counted_locally and verdict.window == caches.rate_counts.window:
         for name in verdict.counted_locally:
-            c = _local.get(name, verdict.window)
+            c = caches.rate_counts.get(name, verdict.window)
             c[1] += delta
             c[3] += delta
     if not verdict.counted_keys:
@@ -285,11 +257,6 @@ async def correct(verdict: Verdict, actual_tokens: int) -> None:
             await pipe.execute()
 
     await kv.attempt("rate_limit", apply)
-
-
-def reset() -> None:
-    """Forget the per-process counts (tests)."""
-    _local.clear()
 
 
 def _value(number: int | None) -> bytes:

@@ -30,14 +30,13 @@ from billing.services import fastpath_async
 from billing.settlement import Settlement, SettleResult
 from dragonfly.metrics import GATEWAY_SETTLEMENTS
 from dragonfly.redis import get_redis
-from gateway import background, kv, process
+from gateway import background, kv, process, runtime
 from gateway.db import DatabaseUnavailable, db_call
 from gateway.errors import GatewayError
 
 logger = logging.getLogger("gateway")
 
 SETTLE_RETRY_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)  # then every 5 s
-_retrying: set[str] = set()  # request ids whose settlement or void is being retried
 
 
 async def _shielded(name: str, **kwargs):
@@ -137,7 +136,7 @@ def unsettled(process_id: str) -> dict[str, Settlement]:
 
 def retrying() -> int:
     """Settlements and voids of this process still waiting for the database."""
-    return len(_retrying)
+    return len(runtime.current().settling)  # request ids whose settlement or void is retried
 
 
 def _retry_in_background(
@@ -154,9 +153,10 @@ def _retry_in_background(
         request_id,
         first,
     )
-    _retrying.add(request_id)
+    settling = runtime.current().settling
+    settling.add(request_id)
     task = background.spawn(_until_it_lands(what, request_id, call, landed))
-    task.add_done_callback(lambda _: _retrying.discard(request_id))
+    task.add_done_callback(lambda _: settling.discard(request_id))
 
 
 async def _until_it_lands(

@@ -28,14 +28,13 @@ import socket
 from django.conf import settings
 from django.utils import timezone
 
-from gateway import checkpoints, reaper
+from gateway import checkpoints, reaper, runtime
 from gateway.db import db_call
 
 logger = logging.getLogger("gateway")
 
 ID = secrets.token_hex(4)
 _REQUEST_PREFIX = "req_"
-_loop_task: asyncio.Task | None = None
 
 
 def request_id() -> str:
@@ -101,10 +100,8 @@ async def _keep_lease() -> None:
 
 
 def start() -> None:
-    """Take the lease and keep it (Daphne's startup, dragonfly/daphne.py)."""
-    global _loop_task
-    if _loop_task is None or _loop_task.done():
-        _loop_task = asyncio.get_running_loop().create_task(_keep_lease())
+    """Take the lease and keep it (runtime.start(): Daphne's startup and the ASGI lifespan's)."""
+    runtime.current().service("lease", _keep_lease)
 
 
 async def stop() -> None:
@@ -112,11 +109,8 @@ async def stop() -> None:
     settlement still waits for the database (its peers then settle it once the lease runs out)."""
     from gateway import money
 
-    global _loop_task
-    if _loop_task is None:
+    if runtime.current().stop_service("lease") is None:
         return
-    _loop_task.cancel()
-    _loop_task = None
     if money.retrying():
         logger.error(
             "gateway process %s stops with %d settlements waiting for the database: its peers "

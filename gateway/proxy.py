@@ -30,6 +30,7 @@ from gateway.relay import first_event, relay
 from gateway.request import ChatRequest, SpeechRequest
 from gateway.response import SSE
 from gateway.routing import unavailable_extra
+from gateway.runtime import caches  # upstream_keys: listing id -> (fresh until, seller key)
 from gateway.upstream import minimax, openai, statuses
 from gateway.upstream.base import UpstreamError
 from market.routing import RouteCandidate
@@ -39,11 +40,10 @@ logger = logging.getLogger("gateway")
 Attempt = Callable[[Call, RouteCandidate], Awaitable[UpstreamError | None]]
 
 _KEY_TTL = 60.0
-_keys: dict[int, tuple[float, str]] = {}
 
 
 async def _upstream_key(listing_id: int) -> str:
-    hit = _keys.get(listing_id)
+    hit = caches.upstream_keys.get(listing_id)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
     from market.selectors import listing_upstream_key
@@ -55,7 +55,7 @@ async def _upstream_key(listing_id: int) -> str:
     except Exception as exc:
         logger.error("listing #%s: seller key unavailable (%s)", listing_id, type(exc).__name__)
         raise UpstreamError("seller key unavailable") from None
-    _keys[listing_id] = (time.monotonic() + _KEY_TTL, key)
+    caches.upstream_keys[listing_id] = (time.monotonic() + _KEY_TTL, key)
     return key
 
 
@@ -66,7 +66,8 @@ def _report(candidate, *, ok: bool, status: int | None, ttft_ms=None, tps=None, 
         health_reports.success(candidate.listing_id, ttft_ms=ttft_ms, tps=tps)
         return
     if statuses.key_rejected(status):
-        _keys.pop(candidate.listing_id, None)  # the seller may re-key: decrypt afresh next time
+        # The seller may re-key: decrypt afresh next time.
+        caches.upstream_keys.pop(candidate.listing_id, None)
     health_reports.failure(candidate.listing_id, status=status, error=error)
 
 

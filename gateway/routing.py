@@ -19,9 +19,10 @@ from django.conf import settings
 
 from billing.money import MAX_PRICE_PER_MILLION_NUSD, NUSD_PER_USD
 from dragonfly import bounded
-from gateway import kv
+from gateway import kv, runtime
 from gateway.db import db_call
 from gateway.errors import NO_ELIGIBLE_SELLER, GatewayError, bad_request
+from gateway.runtime import caches
 
 logger = logging.getLogger("gateway")
 
@@ -42,10 +43,10 @@ class Table:
     loaded_at: float
 
 
-_table: Table | None = None
-_refreshers: dict[int, asyncio.Task] = {}
-_load_locks: dict[int, asyncio.Lock] = {}
-_stale_retry_at = 0.0  # after a failed forced reload, requests serve the stale table until then
+# The table is process state (caches.routing_table, shared by every loop), as is
+# caches.routing_stale_retry_at: after a failed forced reload, requests serve the stale table until
+# then. Each loop's refresher is its runtime's "routing" service; its routing_lock lets one
+# forced load run at a time.
 _STALE_RETRY_SECONDS = 1.0
 
 
@@ -61,73 +62,53 @@ def _load() -> Table:
 
 
 async def _refresh_forever() -> None:
-    global _table
     while True:
         await asyncio.sleep(settings.DRAGONFLY_ROUTING_REFRESH_SECONDS)
         try:
-            _table = await db_call(_load, idempotent=True)
+            caches.routing_table = await db_call(_load, idempotent=True)
         except Exception:
             logger.exception("routing table refresh failed; serving the previous table")
 
 
 def _load_due() -> bool:
     """No table yet, or one too stale to trust while a forced reload may be tried."""
-    if _table is None:
+    table = caches.routing_table
+    if table is None:
         return True
     stale_after = max(3 * settings.DRAGONFLY_ROUTING_REFRESH_SECONDS, 10)
     now = time.monotonic()
-    return now - _table.loaded_at > stale_after and now >= _stale_retry_at
+    return now - table.loaded_at > stale_after and now >= caches.routing_stale_retry_at
 
 
 async def table() -> Table:
     """The current table; loads it on first use and keeps one refresher per event loop."""
-    global _table, _stale_retry_at
-    loop = asyncio.get_running_loop()
-    refresher = _refreshers.get(id(loop))
-    if refresher is None or refresher.done():
-        _refreshers.clear()  # tasks of closed loops (tests) are dead anyway
-        _refreshers[id(loop)] = loop.create_task(_refresh_forever())
+    state = runtime.current()
+    state.service("routing", _refresh_forever)
     if _load_due():
-        lock = _load_locks.get(id(loop))
-        if lock is None:
-            _load_locks.clear()
-            lock = _load_locks[id(loop)] = asyncio.Lock()
-        async with lock:
+        async with state.routing_lock:
             if _load_due():
                 try:
-                    _table = await db_call(_load, idempotent=True)
+                    caches.routing_table = await db_call(_load, idempotent=True)
                 except Exception:
-                    if _table is None:
+                    stale = caches.routing_table
+                    if stale is None:
                         raise  # nothing to serve yet (DatabaseUnavailable: a 503)
                     # Serve stale rather than fail: the last good table still routes. Requests try
                     # the load again a second later (one at a time), the refresher on its period.
-                    _stale_retry_at = time.monotonic() + _STALE_RETRY_SECONDS
+                    caches.routing_stale_retry_at = time.monotonic() + _STALE_RETRY_SECONDS
                     logger.exception(
                         "routing table reload failed; serving the table of %.0f s ago",
-                        time.monotonic() - _table.loaded_at,
+                        time.monotonic() - stale.loaded_at,
                     )
-    assert _table is not None  # loaded above, or the load raised
-    return _table
+    table = caches.routing_table
+    assert table is not None  # loaded above, or the load raised
+    return table
 
 
 async def reload() -> Table:
     """Load now (tests, and the first request after a change an operator is waiting for)."""
-    global _table
-    _table = await db_call(_load, idempotent=True)
-    return _table
-
-
-def stop() -> None:
-    """Stop this process's refresher (shutdown, and the end of each test's event loop)."""
-    for task in _refreshers.values():
-        task.cancel()
-    _refreshers.clear()
-
-
-def forget() -> None:
-    global _table, _stale_retry_at
-    _table = None
-    _stale_retry_at = 0.0
+    table = caches.routing_table = await db_call(_load, idempotent=True)
+    return table
 
 
 # ---------------------------------------------------------------- models

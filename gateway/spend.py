@@ -15,8 +15,7 @@ from django.conf import settings
 
 from billing.money import format_usd
 from gateway.errors import GatewayError
-
-_in_flight: dict[int, int] = {}  # key id -> holds of this process's unsettled requests
+from gateway.runtime import caches  # spend_in_flight: key id -> holds of unsettled requests
 
 
 class Reservation:
@@ -29,16 +28,18 @@ class Reservation:
 
     def __enter__(self) -> Reservation:
         key_id = self.record["key_id"]
-        _in_flight[key_id] = _in_flight.get(key_id, 0) + self.hold_nusd
+        in_flight = caches.spend_in_flight
+        in_flight[key_id] = in_flight.get(key_id, 0) + self.hold_nusd
         return self
 
     def __exit__(self, *exc) -> None:
         key_id = self.record["key_id"]
-        left = _in_flight.get(key_id, 0) - self.hold_nusd
+        in_flight = caches.spend_in_flight
+        left = in_flight.get(key_id, 0) - self.hold_nusd
         if left > 0:
-            _in_flight[key_id] = left
+            in_flight[key_id] = left
         else:
-            _in_flight.pop(key_id, None)
+            in_flight.pop(key_id, None)
         if self.debit_nusd:
             self.record["key_spent_nusd"] = self.record.get("key_spent_nusd", 0) + self.debit_nusd
 
@@ -48,7 +49,7 @@ def reserve(record: dict, hold_nusd: int) -> Reservation:
     limit = record.get("spend_limit_nusd")
     if limit is not None:
         spent = record.get("key_spent_nusd", 0)
-        pending = _in_flight.get(record["key_id"], 0)
+        pending = caches.spend_in_flight.get(record["key_id"], 0)
         if spent + pending >= limit:
             held = f" with {format_usd(pending)} held for requests in flight" if pending else ""
             raise GatewayError(

@@ -34,6 +34,7 @@ from redis.exceptions import RedisError
 
 from dragonfly.logs import redact
 from dragonfly.redis import get_redis, get_redis_short
+from gateway.runtime import caches
 
 logger = logging.getLogger("market")
 
@@ -141,8 +142,8 @@ def _queue_reads(pipe: Any, listing_id: int) -> None:
 
 _UNKNOWN_VIEW = HealthView(UNKNOWN, None, None, None, None, None, "", None, None, None, None)
 _BACKOFF_S = 1.0
-_last: dict[int, HealthView] = {}  # each listing's last view read, answered while Redis fails
-_skip_until = 0.0  # after a failure, reads answer _last without trying Redis until then
+# Process state (gateway.runtime.caches): health_last, each listing's last view read, answered
+# while Redis fails; health_skip_until, after a failure reads answer it without trying Redis.
 
 
 def health_many(listing_ids: Iterable[int]) -> dict[int, HealthView]:
@@ -152,11 +153,10 @@ def health_many(listing_ids: Iterable[int]) -> dict[int, HealthView]:
     process, or unknown if it was never read: the routing table keeps routing as it last knew
     (the gateway's reports cannot change the health meanwhile anyway) and still picks up listings
     added or paused in the database."""
-    global _skip_until
     ids = list(listing_ids)
     if not ids:
         return {}
-    if time.monotonic() < _skip_until:
+    if time.monotonic() < caches.health_skip_until:
         return _last_views(ids)
     try:
         pipe = get_redis_short().pipeline(transaction=False)
@@ -165,19 +165,20 @@ def health_many(listing_ids: Iterable[int]) -> dict[int, HealthView]:
         raw = pipe.execute()
     except (RedisError, OSError) as exc:
         logger.warning("redis unavailable for health reads: %s", type(exc).__name__)
-        _skip_until = time.monotonic() + _BACKOFF_S
+        caches.health_skip_until = time.monotonic() + _BACKOFF_S
         return _last_views(ids)
     now = time.time()
     views = {}
     for i, listing_id in enumerate(ids):
         h, ttft, tps, out = raw[4 * i : 4 * i + 4]
         views[listing_id] = _view(h or {}, _floats(ttft), _floats(tps), list(out or []), now)
-    _last.update(views)
+    caches.health_last.update(views)
     return views
 
 
 def _last_views(ids: list[int]) -> dict[int, HealthView]:
-    return {listing_id: _last.get(listing_id, _UNKNOWN_VIEW) for listing_id in ids}
+    last = caches.health_last
+    return {listing_id: last.get(listing_id, _UNKNOWN_VIEW) for listing_id in ids}
 
 
 def health_get(listing_id: int) -> HealthView:

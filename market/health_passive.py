@@ -8,6 +8,7 @@ import asyncio
 import logging
 from typing import Any
 
+from gateway import runtime
 from market.health import clean_error
 from market.health_record import Outcome, report_batch_async
 
@@ -46,9 +47,6 @@ def _in_thread(**kwargs: Any) -> None:
         _passive_followup(**kwargs)
     finally:
         close_old_connections()
-
-
-_background: set[asyncio.Future] = set()
 
 
 async def attempt_report_async(
@@ -114,11 +112,9 @@ def _followup_in_thread(*, outcome: Outcome, **kwargs: Any) -> None:
     future = asyncio.get_running_loop().run_in_executor(
         None, lambda: _in_thread(outcome=outcome, **kwargs)
     )
-    _background.add(future)
-    future.add_done_callback(_background.discard)
+    runtime.current().track(future)  # the gateway's task registry: drained on close
 
 
 async def background_drain() -> None:
-    """Wait for pending database follow-ups (tests and graceful shutdown)."""
-    while _background:
-        await asyncio.gather(*list(_background), return_exceptions=True)
+    """Wait for pending background work, database follow-ups included (tests)."""
+    await runtime.current().drain(within=None)

@@ -46,6 +46,17 @@ def _clean_redis():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_runtime():
+    """Each test starts with no gateway runtime and empty process caches (gateway/runtime.py), and
+    what it leaves open on an idle loop is closed after it."""
+    from gateway import runtime
+
+    runtime.reset()
+    yield
+    runtime.reset()
+
+
 @pytest.fixture
 def admin_client(admin_user):
     """pytest-django's admin_client, past the admin's second factor (tests/operators.py)."""

@@ -2,9 +2,10 @@
 async connections, so the gateway's hold and settlement never hop to a worker thread.
 
 Same validation, same SQL, same result mapping as the synchronous path; only the connection
-differs: a small autocommit pool per event loop (pools are loop-bound), opened on first use with
-Django's own connection parameters for the default database. `pools_close()` closes the running
-loop's pool (the gateway's lifespan shutdown and tests call it).
+differs: a small autocommit pool per event loop (pools are loop-bound: the gateway runtime's
+money_pool, gateway/runtime.py), opened on first use with Django's own connection parameters for
+the default database. `pools_close()` closes the running loop's pool (the runtime's close() does
+the same; tests call it).
 
 Holds and settlements are batched (dragonfly/batching.py): one of each in flight per event loop, and what
 arrives meanwhile goes out as one `df_hold_place_batch` / `df_request_settle_batch` call (one
@@ -23,7 +24,6 @@ items are not retried one by one against a database that is not there).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from typing import Any
@@ -46,11 +46,10 @@ from billing.services.holds import check_request_id, hold_check, hold_outcome
 from billing.services.settlement import settle_result, settlement_validate
 from billing.settlement import Settlement, SettleResult
 from dragonfly.batching import Batcher
+from gateway import runtime
 
 logger = logging.getLogger(__name__)
 
-_pools: dict[int, AsyncConnectionPool] = {}
-_batchers: dict[int, tuple[Batcher, Batcher, Batcher]] = {}  # loop id -> holds, settles, voids
 MAX_BATCH = 100
 POOL_WAIT_SECONDS = 3.0  # for a connection: ride out a quick restart, then give up (a 503)
 # psycopg_pool reconnects a lost connection with backoff (1, 2, 4 s ...) for reconnect_timeout
@@ -80,10 +79,10 @@ def _connection_kwargs() -> dict[str, Any]:
 
 
 async def _pool() -> AsyncConnectionPool:
-    loop_id = id(asyncio.get_running_loop())
-    pool = _pools.get(loop_id)
+    state = runtime.current()
+    pool = state.money_pool
     if pool is None:
-        pool = AsyncConnectionPool(
+        pool = state.money_pool = AsyncConnectionPool(
             kwargs=_connection_kwargs(),
             min_size=1,
             max_size=settings.DRAGONFLY_GATEWAY_DB_POOL_SIZE,
@@ -92,19 +91,13 @@ async def _pool() -> AsyncConnectionPool:
             reconnect_timeout=RECONNECT_GIVE_UP_SECONDS,
             name="gateway-money",
         )
-        _pools[loop_id] = pool
         await pool.open()
     return pool
 
 
 async def pools_close() -> None:
     """Apply what the batchers still hold, then close the running loop's pool."""
-    loop_id = id(asyncio.get_running_loop())
-    for batcher in _batchers.pop(loop_id, ()):
-        await batcher.idle()
-    pool = _pools.pop(loop_id, None)
-    if pool is not None:
-        await pool.close()
+    await runtime.current().close_money()
 
 
 def connection_error(exc: BaseException) -> bool:
@@ -149,16 +142,15 @@ async def _call(sql: str, params: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _loop_batchers() -> tuple[Batcher, Batcher, Batcher]:
-    """This loop's batchers (several loops may run at once, one per thread)."""
-    loop_id = id(asyncio.get_running_loop())
-    batchers = _batchers.get(loop_id)
+    """This loop's batchers (several loops may run at once, one per thread): the runtime's."""
+    state = runtime.current()
+    batchers = state.money_batchers
     if batchers is None:
-        batchers = (
+        batchers = state.money_batchers = (
             Batcher(_hold_batch, max_items=MAX_BATCH),
             Batcher(_settle_batch, max_items=MAX_BATCH),
             Batcher(_void_batch, max_items=MAX_BATCH),  # rare: no batch function, one by one
         )
-        _batchers[loop_id] = batchers
     return batchers
 
 

@@ -13,9 +13,8 @@ import asyncio
 import aiohttp
 from django.conf import settings
 
+from gateway import runtime
 from gateway.upstream import statuses
-
-_sessions: dict[int, aiohttp.ClientSession] = {}
 
 
 class UpstreamError(Exception):
@@ -34,8 +33,8 @@ def status_error(status: int, *, reason: str | None = None) -> UpstreamError:
 
 def session() -> aiohttp.ClientSession:
     """The process's pooled client for the running loop (created lazily: sessions are loop-bound)."""
-    loop = asyncio.get_running_loop()
-    client = _sessions.get(id(loop))
+    state = runtime.current()
+    client = state.upstream
     if client is None or client.closed:
         client = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60),
@@ -47,15 +46,8 @@ def session() -> aiohttp.ClientSession:
             cookie_jar=aiohttp.DummyCookieJar(),  # one session serves every buyer: keep none
             skip_auto_headers=("User-Agent",),
         )
-        _sessions[id(loop)] = client
+        state.upstream = client
     return client
-
-
-async def close_sessions() -> None:
-    loop_id = id(asyncio.get_running_loop())
-    client = _sessions.pop(loop_id, None)
-    if client is not None:
-        await client.close()
 
 
 async def post(

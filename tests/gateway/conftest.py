@@ -13,18 +13,6 @@ def sim():
         yield running
 
 
-@pytest.fixture(autouse=True)
-def _fresh_gateway_state():
-    """Process-level caches (routing table, auth records, seller keys) start empty in every test."""
-    from gateway import auth, kv, proxy, routing
-
-    routing.forget()
-    auth.cache_clear()
-    proxy._keys.clear()
-    kv.reset()
-    yield
-
-
 @pytest.fixture
 def market(sim, transactional_db):
     sim.app.registry.reset()

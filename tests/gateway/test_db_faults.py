@@ -86,11 +86,9 @@ async def _chat(client, buyer, **extra):
 def _forget_caches():
     """Cold caches: the next request looks up its key, loads the routing table and decrypts the
     seller key, each on a worker thread whose connection was killed."""
-    from gateway import auth, proxy, routing
+    from gateway import runtime
 
-    auth.cache_clear()
-    proxy._keys.clear()
-    routing.forget()
+    runtime.caches.clear()
 
 
 async def _settled(buyer, request_ids, *, within=10.0):
@@ -233,7 +231,7 @@ def _error(response) -> dict:
 async def test_with_the_database_unreachable_requests_get_a_clean_503_and_recover_within_seconds(
     market, client, heal
 ):
-    from gateway import auth, routing
+    from gateway import auth, routing, runtime
 
     buyer = await sync_to_async(buyer_make)()
     await sync_to_async(lambda: listing_make(seller_make(), key="sim-dbf-down"))()
@@ -247,7 +245,7 @@ async def test_with_the_database_unreachable_requests_get_a_clean_503_and_recove
         # Warm caches but a routing table too stale to trust: its reload fails, the stale table
         # serves, and the hold cannot be placed: 503, nothing held.
         current = await routing.table()
-        routing._table = routing.Table(
+        runtime.caches.routing_table = routing.Table(
             current.candidates, current.catalogue, current.fees, time.monotonic() - stale_after - 1
         )
         on_hold = await _chat(client, buyer)

@@ -17,7 +17,16 @@ from django.db import connections
 from billing.models import Hold, UsageRecord
 from billing.selectors import wallet_summary
 from dragonfly.redis import get_redis
-from gateway import asgi, background, capacity, health_reports, limits, process, spend, trade
+from gateway import (
+    asgi,
+    background,
+    capacity,
+    health_reports,
+    limits,
+    process,
+    runtime,
+    trade,
+)
 from gateway.call import Call
 from gateway.errors import GatewayError
 from gateway.response import Response
@@ -138,7 +147,7 @@ async def _assert_left_clean(buyer, out: Response, *, hold: str | None, tokens: 
     assert holds == ([] if hold is None else [hold])
     records = await sync_to_async(UsageRecord.objects.filter(request_id=out.request_id).count)()
     assert records == (1 if hold == "settled" else 0)
-    assert spend._in_flight.get(buyer.key_id) is None
+    assert runtime.caches.spend_in_flight.get(buyer.key_id) is None
     assert _tokens_counted(buyer.key_id) == tokens
     pin = r.get(f"sticky:{buyer.user.pk}:{SESSION}")
     assert pin == (None if pinned is None else str(pinned.pk))

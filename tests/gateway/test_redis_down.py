@@ -5,8 +5,8 @@ from asgiref.sync import sync_to_async
 from django.test import override_settings
 
 from billing.models import UsageRecord
-from dragonfly import redis as df_redis
 from dragonfly.metrics import GATEWAY_REDIS_ERRORS
+from gateway import runtime
 from tests.gateway.factories import buyer_make, listing_make, seller_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -18,7 +18,7 @@ async def test_requests_are_served_and_settled_when_redis_is_down(market, client
     from gateway import routing
 
     await routing.reload()  # the table's health read needs Redis; load it while Redis is up
-    monkeypatch.setattr(df_redis, "_async_clients", {})
+    await runtime.current().close_redis()  # the next call connects with the current REDIS_URL
     before = GATEWAY_REDIS_ERRORS.labels("rate_limit")._value.get()
     with override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
         responses = [
@@ -32,7 +32,7 @@ async def test_requests_are_served_and_settled_when_redis_is_down(market, client
             )
             for _ in range(10)  # the free plan's 10 per minute (tests/gateway/test_redis_faults.py)
         ]
-    monkeypatch.setattr(df_redis, "_async_clients", {})
+    await runtime.current().close_redis()  # the next call connects with the current REDIS_URL
     assert [r.status_code for r in responses] == [200] * 10
     assert responses[0].headers["x-ratelimit-limit-requests"] == "10"
     assert responses[0].headers["x-ratelimit-remaining-requests"] == "9"  # counted in process

@@ -12,8 +12,8 @@ from django.test import Client, override_settings
 
 from accounts.models import Plan
 from billing.models import UsageRecord
-from dragonfly import redis as df_redis
 from dragonfly.redis import get_redis
+from gateway import runtime
 from tests.gateway.factories import buyer_make, listing_make, seller_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -50,24 +50,6 @@ class HungRedis:
         for conn in self._held:
             conn.close()
         self._listener.close()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_fallback_state(monkeypatch):
-    from gateway import kv, limits
-    from market import health
-
-    def forget():
-        limits.reset()
-        kv.reset()
-        health._last.clear()
-        monkeypatch.setattr(health, "_skip_until", 0.0)
-
-    forget()
-    monkeypatch.setattr(df_redis, "_async_clients", {})
-    yield
-    df_redis._async_clients.clear()
-    forget()
 
 
 async def _same_minute(seconds: int) -> None:
@@ -137,10 +119,10 @@ async def test_after_redis_returns_counting_goes_back_to_redis_with_the_outage_c
     buyer = await sync_to_async(buyer_make)(plan="free")
     await _ready("sim-faults-back")
     assert (await _post(client, buyer)).status_code == 200  # counted in Redis
-    df_redis._async_clients.clear()
+    await runtime.current().close_redis()  # the next call connects with the current REDIS_URL
     with override_settings(REDIS_URL=DEAD):
         during = [await _post(client, buyer) for _ in range(3)]
-    df_redis._async_clients.clear()
+    await runtime.current().close_redis()  # the next call connects with the current REDIS_URL
     # The outage's count is local and starts from zero: the one counted in Redis is the bound's
     # "counted before the outage".
     assert [r.headers["x-ratelimit-remaining-requests"] for r in during] == ["9", "8", "7"]
@@ -163,7 +145,7 @@ async def test_with_redis_hung_requests_are_served_without_stalling(market, clie
 
     for _ in range(3):  # warm: the first requests pay for connections and caches
         assert (await _post(client, buyer, session="s1")).status_code == 200
-    df_redis._async_clients.clear()
+    await runtime.current().close_redis()  # the next call connects with the current REDIS_URL
     latencies: list[float] = []
 
     async def timed():

@@ -13,8 +13,8 @@ from asgiref.sync import sync_to_async
 from django.test import override_settings
 
 from accounts.keys import key_generate
-from dragonfly import redis as df_redis
 from dragonfly.metrics import GATEWAY_ADDRESS_LIMITED, GATEWAY_KEY_LOOKUPS
+from gateway import runtime
 from tests.gateway.factories import buyer_make, listing_make, seller_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -193,20 +193,20 @@ async def test_a_flood_of_60000_unknown_keys_does_not_push_a_live_key_out_of_the
         record = await auth.authenticate(headers, scope)
     assert record["key_id"] == buyer.key_id
     assert len(lookups) == 60_000  # the live key came from the cache: no query
-    assert key_hash(buyer.key) in auth._live
-    assert len(auth._unknown) == 10_000  # the unknown keys' own cache stays bounded
+    assert key_hash(buyer.key) in runtime.caches.auth_live
+    assert len(runtime.caches.auth_unknown) == 10_000  # the unknown keys' own cache stays bounded
 
 
 async def test_with_redis_down_each_process_still_limits_the_address(client, lookups, monkeypatch):
     await _same_minute(10)
-    monkeypatch.setattr(df_redis, "_async_clients", {})
+    await runtime.current().close_redis()  # the next call connects with the current REDIS_URL
     with override_settings(
         REDIS_URL="redis://127.0.0.1:1/0", DRAGONFLY_UNAUTHENTICATED_PER_MINUTE=2
     ):
         limited = [(await _post(client, key_generate())).status_code for _ in range(3)]
         async with _client_from(OTHER) as other:
             elsewhere = (await _post(other, key_generate())).status_code
-    monkeypatch.setattr(df_redis, "_async_clients", {})
+    await runtime.current().close_redis()  # the next call connects with the current REDIS_URL
     assert limited == [401, 401, 429]
     assert elsewhere == 401
     assert len(lookups) == 3
