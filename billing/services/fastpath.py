@@ -1,5 +1,5 @@
 """The money fast path: hold, settle and void as one call each to the PL/pgSQL functions of
-migration 0005 (billing/sql/0005_money_fastpath.sql), on PostgreSQL.
+billing migration 0005 and its successors, on PostgreSQL.
 
 One `SELECT df_...(...)` per operation: in autocommit it is its own transaction (one round trip,
 no BEGIN/SAVEPOINT/COMMIT). Inside a caller's transaction it runs in a savepoint, so a refused or
