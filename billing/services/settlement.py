@@ -92,7 +92,7 @@ def _settle_sql(s: Settlement) -> SettleResult:
 
 def settle_result(s: Settlement, row: tuple) -> SettleResult:
     """The fast path's row as a result (or the refusal it reports)."""
-    status, cost, _debit, overrun, seller_credit, fee, fee_profile_id = row
+    status, cost, _debit, overrun, seller_credit, fee, fee_profile_id, _bps = row
     if status == "wrong_buyer":
         raise BillingError(f"Request {s.request_id} is held for another buyer.")
     if overrun and status == "settled":
