@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 
+from billing import services
 from billing.errors import InsufficientBalance
 from billing.services import fastpath_async
 from billing.settlement import Settlement, SettleResult
@@ -39,13 +40,28 @@ logger = logging.getLogger("gateway")
 SETTLE_RETRY_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)  # then every 5 s
 
 
-async def _shielded(name: str, **kwargs):
+async def _hold_place(**kwargs) -> None:
     if fastpath_async.available():  # its calls run in a task of their own (dragonfly/batching.py)
-        return await getattr(fastpath_async, name)(**kwargs)
-    from billing import services
+        return await fastpath_async.hold_place(**kwargs)
+    return await _in_thread(services.hold_place, **kwargs)
 
+
+async def _request_settle(settlement: Settlement) -> SettleResult:
+    if fastpath_async.available():
+        return await fastpath_async.request_settle(settlement=settlement)
+    return await _in_thread(services.request_settle, settlement=settlement)
+
+
+async def _hold_void(**kwargs) -> None:
+    if fastpath_async.available():
+        return await fastpath_async.hold_void(**kwargs)
+    return await _in_thread(services.hold_void, **kwargs)
+
+
+async def _in_thread(service: Callable, **kwargs):
+    """A synchronous billing service in a worker thread, in a task of its own (shielded)."""
     # Holds, settlements and voids are idempotent on the request id: safe to send twice.
-    work = db_call(getattr(services, name), idempotent=True, **kwargs)
+    work = db_call(service, idempotent=True, **kwargs)
     return await asyncio.shield(background.spawn(work))
 
 
@@ -60,9 +76,7 @@ async def hold(*, request_id: str, user_id: int, amount_nusd: int) -> None:
     if amount_nusd <= 0:
         return  # a free listing: nothing to reserve
     try:
-        await _shielded(
-            "hold_place", request_id=request_id, user_id=user_id, amount_nusd=amount_nusd
-        )
+        await _hold_place(request_id=request_id, user_id=user_id, amount_nusd=amount_nusd)
     except InsufficientBalance:
         raise GatewayError(403, "Insufficient balance") from None
     except Exception as exc:
@@ -76,7 +90,7 @@ async def settle(settlement: Settlement) -> SettleResult | None:
     """Settle now; None when the database cannot be reached now: the settlement is then retried in
     the background until it lands (the buyer already has their answer)."""
     try:
-        result = await _shielded("request_settle", settlement=settlement)
+        result = await _request_settle(settlement)
     except Exception as exc:
         if not unreachable(exc):
             raise
@@ -84,7 +98,7 @@ async def settle(settlement: Settlement) -> SettleResult | None:
         _retry_in_background(
             "settlement",
             settlement.request_id,
-            lambda: _shielded("request_settle", settlement=settlement),
+            lambda: _request_settle(settlement),
             exc,
             landed=lambda: _landed(settlement),
         )
@@ -96,14 +110,14 @@ async def settle(settlement: Settlement) -> SettleResult | None:
 async def void(*, request_id: str, reason: str) -> None:
     """Release the hold; if the database cannot be reached now, retried in the background."""
     try:
-        await _shielded("hold_void", request_id=request_id, reason=reason)
+        await _hold_void(request_id=request_id, reason=reason)
     except Exception as exc:
         if not unreachable(exc):
             raise
         _retry_in_background(
             "void",
             request_id,
-            lambda: _shielded("hold_void", request_id=request_id, reason=reason),
+            lambda: _hold_void(request_id=request_id, reason=reason),
             exc,
             landed=lambda: GATEWAY_SETTLEMENTS.labels("voided").inc(),
         )

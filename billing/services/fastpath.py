@@ -1,5 +1,5 @@
 """The money fast path: hold, settle and void as one call each to the PL/pgSQL functions of
-migration 0005 (billing/sql/0005_money_fastpath.sql), on PostgreSQL.
+billing migration 0005 and its successors, on PostgreSQL.
 
 One `SELECT df_...(...)` per operation: in autocommit it is its own transaction (one round trip,
 no BEGIN/SAVEPOINT/COMMIT). Inside a caller's transaction it runs in a savepoint, so a refused or
@@ -7,6 +7,7 @@ failed call leaves that transaction usable, exactly like the ORM path's nested a
 `DRAGONFLY_BILLING_SQL_FASTPATH = False` (a setting) forces the ORM path; SQLite always uses it.
 """
 
+import dataclasses
 from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -15,6 +16,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
 from billing.errors import BillingError, InsufficientBalance
+from billing.pricing import price
 from billing.settlement import Settlement
 
 # SQLSTATEs raised by the functions for broken invariants (never for business outcomes).
@@ -79,34 +81,65 @@ def hold_void_sql(*, request_id: str, reason: str) -> str:
 
 SETTLE_SQL = (
     "SELECT status, cost_nusd, buyer_debit_nusd, overrun_nusd, seller_credit_nusd, fee_nusd,"
-    " fee_profile_id FROM df_request_settle("
-    "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " fee_profile_id, fee_bps FROM df_settle_apply("
+    "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
+REPRICE_ATTEMPTS = 3  # an operator changing the seller's fee between two calls, twice: give up
+
+# seller id -> (fee profile id, fee bps) as df_settle_apply last reported it. A settlement is
+# priced with it; if the seller's fee changed (or it is not known yet), df_settle_apply answers
+# 'reprice' with the current one, writes nothing, and the settlement is priced again.
+_fees: dict[int, tuple[int | None, int]] = {}
+
+
+def fee_learn(*, seller_id: int) -> None:
+    """Look the seller's fee profile up now, so their next settlement is priced right first time."""
+    from billing.selectors import fee_profile_for_seller
+
+    _fees[seller_id] = fee_profile_for_seller(seller_id=seller_id)
+
+
+def settle_fields(s: Settlement) -> dict[str, Any]:
+    """df_settle_apply's arguments by name (without the p_ prefix, without the default fee): the
+    settlement's fields and its price (billing.pricing) at the seller's fee as last known."""
+    profile_id, bps = _fees.get(s.seller_id, (None, 0))
+    # Only cost and fee are sent: the split of the cost between the buyer's debit and the overrun
+    # needs the locked hold (or balance), so df_settle_apply applies it (pricing.price's rule).
+    figures = price(
+        outcome=s.outcome,
+        input_units=s.input_units,
+        output_units=s.output_units,
+        ask_input_nusd=s.ask_input_nusd,
+        ask_output_nusd=s.ask_output_nusd,
+        fee_bps=bps,
+        coverable_nusd=0,
+    )
+    return dataclasses.asdict(s) | {
+        "cost_nusd": figures.cost_nusd,
+        "fee_nusd": figures.fee_nusd,
+        "fee_profile_id": profile_id,
+        "fee_bps": bps,
+    }
 
 
 def settle_params(s: Settlement) -> tuple[Any, ...]:
-    return (
-        s.request_id,
-        s.buyer_id,
-        s.access_key_id,
-        s.listing_id,
-        s.seller_id,
-        s.model_id,
-        s.upstream_model,
-        s.price_unit,
-        s.ask_input_nusd,
-        s.ask_output_nusd,
-        s.input_units,
-        s.output_units,
-        s.ttft_ms,
-        s.duration_ms,
-        s.streamed,
-        s.outcome,
-        settings.DRAGONFLY_DEFAULT_FEE_BPS,
-    )
+    """df_settle_apply's arguments in order."""
+    return (*settle_fields(s).values(), settings.DRAGONFLY_DEFAULT_FEE_BPS)
+
+
+def settle_repriced(s: Settlement, row: tuple[Any, ...]) -> bool:
+    """True if df_settle_apply answered 'reprice' (and the seller's current fee is now known)."""
+    if row[0] != "reprice":
+        return False
+    _fees[s.seller_id] = (row[6], row[7])
+    return True
 
 
 def request_settle_sql(s: Settlement) -> tuple[Any, ...]:
-    """(status, cost, buyer_debit, overrun, seller_credit, fee, fee_profile_id); status is
-    'settled' | 'already_settled' | 'wrong_buyer'."""
-    return _call(SETTLE_SQL, settle_params(s))
+    """(status, cost, buyer_debit, overrun, seller_credit, fee, fee_profile_id, fee_bps); status
+    is 'settled' | 'already_settled' | 'wrong_buyer'."""
+    for _ in range(REPRICE_ATTEMPTS):
+        row = _call(SETTLE_SQL, settle_params(s))
+        if not settle_repriced(s, row):
+            return row
+    raise BillingError(f"The seller's fee kept changing while request {s.request_id} settled.")

@@ -8,8 +8,8 @@ the default database. `pools_close()` closes the running loop's pool (the runtim
 the same; tests call it).
 
 Holds and settlements are batched (dragonfly/batching.py): one of each in flight per event loop, and what
-arrives meanwhile goes out as one `df_hold_place_batch` / `df_request_settle_batch` call (one
-transaction, one commit; migration 0007). A lone request is sent alone, through the single
+arrives meanwhile goes out as one `df_hold_place_batch` / `df_settle_apply_batch` call (one
+transaction, one commit; migrations 0007, 0013). A lone request is sent alone, through the single
 functions. If a batch fails as a whole (a broken invariant, a lost race for a request id), its
 items are retried one by one, so each caller gets exactly the answer a single call gives.
 
@@ -24,7 +24,6 @@ items are not retried one by one against a database that is not there).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any
 
@@ -34,13 +33,17 @@ from django.conf import settings
 from django.db import connections
 from psycopg_pool import AsyncConnectionPool
 
+from billing.errors import BillingError
 from billing.services.fastpath import (
     HOLD_SQL,
+    REPRICE_ATTEMPTS,
     SETTLE_SQL,
     VOID_SQL,
     fastpath_enabled,
     fastpath_error,
+    settle_fields,
     settle_params,
+    settle_repriced,
 )
 from billing.services.holds import check_request_id, hold_check, hold_outcome
 from billing.services.settlement import settle_result, settlement_validate
@@ -61,7 +64,8 @@ RECONNECT_GIVE_UP_SECONDS = 5.0
 HOLD_BATCH_SQL = "SELECT request_id, outcome FROM df_hold_place_batch(%s::jsonb)"
 SETTLE_BATCH_SQL = (
     "SELECT request_id, status, cost_nusd, buyer_debit_nusd, overrun_nusd, seller_credit_nusd,"
-    " fee_nusd, fee_profile_id FROM df_request_settle_batch(%s::jsonb, %s) ORDER BY item_no"
+    " fee_nusd, fee_profile_id, fee_bps FROM df_settle_apply_batch(%s::jsonb, %s)"
+    " ORDER BY item_no"
 )
 
 
@@ -164,7 +168,7 @@ async def _one_by_one(items, single) -> list:
     return results
 
 
-async def _batch(items, *, single, sql: str, params) -> list:
+async def _batch(items, *, single, sql: str, params, key=lambda item: item[0]) -> list:
     """One call for a lone item; else the batch function, retried one by one if it fails."""
     if len(items) == 1:
         return await _one_by_one(items, single)
@@ -176,7 +180,7 @@ async def _batch(items, *, single, sql: str, params) -> list:
         logger.info("a batch of %d failed as a whole; applying it one by one", len(items))
         return await _one_by_one(items, single)
     # One row per item, in order (the functions RETURN NEXT in their items' order).
-    assert [row[0] for row in rows] == [item[0] for item in items]
+    assert [row[0] for row in rows] == [key(item) for item in items]
     return [row[1:] for row in rows]
 
 
@@ -220,32 +224,51 @@ async def hold_void(*, request_id: str, reason: str) -> None:
     await voids.submit((request_id, reason))
 
 
-# settle_params() is the Settlement's fields in order, then the default fee.
-_SETTLE_FIELDS = tuple(field.name for field in dataclasses.fields(Settlement))
-
-
-async def _settle_single(params: tuple[Any, ...]) -> tuple[Any, ...]:
+async def _settle_once(settlement: Settlement) -> tuple[Any, ...]:
     try:
-        return await _call(SETTLE_SQL, params)
+        return await _call(SETTLE_SQL, settle_params(settlement))
     except psycopg.errors.UniqueViolation:
         # Lost the race for the request id to a concurrent settlement of the same request: the
         # second call finds it settled and reports it as such.
-        return await _call(SETTLE_SQL, params)
+        return await _call(SETTLE_SQL, settle_params(settlement))
 
 
-async def _settle_batch(items: list[tuple[Any, ...]]) -> list:
-    """Items are settle_params() tuples: the fields above, then the default fee (one per batch)."""
-    return await _batch(
+async def _settle_single(settlement: Settlement) -> tuple[Any, ...]:
+    for _ in range(REPRICE_ATTEMPTS):
+        row = await _settle_once(settlement)
+        if not settle_repriced(settlement, row):
+            return row
+    raise BillingError(
+        f"The seller's fee kept changing while request {settlement.request_id} settled."
+    )
+
+
+async def _settle_batch(items: list[Settlement], *, attempt: int = 1) -> list:
+    """One df_settle_apply_batch call. Items priced at a fee that is no longer the seller's (or
+    not known yet: 'reprice', nothing written) are priced again and sent again, together."""
+    rows = await _batch(
         items,
         single=_settle_single,
         sql=SETTLE_BATCH_SQL,
+        key=lambda settlement: settlement.request_id,
         params=lambda batch: (
-            orjson.dumps(
-                [dict(zip(_SETTLE_FIELDS, item[:-1], strict=True)) for item in batch]
-            ).decode(),
+            orjson.dumps([settle_fields(s) for s in batch]).decode(),
             settings.DRAGONFLY_DEFAULT_FEE_BPS,
         ),
     )
+    again = [
+        n
+        for n, (settlement, row) in enumerate(zip(items, rows, strict=True))
+        if isinstance(row, tuple) and settle_repriced(settlement, row)
+    ]
+    if again:
+        if attempt >= REPRICE_ATTEMPTS:
+            refused = BillingError("The seller's fee kept changing while the request settled.")
+            return [refused if n in again else row for n, row in enumerate(rows)]
+        retried = await _settle_batch([items[n] for n in again], attempt=attempt + 1)
+        for n, row in zip(again, retried, strict=True):
+            rows[n] = row
+    return rows
 
 
 async def request_settle(*, settlement: Settlement) -> SettleResult:
@@ -253,5 +276,5 @@ async def request_settle(*, settlement: Settlement) -> SettleResult:
     concurrent settlements)."""
     settlement_validate(settlement)
     _, settles, _ = _loop_batchers()
-    row = await settles.submit(settle_params(settlement))
+    row = await settles.submit(settlement)
     return settle_result(settlement, row)

@@ -4,12 +4,11 @@ The policy (docs/billing-policy.md): the gateway passes the upstream-reported us
 actually delivered; an upstream that failed before any content costs nothing; prompt units are
 billed once the upstream accepted the request, even if the client disconnected before content.
 
-Validation here, then one of two implementations with the same rules: on PostgreSQL the
-df_request_settle function of migration 0005 (one statement, billing.services.fastpath), otherwise
-the ORM (billing.services.settlement_orm: SQLite, the embedded default).
+What a request costs is billing.pricing's one function. Validation here, then one of two
+implementations of the booking: on PostgreSQL the df_request_settle function (one statement,
+billing.services.fastpath), otherwise the ORM (billing.services.settlement_orm: SQLite, the
+embedded default), which books billing.pricing.price's figures.
 """
-
-import logging
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -21,16 +20,15 @@ from billing.models import (
     TransactionKind,
     UsageRecord,
 )
-from billing.money import MAX_PRICE_PER_MILLION_NUSD, MAX_UNITS, cost_nusd
+from billing.money import MAX_PRICE_PER_MILLION_NUSD, MAX_UNITS
+from billing.pricing import billable_cost
 from billing.services.fastpath import fastpath_enabled, request_settle_sql
 from billing.services.holds import check_request_id
 from billing.services.ledger import account_for_user, account_platform, ledger_post
 from billing.services.operators import REFUND_REQUEST, operator_check
+from billing.services.overruns import overrun_report
 from billing.services.settlement_orm import result_from_record, settle_orm
 from billing.settlement import OUTCOMES, Settlement, SettleResult
-from dragonfly.metrics import SETTLEMENT_OVERRUN_NUSD, SETTLEMENT_OVERRUNS
-
-logger = logging.getLogger(__name__)
 
 PRICE_UNITS = ("token", "character")
 
@@ -61,12 +59,14 @@ def settlement_validate(settlement: Settlement) -> None:
 
 
 def billable_cost_nusd(settlement: Settlement) -> int:
-    """What the request costs under the billing policy, at the listing's asks."""
-    if settlement.outcome == "upstream_failed" and settlement.output_units == 0:
-        return 0  # the upstream failed before any content: nothing is billed, error text never is
-    return cost_nusd(
-        units=settlement.input_units, price_per_million_nusd=settlement.ask_input_nusd
-    ) + cost_nusd(units=settlement.output_units, price_per_million_nusd=settlement.ask_output_nusd)
+    """What the request costs under the billing policy (billing.pricing.billable_cost)."""
+    return billable_cost(
+        outcome=settlement.outcome,
+        input_units=settlement.input_units,
+        output_units=settlement.output_units,
+        ask_input_nusd=settlement.ask_input_nusd,
+        ask_output_nusd=settlement.ask_output_nusd,
+    )
 
 
 def request_settle(*, settlement: Settlement) -> SettleResult:
@@ -92,7 +92,7 @@ def _settle_sql(s: Settlement) -> SettleResult:
 
 def settle_result(s: Settlement, row: tuple) -> SettleResult:
     """The fast path's row as a result (or the refusal it reports)."""
-    status, cost, _debit, overrun, seller_credit, fee, fee_profile_id = row
+    status, cost, _debit, overrun, seller_credit, fee, fee_profile_id, _bps = row
     if status == "wrong_buyer":
         raise BillingError(f"Request {s.request_id} is held for another buyer.")
     if overrun and status == "settled":
@@ -104,15 +104,6 @@ def settle_result(s: Settlement, row: tuple) -> SettleResult:
         fee_profile_id=fee_profile_id,
         already_settled=status == "already_settled",
     )
-
-
-def overrun_report(*, request_id: str, overrun_nusd: int) -> None:
-    """A request cost more than its hold (the hold is meant to be an upper bound, so this is a
-    defect or an upstream that ignored max_tokens): logged with the request id and counted in
-    /metrics; operators list them in the admin (usage records, "Overrun" filter)."""
-    logger.warning("overrun: request %s cost %d nusd above its hold", request_id, overrun_nusd)
-    SETTLEMENT_OVERRUNS.inc()
-    SETTLEMENT_OVERRUN_NUSD.inc(overrun_nusd)
 
 
 def request_refund(*, request_id: str, reason: str, staff_user_id: int) -> LedgerTransaction:

@@ -1,8 +1,7 @@
 """Settlement through the ORM: the implementation on SQLite (the embedded default), and on
-PostgreSQL when DRAGONFLY_BILLING_SQL_FASTPATH is off. The settlement is validated by
-billing.services.settlement, which also catches the race for the unique request id."""
-
-import logging
+PostgreSQL when DRAGONFLY_BILLING_SQL_FASTPATH is off. Only the booking is here: the figures are
+billing.pricing.price's. The settlement is validated by billing.services.settlement, which also
+catches the race for the unique request id."""
 
 from django.db import transaction
 from django.db.models import F
@@ -17,11 +16,11 @@ from billing.models import (
     TransactionKind,
     UsageRecord,
 )
-from billing.money import fee_nusd
+from billing.pricing import price
+from billing.selectors import fee_profile_for_seller
 from billing.services.ledger import account_for_user, account_platform, ledger_post
+from billing.services.overruns import overrun_report
 from billing.settlement import Settlement, SettleResult
-
-logger = logging.getLogger(__name__)
 
 
 def result_from_record(record: UsageRecord, *, already_settled: bool) -> SettleResult:
@@ -35,9 +34,6 @@ def result_from_record(record: UsageRecord, *, already_settled: bool) -> SettleR
 
 
 def settle_orm(s: Settlement) -> SettleResult:
-    from billing.selectors import fee_profile_for_seller
-    from billing.services.settlement import billable_cost_nusd, overrun_report
-
     with transaction.atomic():
         hold = Hold.objects.select_for_update().filter(request_id=s.request_id).first()
         existing = UsageRecord.objects.filter(request_id=s.request_id).first()
@@ -46,23 +42,29 @@ def settle_orm(s: Settlement) -> SettleResult:
         if hold is not None and hold.user_id != s.buyer_id:
             raise BillingError(f"Request {s.request_id} is held for another buyer.")
 
-        cost = billable_cost_nusd(s)
         fee_profile_id, fee_bps = fee_profile_for_seller(seller_id=s.seller_id)
-        fee = fee_nusd(cost_nusd=cost, fee_bps=fee_bps)
-        seller_credit = cost - fee
         wallet = account_for_user(user_id=s.buyer_id, kind=AccountKind.WALLET)
 
         hold_active = hold is not None and hold.status == HoldStatus.ACTIVE
         if hold_active:
             assert hold is not None
-            debit = min(cost, hold.amount_nusd)
+            coverable = hold.amount_nusd
             held_delta = -hold.amount_nusd
         else:
             # No live hold (never placed, or voided by the reaper): charge what is available now.
-            locked = LedgerAccount.objects.select_for_update().get(pk=wallet.pk)
-            debit = min(cost, max(locked.available_nusd, 0))
+            coverable = LedgerAccount.objects.select_for_update().get(pk=wallet.pk).available_nusd
             held_delta = 0
-        overrun = cost - debit
+        figures = price(
+            outcome=s.outcome,
+            input_units=s.input_units,
+            output_units=s.output_units,
+            ask_input_nusd=s.ask_input_nusd,
+            ask_output_nusd=s.ask_output_nusd,
+            fee_bps=fee_bps,
+            coverable_nusd=coverable,
+        )
+        cost, fee, seller_credit = figures.cost_nusd, figures.fee_nusd, figures.seller_credit_nusd
+        debit, overrun = figures.buyer_debit_nusd, figures.overrun_nusd
 
         txn = None
         if cost > 0:

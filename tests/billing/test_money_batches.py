@@ -14,7 +14,7 @@ from billing.checks import ledger_violations
 from billing.errors import BillingError, InsufficientBalance
 from billing.models import AccountKind, Hold, TransactionKind, UsageRecord
 from billing.money import usd_to_nusd
-from billing.services import fastpath_async
+from billing.services import fastpath, fastpath_async
 from billing.services.ledger import account_platform, ledger_post
 from billing.services.settlement import billable_cost_nusd
 from tests.billing.conftest import fund, listing_make, settlement_make, user_make
@@ -29,8 +29,10 @@ def _postgresql_only():
 
 
 @pytest.fixture
-def statements(monkeypatch):
-    """The SQL of every statement the async fast path sends (still sent, for real)."""
+def statements(monkeypatch, market):
+    """The SQL of every statement the async fast path sends (still sent, for real), in a process
+    that already knows the market seller's fee (as after its first settlement for them)."""
+    fastpath.fee_learn(seller_id=market[1].pk)
     sent: list[str] = []
     real = fastpath_async._rows
 
@@ -116,7 +118,7 @@ def test_concurrent_settlements_share_batches_and_charge_each_request_once(marke
         r.seller_credit_nusd for r in results
     )
     assert UsageRecord.objects.count() == 30
-    assert len(statements) == _batches(statements, "df_request_settle_batch") == 1
+    assert len(statements) == _batches(statements, "df_settle_apply_batch") == 1
     assert ledger_violations() == []
 
     again = _run(*(fastpath_async.request_settle(settlement=s) for s in settlements[:5]))
@@ -189,7 +191,7 @@ def test_a_mixed_settlement_batch_gives_each_item_what_a_single_call_gives(marke
     assert [type(r) if isinstance(r, Exception) else outcome(r) for r in batched] == one_by_one
     assert one_by_one[5] is BillingError  # another buyer's hold
     assert [one_by_one[i][0] for i in (0, 3, 7)] == [False, True, True]  # settled, again, again
-    assert _batches(statements, "df_request_settle_batch") == len(statements) == 1  # no retry
+    assert _batches(statements, "df_settle_apply_batch") == len(statements) == 1  # no retry
     end = balances()
     assert [m - a for a, m in zip(start, middle, strict=True)] == [
         e - m for m, e in zip(middle, end, strict=True)
@@ -232,7 +234,7 @@ def test_a_batch_that_fails_as_a_whole_is_applied_one_by_one(market, statements)
         "ok-3",
     }
     assert Hold.objects.get(request_id="taken").status == "active"  # left for the reaper
-    assert _batches(statements, "df_request_settle_batch") == 1  # tried, rolled back, retried
+    assert _batches(statements, "df_settle_apply_batch") == 1  # tried, rolled back, retried
     assert len(statements) == 1 + 5 + 1  # the batch, each item alone, "taken" once more
     assert ledger_violations() == []
 

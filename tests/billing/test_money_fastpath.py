@@ -4,15 +4,13 @@ per operation, and the same results and rows as the ORM path it replaces on Post
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext, override_settings
-from hypothesis import given
-from hypothesis import settings as hsettings
-from hypothesis import strategies as st
 
 from billing import selectors, services
 from billing.checks import ledger_violations
 from billing.errors import BillingError, InsufficientBalance
 from billing.models import Hold, LedgerAccount, LedgerEntry, UsageRecord
 from billing.money import MAX_PRICE_PER_MILLION_NUSD, MAX_UNITS, cost_nusd, fee_nusd
+from billing.services import fastpath
 from tests.billing.conftest import fund, listing_make, settlement_make, user_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,67 +22,54 @@ def _postgresql_only():
         pytest.skip("the SQL fast path needs PostgreSQL")
 
 
-def _sql_costs(pairs):
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT df_cost_nusd(u, p) FROM unnest(%s::bigint[], %s::bigint[])"
-            " WITH ORDINALITY AS t(u, p, n) ORDER BY n",
-            ([u for u, _ in pairs], [p for _, p in pairs]),
+def test_the_primitive_books_the_python_price_of_the_largest_request(market):
+    # Prices are computed in Python (billing.pricing) and only booked in SQL: the largest request
+    # there can be (2e18 nano-USD) passes through PostgreSQL's bigint columns exactly.
+    buyer, seller, listing = market
+    s = settlement_make(
+        buyer=buyer,
+        seller=seller,
+        listing=listing,
+        request_id="huge",
+        input_units=MAX_UNITS,
+        output_units=MAX_UNITS,
+        ask_input_nusd=MAX_PRICE_PER_MILLION_NUSD,
+        ask_output_nusd=MAX_PRICE_PER_MILLION_NUSD,
+    )
+    result = services.request_settle(settlement=s)
+    cost = 2 * cost_nusd(units=MAX_UNITS, price_per_million_nusd=MAX_PRICE_PER_MILLION_NUSD)
+    assert (result.cost_nusd, result.fee_nusd) == (cost, fee_nusd(cost_nusd=cost, fee_bps=1000))
+    record = UsageRecord.objects.get(request_id="huge")
+    assert record.overrun_nusd == cost - record.buyer_debit_nusd > 0  # the wallet has $10
+    assert ledger_violations() == []
+
+
+def test_a_fee_changed_since_it_was_last_seen_is_priced_again(market):
+    from billing.models import FeeProfile
+
+    buyer, seller, listing = market
+    fastpath.fee_learn(seller_id=seller.pk)  # the process knows the seller's fee (10%)
+    profile = FeeProfile.objects.create(name="Low", fee_bps=250)
+    services.seller_fee_profile_set(
+        seller_id=seller.pk, fee_profile=profile, reason="test", staff_user_id=None
+    )
+    services.hold_place(request_id="r1", user_id=buyer.pk, amount_nusd=10_000_000)
+    with CaptureQueriesContext(connection) as settle_q:
+        result = services.request_settle(
+            settlement=settlement_make(buyer=buyer, seller=seller, listing=listing, request_id="r1")
         )
-        return [row[0] for row in cursor.fetchall()]
-
-
-def _sql_fees(pairs):
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT df_fee_nusd(c, b) FROM unnest(%s::bigint[], %s::int[])"
-            " WITH ORDINALITY AS t(c, b, n) ORDER BY n",
-            ([c for c, _ in pairs], [b for _, b in pairs]),
-        )
-        return [row[0] for row in cursor.fetchall()]
-
-
-EDGE_UNITS = [0, 1, 2, 3, 499_999, 500_000, 500_001, 999_999, 1_000_000, 1_500_000, MAX_UNITS]
-EDGE_PRICES = [0, 1, 2, 3, 499_999, 500_000, 500_001, 1_000_000, 270_000_000, 1_100_000_000]
-EDGE_PRICES += [MAX_PRICE_PER_MILLION_NUSD - 1, MAX_PRICE_PER_MILLION_NUSD]
-
-
-def test_sql_cost_rounding_matches_python_on_edge_cases():
-    pairs = [(u, p) for u in EDGE_UNITS for p in EDGE_PRICES]
-    # exact halves: units * price = k * 1e6 + 5e5, both ways of rounding would differ
-    pairs += [(1, 500_000), (3, 500_000), (5, 100_000), (1_000_001, 1), (2_500_000, 1)]
-    assert _sql_costs(pairs) == [cost_nusd(units=u, price_per_million_nusd=p) for u, p in pairs]
-
-
-def test_sql_fee_rounding_matches_python_on_edge_cases():
-    max_cost = 2 * cost_nusd(units=MAX_UNITS, price_per_million_nusd=MAX_PRICE_PER_MILLION_NUSD)
-    costs = [0, 1, 2, 4, 5, 6, 15, 25, 9_999, 10_000, 10_001, 820_000, max_cost - 1, max_cost]
-    bps = [0, 1, 2, 5_000, 9_999, 10_000, 1_000, 333]
-    pairs = [(c, b) for c in costs for b in bps]
-    assert _sql_fees(pairs) == [fee_nusd(cost_nusd=c, fee_bps=b) for c, b in pairs]
-
-
-@hsettings(max_examples=40, deadline=None, database=None)
-@given(
-    st.lists(
-        st.tuples(
-            st.integers(min_value=0, max_value=MAX_UNITS),
-            st.integers(min_value=0, max_value=MAX_PRICE_PER_MILLION_NUSD),
-        ),
-        min_size=1,
-        max_size=200,
-    ),
-    st.lists(st.integers(min_value=0, max_value=10_000), min_size=1, max_size=200),
-)
-def test_sql_rounding_matches_python_on_random_values(pairs, bps):
-    assert _sql_costs(pairs) == [cost_nusd(units=u, price_per_million_nusd=p) for u, p in pairs]
-    costs = [cost_nusd(units=u, price_per_million_nusd=p) for u, p in pairs]
-    fee_pairs = [(c, bps[i % len(bps)]) for i, c in enumerate(costs)]
-    assert _sql_fees(fee_pairs) == [fee_nusd(cost_nusd=c, fee_bps=b) for c, b in fee_pairs]
+    # Priced at 10%, refused ('reprice': nothing written), priced again at 2.5%, booked.
+    assert len(settle_q) == 2
+    assert result.fee_profile_id == profile.pk
+    assert result.fee_nusd == fee_nusd(cost_nusd=result.cost_nusd, fee_bps=250)
+    record = UsageRecord.objects.get(request_id="r1")
+    assert (record.fee_bps, record.fee_nusd) == (250, result.fee_nusd)
+    assert ledger_violations() == []
 
 
 def test_hold_settle_and_void_are_one_statement_each(market):
     buyer, seller, listing = market
+    fastpath.fee_learn(seller_id=seller.pk)  # as after the process's first settlement for them
     with CaptureQueriesContext(connection) as hold_q:
         services.hold_place(request_id="r1", user_id=buyer.pk, amount_nusd=10_000_000)
     with CaptureQueriesContext(connection) as settle_q:
