@@ -11,7 +11,7 @@ from market.health_passive import attempt_report, attempt_report_async
 from market.health_record import health_report
 from market.models import HealthSample, Listing, ListingStatus
 from market.services import listing_pause
-from tests.market.conftest import make_listing
+from tests.market.factories import listing_make
 
 pytestmark = pytest.mark.django_db
 
@@ -122,7 +122,7 @@ def test_stored_errors_are_redacted_and_short():
 
 
 def test_passive_401_suspends_the_listing_and_emails_the_seller_once(seller, mailoutbox):
-    listing = make_listing(seller)
+    listing = listing_make(seller)
     attempt_report(
         listing_id=listing.pk,
         ok=False,
@@ -155,7 +155,7 @@ def test_passive_401_suspends_the_listing_and_emails_the_seller_once(seller, mai
 
 
 def test_passive_402_suspends_with_a_balance_reason(seller, mailoutbox):
-    listing = make_listing(seller)
+    listing = listing_make(seller)
     attempt_report(
         listing_id=listing.pk, ok=False, status_code=402, ttft_ms=None, tokens_per_second=None
     )
@@ -166,7 +166,7 @@ def test_passive_402_suspends_with_a_balance_reason(seller, mailoutbox):
 
 
 def test_a_paused_listing_is_never_resumed_or_suspended_by_reports(seller, mailoutbox):
-    listing = make_listing(seller)
+    listing = listing_make(seller)
     assert listing_pause(listing=listing) is True
     attempt_report(
         listing_id=listing.pk, ok=False, status_code=401, ttft_ms=None, tokens_per_second=None
@@ -182,7 +182,7 @@ def test_a_paused_listing_is_never_resumed_or_suspended_by_reports(seller, mailo
 
 
 def test_passive_successes_write_at_most_one_sample_a_minute(seller):
-    listing = make_listing(seller)
+    listing = listing_make(seller)
     for _ in range(5):
         attempt_report(
             listing_id=listing.pk, ok=True, status_code=200, ttft_ms=80, tokens_per_second=40
@@ -195,7 +195,7 @@ def test_passive_successes_write_at_most_one_sample_a_minute(seller):
 async def test_the_async_twin_updates_redis_and_hands_the_database_to_a_thread(seller, mailoutbox):
     from asgiref.sync import sync_to_async
 
-    listing = await sync_to_async(make_listing)(seller)
+    listing = await sync_to_async(listing_make)(seller)
     await attempt_report_async(
         listing_id=listing.pk, ok=True, status_code=200, ttft_ms=120, tokens_per_second=25
     )
@@ -230,7 +230,7 @@ def test_a_report_is_one_round_trip_when_the_state_does_not_flip():
 async def test_a_batch_of_successes_writes_what_as_many_single_reports_would(seller):
     from asgiref.sync import sync_to_async
 
-    listing = await sync_to_async(make_listing)(seller)
+    listing = await sync_to_async(listing_make)(seller)
     report(9002, False, 500, error="boom")  # one failure in the recent outcomes of both
     report(9003, False, 500, error="boom")
     samples = [(100, 50), (200, 40), (300, 30), (400, 20), (500, 10)]
