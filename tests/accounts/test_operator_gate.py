@@ -8,8 +8,8 @@ from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from django.test import Client
 
-from tests.accounts.factories import user_make
-from tests.operators import PASSWORD, operator_enrol, totp_code
+from tests.accounts.factories import PASSWORD, user_make
+from tests.operators import operator_enrol, totp_code
 
 pytestmark = pytest.mark.django_db(transaction=True)
 LOGIN = "/accounts/login/"
