@@ -10,7 +10,8 @@ case "${1:-web}" in
     exec python manage.py migrate --noinput
     ;;
   web)
-    python manage.py check --deploy  # refuses a misconfigured production start (dragonfly/checks.py)
+    # refuses a misconfigured production start (dragonfly/checks.py) or missing plans (accounts/checks.py)
+    python manage.py check --deploy --database default
     # Daphne on uvloop (dragonfly/daphne.py); no access log of its own: nginx keeps one per request.
     exec python -m dragonfly.daphne -b "${DRAGONFLY_WEB_BIND:-0.0.0.0}" -p "${DRAGONFLY_WEB_PORT:-8000}" \
       --proxy-headers --verbosity 0 \

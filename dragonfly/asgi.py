@@ -1,7 +1,7 @@
 """The one ASGI entry point: /v1/ goes to the lean gateway, websockets to Channels, the rest to Django.
 
 The gateway is routed before Django so that /v1 requests skip Django's request stack entirely
-(about 2 ms of CPU per request on this machine; see shared/PERFORMANCE.md and docs/architecture.md).
+(what that saves: docs/performance.md, "Measured stories behind the code").
 """
 
 import os

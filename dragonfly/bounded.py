@@ -2,9 +2,8 @@
 commands): refused by length and syntax before any conversion, so no input costs more than a
 few microseconds, and answered with one ValueError subclass whose message is fit for the user.
 
-Python's Decimal and int() are exact, and exact is the danger: `Decimal("1e999990")` is cheap,
-but turning it into an integer builds a million-digit number (34 s of one process's CPU), and
-`Decimal("1e999999") * 10**9` overflows the context (an uncaught ArithmeticError, a 500). Here
+Python's Decimal and int() are exact, and exact is the danger: a short exponent can build a
+million-digit integer or overflow the context (the measured case: docs/performance.md). Here
 a number is at most MAX_LENGTH characters of ASCII `[+-]digits[.digits][e[+-]digits]`; its
 digits and exponent are split by a regular expression, and its magnitude and decimal places are
 checked with integer comparisons on that split before any Decimal, int or float is built.

@@ -3,15 +3,14 @@
 Daphne creates its asyncio event loop when `daphne.server` is imported and runs Twisted's asyncio
 reactor on it; with uvloop's policy installed first, that loop is uvloop's (libuv, in C). Every
 request's callbacks, timers, futures and socket reads then cost a fraction of the pure-Python
-loop's (docs/performance.md has the measurement).
+loop's.
 
 Two settings Daphne does not expose. Twisted parses the body of every POST that has a
 Content-Type into `request.args` (a form submission), starting with an `email.message` parse of
 the header. Daphne never reads `request.args` (ASGI applications get the raw body), so that work
-is switched off for Daphne's requests: about 70 µs of CPU per /v1 request. And Twisted formats a
-combined-log line for every finished request and hands it to its own log, next to Daphne's
-access log (`--access-log`), which is the one kept; Twisted's line is no longer made (1.6 % of
-the gateway's samples at 16 concurrent streams).
+is switched off for Daphne's requests. And Twisted formats a combined-log line for every finished
+request and hands it to its own log, next to Daphne's access log (`--access-log`), which is the
+one kept; Twisted's line is no longer made.
 
 The edge refuses what it must before reading it (dragonfly/edge.py): a body over
 DRAGONFLY_MAX_BODY_BYTES from its Content-Length or as a chunked body passes the cap, oversized or
@@ -20,7 +19,8 @@ channel classes are installed below, as the two settings are.
 
 Once serving, everything loaded at start (Django, the apps, the libraries: about a million
 objects) is moved out of the cyclic garbage collector's view (`gc.freeze()`): it lives as long as
-the process, yet every full collection walked it again, on the request path.
+the process, so no collection on the request path walks it. What each of these saves:
+docs/performance.md, "Measured stories behind the code".
 
 Daphne speaks no ASGI lifespan, so the gateway's startup (take the process's lease, which lets its
 peers settle what it leaves if it dies: gateway/process.py) runs when the reactor starts, and its

@@ -9,6 +9,7 @@ from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from accounts.selectors import email_is_verified
 from market import crypto, health
 from market.models import (
     CatalogModel,
@@ -138,17 +139,11 @@ def terms_accepted_current(*, user, audience: str) -> bool:
     return TermsAcceptance.objects.filter(user=user, terms=current).exists()
 
 
-def user_email_verified(*, user) -> bool:
-    from allauth.account.models import EmailAddress
-
-    return EmailAddress.objects.filter(user=user, verified=True).exists()
-
-
 def seller_is_active(*, user) -> bool:
-    """A seller is a verified user who accepted the current seller terms."""
+    """A seller is a verified user (accounts' rule, the buyer's too) who accepted the current seller terms."""
     return (
         getattr(user, "is_authenticated", False)
-        and user_email_verified(user=user)
+        and email_is_verified(user=user)
         and terms_accepted_current(user=user, audience="seller")
     )
 

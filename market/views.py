@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts import selectors as account_selectors
 from market import charts, health, selectors, services
 from market.forms import ListingCreateForm, ListingEditForm, ListingRekeyForm
 from market.models import ListingStatus, TermsAudience
@@ -114,7 +115,7 @@ def _charts(listings) -> dict:
 @require_http_methods(["GET", "POST"])
 def seller_terms(request):
     terms = selectors.terms_current(audience=TermsAudience.SELLER)
-    verified = selectors.user_email_verified(user=request.user)
+    verified = account_selectors.email_is_verified(user=request.user)
     if request.method == "POST":
         if not verified:
             messages.error(request, "Verify your email address before you start selling.")

@@ -57,6 +57,28 @@ def _fresh_runtime():
     runtime.reset()
 
 
+@pytest.fixture(autouse=True)
+def _plans(request):
+    """Database tests find the plans the migration created: a transactional test's flush removes them.
+
+    Production code never re-creates them (accounts/checks.py reports a missing one); tests do, here.
+    """
+    uses_db = request.node.get_closest_marker("django_db") or {
+        "db",
+        "transactional_db",
+        "django_db_reset_sequences",
+    } & set(request.fixturenames)
+    if uses_db:
+        from accounts.checks import plans_required
+        from accounts.models import Plan
+        from accounts.services import plans_ensure
+
+        request.getfixturevalue("_django_db_helper")
+        if Plan.objects.count() < len(plans_required()):
+            plans_ensure()
+    yield
+
+
 @pytest.fixture
 def admin_client(admin_user):
     """pytest-django's admin_client, past the admin's second factor (tests/operators.py)."""

@@ -9,8 +9,6 @@ import time
 
 from django.test import Client
 
-PASSWORD = "pw-123456789"  # tests/billing/conftest.user_make
-
 
 def totp_code(secret: str, *, at: float | None = None) -> str:
     key = base64.b32decode(secret, casefold=True)

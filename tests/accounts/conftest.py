@@ -3,24 +3,18 @@
 import itertools
 
 import pytest
-from allauth.account.models import EmailAddress
 
-from accounts import services
 from accounts.models import User
 from market.models import CatalogModel, Provider
-
-PASSWORD = "a-long-enough-passphrase-42"
-_numbers = itertools.count(1)
+from tests.accounts.factories import user_make
 
 
 @pytest.fixture
 def make_user(db):
+    """tests/accounts/factories.user_make, as a signup leaves a user (profile, credit)."""
+
     def make(email: str | None = None, *, verified: bool = True) -> User:
-        email = email or f"buyer{next(_numbers)}@example.com"
-        user = User.objects.create_user(email, PASSWORD)
-        EmailAddress.objects.create(user=user, email=email, verified=verified, primary=True)
-        services.user_signup_setup(user=user)
-        return user
+        return user_make(email, verified=verified, signup_setup=True)
 
     return make
 

@@ -8,8 +8,8 @@ from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from django.test import Client
 
-from tests.billing.conftest import user_make
-from tests.operators import PASSWORD, operator_enrol, totp_code
+from tests.accounts.factories import PASSWORD, user_make
+from tests.operators import operator_enrol, totp_code
 
 pytestmark = pytest.mark.django_db(transaction=True)
 LOGIN = "/accounts/login/"
@@ -17,7 +17,7 @@ TOO_MANY = "Too many failed login attempts. Try again later."
 
 
 def _staff(email: str = "ops@example.com", **extra):
-    staff = user_make(email, is_staff=True, **extra)
+    staff = user_make(email, is_staff=True, **extra, verified=None)
     EmailAddress.objects.create(user=staff, email=staff.email, verified=True, primary=True)
     return staff
 
@@ -93,7 +93,7 @@ def test_an_enrolled_operator_logs_in_with_password_then_a_real_totp_code():
 
 
 def test_a_signed_in_user_who_is_not_staff_is_refused_with_a_clear_403():
-    buyer = user_make()
+    buyer = user_make(verified=None)
     client = Client()
     client.force_login(buyer)
     response = client.get("/admin/billing/payout/")
@@ -153,7 +153,7 @@ async def test_the_gate_holds_under_asgi_too():
 
     staff = await sync_to_async(_staff)()
     signed_in = await sync_to_async(operator_client)(staff)
-    buyer_client = await sync_to_async(lambda: _client_of(user_make()))()
+    buyer_client = await sync_to_async(lambda: _client_of(user_make(verified=None)))()
     transport = httpx.ASGITransport(app=application)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         anonymous = await client.get("/admin/")

@@ -23,7 +23,9 @@ from billing.models import (
 from billing.money import NUSD_PER_USD
 from market.models import Listing, Provider, TermsVersion
 from market.services import terms_next_version
-from tests.billing.conftest import fund, listing_make, settlement_make, user_make
+from tests.accounts.factories import user_make
+from tests.billing.factories import fund, settlement_make
+from tests.market.factories import listing_row_make
 from tests.operators import operator_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,7 +33,7 @@ USD = NUSD_PER_USD
 
 
 def _staff_with(*codenames: str, view_all: bool = True) -> User:
-    staff = user_make(is_staff=True)
+    staff = user_make(is_staff=True, verified=None)
     perms = Permission.objects.none()
     if view_all:
         perms = Permission.objects.filter(
@@ -48,8 +50,8 @@ def _staff_with(*codenames: str, view_all: bool = True) -> User:
 @pytest.fixture
 def world(settings):
     """One of everything an operator acts on."""
-    buyer, seller = user_make(), user_make()
-    listing = listing_make(seller=seller)
+    buyer, seller = user_make(verified=None), user_make(verified=None)
+    listing = listing_row_make(seller=seller)
     fund(buyer, "100")
     services.hold_place(request_id="sale", user_id=buyer.pk, amount_nusd=30 * USD)
     services.request_settle(
@@ -65,7 +67,7 @@ def world(settings):
     )
     payout = services.payout_request(seller=seller, amount_nusd=10 * USD)
     settings.DRAGONFLY_SIGNUP_CREDITS_PER_IP_PER_DAY = 0
-    held = user_make(signup_ip="192.0.2.5")
+    held = user_make(signup_ip="192.0.2.5", verified=None)
     services.signup_credit_grant(user=held)
     EmailAddress.objects.create(user=buyer, email=buyer.email, verified=True, primary=True)
     key, _ = access_key_create(user=buyer, name="k")

@@ -16,7 +16,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 
 from billing import services
-from tests.billing.conftest import fund, listing_make, settlement_make, user_make
+from tests.accounts.factories import user_make
+from tests.billing.factories import fund, settlement_make
+from tests.market.factories import listing_row_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,8 +29,8 @@ PAIRS = int(os.environ.get("MONEY_BENCH_PAIRS", "500"))
 def test_money_path_bench(fastpath, capsys):
     if fastpath and connection.vendor != "postgresql":
         pytest.skip("the SQL fast path needs PostgreSQL")
-    buyer, seller = user_make(), user_make()
-    listing = listing_make(seller=seller)
+    buyer, seller = user_make(verified=None), user_make(verified=None)
+    listing = listing_row_make(seller=seller)
     fund(buyer, "1000")
     with override_settings(DRAGONFLY_BILLING_SQL_FASTPATH=fastpath):
         # Warm up: accounts exist, caches loaded, first-statement costs paid.

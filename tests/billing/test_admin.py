@@ -6,7 +6,8 @@ from django.test import Client
 
 from billing import selectors, services
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction, UsageRecord
-from tests.billing.conftest import settlement_make, user_make
+from tests.accounts.factories import user_make
+from tests.billing.factories import settlement_make
 from tests.operators import operator_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -16,7 +17,7 @@ CHANGELIST = "/admin/billing/usagerecord/"
 
 @pytest.fixture
 def operator():
-    staff = user_make(is_staff=True, is_superuser=True)
+    staff = user_make(is_staff=True, is_superuser=True, verified=None)
     return staff, operator_client(staff)
 
 

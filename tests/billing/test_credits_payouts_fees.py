@@ -12,7 +12,8 @@ from billing import selectors, services
 from billing.errors import AlreadyDone, InsufficientBalance, InvalidAmount, InvalidState
 from billing.models import LedgerTransaction, Payout, SignupGrant
 from billing.money import cost_nusd, fee_nusd, usd_to_nusd
-from tests.billing.conftest import settlement_make, user_make
+from tests.accounts.factories import user_make
+from tests.billing.factories import settlement_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 USD = 1_000_000_000
@@ -39,10 +40,8 @@ def test_usd_to_nusd_refuses_bad_values(value):
 
 
 def test_signup_credit_is_granted_once_per_canonical_email():
-    first = user_make("alice@example.com")
-    twin = user_make(
-        "a.lice+x@example.com",
-    )
+    first = user_make("alice@example.com", verified=None)
+    twin = user_make("a.lice+x@example.com", verified=None)
     twin.email_canonical = "alice@example.com"
     twin.save()
     assert services.signup_credit_grant(user=first) is True
@@ -53,7 +52,7 @@ def test_signup_credit_is_granted_once_per_canonical_email():
 
 
 def test_concurrent_signup_credit_grants_once():
-    user = user_make("bob@example.com")
+    user = user_make("bob@example.com", verified=None)
     barrier = threading.Barrier(10)
     results = []
 
@@ -74,7 +73,7 @@ def test_concurrent_signup_credit_grants_once():
 
 
 def test_grant_credit_command_credits_and_refuses_bad_amounts():
-    user = user_make("carol@example.com")
+    user = user_make("carol@example.com", verified=None)
     out = io.StringIO()
     call_command("grant_credit", "carol@example.com", "2.50", "--reason", "support", stdout=out)
     assert "Granted $2.50 to carol@example.com" in out.getvalue()
@@ -102,7 +101,7 @@ def test_grant_credit_command_credits_and_refuses_bad_amounts():
 
 def test_refund_reverses_every_leg_once(market):
     buyer, seller, listing = market
-    staff = user_make(is_staff=True, is_superuser=True)
+    staff = user_make(is_staff=True, is_superuser=True, verified=None)
     services.hold_place(request_id="r", user_id=buyer.pk, amount_nusd=10_000_000)
     services.request_settle(
         settlement=settlement_make(buyer=buyer, seller=seller, listing=listing, request_id="r")
@@ -119,7 +118,7 @@ def test_refund_reverses_every_leg_once(market):
 
 def test_wallet_adjustment_cannot_take_available_below_zero(market):
     buyer, _, _ = market
-    staff = user_make(is_staff=True, is_superuser=True)
+    staff = user_make(is_staff=True, is_superuser=True, verified=None)
     services.hold_place(request_id="r", user_id=buyer.pk, amount_nusd=600_000_000)
     with pytest.raises(InsufficientBalance):
         services.wallet_adjust(
@@ -152,7 +151,7 @@ def test_payout_lifecycle_moves_money_through_the_ledger(
     buyer, seller, listing = market
     services.credit_grant(user=buyer, amount_nusd=100 * USD, reason="t")
     _earn(buyer, seller, listing, "sale", 20_000)  # $20 sale, $18 earned
-    staff = user_make(is_staff=True, is_superuser=True)
+    staff = user_make(is_staff=True, is_superuser=True, verified=None)
     with pytest.raises(InvalidAmount, match="minimum payout"):
         services.payout_request(seller=seller, amount_nusd=9 * USD)
     with pytest.raises(InsufficientBalance):
@@ -191,7 +190,7 @@ def test_rejected_payout_returns_earnings(market):
     buyer, seller, listing = market
     services.credit_grant(user=buyer, amount_nusd=100 * USD, reason="t")
     _earn(buyer, seller, listing, "sale", 20_000)
-    staff = user_make(is_staff=True, is_superuser=True)
+    staff = user_make(is_staff=True, is_superuser=True, verified=None)
     payout = services.payout_request(seller=seller, amount_nusd=15 * USD)
     assert selectors.earnings_summary(seller=seller)["available_nusd"] == 3 * USD
     services.payout_reject(
@@ -255,7 +254,7 @@ def test_operator_actions_refuse_non_staff_and_blank_reasons_and_change_nothing(
     services.credit_grant(user=buyer, amount_nusd=100 * USD, reason="t")
     _earn(buyer, seller, listing, "sale", 20_000)
     payout = services.payout_request(seller=seller, amount_nusd=10 * USD)
-    inactive = user_make(is_staff=True, is_active=False)
+    inactive = user_make(is_staff=True, is_active=False, verified=None)
     before = _money_state()
     for actor in (seller.pk, inactive.pk, None, "1", 10**9):
         with pytest.raises(NotPermitted, match="Only an active staff user"):
@@ -268,7 +267,7 @@ def test_operator_actions_refuse_non_staff_and_blank_reasons_and_change_nothing(
             services.payout_reject(payout_id=payout.pk, staff_user_id=actor, reason="x")
     with pytest.raises(NotPermitted):
         services.credit_grant(user=buyer, amount_nusd=USD, reason="x", staff_user_id=seller.pk)
-    staff = user_make(is_staff=True, is_superuser=True)
+    staff = user_make(is_staff=True, is_superuser=True, verified=None)
     with pytest.raises(BillingError, match="needs a reason"):
         services.request_refund(request_id="sale", reason="  ", staff_user_id=staff.pk)
     with pytest.raises(BillingError, match="needs a reason"):

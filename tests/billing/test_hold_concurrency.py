@@ -11,7 +11,8 @@ from django.db import connections
 from billing import selectors
 from billing.checks import ledger_violations
 from billing.models import Hold
-from tests.billing.conftest import fund, user_make
+from tests.accounts.factories import user_make
+from tests.billing.factories import fund
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("billing_impl")]
 
@@ -43,7 +44,7 @@ def _worker(db_name, user_id, request_ids, barrier, results):
 
 
 def test_concurrent_holds_from_processes_never_overdraw(capsys, billing_impl):
-    buyer = user_make()
+    buyer = user_make(verified=None)
     fund(buyer, "1")
     db_name = settings.DATABASES["default"]["NAME"]
     assert db_name.startswith("test_")

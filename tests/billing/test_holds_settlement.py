@@ -12,7 +12,7 @@ from billing.checks import ledger_violations
 from billing.errors import BillingError, InsufficientBalance, InvalidAmount
 from billing.models import Hold, LedgerEntry, LedgerTransaction, UsageRecord
 from billing.money import NUSD_PER_USD
-from tests.billing.conftest import settlement_make
+from tests.billing.factories import settlement_make
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("billing_impl")]
 
@@ -54,9 +54,9 @@ def test_hold_refuses_bad_amounts_and_changes_nothing(market, amount):
 
 
 def test_hold_without_wallet_is_refused():
-    from tests.billing.conftest import user_make
+    from tests.accounts.factories import user_make
 
-    user = user_make()
+    user = user_make(verified=None)
     with pytest.raises(InsufficientBalance):
         services.hold_place(request_id="r", user_id=user.pk, amount_nusd=1)
     assert Hold.objects.count() == 0

@@ -14,7 +14,9 @@ from billing import services
 from billing.checks import ledger_violations
 from billing.models import LedgerAccount, UsageRecord
 from billing.tasks import ledger_check_task
-from tests.billing.conftest import fund, listing_make, settlement_make, user_make
+from tests.accounts.factories import user_make
+from tests.billing.factories import fund, settlement_make
+from tests.market.factories import listing_row_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,9 +42,9 @@ def _gauges(client) -> dict[str, float]:
 
 
 def test_ledger_check_reports_no_violation_while_money_moves(capsys):
-    buyers = [user_make() for _ in range(BUYERS)]
-    sellers = [user_make() for _ in range(2)]
-    listings = [listing_make(seller=seller) for seller in sellers]
+    buyers = [user_make(verified=None) for _ in range(BUYERS)]
+    sellers = [user_make(verified=None) for _ in range(2)]
+    listings = [listing_row_make(seller=seller) for seller in sellers]
     for buyer in buyers:
         fund(buyer, "50")
     stop = threading.Event()

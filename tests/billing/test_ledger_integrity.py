@@ -8,7 +8,8 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from billing import services
 from billing.models import LedgerAccount, LedgerEntry
-from tests.billing.conftest import settlement_make, user_make
+from tests.accounts.factories import user_make
+from tests.billing.factories import settlement_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -94,7 +95,7 @@ def test_ledger_check_passes_after_a_money_scenario(market):
     )
     services.hold_place(request_id="c", user_id=buyer.pk, amount_nusd=5_000_000)
     services.hold_void(request_id="c", reason="test")
-    staff = user_make(is_staff=True, is_superuser=True)
+    staff = user_make(is_staff=True, is_superuser=True, verified=None)
     services.request_refund(request_id="a", reason="bad answer", staff_user_id=staff.pk)
     code, out, err = _run_check()
     assert (code, err) == (0, "")

@@ -19,7 +19,9 @@ from billing.checks import ledger_violations
 from billing.errors import InsufficientBalance
 from billing.models import AccountKind, LedgerAccount, LedgerEntry
 from billing.money import NUSD_PER_CENT, NUSD_PER_USD
-from tests.billing.conftest import listing_make, settlement_make, user_make
+from tests.accounts.factories import user_make
+from tests.billing.factories import settlement_make
+from tests.market.factories import listing_row_make
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("billing_impl")]
 
@@ -37,10 +39,10 @@ def model_cost(inp: int, out: int, outcome: str) -> int:
 class Ledger(RuleBasedStateMachine):
     @initialize()
     def setup(self):
-        self.buyer = user_make()
-        self.seller = user_make()
-        self.listing = listing_make(seller=self.seller)
-        self.staff = user_make(is_staff=True, is_superuser=True)
+        self.buyer = user_make(verified=None)
+        self.seller = user_make(verified=None)
+        self.listing = listing_row_make(seller=self.seller)
+        self.staff = user_make(is_staff=True, is_superuser=True, verified=None)
         self.balance = 0
         self.held = 0
         self.earnings = 0

@@ -17,7 +17,9 @@ from billing.money import usd_to_nusd
 from billing.services import fastpath, fastpath_async
 from billing.services.ledger import account_platform, ledger_post
 from billing.services.settlement import billable_cost_nusd
-from tests.billing.conftest import fund, listing_make, settlement_make, user_make
+from tests.accounts.factories import user_make
+from tests.billing.factories import fund, settlement_make
+from tests.market.factories import listing_row_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -60,7 +62,7 @@ def _batches(sent: list[str], name: str) -> int:
 
 def test_concurrent_holds_share_batches_and_keep_single_call_outcomes(market, statements):
     buyer, _, _ = market
-    broke = user_make()  # no wallet at all
+    broke = user_make(verified=None)  # no wallet at all
     services.hold_place(request_id="held-before", user_id=buyer.pk, amount_nusd=1)
     holds = [
         fastpath_async.hold_place(
@@ -158,7 +160,7 @@ def test_a_mixed_settlement_batch_gives_each_item_what_a_single_call_gives(marke
     leave the same balances."""
     buyer, seller, listing = market
     fund(buyer, "9")
-    other = user_make()
+    other = user_make(verified=None)
     fund(other, "1")
 
     def outcome(r):
@@ -272,9 +274,9 @@ def test_batches_from_two_event_loops_cross_accounts_without_deadlock(caplog):
     sellers in opposite orders: the batches lock rows in one global order, so none deadlocks
     (PostgreSQL would abort one, and its batch would be retried one by one: none is)."""
     caplog.set_level(logging.INFO, logger="billing.services.fastpath_async")
-    buyers = [user_make(), user_make()]
-    sellers = [user_make(), user_make()]
-    listings = [listing_make(seller=s, name=f"l{i}") for i, s in enumerate(sellers)]
+    buyers = [user_make(verified=None), user_make(verified=None)]
+    sellers = [user_make(verified=None), user_make(verified=None)]
+    listings = [listing_row_make(seller=s, name=f"l{i}") for i, s in enumerate(sellers)]
     for buyer in buyers:
         fund(buyer, "5")
     errors: list[BaseException] = []

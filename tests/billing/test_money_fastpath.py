@@ -11,7 +11,9 @@ from billing.errors import BillingError, InsufficientBalance
 from billing.models import Hold, LedgerAccount, LedgerEntry, UsageRecord
 from billing.money import MAX_PRICE_PER_MILLION_NUSD, MAX_UNITS, cost_nusd, fee_nusd
 from billing.services import fastpath
-from tests.billing.conftest import fund, listing_make, settlement_make, user_make
+from tests.accounts.factories import user_make
+from tests.billing.factories import fund, settlement_make
+from tests.market.factories import listing_row_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -97,7 +99,7 @@ def test_refused_hold_inside_a_transaction_leaves_it_usable(market):
 
 def test_settle_of_a_hold_for_another_buyer_is_refused_and_writes_nothing(market):
     buyer, seller, listing = market
-    other = user_make()
+    other = user_make(verified=None)
     fund(other, "1")
     services.hold_place(request_id="r1", user_id=buyer.pk, amount_nusd=10_000_000)
     with pytest.raises(BillingError, match="held for another buyer"):
@@ -112,7 +114,7 @@ def test_settle_creates_missing_accounts_and_the_default_fee_profile(market):
     from billing.models import FeeProfile
 
     buyer, _, listing = market
-    new_seller = user_make()  # no earnings account yet
+    new_seller = user_make(verified=None)  # no earnings account yet
     FeeProfile.objects.filter(is_default=True).delete()
     s = settlement_make(buyer=buyer, seller=new_seller, listing=listing, request_id="r1")
     result = services.request_settle(settlement=s)  # no hold: charges the available balance
@@ -138,8 +140,8 @@ def _run_scenarios(fastpath: bool):
     from dataclasses import replace
 
     prefix = "sql-" if fastpath else "orm-"
-    buyer, seller = user_make(), user_make()
-    listing = listing_make(seller=seller)
+    buyer, seller = user_make(verified=None), user_make(verified=None)
+    listing = listing_row_make(seller=seller)
     fund(buyer, "3")
     with override_settings(DRAGONFLY_BILLING_SQL_FASTPATH=fastpath):
         for mode, fields in SCENARIOS:

@@ -12,7 +12,8 @@ from billing.errors import BillingError, InsufficientBalance, InvalidAmount
 from billing.models import Hold, UsageRecord
 from billing.money import usd_to_nusd
 from billing.services import fastpath_async
-from tests.billing.conftest import settlement_make, user_make
+from tests.accounts.factories import user_make
+from tests.billing.factories import settlement_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -99,7 +100,7 @@ def test_void_releases_the_hold(market):
 
 def test_refusals_and_bad_input_write_nothing(market):
     buyer, seller, listing = market
-    broke = user_make()
+    broke = user_make(verified=None)
     results = _run(
         fastpath_async.hold_place(request_id="big", user_id=buyer.pk, amount_nusd=usd_to_nusd("2")),
         fastpath_async.hold_place(request_id="none", user_id=broke.pk, amount_nusd=1),

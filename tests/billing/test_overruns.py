@@ -7,7 +7,7 @@ from prometheus_client import REGISTRY
 
 from billing import services
 from billing.models import UsageRecord
-from tests.billing.conftest import settlement_make
+from tests.billing.factories import settlement_make
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("billing_impl")]
 

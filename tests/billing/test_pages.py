@@ -8,7 +8,9 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from billing import services
-from tests.billing.conftest import listing_make, settlement_make, user_make
+from tests.accounts.factories import user_make
+from tests.billing.factories import settlement_make
+from tests.market.factories import listing_row_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -85,7 +87,7 @@ def test_top_up_refuses_bad_amounts(settled, amount):
 
 def test_usage_page_and_csv_show_only_the_owners_requests(settled):
     buyer, _, listing = settled
-    other = user_make()
+    other = user_make(verified=None)
     client = _client(buyer)
     html = client.get("/billing/usage/").content.decode()
     assert "req-1" in html
@@ -104,7 +106,7 @@ def test_usage_page_and_csv_show_only_the_owners_requests(settled):
 def test_usage_detail_is_404_for_other_users(settled):
     buyer, _, _ = settled
     assert _client(buyer).get("/billing/usage/req-1/").status_code == 200
-    assert _client(user_make()).get("/billing/usage/req-1/").status_code == 404
+    assert _client(user_make(verified=None)).get("/billing/usage/req-1/").status_code == 404
 
 
 def test_ledger_csv_export(settled):
@@ -135,16 +137,16 @@ def test_payout_request_form_moves_earnings_and_refuses_below_minimum():
     from billing import selectors
     from billing.models import Payout
 
-    seller = user_make()
-    listing_make(seller=seller)
-    buyer = user_make()
+    seller = user_make(verified=None)
+    listing_row_make(seller=seller)
+    buyer = user_make(verified=None)
     services.credit_grant(user=buyer, amount_nusd=100_000_000_000, reason="t")
     services.hold_place(request_id="big", user_id=buyer.pk, amount_nusd=50_000_000_000)
     services.request_settle(
         settlement=settlement_make(
             buyer=buyer,
             seller=seller,
-            listing=listing_make(seller=seller),
+            listing=listing_row_make(seller=seller),
             request_id="big",
             input_units=0,
             output_units=20_000_000,
@@ -162,9 +164,9 @@ def test_payout_request_form_moves_earnings_and_refuses_below_minimum():
 
 
 def test_seller_statement_listing_and_payout_csv_exports():
-    seller = user_make()
-    listing = listing_make(seller=seller, name="fast chat")
-    buyer = user_make()
+    seller = user_make(verified=None)
+    listing = listing_row_make(seller=seller, name="fast chat")
+    buyer = user_make(verified=None)
     services.credit_grant(user=buyer, amount_nusd=100_000_000_000, reason="t")
     services.request_settle(
         settlement=settlement_make(

@@ -12,7 +12,9 @@ from django.test import Client
 from billing import selectors, services
 from billing.errors import InvalidState, NotPermitted
 from billing.models import LedgerTransaction, Payout, SignupCreditRequest, SignupGrant
-from tests.billing.conftest import listing_make, settlement_make, user_make
+from tests.accounts.factories import user_make
+from tests.billing.factories import settlement_make
+from tests.market.factories import listing_row_make
 from tests.operators import operator_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,7 +30,7 @@ def _balance(user) -> int:
 def held(settings):
     """A buyer whose signup credit waits: the address limit was full."""
     settings.DRAGONFLY_SIGNUP_CREDITS_PER_IP_PER_DAY = 0
-    buyer = user_make("held@example.com", signup_ip="192.0.2.5")
+    buyer = user_make("held@example.com", signup_ip="192.0.2.5", verified=None)
     assert services.signup_credit_grant(user=buyer) is False
     record = SignupCreditRequest.objects.get(user=buyer)
     assert (record.status, record.held_by, _balance(buyer)) == ("pending", "address", 0)
@@ -49,7 +51,7 @@ def _state():
 
 def test_approving_a_held_credit_grants_it_once_even_when_approved_twice(held):
     buyer, record = held
-    operator = user_make(is_staff=True, is_superuser=True)
+    operator = user_make(is_staff=True, is_superuser=True, verified=None)
     client = _staff_client(operator)
     action = {"action": "signup_credit_approve", "_selected_action": [record.pk]}
     assert client.post(QUEUE, action).status_code == 302
@@ -67,7 +69,7 @@ def test_approving_a_held_credit_grants_it_once_even_when_approved_twice(held):
 
 def test_concurrent_approvals_grant_the_credit_once(held):
     buyer, record = held
-    operators = [user_make(is_staff=True, is_superuser=True) for _ in range(6)]
+    operators = [user_make(is_staff=True, is_superuser=True, verified=None) for _ in range(6)]
     barrier = threading.Barrier(len(operators))
     outcomes: list[str] = []
 
@@ -93,7 +95,7 @@ def test_concurrent_approvals_grant_the_credit_once(held):
 
 def test_a_view_only_staff_user_sees_the_queue_but_cannot_approve_or_reject(held):
     buyer, record = held
-    viewer = user_make(is_staff=True)
+    viewer = user_make(is_staff=True, verified=None)
     viewer.user_permissions.add(
         Permission.objects.get(
             codename="view_signupcreditrequest", content_type__app_label="billing"
@@ -126,7 +128,7 @@ def test_a_view_only_staff_user_sees_the_queue_but_cannot_approve_or_reject(held
 
 def test_a_rejected_credit_stays_rejected(held):
     buyer, record = held
-    operator = user_make(is_staff=True, is_superuser=True)
+    operator = user_make(is_staff=True, is_superuser=True, verified=None)
     client = _staff_client(operator)
     client.post(QUEUE, {"action": "signup_credit_reject", "_selected_action": [record.pk]})
     record.refresh_from_db()
@@ -163,13 +165,13 @@ def _sale(buyer, seller, listing, request_id: str, cost_millidollars: int) -> No
 
 @pytest.fixture
 def payout_with_farmed_sales():
-    seller = user_make("seller@example.com", signup_ip="2001:db8:aa:bb::1")
-    listing = listing_make(seller=seller)
+    seller = user_make("seller@example.com", signup_ip="2001:db8:aa:bb::1", verified=None)
+    listing = listing_row_make(seller=seller)
     # Two buyers living on signup credit, one of them signed up from the seller's own /64.
-    twin = user_make("twin@example.com", signup_ip="2001:db8:aa:bb::99")
-    stranger = user_make("stranger@example.com", signup_ip="198.51.100.20")
-    late = user_make("late@example.com", signup_ip="198.51.100.21")
-    payer = user_make("payer@example.com")
+    twin = user_make("twin@example.com", signup_ip="2001:db8:aa:bb::99", verified=None)
+    stranger = user_make("stranger@example.com", signup_ip="198.51.100.20", verified=None)
+    late = user_make("late@example.com", signup_ip="198.51.100.21", verified=None)
+    payer = user_make("payer@example.com", verified=None)
     for buyer in (twin, stranger, late):
         assert services.signup_credit_grant(user=buyer) is True
     _topup(payer, 2000, "cs_payer")
@@ -187,7 +189,7 @@ def test_the_payout_pages_show_the_share_from_buyers_who_never_paid_and_the_top_
     payout_with_farmed_sales,
 ):
     payout, _ = payout_with_farmed_sales
-    client = _staff_client(user_make(is_staff=True, is_superuser=True))
+    client = _staff_client(user_make(is_staff=True, is_superuser=True, verified=None))
     # $1.53 of $11.43 earned = 13.4%.
     listing_page = client.get("/admin/billing/payout/")
     assert listing_page.status_code == 200
@@ -225,7 +227,7 @@ def test_the_payout_share_counts_the_sales_since_the_previous_payout(payout_with
     assert [buyer["email"] for buyer in exposure["top_buyers"]] == ["twin@example.com"]
 
     # A rejected payout's money went back to earnings: the window reaches past it.
-    staff = user_make(is_staff=True, is_superuser=True)
+    staff = user_make(is_staff=True, is_superuser=True, verified=None)
     services.payout_reject(payout_id=payout.pk, staff_user_id=staff.pk, reason="check")
     exposure = selectors.payout_signup_credit_exposure(payout=second)
     assert exposure["since"] is None

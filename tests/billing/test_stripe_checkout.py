@@ -9,7 +9,7 @@ import pytest
 from django.test import Client, override_settings
 
 from billing.models import TopUp
-from tests.billing.conftest import user_make
+from tests.accounts.factories import user_make
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +57,7 @@ def fake_stripe():
 
 def test_a_top_up_opens_a_checkout_session_for_the_chosen_amount(fake_stripe):
     base, received = fake_stripe
-    user = user_make()
+    user = user_make(verified=None)
     client = Client()
     client.force_login(user)
     with override_settings(
@@ -81,7 +81,7 @@ def test_a_top_up_opens_a_checkout_session_for_the_chosen_amount(fake_stripe):
 
 def test_an_amount_out_of_bounds_never_reaches_stripe(fake_stripe):
     base, received = fake_stripe
-    user = user_make()
+    user = user_make(verified=None)
     client = Client()
     client.force_login(user)
     with override_settings(

@@ -19,8 +19,10 @@ from billing.models import (
     UsageRecord,
 )
 from billing.money import NUSD_PER_USD
-from tests.billing.conftest import listing_make, settlement_make, user_make
+from tests.accounts.factories import user_make
+from tests.billing.factories import settlement_make
 from tests.billing.test_stripe_webhook import _stripe_settings, deliver, event, sign  # noqa: F401
+from tests.market.factories import listing_row_make
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -94,8 +96,8 @@ def refund(event_id: str, *, intent: str, refunded_cents: int) -> str:
 @pytest.fixture
 def spent():
     """A buyer who topped up $20 and spent $15 of it with a seller."""
-    buyer, seller = user_make(), user_make()
-    listing = listing_make(seller=seller)
+    buyer, seller = user_make(verified=None), user_make(verified=None)
+    listing = listing_row_make(seller=seller)
     _pay(buyer, session="cs_1", intent="pi_1")
     services.hold_place(request_id="spend", user_id=buyer.pk, amount_nusd=15 * USD)
     services.request_settle(
@@ -265,8 +267,8 @@ def test_a_dispute_landing_amid_concurrent_holds_and_settlements_keeps_the_ledge
     """The gateway keeps holding and settling for the buyer while the dispute is booked (real
     commits, two threads): every request either settles or is refused, the dispute is booked
     once, and ledger_check finds nothing wrong."""
-    buyer, seller = user_make(), user_make()
-    listing = listing_make(seller=seller)
+    buyer, seller = user_make(verified=None), user_make(verified=None)
+    listing = listing_row_make(seller=seller)
     _pay(buyer, session="cs_1", intent="pi_1")
     started = threading.Event()
     outcomes: list[str] = []

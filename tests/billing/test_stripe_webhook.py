@@ -12,7 +12,7 @@ from django.test import Client, override_settings
 from billing import selectors, services
 from billing.models import LedgerTransaction, TopUp
 from billing.money import NUSD_PER_USD
-from tests.billing.conftest import user_make
+from tests.accounts.factories import user_make
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -65,7 +65,7 @@ def deliver(payload: str, header: str | None = None, client: Client | None = Non
 
 @pytest.fixture
 def pending():
-    user = user_make()
+    user = user_make(verified=None)
     topup = services.topup_create(user=user, amount_nusd=20 * NUSD_PER_USD)
     services.topup_session_attach(topup=topup, session_id="cs_test_1")
     return user, topup
@@ -232,7 +232,7 @@ def test_async_payment_failure_marks_failed_and_credits_nothing(pending):
 
 
 def test_session_is_bound_by_client_reference_when_first_seen():
-    user = user_make()
+    user = user_make(verified=None)
     topup = services.topup_create(user=user, amount_nusd=5 * NUSD_PER_USD)
     assert (
         deliver(

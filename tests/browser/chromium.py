@@ -1,10 +1,12 @@
 """What every browser test shares: Debian's headless Chromium, where screenshots go, and logging
-in a user made by tests/gateway/factories (whose password is PASSWORD)."""
+in a user made by tests/accounts/factories (whose password is PASSWORD)."""
 
 import os
 from pathlib import Path
 
 from django.conf import settings
+
+from tests.accounts.factories import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -15,7 +17,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-PASSWORD = "pw-123456789"  # tests/gateway/factories.user_make
 
 
 def screenshot_dir() -> Path:

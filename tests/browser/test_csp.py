@@ -6,8 +6,10 @@ covers the rest of the site (allauth's pages, the seller portal, the admin) quic
 
 import pytest
 
+from tests.accounts.factories import user_make
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, log_in
 from tests.gateway import factories
+from tests.market.factories import listing_make, seller_make
 from tests.operators import operator_enrol, totp_code
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -49,9 +51,9 @@ def test_no_page_breaks_the_content_security_policy(live_server, monkeypatch):
 
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API, then the ORM
     factories.market_make("http://127.0.0.1:9")
-    listing = factories.listing_make(factories.seller_make())
+    listing = listing_make(seller_make())
     buyer = factories.buyer_make()
-    operator = factories.user_make()
+    operator = user_make()
     operator.is_staff = operator.is_superuser = True
     operator.save()
     secret = operator_enrol(operator)  # the admin opens after the TOTP code

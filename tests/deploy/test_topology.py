@@ -48,6 +48,7 @@ from tests.deploy.topology import (
 )
 from tests.e2e.conftest import database_url
 from tests.gateway import factories
+from tests.market.factories import listing_make, seller_make
 
 pytestmark = [pytest.mark.deploy, pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -71,7 +72,7 @@ def _market(sim_url: str) -> None:
     simulator; with a production catalogue command, load it here and point its providers at
     `sim_url`."""
     factories.market_make(sim_url)
-    factories.listing_make(factories.seller_make(), key=SLOW_UPSTREAM_KEY, models=(MODEL,))
+    listing_make(seller_make(), key=SLOW_UPSTREAM_KEY, models=(MODEL,))
 
 
 class Topology:

@@ -22,6 +22,7 @@ from django.db import connection
 
 from simulator.testing import SimulatorThread
 from tests.gateway import factories
+from tests.market.factories import listing_make, seller_make
 
 ROOT = Path(__file__).resolve().parents[2]
 # The servers' PostgreSQL application_name (libpq reads PGAPPNAME), so a fault test can cut their
@@ -133,7 +134,7 @@ class World:
 
     def listing(self, *, seller=None, **kwargs):
         def make():
-            return factories.listing_make(seller or factories.seller_make(), **kwargs)
+            return listing_make(seller or seller_make(), **kwargs)
 
         return self.db(make)
 

@@ -19,6 +19,7 @@ from django.test import Client
 
 from tests.e2e.conftest import Server, database_url
 from tests.gateway import factories
+from tests.market.factories import listing_make, seller_make
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 MODEL = "deepseek/deepseek-chat"
@@ -92,7 +93,7 @@ def test_the_connection_count_stays_under_the_two_pools_under_dashboard_and_v1_l
     with django_db_blocker.unblock():
         factories.market_make(e2e_sim.url)
         buyer = factories.buyer_make(credit_usd="100")
-        factories.listing_make(factories.seller_make(), key="sim-e2e-conns", concurrency_cap=100)
+        listing_make(seller_make(), key="sim-e2e-conns", concurrency_cap=100)
         client = Client()
         client.force_login(buyer.user)
         session = client.cookies["sessionid"].value

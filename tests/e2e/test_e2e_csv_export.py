@@ -15,9 +15,11 @@ import pytest
 from django.test import Client
 
 from billing.csv_export import USAGE
+from tests.accounts.factories import user_make
 from tests.billing.usage_bulk import usage_insert
 from tests.e2e.conftest import Server, database_url
 from tests.gateway import factories
+from tests.market.factories import listing_make, seller_make
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 ROWS = 200_000
@@ -38,9 +40,9 @@ def _kib(pid: int, field: str) -> int:
 def test_a_200k_row_export_streams_in_bounded_memory_and_is_exact(e2e_sim, django_db_blocker):
     with django_db_blocker.unblock():
         factories.market_make(e2e_sim.url)
-        buyer = factories.user_make()
-        seller = factories.seller_make()
-        listing = factories.listing_make(seller, key="sim-e2e-export")
+        buyer = user_make()
+        seller = seller_make()
+        listing = listing_make(seller, key="sim-e2e-export")
         usage_insert(
             buyer=buyer, seller=seller, listing=listing, count=ROWS, first="2026-01-01T00:00:00Z"
         )

@@ -5,7 +5,7 @@ import pytest
 
 from market import services as market_services
 from market.models import Listing
-from tests.gateway.factories import seller_make
+from tests.market.factories import seller_make
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 MODEL = "deepseek/deepseek-chat"

@@ -10,7 +10,8 @@ from asgiref.sync import sync_to_async
 from django.test import override_settings
 
 from gateway.admission import Turn
-from tests.gateway.factories import buyer_make, listing_make, seller_make
+from tests.gateway.factories import buyer_make
+from tests.market.factories import listing_make, seller_make
 
 BODY = {
     "model": "deepseek/deepseek-chat",

@@ -17,7 +17,8 @@ from gateway.anthropic import AnthropicRequestError, anthropic_request_to_openai
 from gateway.anthropic import count_tokens_response as anthropic_count_tokens
 from gateway.body_limits import MAX_DEPTH, too_deep
 from gateway.errors import GatewayError
-from tests.gateway.factories import buyer_make, listing_make, seller_make
+from tests.gateway.factories import buyer_make
+from tests.market.factories import listing_make, seller_make
 
 MODEL = "deepseek/deepseek-chat"
 HELLO = [{"role": "user", "content": "Hello!"}]

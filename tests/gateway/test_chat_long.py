@@ -3,7 +3,8 @@
 import pytest
 from asgiref.sync import sync_to_async
 
-from tests.gateway.factories import buyer_make, listing_make, seller_make
+from tests.gateway.factories import buyer_make
+from tests.market.factories import listing_make, seller_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

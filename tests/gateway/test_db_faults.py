@@ -18,7 +18,8 @@ from billing.models import Hold, LedgerTransaction, UsageRecord
 from billing.money import usd_to_nusd
 from billing.selectors import wallet_summary
 from dragonfly.redis import get_redis
-from tests.gateway.factories import buyer_make, listing_make, seller_make
+from tests.gateway.factories import buyer_make
+from tests.market.factories import listing_make, seller_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MODEL = "deepseek/deepseek-chat"

@@ -10,7 +10,8 @@ from django.conf import settings
 
 from billing.models import Hold, UsageRecord
 from dragonfly.redis import get_redis
-from tests.gateway.factories import buyer_make, listing_make, seller_make
+from tests.gateway.factories import buyer_make
+from tests.market.factories import listing_make, seller_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MODEL = "deepseek/deepseek-chat"

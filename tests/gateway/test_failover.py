@@ -6,7 +6,8 @@ from django.test import override_settings
 
 from billing.models import UsageRecord
 from billing.selectors import wallet_summary
-from tests.gateway.factories import buyer_make, listing_make, seller_make
+from tests.gateway.factories import buyer_make
+from tests.market.factories import listing_make, seller_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MODEL = "deepseek/deepseek-chat"

@@ -11,7 +11,8 @@ from billing.models import Hold, UsageRecord
 from billing.selectors import wallet_summary
 from gateway import metering
 from simulator.textgen import greedy_prompt_tokens
-from tests.gateway.factories import buyer_make, listing_make, seller_make
+from tests.gateway.factories import buyer_make
+from tests.market.factories import listing_make, seller_make
 
 MODEL = "deepseek/deepseek-chat"
 HELLO = [{"role": "user", "content": "Hello!"}]

@@ -8,7 +8,8 @@ from asgiref.sync import sync_to_async
 from billing import services
 from billing.models import TopUp
 from billing.selectors import wallet_summary
-from tests.gateway.factories import buyer_make, listing_make, seller_make
+from tests.gateway.factories import buyer_make
+from tests.market.factories import listing_make, seller_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BODY = {

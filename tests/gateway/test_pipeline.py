@@ -30,8 +30,9 @@ from gateway import (
 from gateway.call import Call
 from gateway.errors import GatewayError
 from gateway.response import Response
-from tests.gateway.factories import buyer_make, listing_make, seller_make
+from tests.gateway.factories import buyer_make
 from tests.gateway.test_db_faults import _allow_connections, _terminate_others
+from tests.market.factories import listing_make, seller_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MODEL = "deepseek/deepseek-chat"

@@ -16,7 +16,9 @@ from billing.models import Hold, UsageRecord
 from dragonfly.redis import get_redis
 from gateway import money, reaper
 from gateway.models import GatewayProcess, StreamCheckpoint
-from tests.billing.conftest import fund, listing_make, settlement_make, user_make
+from tests.accounts.factories import user_make
+from tests.billing.factories import fund, settlement_make
+from tests.market.factories import listing_row_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,8 +38,8 @@ def left_behind(settings):
     # Dead by this test's half-hour lease, not by the hour of the e2e servers that share the
     # database (their lease loops reap too; tests/e2e/conftest.py).
     settings.DRAGONFLY_PROCESS_LEASE_SECONDS = 1800
-    buyer, seller = user_make(), user_make()
-    listing = listing_make(seller=seller)
+    buyer, seller = user_make(verified=None), user_make(verified=None)
+    listing = listing_row_make(seller=seller)
     fund(buyer, "1")
     _process(DEAD, seconds_ago=2000)
     _process(LIVE, seconds_ago=1)

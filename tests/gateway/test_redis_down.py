@@ -7,7 +7,8 @@ from django.test import override_settings
 from billing.models import UsageRecord
 from dragonfly.metrics import GATEWAY_REDIS_ERRORS
 from gateway import runtime
-from tests.gateway.factories import buyer_make, listing_make, seller_make
+from tests.gateway.factories import buyer_make
+from tests.market.factories import listing_make, seller_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

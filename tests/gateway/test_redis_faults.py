@@ -14,7 +14,8 @@ from accounts.models import Plan
 from billing.models import UsageRecord
 from dragonfly.redis import get_redis
 from gateway import runtime
-from tests.gateway.factories import buyer_make, listing_make, seller_make
+from tests.gateway.factories import buyer_make
+from tests.market.factories import listing_make, seller_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MODEL = "deepseek/deepseek-chat"

@@ -12,7 +12,8 @@ from django.db import connection
 from dragonfly.redis import get_redis
 from gateway import background, process, runtime
 from gateway.models import GatewayProcess
-from tests.gateway.factories import buyer_make, listing_make, seller_make
+from tests.gateway.factories import buyer_make
+from tests.market.factories import listing_make, seller_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

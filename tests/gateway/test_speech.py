@@ -8,7 +8,8 @@ from billing.money import cost_nusd, fee_nusd
 from billing.selectors import earnings_summary, fee_profile_for_seller, wallet_summary
 from market.models import Listing
 from simulator.mp3 import mp3_info
-from tests.gateway.factories import buyer_make, listing_make, seller_make
+from tests.gateway.factories import buyer_make
+from tests.market.factories import listing_make, seller_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HD = "minimax/speech-02-hd"

@@ -15,7 +15,8 @@ from django.test import override_settings
 from accounts.keys import key_generate
 from dragonfly.metrics import GATEWAY_ADDRESS_LIMITED, GATEWAY_KEY_LOOKUPS
 from gateway import runtime
-from tests.gateway.factories import buyer_make, listing_make, seller_make
+from tests.gateway.factories import buyer_make
+from tests.market.factories import listing_make, seller_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MODEL = "deepseek/deepseek-chat"

@@ -7,7 +7,8 @@ from gateway.upstream import statuses
 from gateway.upstream.base import status_error
 from gateway.upstream.minimax import in_body_error
 from gateway.upstream.statuses import Kind, kind_of
-from tests.gateway.factories import buyer_make, listing_make, seller_make
+from tests.gateway.factories import buyer_make
+from tests.market.factories import listing_make, seller_make
 
 MODEL = "deepseek/deepseek-chat"
 

@@ -1,19 +1,13 @@
 """Market fixtures: the simulated upstream in a thread, the catalogue pointed at it, sellers, listings."""
 
-import itertools
-
 import pytest
-from allauth.account.models import EmailAddress
 from celery import signals
 
-from accounts.models import User
 from dragonfly.celery import app as celery_app
-from market import services
 from market.demo import catalogue_seed
-from market.models import CatalogModel, ListingStatus, Provider
+from market.models import CatalogModel
 from simulator.testing import SimulatorThread
-
-_emails = itertools.count(1)
+from tests.market.factories import seller_make
 
 
 @pytest.fixture(scope="session")
@@ -50,52 +44,11 @@ def catalogue(sim, db):
     return {m.model_id: m for m in CatalogModel.objects.all()}
 
 
-def make_user(*, verified=True, seller_terms=False, email=None):
-    user = User.objects.create_user(email or f"user{next(_emails)}@example.com", "pw-123456789")
-    EmailAddress.objects.create(user=user, email=user.email, verified=verified, primary=True)
-    if seller_terms:
-        services.terms_ensure_v1()
-        services.terms_accept(user=user, audience="seller", ip_address="127.0.0.1")
-    return user
-
-
 @pytest.fixture
 def seller(catalogue):
-    return make_user(seller_terms=True)
+    return seller_make()
 
 
 @pytest.fixture
 def other_seller(catalogue):
-    return make_user(seller_terms=True)
-
-
-def make_listing(
-    seller,
-    *,
-    key="sim-good",
-    provider="deepseek",
-    models=("deepseek/deepseek-chat",),
-    percent=80,
-    status=ListingStatus.ACTIVE,
-    name="capacity",
-    verify=False,
-):
-    offers = []
-    for model_id in models:
-        model = CatalogModel.objects.get(model_id=model_id)
-        offers.append(
-            services.OfferInput(
-                model=model,
-                ask_input_nusd=model.list_input_nusd * percent // 100,
-                ask_output_nusd=model.list_output_nusd * percent // 100,
-            )
-        )
-    return services.listing_create(
-        seller=seller,
-        provider=Provider.objects.get(slug=provider),
-        name=name,
-        upstream_key=key,
-        offers=offers,
-        status=status,
-        verify=verify,
-    )
+    return seller_make()

@@ -8,7 +8,7 @@ from django.utils import timezone
 from market import charts
 from market.models import HealthSample
 from market.selectors import UPTIME_BUCKET, probe_uptime_buckets
-from tests.market.conftest import make_listing
+from tests.market.factories import listing_make
 
 pytestmark = pytest.mark.django_db
 
@@ -21,8 +21,8 @@ def sample_at(listing, *, minutes_ago: float, ok: bool, source="probe"):
 
 
 def test_uptime_is_the_share_of_successful_probes_per_bucket_and_ignores_live_traffic(seller):
-    listing = make_listing(seller)
-    other = make_listing(seller, name="other")
+    listing = listing_make(seller)
+    other = listing_make(seller, name="other")
     bucket_s = UPTIME_BUCKET.total_seconds()
     now = timezone.now().timestamp()
     # two full buckets in the past, far from their edges
@@ -75,7 +75,7 @@ def test_fresh_samples_are_not_stretched_across_the_whole_width():
 
 
 def test_the_portal_and_listing_pages_chart_ttft_and_uptime(client, seller):
-    listing = make_listing(seller, name="Chart Capacity")
+    listing = listing_make(seller, name="Chart Capacity")
     sample_at(listing, minutes_ago=5, ok=True)
     client.force_login(seller)
     for url in ("/seller/", f"/seller/listings/{listing.pk}/"):

@@ -6,7 +6,7 @@ from django.core.management import call_command
 from market import crypto
 from market.models import Listing
 from market.selectors import listing_upstream_key
-from tests.market.conftest import make_listing
+from tests.market.factories import listing_make
 
 K1 = "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 K2 = "k2:YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY="
@@ -51,8 +51,8 @@ def test_it_refuses_to_encrypt_for_an_unsaved_listing(settings):
 
 
 def test_stored_listing_keys_are_bound_to_their_row(seller):
-    first = make_listing(seller, key="sim-first-key")
-    second = make_listing(seller, key="sim-second-key")
+    first = listing_make(seller, key="sim-first-key")
+    second = listing_make(seller, key="sim-second-key")
     assert listing_upstream_key(listing_id=first.pk) == "sim-first-key"
     assert first.key_last4 == "-key"
     Listing.objects.filter(pk=second.pk).update(key_ciphertext=first.key_ciphertext)
@@ -62,8 +62,8 @@ def test_stored_listing_keys_are_bound_to_their_row(seller):
 
 def test_rotation_re_encrypts_every_listing_under_the_current_kid(seller, settings, capsys):
     settings.DRAGONFLY_ENCRYPTION_KEYS = K1
-    one = make_listing(seller, key="sim-one-0001")
-    two = make_listing(seller, key="sim-two-0002")
+    one = listing_make(seller, key="sim-one-0001")
+    two = listing_make(seller, key="sim-two-0002")
     old_blob = bytes(Listing.objects.get(pk=one.pk).key_ciphertext)
     settings.DRAGONFLY_ENCRYPTION_KEYS = f"{K2},{K1}"
 
@@ -82,7 +82,7 @@ def test_rotation_re_encrypts_every_listing_under_the_current_kid(seller, settin
 
 def test_rotation_with_nothing_to_do_changes_nothing(seller, settings, capsys):
     settings.DRAGONFLY_ENCRYPTION_KEYS = K1
-    listing = make_listing(seller, key="sim-one-0001")
+    listing = listing_make(seller, key="sim-one-0001")
     blob = bytes(Listing.objects.get(pk=listing.pk).key_ciphertext)
     call_command("rotate_listing_keys")
     assert "0 listing keys re-encrypted" in capsys.readouterr().out

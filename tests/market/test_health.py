@@ -15,7 +15,7 @@ from market.health_passive import attempt_report_async
 from market.health_record import health_report
 from market.models import HealthSample, Listing, ListingStatus
 from market.services import listing_pause
-from tests.market.conftest import make_listing
+from tests.market.factories import listing_make
 
 pytestmark = pytest.mark.django_db
 
@@ -150,7 +150,7 @@ def test_a_listing_fault_counts_against_it_and_a_buyer_fault_does_not():
 
 @pytest.mark.django_db(transaction=True)
 async def test_passive_401_suspends_the_listing_and_emails_the_seller_once(seller, mailoutbox):
-    listing = await sync_to_async(make_listing)(seller)
+    listing = await sync_to_async(listing_make)(seller)
     for _ in range(2):
         await passive(listing.pk, False, 401, error="upstream 401")
     await sync_to_async(listing.refresh_from_db)()
@@ -171,7 +171,7 @@ async def test_passive_401_suspends_the_listing_and_emails_the_seller_once(selle
 
 @pytest.mark.django_db(transaction=True)
 async def test_passive_402_suspends_with_a_balance_reason(seller, mailoutbox):
-    listing = await sync_to_async(make_listing)(seller)
+    listing = await sync_to_async(listing_make)(seller)
     await passive(listing.pk, False, 402)
     await sync_to_async(listing.refresh_from_db)()
     assert listing.status == ListingStatus.SUSPENDED
@@ -181,7 +181,7 @@ async def test_passive_402_suspends_with_a_balance_reason(seller, mailoutbox):
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_paused_listing_is_never_resumed_or_suspended_by_reports(seller, mailoutbox):
-    listing = await sync_to_async(make_listing)(seller)
+    listing = await sync_to_async(listing_make)(seller)
     assert await sync_to_async(listing_pause)(listing=listing) is True
     await passive(listing.pk, False, 401)
     for _ in range(3):
@@ -194,7 +194,7 @@ async def test_a_paused_listing_is_never_resumed_or_suspended_by_reports(seller,
 
 @pytest.mark.django_db(transaction=True)
 async def test_passive_successes_write_at_most_one_sample_a_minute(seller):
-    listing = await sync_to_async(make_listing)(seller)
+    listing = await sync_to_async(listing_make)(seller)
     for _ in range(5):
         await passive(listing.pk, True, 200, ttft=80, tps=40)
     assert await sync_to_async(HealthSample.objects.filter(listing=listing).count)() == 1
@@ -205,7 +205,7 @@ async def test_passive_successes_write_at_most_one_sample_a_minute(seller):
 async def test_a_passive_report_updates_redis_and_hands_the_database_to_a_thread(
     seller, mailoutbox
 ):
-    listing = await sync_to_async(make_listing)(seller)
+    listing = await sync_to_async(listing_make)(seller)
     await attempt_report_async(
         listing_id=listing.pk, ok=True, status_code=200, ttft_ms=120, tokens_per_second=25
     )
@@ -238,7 +238,7 @@ def test_a_report_is_one_round_trip_when_the_state_does_not_flip():
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_batch_of_successes_writes_what_as_many_single_reports_would(seller):
-    listing = await sync_to_async(make_listing)(seller)
+    listing = await sync_to_async(listing_make)(seller)
     report(9002, False, 500, error="boom")  # one failure in the recent outcomes of both
     report(9003, False, 500, error="boom")
     samples = [(100, 50), (200, 40), (300, 30), (400, 20), (500, 10)]

@@ -3,15 +3,15 @@
 import pytest
 
 from market import health_record
-from tests.market.conftest import make_listing
+from tests.market.factories import listing_make
 
 pytestmark = pytest.mark.django_db
 
 
 def test_the_market_lists_models_with_the_lowest_active_ask(client, seller, other_seller):
-    make_listing(seller, percent=90)
-    make_listing(other_seller, percent=80)
-    make_listing(other_seller, percent=50, status="paused")
+    listing_make(seller, percent=90)
+    listing_make(other_seller, percent=80)
+    listing_make(other_seller, percent=50, status="paused")
     response = client.get("/market/")
     assert response.status_code == 200
     rows = {row["model"].model_id: row for row in response.context["rows"]}
@@ -22,8 +22,8 @@ def test_the_market_lists_models_with_the_lowest_active_ask(client, seller, othe
 
 
 def test_a_model_page_shows_asks_and_health_without_seller_identities(client, seller, other_seller):
-    cheap = make_listing(seller, percent=70, key="sim-identity-key", name="Acme Secret Capacity")
-    make_listing(other_seller, percent=95)
+    cheap = listing_make(seller, percent=70, key="sim-identity-key", name="Acme Secret Capacity")
+    listing_make(other_seller, percent=95)
     health_record.health_report(
         listing_id=cheap.pk,
         ok=True,
@@ -60,8 +60,8 @@ def test_the_model_page_charts_ttft_and_uptime_under_the_anonymised_labels(
 ):
     from market.models import HealthSample
 
-    cheap = make_listing(seller, percent=70, name="Acme Secret Capacity")
-    dear = make_listing(other_seller, percent=95, name="Zed Capacity")
+    cheap = listing_make(seller, percent=70, name="Acme Secret Capacity")
+    dear = listing_make(other_seller, percent=95, name="Zed Capacity")
     for listing, ok, ttft in ((cheap, True, 120), (cheap, False, None), (dear, True, 480)):
         HealthSample.objects.create(
             listing=listing, source="probe", ok=ok, status_code=200 if ok else 503, ttft_ms=ttft

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.market.conftest import make_listing
+from tests.market.factories import listing_make
 from tests.market.test_portal import snapshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_the_listing_form_refuses_unbounded_numbers_and_changes_nothing(
     client, seller, catalogue, field, value, message
 ):
-    listing = make_listing(seller)
+    listing = listing_make(seller)
     chat = catalogue["deepseek/deepseek-chat"]
     before = snapshot(listing.pk)
     data = {

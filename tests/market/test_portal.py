@@ -6,7 +6,8 @@ from django.urls import reverse
 from market import probes
 from market.models import Listing, ListingModel, ListingStatus, TermsAcceptance
 from market.selectors import listing_upstream_key
-from tests.market.conftest import make_listing, make_user
+from tests.accounts.factories import user_make
+from tests.market.factories import listing_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,7 +33,7 @@ def test_a_verified_user_becomes_a_seller_by_accepting_the_seller_terms(client, 
     from market.services import terms_ensure_v1
 
     terms_ensure_v1()
-    user = make_user()
+    user = user_make()
     client.force_login(user)
     assert client.get("/seller/").url == "/seller/terms/"
     response = client.post("/seller/terms/", REMOTE_ADDR="10.1.2.3")
@@ -44,7 +45,7 @@ def test_a_verified_user_becomes_a_seller_by_accepting_the_seller_terms(client, 
 
 
 def test_an_unverified_user_cannot_become_a_seller(client, catalogue):
-    user = make_user(verified=False)
+    user = user_make(verified=False)
     client.force_login(user)
     response = client.post("/seller/terms/")
     assert response.status_code == 200
@@ -140,7 +141,7 @@ def test_bad_input_gives_a_field_error_and_saves_nothing(
 
 
 def test_the_seller_pauses_resumes_rekeys_and_deletes(client, seller, catalogue, sim):
-    listing = make_listing(seller, key="sim-old-key1")
+    listing = listing_make(seller, key="sim-old-key1")
     client.force_login(seller)
     client.post(f"/seller/listings/{listing.pk}/pause/")
     listing.refresh_from_db()
@@ -159,7 +160,7 @@ def test_the_seller_pauses_resumes_rekeys_and_deletes(client, seller, catalogue,
 
 
 def test_an_empty_rekey_is_refused_and_changes_nothing(client, seller, catalogue):
-    listing = make_listing(seller, key="sim-old-key1")
+    listing = listing_make(seller, key="sim-old-key1")
     before = bytes(Listing.objects.get(pk=listing.pk).key_ciphertext)
     client.force_login(seller)
     response = client.post(f"/seller/listings/{listing.pk}/rekey/", {"upstream_key": ""})
@@ -170,7 +171,7 @@ def test_an_empty_rekey_is_refused_and_changes_nothing(client, seller, catalogue
 
 
 def test_editing_asks_checks_the_list_price(client, seller, catalogue):
-    listing = make_listing(seller)
+    listing = listing_make(seller, name="capacity")
     chat = catalogue["deepseek/deepseek-chat"]
     client.force_login(seller)
     data = {
@@ -225,7 +226,7 @@ def snapshot(listing_id):
 def test_another_seller_gets_404_on_every_listing_url_and_nothing_changes(
     client, seller, other_seller, status
 ):
-    listing = make_listing(seller, status=status, name="Zephyr private listing")
+    listing = listing_make(seller, status=status, name="Zephyr private listing")
     before = snapshot(listing.pk)
     client.force_login(other_seller)
     for method, url, data in listing_urls(listing.pk):
@@ -236,16 +237,16 @@ def test_another_seller_gets_404_on_every_listing_url_and_nothing_changes(
 
 
 def test_the_portal_lists_only_the_sellers_own_listings(client, seller, other_seller):
-    mine = make_listing(seller, name="mine")
-    make_listing(other_seller, name="theirs")
+    mine = listing_make(seller, name="mine")
+    listing_make(other_seller, name="theirs")
     client.force_login(seller)
     rows = client.get(reverse("seller_portal")).context["rows"]
     assert [row["listing"].pk for row in rows] == [mine.pk]
 
 
 def test_a_listing_suspended_by_a_probe_gives_its_reason_once(client, seller, sim):
-    rejected = make_listing(seller, name="rejected", key="sim-portal-rejected?reject=401")
-    failing = make_listing(seller, name="failing", key="sim-portal-failing?status=502")
+    rejected = listing_make(seller, name="rejected", key="sim-portal-rejected?reject=401")
+    failing = listing_make(seller, name="failing", key="sim-portal-failing?status=502")
     probes.probe_run()
     client.force_login(seller)
     response = client.get(reverse("seller_portal"))

@@ -12,7 +12,7 @@ from market import health, health_record, probes, services
 from market.demo import listings_seed
 from market.health import health_get
 from market.models import HealthSample, Listing, ListingStatus
-from tests.market.conftest import make_listing
+from tests.market.factories import listing_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,7 +32,7 @@ def unlock(listing):
 
 def test_a_probe_is_a_one_token_completion_and_records_a_sample(seller, sim):
     name = key_name()
-    listing = make_listing(seller, key=f"{name}?ttft_ms=30")
+    listing = listing_make(seller, key=f"{name}?ttft_ms=30")
     results = probes.probe_run()
     assert [(r.listing_id, r.ok, r.status_code) for r in results] == [(listing.pk, True, 200)]
     last = sim.app.registry.stats[name]
@@ -46,7 +46,7 @@ def test_a_probe_is_a_one_token_completion_and_records_a_sample(seller, sim):
 
 def test_a_speech_only_listing_is_probed_with_the_free_model_list(seller, sim):
     name = key_name()
-    make_listing(seller, key=name, provider="minimax", models=("minimax/speech-02-hd",))
+    listing_make(seller, key=name, provider="minimax", models=("minimax/speech-02-hd",))
     results = probes.probe_run()
     assert [r.ok for r in results] == [True]
     assert sim.app.registry.stats[name].last_path == "/models"
@@ -54,7 +54,7 @@ def test_a_speech_only_listing_is_probed_with_the_free_model_list(seller, sim):
 
 def test_a_new_listing_is_verified_by_a_probe_and_goes_live(seller, sim, task_calls):
     name = key_name()
-    listing = make_listing(seller, key=name, status=ListingStatus.PENDING, verify=True)
+    listing = listing_make(seller, key=name, status=ListingStatus.PENDING, verify=True)
     listing.refresh_from_db()
     assert listing.status == ListingStatus.ACTIVE
     assert task_calls == [("market.tasks.probe_listing_task", [listing.pk], {})]
@@ -63,7 +63,7 @@ def test_a_new_listing_is_verified_by_a_probe_and_goes_live(seller, sim, task_ca
 
 
 def test_a_new_listing_with_a_rejected_key_is_rejected_with_the_reason(seller, mailoutbox):
-    listing = make_listing(
+    listing = listing_make(
         seller, key=f"{key_name()}?reject=401", status=ListingStatus.PENDING, verify=True
     )
     listing.refresh_from_db()
@@ -73,7 +73,7 @@ def test_a_new_listing_with_a_rejected_key_is_rejected_with_the_reason(seller, m
 
 
 def test_a_transient_failure_leaves_a_new_listing_pending_for_a_retry(seller):
-    listing = make_listing(
+    listing = listing_make(
         seller, key=f"{key_name()}?status=503", status=ListingStatus.PENDING, verify=True
     )
     listing.refresh_from_db()
@@ -85,7 +85,7 @@ def test_a_transient_failure_leaves_a_new_listing_pending_for_a_retry(seller):
 
 def test_a_401_suspends_an_active_listing_within_one_probe_and_emails_once(seller, sim, mailoutbox):
     name = key_name()
-    listing = make_listing(seller, key=f"{name}?reject=401")
+    listing = listing_make(seller, key=f"{name}?reject=401")
     probes.probe_run()
     listing.refresh_from_db()
     assert listing.status == ListingStatus.SUSPENDED
@@ -99,7 +99,7 @@ def test_a_401_suspends_an_active_listing_within_one_probe_and_emails_once(selle
 
 
 def test_a_402_suspends_with_the_balance_reason(seller):
-    listing = make_listing(seller, key=f"{key_name()}?reject=402")
+    listing = listing_make(seller, key=f"{key_name()}?reject=402")
     probes.probe_run()
     listing.refresh_from_db()
     assert (listing.status, listing.status_reason) == (
@@ -136,7 +136,7 @@ def test_an_unreachable_upstream_is_a_transient_failure_in_our_words(seller, sim
 
 def test_probes_never_touch_a_paused_listing(seller, sim, mailoutbox):
     name = key_name()
-    listing = make_listing(seller, key=f"{name}?reject=401")
+    listing = listing_make(seller, key=f"{name}?reject=401")
     services.listing_pause(listing=listing)
     probes.probe_run()
     probes.probe_run(listing_ids=[listing.pk], verify=True)
@@ -147,7 +147,7 @@ def test_probes_never_touch_a_paused_listing(seller, sim, mailoutbox):
 
 
 def test_a_pause_during_a_probe_wins(seller):
-    listing = make_listing(seller, key=key_name(), status=ListingStatus.PENDING)
+    listing = listing_make(seller, key=key_name(), status=ListingStatus.PENDING)
     target = probes.probe_target(Listing.objects.get(pk=listing.pk))
     services.listing_pause(listing=listing)
     probes.result_apply(target, probes.ProbeResult(listing.pk, True, 200, 12.0, ""))
@@ -158,7 +158,7 @@ def test_a_pause_during_a_probe_wins(seller):
 def test_repeated_probe_failures_cool_down_and_a_recovery_probe_heals(seller, sim, monkeypatch):
     monkeypatch.setattr(health_record, "COOLDOWN_S", 0.2)
     name = key_name()
-    listing = make_listing(seller, key=name)
+    listing = listing_make(seller, key=name)
     sim.app.registry.set_runtime(name, {"status": 503})
     for _ in range(health.FAIL_THRESHOLD):
         unlock(listing)
@@ -178,9 +178,9 @@ def test_repeated_probe_failures_cool_down_and_a_recovery_probe_heals(seller, si
 
 def test_two_concurrent_probe_runs_probe_each_listing_once(seller, other_seller, sim):
     names = [key_name() for _ in range(3)]
-    make_listing(seller, key=f"{names[0]}?ttft_ms=100")
-    make_listing(seller, key=f"{names[1]}?ttft_ms=100")
-    make_listing(other_seller, key=f"{names[2]}?ttft_ms=100")
+    listing_make(seller, key=f"{names[0]}?ttft_ms=100")
+    listing_make(seller, key=f"{names[1]}?ttft_ms=100")
+    listing_make(other_seller, key=f"{names[2]}?ttft_ms=100")
     barrier = threading.Barrier(2)
     counts = []
 
@@ -222,7 +222,7 @@ def test_the_demo_seed_is_idempotent_and_its_dead_key_is_suspended_by_one_probe(
 def test_a_sweep_runs_at_most_the_bounded_number_of_probes_at_once(seller, sim, monkeypatch):
     names = [key_name() for _ in range(6)]
     for name in names:
-        make_listing(seller, key=f"{name}?ttft_ms=150")
+        listing_make(seller, key=f"{name}?ttft_ms=150")
     in_flight, peak = 0, []
     real_probe_one = probes.probe_one
 
@@ -245,7 +245,7 @@ def test_a_sweep_runs_at_most_the_bounded_number_of_probes_at_once(seller, sim, 
 
 def test_a_verification_probe_takes_the_slot_so_the_next_sweep_skips_the_listing(seller, sim):
     name = key_name()
-    listing = make_listing(seller, key=name, status=ListingStatus.PENDING, verify=True)
+    listing = listing_make(seller, key=name, status=ListingStatus.PENDING, verify=True)
     listing.refresh_from_db()
     assert listing.status == ListingStatus.ACTIVE
     assert probes.probe_run() == []
@@ -259,7 +259,7 @@ def test_a_starting_beat_process_sweeps_at_once_and_a_second_one_probes_nothing(
     from celery.signals import beat_init
 
     name = key_name()
-    listing = make_listing(seller, key=name)
+    listing = listing_make(seller, key=name)
     beat_init.send(sender=None)  # tasks are eager here: the sweep runs inside send()
     assert requests_seen(sim, name) == 1
     assert HealthSample.objects.filter(listing=listing, source="probe").count() == 1

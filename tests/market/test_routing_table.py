@@ -6,16 +6,16 @@ from market import health, health_record
 from market.models import CatalogModel, Listing, ListingStatus, Provider
 from market.routing import RouteCandidate
 from market.selectors import catalogue_list, routing_table
-from tests.market.conftest import make_listing
+from tests.market.factories import listing_make
 
 pytestmark = pytest.mark.django_db
 
 
 def test_it_lists_active_listings_per_model_cheapest_first_with_health(seller, other_seller, sim):
-    dear = make_listing(
+    dear = listing_make(
         seller, percent=95, models=("deepseek/deepseek-chat", "deepseek/deepseek-reasoner")
     )
-    cheap = make_listing(other_seller, percent=70)
+    cheap = listing_make(other_seller, percent=70)
     Listing.objects.filter(pk=dear.pk).update(trusted=True, requests_per_minute=30)
     for ttft in (100, 200, 300):
         health_record.health_report(
@@ -59,7 +59,7 @@ def test_it_lists_active_listings_per_model_cheapest_first_with_health(seller, o
 
 
 def test_only_active_listings_of_active_providers_and_models_appear(seller):
-    active = make_listing(seller)
+    active = listing_make(seller)
     for status in (
         ListingStatus.PENDING,
         ListingStatus.PAUSED,
@@ -67,9 +67,9 @@ def test_only_active_listings_of_active_providers_and_models_appear(seller):
         ListingStatus.REJECTED,
         ListingStatus.DELETED,
     ):
-        make_listing(seller, status=status, name=status)
-    minimax = make_listing(seller, provider="minimax", models=("minimax/minimax-m2.5",))
-    reasoner = make_listing(seller, models=("deepseek/deepseek-reasoner",))
+        listing_make(seller, status=status, name=status)
+    minimax = listing_make(seller, provider="minimax", models=("minimax/minimax-m2.5",))
+    reasoner = listing_make(seller, models=("deepseek/deepseek-reasoner",))
     assert {c.listing_id for cs in routing_table().values() for c in cs} == {
         active.pk,
         minimax.pk,
@@ -81,8 +81,8 @@ def test_only_active_listings_of_active_providers_and_models_appear(seller):
 
 
 def test_cooling_down_and_suspended_listings_are_returned_with_that_health(seller, other_seller):
-    cooling = make_listing(seller)
-    rejected = make_listing(other_seller)
+    cooling = listing_make(seller)
+    rejected = listing_make(other_seller)
     for _ in range(health.FAIL_THRESHOLD):
         health_record.health_report(
             listing_id=cooling.pk,
@@ -105,9 +105,9 @@ def test_cooling_down_and_suspended_listings_are_returned_with_that_health(selle
 
 
 def test_it_costs_one_query(seller, other_seller, django_assert_num_queries):
-    make_listing(seller, models=("deepseek/deepseek-chat", "deepseek/deepseek-reasoner"))
-    make_listing(other_seller)
-    make_listing(other_seller, provider="minimax", models=("minimax/minimax-m2.5",))
+    listing_make(seller, models=("deepseek/deepseek-chat", "deepseek/deepseek-reasoner"))
+    listing_make(other_seller)
+    listing_make(other_seller, provider="minimax", models=("minimax/minimax-m2.5",))
     with django_assert_num_queries(1):
         table = routing_table()
     assert sum(len(v) for v in table.values()) == 4
@@ -136,12 +136,13 @@ def test_a_listing_is_flagged_once_todays_sales_reach_its_daily_spend_cap(
     seller, other_seller, sim
 ):
     from billing.services import request_settle
-    from tests.billing.conftest import settlement_make, user_make
+    from tests.accounts.factories import user_make
+    from tests.billing.factories import settlement_make
 
-    capped = make_listing(seller, percent=80)
-    roomy = make_listing(other_seller, percent=90)
+    capped = listing_make(seller, percent=80)
+    roomy = listing_make(other_seller, percent=90)
     Listing.objects.filter(pk__in=[capped.pk, roomy.pk]).update(daily_spend_cap_nusd=1_000_000)
-    buyer = user_make()
+    buyer = user_make(verified=None)
     for listing, request_id in ((capped, "cap-1"), (roomy, "cap-2")):
         request_settle(
             settlement=settlement_make(

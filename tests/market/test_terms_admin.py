@@ -6,7 +6,7 @@ from accounts.models import User
 from market import services
 from market.models import TermsVersion
 from market.selectors import terms_accepted_current, terms_current
-from tests.market.conftest import make_user
+from tests.market.factories import seller_make
 from tests.operators import operator_client as signed_in_operator
 
 pytestmark = pytest.mark.django_db
@@ -19,7 +19,7 @@ def operator_client():
 
 
 def test_a_draft_gets_the_next_number_and_counts_only_once_published(operator_client):
-    seller = make_user(seller_terms=True)
+    seller = seller_make()
     response = operator_client.post(
         "/admin/market/termsversion/add/",
         {"audience": "seller", "title": "Seller terms v2", "body": "New rules."},
