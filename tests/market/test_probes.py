@@ -112,7 +112,7 @@ def test_an_in_body_key_rejection_suspends_like_a_401_as_the_gateway_counts_it(s
     """MiniMax answers a rejected key with HTTP 200 and base_resp 1004: the probe reads the answer
     with the gateway's adapter, so it counts as the 401 it stands for."""
     name = key_name()
-    listing = make_listing(seller, key=f"{name}?reject=401&base_resp=1")
+    listing = listing_make(seller, key=f"{name}?reject=401&base_resp=1")
     [result] = probes.probe_run()
     assert (result.ok, result.status_code, result.error) == (
         False,
@@ -127,7 +127,7 @@ def test_an_in_body_key_rejection_suspends_like_a_401_as_the_gateway_counts_it(s
 
 
 def test_an_unreachable_upstream_is_a_transient_failure_in_our_words(seller, sim):
-    listing = make_listing(seller, key=key_name(), status=ListingStatus.PENDING)
+    listing = listing_make(seller, key=key_name(), status=ListingStatus.PENDING)
     target = probes.probe_target(Listing.objects.get(pk=listing.pk))
     closed = dataclasses.replace(target, base_url="http://127.0.0.1:9")  # nothing listens
     [result] = asyncio.run(probes.probe_many([closed]))
