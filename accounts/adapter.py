@@ -8,7 +8,7 @@ from allauth.account.adapter import DefaultAccountAdapter
 
 from accounts import services
 from accounts.emails import email_canonicalize
-from dragonfly.emails import email_context
+from mail.notices import email_context
 
 
 def _client_address(request) -> str | None:

@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 from accounts import selectors, services, validation
 from accounts.models import AccessKey, PrivacyMode, RoutingProfile, RoutingStrategy
 from billing.money import MAX_PRICE_PER_MILLION_NUSD
-from dragonfly import bounded_fields
+from bounded_numbers import fields as bounded_fields
 
 
 def _raise_api(exc: DjangoValidationError, renames: dict[str, str] | None = None) -> None:

@@ -6,7 +6,7 @@ from allauth.account.models import EmailAddress
 
 from accounts import keys, services
 from accounts.models import AccessKey, User
-from dragonfly import demo
+from demo import identities as demo
 
 DEMO_KEY_NAME = "Demo key"
 

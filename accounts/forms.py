@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from accounts import selectors, validation
 from accounts.models import PrivacyMode, RoutingProfile, RoutingStrategy, User
 from billing.money import MAX_PRICE_PER_MILLION_NUSD
-from dragonfly import bounded_fields
+from bounded_numbers import fields as bounded_fields
 
 
 def _usd(value_nusd: int | None) -> str:

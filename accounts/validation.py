@@ -7,13 +7,13 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 
-from dragonfly import bounded
+from bounded_numbers import parse as bounded
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 # Upper bounds for whole-number fields: far above any real use, and inside the database columns
 # (a bigger number would otherwise reach PostgreSQL and fail as a 500).
-# The routing headers share the TTFT and throughput bounds (dragonfly/bounded.py).
+# The routing headers share the TTFT and throughput bounds (bounded_numbers/parse.py).
 MAX_THROTTLE_PER_MINUTE = 1_000_000_000  # requests or tokens per minute on a key
 MAX_TTFT_MS = bounded.TTFT_MS_MAX  # ten minutes, the longest an upstream call may take
 MAX_TPS = bounded.TPS_MAX  # tokens per second
@@ -25,7 +25,7 @@ def usd_to_nusd_field(
     """A dollar amount typed by a person (per million tokens, or a spend limit) → nano-USD.
 
     Parsed by billing.money.usd_to_nusd, which refuses by length and magnitude before converting
-    (dragonfly/bounded.py); `max_nusd` narrows its $1e9 ceiling (prices: the header's own bound).
+    (bounded_numbers/parse.py); `max_nusd` narrows its $1e9 ceiling (prices: the header's own bound).
     """
     from billing.money import format_usd, usd_to_nusd
 

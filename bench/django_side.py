@@ -65,7 +65,7 @@ def setup(upstream_url: str) -> dict:
     from django.db import transaction
 
     from accounts.models import Plan, User
-    from dragonfly import demo
+    from demo import identities as demo
     from market import services as market_services
     from market.models import CatalogModel, Listing, ListingStatus
 

@@ -28,7 +28,7 @@ from billing.models import (
     StripeReversal,
     UsageRecord,
 )
-from dragonfly import metrics
+from observability import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ def _violations(*, progress: Progress, chunk: int, using: str) -> list[str]:
 def ledger_check_run(*, progress: Progress = _quiet, chunk: int = 5000) -> list[str]:
     """Check the ledger (`ledger_violations`) and record the outcome for /metrics.
 
-    The outcome goes to Redis (`dragonfly.metrics.ledger_check_record`), so every process's
+    The outcome goes to Redis (`observability.metrics.ledger_check_record`), so every process's
     /metrics reports the last check, wherever it ran (the command, a worker's beat task). A Redis
     failure is logged and does not change the check's answer.
     """

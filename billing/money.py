@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from dragonfly import bounded
+from bounded_numbers import parse as bounded
 
 NUSD_PER_USD = 1_000_000_000
 NUSD_PER_CENT = 10_000_000
@@ -41,7 +41,7 @@ def usd_to_nusd(value: str | Decimal | int, *, allow_negative: bool = False) -> 
 
     Refuses NaN, infinities, floats, more than 9 decimal places, negatives (unless allowed) and
     amounts above MAX_AMOUNT_NUSD, by raising ValueError with a message fit for the user. The
-    text is parsed by dragonfly.bounded: refused by length and magnitude before any conversion.
+    text is parsed by bounded_numbers.parse: refused by length and magnitude before any conversion.
     """
     if isinstance(value, (bool, float)):
         raise ValueError("Amounts must be given as decimal text, not floating point.")

@@ -16,7 +16,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from dragonfly.routing import websocket_urlpatterns  # noqa: E402
+from dragonfly.websocket_routes import websocket_urlpatterns  # noqa: E402
 from gateway.asgi import application as gateway_application  # noqa: E402
 
 

@@ -21,7 +21,7 @@ LOCAL_MAIL_BACKENDS = {
     "django.core.mail.backends.filebased.EmailBackend",
     "django.core.mail.backends.locmem.EmailBackend",
     "django.core.mail.backends.dummy.EmailBackend",
-    "dragonfly.mail.ConsoleAndFileBackend",
+    "mail.backends.ConsoleAndFileBackend",
 }
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}  # noqa: S104 - compared, not bound
 

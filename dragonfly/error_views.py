@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseServerError
 from django.shortcuts import render
 from django.template import loader
 
-from dragonfly.logs import request_id_var
+from observability.logs import request_id_var
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

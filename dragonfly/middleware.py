@@ -6,7 +6,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.conf import settings as django_settings
 from whitenoise.middleware import WhiteNoiseMiddleware
 
-from dragonfly.logs import request_id_var
+from observability.logs import request_id_var
 
 
 class RequestIdMiddleware:

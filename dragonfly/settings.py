@@ -140,8 +140,8 @@ if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     if DRAGONFLY_DB_POOL_SIZE and DATABASES["default"]["ENGINE"].endswith("postgresql"):
-        # Pooled, every connection pinged as it is handed out (dragonfly/db/postgresql/base.py).
-        DATABASES["default"]["ENGINE"] = "dragonfly.db.postgresql"
+        # Pooled, every connection pinged as it is handed out (db_backends/postgresql/base.py).
+        DATABASES["default"]["ENGINE"] = "db_backends.postgresql"
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = False  # psycopg_pool's check backs off
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": 1,
@@ -163,7 +163,7 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# fakeredis:// is the embedded in-process substitute; dragonfly.redis gives every caller a client.
+# fakeredis:// is the embedded in-process substitute; redis_clients.clients gives every caller a client.
 if REDIS_URL.startswith("fakeredis://"):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 else:
@@ -291,7 +291,7 @@ if EMAIL_HOST:
     EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
     EMAIL_TIMEOUT = 10
 else:
-    EMAIL_BACKEND = "dragonfly.mail.ConsoleAndFileBackend"
+    EMAIL_BACKEND = "mail.backends.ConsoleAndFileBackend"
 EMAIL_FILE_PATH = VAR_DIR / "mail"
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Dragonfly <no-reply@dragonfly.local>")
 
@@ -401,11 +401,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "request_id": {"()": "dragonfly.logs.RequestIdFilter"},
-        "redact": {"()": "dragonfly.logs.RedactSecretsFilter"},
+        "request_id": {"()": "observability.logs.RequestIdFilter"},
+        "redact": {"()": "observability.logs.RedactSecretsFilter"},
     },
     "formatters": {
-        "json": {"()": "dragonfly.logs.JsonFormatter"},
+        "json": {"()": "observability.logs.JsonFormatter"},
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },
     "handlers": {

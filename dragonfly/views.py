@@ -10,8 +10,8 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from dragonfly import metrics as _metrics  # noqa: F401 - registers the gateway metrics
-from dragonfly.redis import get_redis_short
+from observability import metrics as _metrics  # noqa: F401 - registers the gateway metrics
+from redis_clients.clients import get_redis_short
 
 
 def home(request):

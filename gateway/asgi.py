@@ -17,8 +17,6 @@ import logging
 import time
 from urllib.parse import parse_qs
 
-from dragonfly.logs import request_id_var
-from dragonfly.metrics import GATEWAY_LATENCY, GATEWAY_REQUESTS
 from gateway import (
     auth,
     catalogue,
@@ -36,6 +34,8 @@ from gateway.call import Endpoint
 from gateway.errors import GatewayError, bad_request
 from gateway.headers import request_map
 from gateway.response import Response
+from observability.logs import request_id_var
+from observability.metrics import GATEWAY_LATENCY, GATEWAY_REQUESTS
 
 logger = logging.getLogger("gateway")
 

@@ -20,11 +20,11 @@ from typing import Any
 from django.conf import settings
 
 from accounts.keys import KEY_PREFIX, key_hash, key_is_well_formed
-from dragonfly.metrics import GATEWAY_KEY_LOOKUPS
 from gateway import background, client_limits, runtime
 from gateway.db import db_call
 from gateway.errors import GatewayError
 from gateway.runtime import caches
+from observability.metrics import GATEWAY_KEY_LOOKUPS
 
 _LIVE_LIMIT = 50_000
 _UNKNOWN_LIMIT = 10_000

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from gateway.request import ChatRequest, SpeechRequest
     from gateway.response import Response
     from gateway.spend import Reservation
-    from market.routing import RouteCandidate
+    from market.route_candidates import RouteCandidate
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ Ranking leaves capacity to the first take: one script walks the ranked candidate
 a cap and takes a slot on the first with room, atomically, in one round trip (`take_first`); the
 listings it found full are dropped like a hard filter (counted as "capacity" in the 503). Failover
 to a later candidate takes its slot the same way. Redis down: fail open (kv.py), like rate limits.
-Concurrent takes share one pipelined round trip (dragonfly/batching.py); a slot taken for a
+Concurrent takes share one pipelined round trip (event_loop/batching.py); a slot taken for a
 request that was cancelled meanwhile is given back at once.
 """
 
@@ -23,9 +23,9 @@ import time
 
 from django.conf import settings
 
-from dragonfly.batching import Batcher
-from dragonfly.redis import get_redis
+from event_loop.batching import Batcher
 from gateway import background, kv, process, runtime
+from redis_clients.clients import get_redis
 
 logger = logging.getLogger("gateway")
 

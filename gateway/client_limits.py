@@ -13,10 +13,10 @@ import ipaddress
 
 from django.conf import settings
 
-from dragonfly.metrics import GATEWAY_ADDRESS_LIMITED
 from gateway import kv, limits
 from gateway.errors import GatewayError
 from gateway.runtime import caches
+from observability.metrics import GATEWAY_ADDRESS_LIMITED
 
 # While Redis is down, caches.address_counts: address -> [failures this window, ...], at most
 # 10,000 addresses (the least recently used forgotten first).

@@ -18,9 +18,9 @@ from typing import TypeVar
 
 from redis.exceptions import NoScriptError
 
-from dragonfly.metrics import GATEWAY_REDIS_ERRORS
-from dragonfly.redis import get_async_redis
 from gateway.runtime import caches
+from observability.metrics import GATEWAY_REDIS_ERRORS
+from redis_clients.clients import get_async_redis
 
 logger = logging.getLogger("gateway")
 T = TypeVar("T")

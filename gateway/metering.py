@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING
 import orjson
 
 from billing.money import cost_nusd
-from billing.settlement import Settlement
+from billing.settlement_data import Settlement
 from gateway.errors import bad_request
 
 if TYPE_CHECKING:
     from gateway.request import ChatRequest, SpeechRequest
-    from market.routing import RouteCandidate
+    from market.route_candidates import RouteCandidate
 
 # Output tokens per choice a request may produce when it sets no max_tokens (sent upstream).
 DEFAULT_OUTPUT_CAP = 8192

@@ -23,7 +23,7 @@ class StreamCheckpoint(models.Model):
 
     request_id = models.CharField(primary_key=True, max_length=100)
     process_id = models.CharField(max_length=8, db_index=True)
-    settlement = models.JSONField()  # billing.settlement.Settlement's fields
+    settlement = models.JSONField()  # billing.settlement_data.Settlement's fields
     updated_at = models.DateTimeField()
 
     def __str__(self) -> str:

@@ -107,16 +107,16 @@ def start() -> None:
 async def stop() -> None:
     """A clean stop, after the requests in flight have settled: give the lease back, unless a
     settlement still waits for the database (its peers then settle it once the lease runs out)."""
-    from gateway import money
+    from gateway import billing_calls
 
     if runtime.current().stop_service("lease") is None:
         return
-    if money.retrying():
+    if billing_calls.retrying():
         logger.error(
             "gateway process %s stops with %d settlements waiting for the database: its peers "
             "settle them once its lease runs out",
             ID,
-            money.retrying(),
+            billing_calls.retrying(),
         )
         return
     try:

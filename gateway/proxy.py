@@ -20,7 +20,6 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from django.conf import settings
 
-from dragonfly.metrics import UPSTREAM_ATTEMPTS
 from gateway import capacity, health_reports, metering
 from gateway.call import Call
 from gateway.db import DatabaseUnavailable, db_call
@@ -33,7 +32,8 @@ from gateway.routing import unavailable_extra
 from gateway.runtime import caches  # upstream_keys: listing id -> (fresh until, seller key)
 from gateway.upstream import minimax, openai, statuses
 from gateway.upstream.base import UpstreamError
-from market.routing import RouteCandidate
+from market.route_candidates import RouteCandidate
+from observability.metrics import UPSTREAM_ATTEMPTS
 
 logger = logging.getLogger("gateway")
 

@@ -1,7 +1,7 @@
 """Settling what a dead gateway process left (process.py says how it is found and why it is safe).
 
 For each process whose lease ran out: every settlement it could not land (the database was
-unreachable: money.py kept it in Redis) is settled as it was; every stream it checkpointed is
+unreachable: billing_calls.py kept it in Redis) is settled as it was; every stream it checkpointed is
 settled for what it had delivered (billing policy: as if the buyer had hung up then); every other
 hold it placed is voided
 (its request delivered nothing: a plain answer is sent whole at its end); its capacity slots are
@@ -107,7 +107,7 @@ def _reap(process_id: str, cutoff) -> Reaped:
 
 
 def _from_checkpoints(process_id: str) -> dict:
-    from billing.settlement import Settlement
+    from billing.settlement_data import Settlement
     from gateway.models import StreamCheckpoint
 
     rows = StreamCheckpoint.objects.filter(process_id=process_id)
@@ -115,20 +115,20 @@ def _from_checkpoints(process_id: str) -> dict:
 
 
 def _unsettled(process_id: str) -> dict:
-    from gateway import money
+    from gateway import billing_calls
 
     try:
-        return money.unsettled(process_id)
+        return billing_calls.unsettled(process_id)
     except Exception as exc:  # Redis down: those holds are voided instead (logged)
         logger.error("settlements %s left in redis unreadable (%r)", process_id, exc)
         return {}
 
 
 def _forget_unsettled(process_id: str) -> None:
-    from dragonfly.redis import get_redis
-    from gateway import money
+    from gateway import billing_calls
+    from redis_clients.clients import get_redis
 
     try:
-        get_redis().delete(money.unsettled_key(process_id))
+        get_redis().delete(billing_calls.unsettled_key(process_id))
     except Exception as exc:
         logger.warning("settlements of %s left in redis not deleted (%r)", process_id, exc)

@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 
 from billing.money import MAX_PRICE_PER_MILLION_NUSD, NUSD_PER_USD
-from dragonfly import bounded
+from bounded_numbers import parse as bounded
 from gateway import kv, runtime
 from gateway.db import db_call
 from gateway.errors import NO_ELIGIBLE_SELLER, GatewayError, bad_request
@@ -156,7 +156,7 @@ def _header(headers: dict[bytes, bytes], name: str) -> str | None:
 
 
 def _price(value: str, name: str) -> int:
-    """USD per million input tokens → nano-USD; bounded (dragonfly/bounded.py), a 400 naming it."""
+    """USD per million input tokens → nano-USD; bounded (bounded_numbers/parse.py), a 400 naming it."""
     high = MAX_PRICE_PER_MILLION_NUSD // NUSD_PER_USD
     try:
         return bounded.fixed_text(value, what=f"Header {name}", low=0, high=high, places=9)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import redis.asyncio as aioredis
     from psycopg_pool import AsyncConnectionPool
 
-    from dragonfly.batching import Batcher
+    from event_loop.batching import Batcher
 
 logger = logging.getLogger("gateway")
 
@@ -84,7 +84,7 @@ class Runtime:
         self.upstream: aiohttp.ClientSession | None = None  # upstream/base.py
         self.money_pool: AsyncConnectionPool | None = None  # billing fastpath_async
         self.money_batchers: tuple[Batcher, Batcher, Batcher] | None = None  # holds, settles, voids
-        self.redis: aioredis.Redis | None = None  # dragonfly/redis.py
+        self.redis: aioredis.Redis | None = None  # redis_clients/clients.py
 
     # ------------------------------------------------------------ the background-task registry
 

@@ -19,11 +19,11 @@ from gateway import (
     admission,
     auth,
     background,
+    billing_calls,
     capacity,
     checkpoints,
     limits,
     metering,
-    money,
     request,
     routing,
     spend,
@@ -150,15 +150,17 @@ async def slot_and_hold(call: Call) -> None:
         raise
     slot, full = await taking
     if slot is None:
-        await money.void(request_id=request_id, reason="every listing at capacity")
+        await billing_calls.void(request_id=request_id, reason="every listing at capacity")
     call.attempts, call.held_nusd = _attempts(call, slot, full), call.hold_nusd
 
 
 async def _hold(call: Call, amount_nusd: int) -> None:
-    """money.hold; a request cancelled while its hold is being placed voids it once placed."""
+    """billing_calls.hold; a request cancelled while its hold is being placed voids it once placed."""
     request_id = call.out.request_id
     placing = asyncio.ensure_future(
-        money.hold(request_id=request_id, user_id=call.key["user_id"], amount_nusd=amount_nusd)
+        billing_calls.hold(
+            request_id=request_id, user_id=call.key["user_id"], amount_nusd=amount_nusd
+        )
     )
     try:
         await asyncio.shield(placing)
@@ -169,7 +171,7 @@ async def _hold(call: Call, amount_nusd: int) -> None:
 
 def _void_placed(request_id: str, placing: asyncio.Future) -> None:
     if not placing.cancelled() and placing.exception() is None:
-        background.spawn(money.void(request_id=request_id, reason="request cancelled"))
+        background.spawn(billing_calls.void(request_id=request_id, reason="request cancelled"))
 
 
 def _attempts(call: Call, slot: capacity.Slot | None, full: set[int]) -> Attempts:
@@ -201,14 +203,14 @@ async def settle(call: Call) -> int:
         candidate = meter.accepted
     try:
         if candidate is None:
-            await money.void(request_id=out.request_id, reason="no listing served")
+            await billing_calls.void(request_id=out.request_id, reason="no listing served")
             return 0
         outcome = meter.outcome
         if not out.finished and (out.disconnected or outcome == "completed"):
             # The buyer's connection ended before the answer did: they hung up, or this server
             # was stopped mid-answer (Daphne cancels what is in flight). Billed as delivered.
             outcome = "client_disconnected"
-        result = await money.settle(
+        result = await billing_calls.settle(
             meter.settlement(
                 out.request_id, call.key, candidate, outcome=outcome, streamed=call.streamed
             )
@@ -218,6 +220,8 @@ async def settle(call: Call) -> int:
     except Exception:
         logger.exception("settlement of %s failed; the hold stays for the reaper", out.request_id)
         return call.held_nusd  # count it as spent until the reaper says otherwise
-    if result is None:  # the database is unreachable: money.settle retries it in the background
+    if (
+        result is None
+    ):  # the database is unreachable: billing_calls.settle retries it in the background
         return call.held_nusd  # count it as spent until it lands
     return 0 if result.already_settled else min(result.cost_nusd, call.held_nusd)

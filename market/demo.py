@@ -66,7 +66,7 @@ def _demo_seller():
     from allauth.account.models import EmailAddress
 
     from accounts.models import User
-    from dragonfly import demo
+    from demo import identities as demo
 
     user = User.objects.filter(email__iexact=demo.DEMO_SELLER_EMAIL).first()
     if user is None:

@@ -1,7 +1,7 @@
 """Seller portal forms: a listing's provider, models and asks (USD per million units), caps and key.
 
 Asks are typed in dollars per million units and parsed exactly into nano-USD by billing.money
-(bounded: dragonfly/bounded.py); whole numbers through dragonfly.bounded_fields.
+(bounded: bounded_numbers/parse.py); whole numbers through bounded_numbers.fields.
 Every ask is checked against the model's list price; models must belong to the chosen provider.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from django import forms
 
 from billing.money import format_usd, nusd_to_usd, usd_to_nusd
-from dragonfly import bounded_fields
+from bounded_numbers import fields as bounded_fields
 from market.models import CatalogModel, Listing, Provider
 from market.services import OfferInput
 

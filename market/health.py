@@ -19,7 +19,7 @@ the routing table's reload and on pages, so they have short timeouts and never f
 fails they answer what this process last read (docs/gateway.md, "When Redis is down").
 
 Every key starts with ``df:mh:<listing id>``. No value ever holds an upstream key: errors stored
-here are our own short descriptions, or the gateway's passed through dragonfly.logs.redact.
+here are our own short descriptions, or the gateway's passed through observability.logs.redact.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from dragonfly.logs import redact
-from dragonfly.redis import get_redis, get_redis_short
 from gateway.runtime import caches
+from observability.logs import redact
+from redis_clients.clients import get_redis, get_redis_short
 
 logger = logging.getLogger("market")
 

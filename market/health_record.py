@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from dragonfly.redis import get_async_redis, get_redis
 from gateway.upstream import statuses
 from market.health import (
     COOLDOWN_S,
@@ -25,6 +24,7 @@ from market.health import (
     clean_error,
     redis_key,
 )
+from redis_clients.clients import get_async_redis, get_redis
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 import aiohttp
 from django.conf import settings
 
-from dragonfly.redis import get_redis
 from gateway.upstream import openai, statuses
 from gateway.upstream.base import UpstreamError
 from market import crypto, health, health_record, selectors, services
 from market.models import HealthSource, Listing, ListingStatus, Modality
+from redis_clients.clients import get_redis
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from market.models import (
     TermsAcceptance,
     TermsVersion,
 )
-from market.routing import RouteCandidate
+from market.route_candidates import RouteCandidate
 
 # Listings the prober looks at: live ones and those waiting for verification.
 PROBED_STATUSES = (ListingStatus.ACTIVE, ListingStatus.PENDING)

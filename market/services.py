@@ -15,8 +15,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from dragonfly.emails import email_send
 from gateway.upstream import statuses
+from mail.notices import email_send
 from market import crypto, health, selectors
 from market.models import (
     CatalogModel,

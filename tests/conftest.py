@@ -39,7 +39,7 @@ _configure_test_connections()
 @pytest.fixture(autouse=True)
 def _clean_redis():
     """Each test starts with an empty Redis database (the suite owns TEST_REDIS_URL's db)."""
-    from dragonfly.redis import get_redis
+    from redis_clients.clients import get_redis
 
     if not settings.REDIS_URL.startswith("fakeredis://"):
         get_redis().flushdb()

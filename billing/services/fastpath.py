@@ -17,7 +17,7 @@ from django.db import DatabaseError, connection, transaction
 
 from billing.errors import BillingError, InsufficientBalance
 from billing.pricing import price
-from billing.settlement import Settlement
+from billing.settlement_data import Settlement
 
 # SQLSTATEs raised by the functions for broken invariants (never for business outcomes).
 SQLSTATE_UNCOVERED = "DF001"  # the wallet cannot cover a settlement's debit

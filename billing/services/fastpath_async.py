@@ -7,7 +7,7 @@ money_pool, gateway/runtime.py), opened on first use with Django's own connectio
 the default database. `pools_close()` closes the running loop's pool (the runtime's close() does
 the same; tests call it).
 
-Holds and settlements are batched (dragonfly/batching.py): one of each in flight per event loop, and what
+Holds and settlements are batched (event_loop/batching.py): one of each in flight per event loop, and what
 arrives meanwhile goes out as one `df_hold_place_batch` / `df_settle_apply_batch` call (one
 transaction, one commit; migrations 0007, 0013). A lone request is sent alone, through the single
 functions. If a batch fails as a whole (a broken invariant, a lost race for a request id), its
@@ -47,8 +47,8 @@ from billing.services.fastpath import (
 )
 from billing.services.holds import check_request_id, hold_check, hold_outcome
 from billing.services.settlement import settle_result, settlement_validate
-from billing.settlement import Settlement, SettleResult
-from dragonfly.batching import Batcher
+from billing.settlement_data import Settlement, SettleResult
+from event_loop.batching import Batcher
 from gateway import runtime
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 import logging
 
-from dragonfly.metrics import SETTLEMENT_OVERRUN_NUSD, SETTLEMENT_OVERRUNS
+from observability.metrics import SETTLEMENT_OVERRUN_NUSD, SETTLEMENT_OVERRUNS
 
 logger = logging.getLogger("billing.services.settlement")
 

@@ -15,7 +15,7 @@ from billing.services.operators import (
     REJECT_PAYOUT,
     operator_check,
 )
-from dragonfly.emails import email_send
+from mail.notices import email_send
 
 PAYOUT_MINIMUM_NUSD = 10 * NUSD_PER_USD
 

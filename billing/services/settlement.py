@@ -28,7 +28,7 @@ from billing.services.ledger import account_for_user, account_platform, ledger_p
 from billing.services.operators import REFUND_REQUEST, operator_check
 from billing.services.overruns import overrun_report
 from billing.services.settlement_orm import result_from_record, settle_orm
-from billing.settlement import OUTCOMES, Settlement, SettleResult
+from billing.settlement_data import OUTCOMES, Settlement, SettleResult
 
 PRICE_UNITS = ("token", "character")
 

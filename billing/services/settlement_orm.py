@@ -20,7 +20,7 @@ from billing.pricing import price
 from billing.selectors import fee_profile_for_seller
 from billing.services.ledger import account_for_user, account_platform, ledger_post
 from billing.services.overruns import overrun_report
-from billing.settlement import Settlement, SettleResult
+from billing.settlement_data import Settlement, SettleResult
 
 
 def result_from_record(record: UsageRecord, *, already_settled: bool) -> SettleResult:

@@ -10,7 +10,7 @@ from accounts import demo as accounts_demo
 from accounts import keys, selectors
 from accounts.models import AccessKey, User
 from billing import selectors as billing_selectors
-from dragonfly import demo
+from demo import identities as demo
 from market.models import CatalogModel, Listing, Provider
 
 

@@ -1,6 +1,6 @@
 """Numbers typed into the routing-profile and key forms, sent to the management API or put in a
 URL: a huge exponent, a huge digit string or a foreign digit is a field error at once (it took
-34 s, or answered 500, before dragonfly/bounded.py), and nothing changes."""
+34 s, or answered 500, before bounded_numbers/parse.py), and nothing changes."""
 
 import json
 import time

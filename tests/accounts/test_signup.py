@@ -121,7 +121,7 @@ def test_unverified_login_is_refused_and_resends_the_link(client, make_user, mai
 
 
 def test_failed_logins_are_rate_limited_in_redis(client, make_user, settings):
-    from dragonfly.redis import get_redis
+    from redis_clients.clients import get_redis
 
     assert settings.CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
     make_user("brute@example.com")

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 from billing import services
 from billing.money import usd_to_nusd
-from billing.settlement import Settlement
+from billing.settlement_data import Settlement
 
 
 def fund(user, usd: str) -> None:

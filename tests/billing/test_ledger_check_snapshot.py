@@ -161,7 +161,7 @@ def test_a_redis_failure_does_not_change_the_answer(market, monkeypatch):
     def down(**_):
         raise ConnectionError("redis is down")
 
-    monkeypatch.setattr("dragonfly.metrics.ledger_check_record", down)
+    monkeypatch.setattr("observability.metrics.ledger_check_record", down)
     assert _run_check()[0] == 0
     LedgerAccount.objects.filter(user=buyer, kind="wallet").update(balance_nusd=999)
     assert _run_check()[0] == 1

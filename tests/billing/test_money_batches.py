@@ -1,4 +1,4 @@
-"""Batched holds and settlements on the event loop (dragonfly.batching, migration 0007):
+"""Batched holds and settlements on the event loop (event_loop.batching, migration 0007):
 concurrent calls share one statement and one commit, and each caller still gets exactly what a
 single call gives. Real PostgreSQL commits, real concurrency (one loop, and two loops in threads)."""
 

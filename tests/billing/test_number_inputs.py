@@ -1,6 +1,6 @@
 """Dollar amounts from people (top-up, payout and adjustment forms, grant_credit): a huge exponent
 or a foreign digit is refused at once with the money messages (it took 34 s, raised
-decimal.Overflow as a 500, or was read as a number, before dragonfly/bounded.py); nothing moves."""
+decimal.Overflow as a 500, or was read as a number, before bounded_numbers/parse.py); nothing moves."""
 
 import re
 import time

@@ -62,7 +62,7 @@ def _market_with_a_live_seller() -> None:
 def _spend_with(key: AccessKey) -> None:
     """One request's money as the gateway moves it: a hold, then its settlement."""
     from billing import services as billing_services
-    from billing.settlement import Settlement
+    from billing.settlement_data import Settlement
     from market.models import Listing
 
     listing = Listing.objects.get()

@@ -15,7 +15,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from billing.money import MAX_AMOUNT_NUSD, MAX_PRICE_PER_MILLION_NUSD, NUSD_PER_USD, usd_to_nusd
-from dragonfly import bounded
+from bounded_numbers import parse as bounded
 
 FAST = hsettings(deadline=timedelta(milliseconds=50), max_examples=300, database=None)
 
@@ -74,7 +74,7 @@ def _warm():
     from django.core.exceptions import ValidationError
     from rest_framework.exceptions import ValidationError as ApiValidationError
 
-    from dragonfly.bounded_fields import ApiIntegerField, IntegerField
+    from bounded_numbers.fields import ApiIntegerField, IntegerField
 
     with pytest.raises(ValidationError):
         IntegerField().clean("x")
@@ -303,7 +303,7 @@ def test_form_and_api_integer_fields_give_a_bounded_int_or_their_own_error(value
     from django.core.exceptions import ValidationError
     from rest_framework.exceptions import ValidationError as ApiValidationError
 
-    from dragonfly.bounded_fields import ApiIntegerField, IntegerField
+    from bounded_numbers.fields import ApiIntegerField, IntegerField
 
     form_field = IntegerField(required=False, min_value=1, max_value=600_000)
     try:
@@ -334,7 +334,7 @@ def test_integer_fields_keep_the_frameworks_messages_for_huge_numbers():
     from django.core.exceptions import ValidationError
     from rest_framework.exceptions import ValidationError as ApiValidationError
 
-    from dragonfly.bounded_fields import ApiIntegerField, IntegerField
+    from bounded_numbers.fields import ApiIntegerField, IntegerField
 
     field = IntegerField(min_value=1, max_value=600_000)
     for text, message in (

@@ -1,6 +1,6 @@
 import logging
 
-from dragonfly.logs import JsonFormatter, RedactSecretsFilter, redact
+from observability.logs import JsonFormatter, RedactSecretsFilter, redact
 
 
 def test_it_redacts_buyer_keys_and_bearer_tokens():

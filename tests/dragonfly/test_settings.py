@@ -41,7 +41,7 @@ def test_nothing_set_gives_the_embedded_default(tmp_path):
         "engine": "django.db.backends.sqlite3",
         "cache": "django.core.cache.backends.locmem.LocMemCache",
         "eager": True,
-        "mail": "dragonfly.mail.ConsoleAndFileBackend",
+        "mail": "mail.backends.ConsoleAndFileBackend",
         "debug": True,
         "embedded": True,
     }
@@ -61,7 +61,7 @@ def test_urls_set_give_postgres_and_redis(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
-    assert loaded["engine"] == "dragonfly.db.postgresql"
+    assert loaded["engine"] == "db_backends.postgresql"
     assert loaded["cache"] == "django.core.cache.backends.redis.RedisCache"
     assert loaded["eager"] is False
     assert loaded["debug"] is False
@@ -204,7 +204,7 @@ def test_postgres_connections_are_pooled_never_persistent(tmp_path):
     result = _load({**PRODUCTION, "DRAGONFLY_DB_POOL_SIZE": "7"}, tmp_path, POOL_PROBE)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
-        "engine": "dragonfly.db.postgresql",
+        "engine": "db_backends.postgresql",
         "max_age": 0,
         "pool": {"min_size": 1, "max_size": 7, "timeout": 10, "name": "django"},
     }

@@ -20,9 +20,9 @@ from django.core.management import call_command
 from django.db import connection
 
 from billing.models import Hold, UsageRecord
-from dragonfly.redis import get_redis
 from gateway.models import GatewayProcess
 from gateway.reaper import VOID_REASON
+from redis_clients.clients import get_redis
 from tests.e2e.conftest import SERVER_APPLICATION_NAME, Server, database_url, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

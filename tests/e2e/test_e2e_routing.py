@@ -75,7 +75,7 @@ def test_a_session_stays_on_its_listing_and_is_re_pinned_when_that_listing_leave
     world.routable(MODEL, 1)
     moved = _post(world, buyer, **{"X-Session-Id": "chat-1"})
     assert moved.headers["x-df-market-listing-id"] == str(cheap.pk)
-    from dragonfly.redis import get_redis
+    from redis_clients.clients import get_redis
 
     assert get_redis().get(f"sticky:{buyer.user.pk}:chat-1") == str(cheap.pk)
     assert 0 < get_redis().ttl(f"sticky:{buyer.user.pk}:chat-1") <= 1800

@@ -208,7 +208,7 @@ def test_audio_speech_create_writes_an_mp3_file_billed_per_character(world, tmp_
 def test_the_quick_start_on_the_demo_data_moves_exactly_the_settled_cost(world):
     from accounts.models import User
     from billing.selectors import earnings_summary, wallet_summary
-    from dragonfly.demo import DEMO_BUYER_EMAIL, DEMO_SELLER_EMAIL, demo_access_key
+    from demo.identities import DEMO_BUYER_EMAIL, DEMO_SELLER_EMAIL, demo_access_key
 
     world.db(
         call_command, "seed_demo", upstream_url=world.sim.url, force=True, stdout=io.StringIO()

@@ -38,8 +38,8 @@ async def test_the_first_take_skips_full_listings_and_names_them():
 async def test_a_given_back_slot_rides_with_the_next_take_or_goes_on_its_own():
     import asyncio
 
-    from dragonfly.redis import get_redis
     from gateway import background
+    from redis_clients.clients import get_redis
 
     a = _candidate(911)
     slot = await capacity.take(a)
@@ -57,8 +57,8 @@ async def test_a_given_back_slot_rides_with_the_next_take_or_goes_on_its_own():
 async def test_concurrent_takes_share_one_round_trip_and_respect_the_cap(monkeypatch):
     import asyncio
 
-    from dragonfly.redis import get_redis
     from gateway import background, kv
+    from redis_clients.clients import get_redis
 
     pipelines = []
     real_many = kv.Script.many
@@ -85,7 +85,7 @@ async def test_concurrent_takes_share_one_round_trip_and_respect_the_cap(monkeyp
 async def test_a_slot_taken_for_a_cancelled_request_is_given_back():
     import asyncio
 
-    from dragonfly.redis import get_redis
+    from redis_clients.clients import get_redis
 
     a = _candidate(931, cap=5)
     first = asyncio.create_task(capacity.take_first([a]))

@@ -17,7 +17,7 @@ from django.db import connection, connections
 from billing.models import Hold, LedgerTransaction, UsageRecord
 from billing.money import usd_to_nusd
 from billing.selectors import wallet_summary
-from dragonfly.redis import get_redis
+from redis_clients.clients import get_redis
 from tests.gateway.factories import buyer_make
 from tests.market.factories import listing_make, seller_make
 
@@ -194,7 +194,7 @@ async def test_a_settlement_is_retried_in_the_background_until_the_database_is_b
     wait that times out, as in a restart that takes a while); the buyer gets the answer at once
     and the settlement lands on a later retry."""
     from billing.services import fastpath_async
-    from gateway import background, money, process
+    from gateway import background, billing_calls, process
 
     buyer = await sync_to_async(buyer_make)()
     await sync_to_async(lambda: listing_make(seller_make(), key="sim-dbf-later"))()
@@ -205,14 +205,16 @@ async def test_a_settlement_is_retried_in_the_background_until_the_database_is_b
 
     async def unreachable_three_times(*, settlement):
         if failures:
-            kept.append(get_redis().hget(money.unsettled_key(process.ID), settlement.request_id))
+            kept.append(
+                get_redis().hget(billing_calls.unsettled_key(process.ID), settlement.request_id)
+            )
         if len(failures) < 3:
             failures.append(settlement.request_id)
             raise psycopg.OperationalError("couldn't get a connection after 3.00 sec")
         return await real(settlement=settlement)
 
     monkeypatch.setattr(fastpath_async, "request_settle", unreachable_three_times)
-    monkeypatch.setattr(money, "SETTLE_RETRY_DELAYS", (0.05, 0.1), raising=False)
+    monkeypatch.setattr(billing_calls, "SETTLE_RETRY_DELAYS", (0.05, 0.1), raising=False)
     response = await _chat(client, buyer)
     assert response.status_code == 200, response.text
     request_id = response.headers["x-df-market-request-id"]
@@ -220,7 +222,7 @@ async def test_a_settlement_is_retried_in_the_background_until_the_database_is_b
     assert failures == [request_id] * 3
     assert len(kept) == 3 and all(orjson.loads(k)["request_id"] == request_id for k in kept)
     await background.drain()
-    assert not get_redis().hexists(money.unsettled_key(process.ID), request_id)  # landed
+    assert not get_redis().hexists(billing_calls.unsettled_key(process.ID), request_id)  # landed
 
 
 def _error(response) -> dict:

@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from billing.models import Hold, UsageRecord
-from dragonfly.redis import get_redis
+from redis_clients.clients import get_redis
 from tests.gateway.factories import buyer_make
 from tests.market.factories import listing_make, seller_make
 

@@ -16,7 +16,6 @@ from django.db import connections
 
 from billing.models import Hold, UsageRecord
 from billing.selectors import wallet_summary
-from dragonfly.redis import get_redis
 from gateway import (
     asgi,
     background,
@@ -30,6 +29,7 @@ from gateway import (
 from gateway.call import Call
 from gateway.errors import GatewayError
 from gateway.response import Response
+from redis_clients.clients import get_redis
 from tests.gateway.factories import buyer_make
 from tests.gateway.test_db_faults import _allow_connections, _terminate_others
 from tests.market.factories import listing_make, seller_make

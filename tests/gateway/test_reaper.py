@@ -13,9 +13,9 @@ from django.utils import timezone
 from billing import services
 from billing.checks import ledger_violations
 from billing.models import Hold, UsageRecord
-from dragonfly.redis import get_redis
-from gateway import money, reaper
+from gateway import billing_calls, reaper
 from gateway.models import GatewayProcess, StreamCheckpoint
+from redis_clients.clients import get_redis
 from tests.accounts.factories import user_make
 from tests.billing.factories import fund, settlement_make
 from tests.market.factories import listing_row_make
@@ -143,14 +143,16 @@ def test_a_dead_processs_settlement_that_never_reached_the_database_is_settled_n
     left_behind,
 ):
     """The process answered, could not settle (database unreachable) and died while retrying:
-    money.py had kept the settlement in Redis, and the reaper settles it as it was."""
+    billing_calls.py had kept the settlement in Redis, and the reaper settles it as it was."""
     buyer, listing, ids = left_behind
     answered = settlement_make(
         buyer=buyer, seller=listing.seller, listing=listing, request_id=ids["waiting"]
     )
     redis = get_redis()
     redis.hset(
-        money.unsettled_key(DEAD), answered.request_id, orjson.dumps(dataclasses.asdict(answered))
+        billing_calls.unsettled_key(DEAD),
+        answered.request_id,
+        orjson.dumps(dataclasses.asdict(answered)),
     )
 
     reaped = reaper.reap_dead()
@@ -158,5 +160,5 @@ def test_a_dead_processs_settlement_that_never_reached_the_database_is_settled_n
     assert (reaped.settled, reaped.voided) == (2, 0)
     record = UsageRecord.objects.get(request_id=ids["waiting"])
     assert (record.outcome, record.output_units) == ("completed", answered.output_units)
-    assert not redis.exists(money.unsettled_key(DEAD))
+    assert not redis.exists(billing_calls.unsettled_key(DEAD))
     assert ledger_violations() == []

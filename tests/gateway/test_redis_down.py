@@ -5,8 +5,8 @@ from asgiref.sync import sync_to_async
 from django.test import override_settings
 
 from billing.models import UsageRecord
-from dragonfly.metrics import GATEWAY_REDIS_ERRORS
 from gateway import runtime
+from observability.metrics import GATEWAY_REDIS_ERRORS
 from tests.gateway.factories import buyer_make
 from tests.market.factories import listing_make, seller_make
 

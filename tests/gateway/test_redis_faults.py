@@ -12,8 +12,8 @@ from django.test import Client, override_settings
 
 from accounts.models import Plan
 from billing.models import UsageRecord
-from dragonfly.redis import get_redis
 from gateway import runtime
+from redis_clients.clients import get_redis
 from tests.gateway.factories import buyer_make
 from tests.market.factories import listing_make, seller_make
 

@@ -4,7 +4,7 @@ import pytest
 
 from gateway.errors import NO_ELIGIBLE_SELLER, GatewayError
 from gateway.routing import Preferences, preferences, rank, resolve_model
-from market.routing import RouteCandidate
+from market.route_candidates import RouteCandidate
 
 USD = 1_000_000_000
 

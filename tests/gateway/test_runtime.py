@@ -9,9 +9,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
 
-from dragonfly.redis import get_redis
 from gateway import background, process, runtime
 from gateway.models import GatewayProcess
+from redis_clients.clients import get_redis
 from tests.gateway.factories import buyer_make
 from tests.market.factories import listing_make, seller_make
 

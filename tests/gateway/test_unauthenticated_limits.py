@@ -13,8 +13,8 @@ from asgiref.sync import sync_to_async
 from django.test import override_settings
 
 from accounts.keys import key_generate
-from dragonfly.metrics import GATEWAY_ADDRESS_LIMITED, GATEWAY_KEY_LOOKUPS
 from gateway import runtime
+from observability.metrics import GATEWAY_ADDRESS_LIMITED, GATEWAY_KEY_LOOKUPS
 from tests.gateway.factories import buyer_make
 from tests.market.factories import listing_make, seller_make
 

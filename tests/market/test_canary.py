@@ -8,9 +8,9 @@ from asgiref.sync import async_to_sync
 from django.core.management import call_command
 
 from accounts.models import User
-from dragonfly.redis import get_redis
 from market import health_passive, probes
 from market.models import HealthSample, Listing
+from redis_clients.clients import get_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

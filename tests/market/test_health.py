@@ -8,13 +8,13 @@ import time
 import pytest
 from asgiref.sync import sync_to_async
 
-from dragonfly.redis import get_redis
 from market import health, health_passive, health_record
 from market.health import health_get
 from market.health_passive import attempt_report_async
 from market.health_record import health_report
 from market.models import HealthSample, Listing, ListingStatus
 from market.services import listing_pause
+from redis_clients.clients import get_redis
 from tests.market.factories import listing_make
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 """Numbers in the seller portal's listing form (asks, caps, daily spend cap): a huge exponent, a
 huge digit string or a foreign digit is a field error at once (it took 34 s, or answered 500,
-before dragonfly/bounded.py), and the listing and its offers stay as they were."""
+before bounded_numbers/parse.py), and the listing and its offers stay as they were."""
 
 import time
 

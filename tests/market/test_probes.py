@@ -7,11 +7,11 @@ import uuid
 
 import pytest
 
-from dragonfly.redis import get_redis
 from market import health, health_record, probes, services
 from market.demo import listings_seed
 from market.health import health_get
 from market.models import HealthSample, Listing, ListingStatus
+from redis_clients.clients import get_redis
 from tests.market.factories import listing_make
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -4,7 +4,7 @@ import pytest
 
 from market import health, health_record
 from market.models import CatalogModel, Listing, ListingStatus, Provider
-from market.routing import RouteCandidate
+from market.route_candidates import RouteCandidate
 from market.selectors import catalogue_list, routing_table
 from tests.market.factories import listing_make
 

@@ -2,7 +2,7 @@
 
 For the embedded default (`make run`) only. A production installation loads the catalogue with
 `catalogue_load`; there this command refuses unless `--force`, and even then its demo accounts get
-no usable password (dragonfly.demo.demo_password).
+no usable password (demo.identities.demo_password).
 """
 
 from importlib import import_module

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from dragonfly.demo import demo_banner
+from demo.identities import demo_banner
 
 
 def _wait_for_http(url: str, seconds: float) -> bool:
@@ -66,7 +66,7 @@ class Command(BaseCommand):
         env = os.environ.copy()
         if settings.REDIS_URL.startswith("fakeredis://"):
             # Every process we start must see the same Redis, so the substitute listens on loopback.
-            from dragonfly.embedded_redis import embedded_redis_start
+            from redis_clients.embedded import embedded_redis_start
 
             try:
                 embedded_redis_start(port=options["redis_port"])

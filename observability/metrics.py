@@ -57,7 +57,7 @@ LEDGER_CHECK_KEY = "dragonfly:ledger_check:last"
 
 def ledger_check_record(*, violations: int, finished_at: float, duration_seconds: float) -> None:
     """Store one ledger check's outcome for the collector below (billing.checks calls this)."""
-    from dragonfly.redis import get_redis
+    from redis_clients.clients import get_redis
 
     get_redis().hset(
         LEDGER_CHECK_KEY,
@@ -92,7 +92,7 @@ class LedgerCheckCollector(Collector):
         return self._families()  # names only: registering must not call Redis
 
     def collect(self) -> Iterable[Metric]:
-        from dragonfly.redis import get_redis
+        from redis_clients.clients import get_redis
 
         try:
             last = get_redis().hgetall(LEDGER_CHECK_KEY)

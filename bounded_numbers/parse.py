@@ -11,7 +11,7 @@ Only a value already known to be in range is converted. Exponent notation is acc
 float such as 1e-05 arrives as text in some fields), its size checked like any other magnitude.
 
 Stdlib only: the gateway imports it. Django form and DRF fields built on it are in
-dragonfly/bounded_fields.py.
+bounded_numbers/fields.py.
 """
 
 from __future__ import annotations

@@ -28,12 +28,12 @@ import orjson
 from billing import services
 from billing.errors import InsufficientBalance
 from billing.services import fastpath_async
-from billing.settlement import Settlement, SettleResult
-from dragonfly.metrics import GATEWAY_SETTLEMENTS
-from dragonfly.redis import get_redis
+from billing.settlement_data import Settlement, SettleResult
 from gateway import background, kv, process, runtime
 from gateway.db import DatabaseUnavailable, db_call
 from gateway.errors import GatewayError
+from observability.metrics import GATEWAY_SETTLEMENTS
+from redis_clients.clients import get_redis
 
 logger = logging.getLogger("gateway")
 
@@ -41,7 +41,7 @@ SETTLE_RETRY_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)  # then every 5 s
 
 
 async def _hold_place(**kwargs) -> None:
-    if fastpath_async.available():  # its calls run in a task of their own (dragonfly/batching.py)
+    if fastpath_async.available():  # its calls run in a task of their own (event_loop/batching.py)
         return await fastpath_async.hold_place(**kwargs)
     return await _in_thread(services.hold_place, **kwargs)
 

@@ -1,11 +1,11 @@
-"""Whole-number fields for Django forms and DRF serializers that parse through dragonfly.bounded.
+"""Whole-number fields for Django forms and DRF serializers that parse through bounded_numbers.parse.
 
 Django's and DRF's IntegerField call int() on whatever text arrives: it accepts other scripts'
 digits ('١٢٣') and underscores ('1_000'), and its cost is bounded only by the interpreter's
 int_max_str_digits setting. These parse with bounded.int_text instead (at most 40 ASCII
 characters, magnitude checked before conversion) and keep the frameworks' messages, so a form
 or an API answers a huge number exactly as it answers one just above max_value. Kept apart
-from dragonfly/bounded.py, which the gateway imports and which stays stdlib-only.
+from bounded_numbers/parse.py, which the gateway imports and which stays stdlib-only.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from django.core import validators
 from django.core.exceptions import ValidationError
 from rest_framework import serializers
 
-from dragonfly import bounded
+from bounded_numbers import parse as bounded
 
 # Anything a column can hold (PostgreSQL bigint); min_value/max_value narrow it per field.
 _LIMIT = 2**63 - 1

@@ -1,0 +1,1 @@
+"""The demo identities `seed_demo` creates and `make run` prints."""

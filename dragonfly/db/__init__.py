@@ -1,1 +1,0 @@
-"""Database backends of our own (see dragonfly/db/postgresql/base.py)."""

@@ -1,0 +1,1 @@
+"""Helpers for code on the event loop: natural batching of calls."""

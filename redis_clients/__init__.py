@@ -1,0 +1,1 @@
+"""Redis clients: REDIS_URL to clients, and the embedded default's substitute."""
