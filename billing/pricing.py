@@ -3,13 +3,15 @@
 From the usage (units in and out at the listing's asks, how the request ended), the seller's fee
 and what the buyer can cover (the live hold, or the wallet's available balance without one), to
 every figure a settlement books: cost, fee, seller credit, buyer debit and overrun. The ORM path
-(billing.services.settlement_orm) books exactly these; PostgreSQL's settlement functions apply
-the same rules in SQL (docs/money.md, "One pricing rule").
+(billing.services.settlement_orm) books exactly these; on PostgreSQL df_settle_apply books the
+cost and fee and applies only the split against the locked hold (docs/money.md, "One pricing
+function, one booking primitive").
 """
 
 from dataclasses import dataclass
 
 from billing.money import cost_nusd, fee_nusd
+from billing.settlement_data import Settlement
 
 
 @dataclass(frozen=True)
@@ -71,4 +73,17 @@ def price(
         seller_credit_nusd=cost - fee,
         buyer_debit_nusd=debit,
         overrun_nusd=cost - debit,
+    )
+
+
+def settlement_price(settlement: Settlement, *, fee_bps: int, coverable_nusd: int) -> Price:
+    """price() of what the gateway reported for one request."""
+    return price(
+        outcome=settlement.outcome,
+        input_units=settlement.input_units,
+        output_units=settlement.output_units,
+        ask_input_nusd=settlement.ask_input_nusd,
+        ask_output_nusd=settlement.ask_output_nusd,
+        fee_bps=fee_bps,
+        coverable_nusd=coverable_nusd,
     )

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
 from billing.errors import BillingError, InsufficientBalance
-from billing.pricing import price
+from billing.pricing import settlement_price
 from billing.settlement_data import Settlement
 
 # SQLSTATEs raised by the functions for broken invariants (never for business outcomes).
@@ -105,15 +105,7 @@ def settle_fields(s: Settlement) -> dict[str, Any]:
     profile_id, bps = _fees.get(s.seller_id, (None, 0))
     # Only cost and fee are sent: the split of the cost between the buyer's debit and the overrun
     # needs the locked hold (or balance), so df_settle_apply applies it (pricing.price's rule).
-    figures = price(
-        outcome=s.outcome,
-        input_units=s.input_units,
-        output_units=s.output_units,
-        ask_input_nusd=s.ask_input_nusd,
-        ask_output_nusd=s.ask_output_nusd,
-        fee_bps=bps,
-        coverable_nusd=0,
-    )
+    figures = settlement_price(s, fee_bps=bps, coverable_nusd=0)
     return dataclasses.asdict(s) | {
         "cost_nusd": figures.cost_nusd,
         "fee_nusd": figures.fee_nusd,

@@ -21,7 +21,7 @@ from billing.models import (
     UsageRecord,
 )
 from billing.money import MAX_PRICE_PER_MILLION_NUSD, MAX_UNITS
-from billing.pricing import billable_cost
+from billing.pricing import settlement_price
 from billing.services.fastpath import fastpath_enabled, request_settle_sql
 from billing.services.holds import check_request_id
 from billing.services.ledger import account_for_user, account_platform, ledger_post
@@ -59,14 +59,8 @@ def settlement_validate(settlement: Settlement) -> None:
 
 
 def billable_cost_nusd(settlement: Settlement) -> int:
-    """What the request costs under the billing policy (billing.pricing.billable_cost)."""
-    return billable_cost(
-        outcome=settlement.outcome,
-        input_units=settlement.input_units,
-        output_units=settlement.output_units,
-        ask_input_nusd=settlement.ask_input_nusd,
-        ask_output_nusd=settlement.ask_output_nusd,
-    )
+    """What the request costs under the billing policy (billing.pricing)."""
+    return settlement_price(settlement, fee_bps=0, coverable_nusd=0).cost_nusd
 
 
 def request_settle(*, settlement: Settlement) -> SettleResult:

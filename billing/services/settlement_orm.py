@@ -16,7 +16,7 @@ from billing.models import (
     TransactionKind,
     UsageRecord,
 )
-from billing.pricing import price
+from billing.pricing import settlement_price
 from billing.selectors import fee_profile_for_seller
 from billing.services.ledger import account_for_user, account_platform, ledger_post
 from billing.services.overruns import overrun_report
@@ -54,15 +54,7 @@ def settle_orm(s: Settlement) -> SettleResult:
             # No live hold (never placed, or voided by the reaper): charge what is available now.
             coverable = LedgerAccount.objects.select_for_update().get(pk=wallet.pk).available_nusd
             held_delta = 0
-        figures = price(
-            outcome=s.outcome,
-            input_units=s.input_units,
-            output_units=s.output_units,
-            ask_input_nusd=s.ask_input_nusd,
-            ask_output_nusd=s.ask_output_nusd,
-            fee_bps=fee_bps,
-            coverable_nusd=coverable,
-        )
+        figures = settlement_price(s, fee_bps=fee_bps, coverable_nusd=coverable)
         cost, fee, seller_credit = figures.cost_nusd, figures.fee_nusd, figures.seller_credit_nusd
         debit, overrun = figures.buyer_debit_nusd, figures.overrun_nusd
 
