@@ -17,6 +17,8 @@ def _configure_test_connections() -> None:
       the one cancelled; their refresh just runs again. (A superuser setting.)
     """
     db = settings.DATABASES["default"]
+    if not db["ENGINE"].endswith("postgresql"):
+        return
     options = db.setdefault("OPTIONS", {})
     if "pool" in options:
         options["pool"]["max_size"] = 40
