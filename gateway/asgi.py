@@ -56,7 +56,7 @@ MESSAGES = Endpoint(
 )
 AUDIO_SPEECH = Endpoint(
     modality="speech",
-    parse=request.parse_speech,
+    parse=request.speech_from,
     size=metering.speech_meter,
     serve=proxy.serve_speech,
 )

@@ -52,8 +52,8 @@ class Endpoint:
     """What differs between the billed endpoints: how the body is parsed, which catalogue models
     it takes, how the request is sized (its Meter) and how the listings are called."""
 
-    modality: str  # "chat" or "speech"
-    parse: Callable[[bytes], ChatRequest | SpeechRequest]
+    modality: str  # the catalogue modality it serves (trade.MODALITY_PATHS)
+    parse: Callable[[dict], ChatRequest | SpeechRequest]  # the body's JSON object -> request
     size: Callable[..., Meter]  # (request, catalogue model) -> Meter (metering.py)
     serve: Callable[[Call], Awaitable[None]]  # proxy.serve_chat / proxy.serve_speech
     dialect: Dialect | None = None  # chat: the wire shape answers are translated to

@@ -29,8 +29,8 @@ class OpenAIDialect:
 
     name = "openai"
 
-    def parse(self, body: bytes) -> ChatRequest:
-        return request.parse_chat(body)
+    def parse(self, data: dict) -> ChatRequest:
+        return request.chat_from(data)
 
     def error_body(self, error: GatewayError, request_id: str) -> bytes:
         return error.body(request_id)
@@ -51,8 +51,7 @@ class AnthropicDialect:
 
     name = "anthropic"
 
-    def parse(self, body: bytes) -> ChatRequest:
-        data = request.parse_json_object(body)
+    def parse(self, data: dict) -> ChatRequest:
         try:
             translated = anthropic_request_to_openai(data)
         except AnthropicRequestError as exc:

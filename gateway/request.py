@@ -203,10 +203,6 @@ class ChatRequest:
     prompt_chars: int
 
 
-def parse_chat(body: bytes) -> ChatRequest:
-    return chat_from(parse_json_object(body))
-
-
 def chat_from(data: dict[str, Any]) -> ChatRequest:
     """Validates a chat.completions body (the buyer's, or one translated from another dialect)."""
     model = _model(data)
@@ -255,8 +251,8 @@ class SpeechRequest:
         return SPEECH_FORMATS[self.response_format]
 
 
-def parse_speech(body: bytes) -> SpeechRequest:
-    data = parse_json_object(body)
+def speech_from(data: dict[str, Any]) -> SpeechRequest:
+    """Validates an audio.speech body."""
     model = _model(data)
     text = data.get("input")
     if not isinstance(text, str) or not text.strip():

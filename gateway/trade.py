@@ -41,7 +41,8 @@ async def run(scope, receive, out: Response, endpoint: Endpoint) -> None:
     """Serve one billed request (chat, Messages or speech) from its body to its settlement."""
     headers = request_map(scope)
     key = await auth.authenticate(headers, scope)
-    body = endpoint.parse(await request.read_body(scope, receive))
+    data = request.parse_json_object(await request.read_body(scope, receive))
+    body = endpoint.parse(data)
     async with admission.Turn() as turn:  # given back by turn.end() below, or on any exit
         routed = await route(headers, key, body.model, modality=endpoint.modality)
         call = Call(out, key, endpoint, body, routed, endpoint.size(body, routed.model))
@@ -67,10 +68,12 @@ async def run(scope, receive, out: Response, endpoint: Endpoint) -> None:
             await limits.correct(call.verdict, call.meter.units_used)
 
 
-_WRONG_MODALITY = {
-    "chat": "'{id}' is a {modality} model: use /v1/audio/speech.",
-    "speech": "'{id}' is not a speech model: /v1/audio/speech needs one such as "
-    "minimax/speech-02-hd.",
+# The endpoint that serves each modality, for the 400 of a model sent to the wrong one.
+MODALITY_PATHS = {
+    "chat": "/v1/chat/completions or /v1/messages",
+    "speech": "/v1/audio/speech",
+    "embedding": "/v1/embeddings",
+    "rerank": "/v1/rerank",
 }
 
 
@@ -83,7 +86,8 @@ async def route(headers, key: dict, requested: str, *, modality: str) -> Route:
     model = routing.resolve_model(requested, key["profile"], table.catalogue)
     if model["modality"] != modality:
         raise bad_request(
-            _WRONG_MODALITY[modality].format(id=model["model_id"], modality=model["modality"])
+            f"'{model['model_id']}' is a {model['modality']} model: send it to "
+            f"{MODALITY_PATHS[model['modality']]} (GET /v1/models lists each model's endpoint)."
         )
     return Route(prefs, session, table, model)
 

@@ -107,7 +107,7 @@ def test_speech_returns_audio_bills_characters_and_refuses_chat_models(world):
     assert wav.headers["content-type"] == "audio/wav"
     assert wav.content[:4] == b"RIFF"
     for body, field in [
-        ({"model": MODEL, "input": "Hi"}, "not a speech model"),
+        ({"model": MODEL, "input": "Hi"}, "is a chat model"),
         ({"model": "minimax/speech-02-hd", "input": ""}, "'input'"),
         ({"model": "minimax/speech-02-hd", "input": "x" * 10_001}, "'input'"),
         ({"model": "minimax/speech-02-hd", "input": "Hi", "voice": "robot"}, "'voice'"),

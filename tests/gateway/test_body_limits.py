@@ -150,7 +150,7 @@ CHAT_REFUSALS = [
 @pytest.mark.parametrize(("body", "message"), CHAT_REFUSALS)
 def test_a_chat_body_of_the_wrong_shape_is_a_400_naming_the_field(body, message):
     with pytest.raises(GatewayError) as caught:
-        request.parse_chat(json.dumps(body).encode())
+        request.chat_from(request.parse_json_object(json.dumps(body).encode()))
     assert caught.value.status == 400
     assert caught.value.message.startswith(message), caught.value.message
 
@@ -175,7 +175,7 @@ def test_a_body_at_every_cap_is_accepted():
         vendor_extension=nested(MAX_DEPTH - 1),  # 64 levels with the body's own
     )
     assert len(body["messages"]) == 2048
-    parsed = request.parse_chat(json.dumps(body).encode())
+    parsed = request.chat_from(request.parse_json_object(json.dumps(body).encode()))
     assert parsed.max_tokens == 10_000_000
     assert parsed.payload == body
 
@@ -250,7 +250,7 @@ def test_max_tokens_on_messages_is_bounded():
 def test_speech_refuses_a_response_format_of_the_wrong_type():
     body = {"model": "minimax/speech-02-hd", "input": "Hi", "response_format": ["mp3"]}
     with pytest.raises(GatewayError) as caught:
-        request.parse_speech(json.dumps(body).encode())
+        request.speech_from(request.parse_json_object(json.dumps(body).encode()))
     assert caught.value.status == 400
     assert caught.value.message == "'response_format' must be one of mp3, wav, pcm."
 

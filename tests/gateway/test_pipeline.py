@@ -325,7 +325,7 @@ async def _call(buyer, body: dict) -> Call:
     headers = request_map(scope)
     key = await auth.authenticate(headers, scope)
     endpoint = asgi.CHAT_COMPLETIONS
-    chat = endpoint.parse(orjson.dumps(body))
+    chat = endpoint.parse(body)
     route = await trade.route(headers, key, chat.model, modality=endpoint.modality)
     call = Call(
         Response(Connection(body).send, process.request_id()),

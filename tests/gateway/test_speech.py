@@ -159,8 +159,7 @@ BAD_SPEECH = [
     ({"model": "nope/tts", "input": "Hi"}, "Unknown model 'nope/tts'"),
     (
         {"model": "deepseek/deepseek-chat", "input": "Hi"},
-        "'deepseek/deepseek-chat' is not a speech model: /v1/audio/speech needs one such as "
-        "minimax/speech-02-hd.",
+        "'deepseek/deepseek-chat' is a chat model: send it to /v1/chat/completions or /v1/messages",
     ),
 ]
 
@@ -194,7 +193,8 @@ async def test_a_speech_model_sent_to_chat_is_a_400_with_no_hold(market, client)
     )
     assert response.status_code == 400
     assert response.json()["error"] == {
-        "message": "'minimax/speech-02-hd' is a speech model: use /v1/audio/speech.",
+        "message": "'minimax/speech-02-hd' is a speech model: send it to /v1/audio/speech "
+        "(GET /v1/models lists each model's endpoint).",
         "type": "bad_request",
         "code": 400,
     }
