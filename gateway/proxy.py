@@ -42,7 +42,7 @@ Attempt = Callable[[Call, RouteCandidate], Awaitable[UpstreamError | None]]
 _KEY_TTL = 60.0
 
 
-async def _upstream_key(listing_id: int) -> str:
+async def upstream_key(listing_id: int) -> str:
     hit = caches.upstream_keys.get(listing_id)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
@@ -59,7 +59,7 @@ async def _upstream_key(listing_id: int) -> str:
     return key
 
 
-def _report(candidate, *, ok: bool, status: int | None, ttft_ms=None, tps=None, error="") -> None:
+def report(candidate, *, ok: bool, status: int | None, ttft_ms=None, tps=None, error="") -> None:
     """Passive health signal, off the response path (health_reports.py)."""
     UPSTREAM_ATTEMPTS.labels(candidate.provider_slug, "ok" if ok else "failed").inc()
     if ok:
@@ -88,7 +88,7 @@ def _exhausted(failure: UpstreamError | None, tried: int, full: int, candidates)
     )
 
 
-async def _failover(call: Call, attempt: Attempt) -> None:
+async def failover(call: Call, attempt: Attempt) -> None:
     """Try the call's candidates in order until `attempt(call, candidate)` serves (returns None);
     each holds a capacity slot while it runs (the first's was taken with the hold). A failure
     before the buyer got anything is reported and, if retryable, the next candidate is tried."""
@@ -113,18 +113,18 @@ async def _failover(call: Call, attempt: Attempt) -> None:
         if not failure.retryable:  # the buyer's request is at fault: no listing's health counts it
             UPSTREAM_ATTEMPTS.labels(candidate.provider_slug, "invalid_request").inc()
             break
-        _report(candidate, ok=False, status=failure.status, error=failure.reason)
+        report(candidate, ok=False, status=failure.status, error=failure.reason)
     raise _exhausted(failure, tried, full, attempts.candidates)
 
 
 async def serve_chat(call: Call) -> None:
     """Serve a chat request from the first candidate that answers, in the endpoint's dialect."""
-    await _failover(call, _chat_attempt)
+    await failover(call, _chat_attempt)
 
 
 async def serve_speech(call: Call) -> None:
     """Serve a speech request from the first candidate that answers."""
-    await _failover(call, _speech_attempt)
+    await failover(call, _speech_attempt)
 
 
 async def _chat_attempt(call: Call, candidate: RouteCandidate) -> UpstreamError | None:
@@ -136,7 +136,7 @@ async def _chat_attempt(call: Call, candidate: RouteCandidate) -> UpstreamError 
     events: AsyncGenerator[list[bytes], None] | None = None
     fmt = dialect.stream(chat, candidate.model_id, meter.prompt_estimate)
     try:
-        key = await _upstream_key(candidate.listing_id)
+        key = await upstream_key(candidate.listing_id)
         body = openai.chat_body(
             chat.payload,
             upstream_model=candidate.upstream_model,
@@ -184,7 +184,7 @@ async def _chat_attempt(call: Call, candidate: RouteCandidate) -> UpstreamError 
     elapsed = time.monotonic() - meter.attempt_started
     await out.json(200, answer, extra)
     tps = meter.completion_tokens / elapsed if meter.completion_tokens and elapsed > 0 else None
-    _report(candidate, ok=True, status=200, ttft_ms=meter.ttft_ms, tps=tps)
+    report(candidate, ok=True, status=200, ttft_ms=meter.ttft_ms, tps=tps)
     return None
 
 
@@ -192,7 +192,7 @@ async def _speech_attempt(call: Call, candidate: RouteCandidate) -> UpstreamErro
     speech, meter = call.request, call.meter
     assert isinstance(speech, SpeechRequest)
     try:
-        key = await _upstream_key(candidate.listing_id)
+        key = await upstream_key(candidate.listing_id)
         result = await minimax.speech(
             candidate.base_url, key=key, request=speech, upstream_model=candidate.upstream_model
         )
@@ -204,7 +204,7 @@ async def _speech_attempt(call: Call, candidate: RouteCandidate) -> UpstreamErro
     meter.finish()
     extra = call.route.diagnostics(candidate)
     await call.out.complete(200, speech.content_type.encode(), result.audio, extra)
-    _report(candidate, ok=True, status=200, ttft_ms=meter.ttft_ms)
+    report(candidate, ok=True, status=200, ttft_ms=meter.ttft_ms)
     return None
 
 
@@ -225,11 +225,11 @@ def _meter_completion(data: dict, meter: Meter) -> None:
 
 def _report_streamed(candidate, meter: Meter, cut: UpstreamError | None) -> None:
     if cut is not None:
-        _report(candidate, ok=False, status=cut.status, error=cut.reason)
+        report(candidate, ok=False, status=cut.status, error=cut.reason)
         return
     tps = None
     if meter.first_content_at is not None and meter.content_chunks > 1:
         elapsed = time.monotonic() - meter.first_content_at
         if elapsed > 0:
             tps = (meter.content_chunks - 1) / elapsed
-    _report(candidate, ok=True, status=200, ttft_ms=meter.ttft_ms, tps=tps)
+    report(candidate, ok=True, status=200, ttft_ms=meter.ttft_ms, tps=tps)
