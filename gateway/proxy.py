@@ -20,7 +20,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from django.conf import settings
 
-from gateway import capacity, health_reports, metering
+from gateway import capacity, dead_keys, health_reports, metering
 from gateway.call import Call
 from gateway.db import DatabaseUnavailable, db_call
 from gateway.errors import NO_ELIGIBLE_SELLER, GatewayError
@@ -66,20 +66,23 @@ def report(candidate, *, ok: bool, status: int | None, ttft_ms=None, tps=None, e
         health_reports.success(candidate.listing_id, ttft_ms=ttft_ms, tps=tps)
         return
     if statuses.key_rejected(status):
-        # The seller may re-key: decrypt afresh next time.
+        # Not tried again by this process (dead_keys.py); the seller may re-key: decrypt afresh.
+        dead_keys.mark(candidate.listing_id)
         caches.upstream_keys.pop(candidate.listing_id, None)
     health_reports.failure(candidate.listing_id, status=status, error=error)
 
 
-def _exhausted(failure: UpstreamError | None, tried: int, full: int, candidates) -> GatewayError:
+def _exhausted(
+    failure: UpstreamError | None, tried: int, skipped: dict[str, int], model_id: str
+) -> GatewayError:
     if failure is not None and not failure.retryable:
         return GatewayError(
             400,
             f"The seller's provider refused the request as invalid ({failure.reason}); "
             "check its parameters.",
         )
-    if tried == 0:  # every candidate filled up between ranking and the call
-        extra = unavailable_extra({"capacity": full}, candidates)
+    if tried == 0:  # every candidate filled up, or had its key rejected, since ranking
+        extra = unavailable_extra(skipped, model_id)
         return GatewayError(503, NO_ELIGIBLE_SELLER, extra=extra)
     last = f" (last: {failure.reason})" if failure else ""
     return GatewayError(
@@ -95,11 +98,17 @@ async def failover(call: Call, attempt: Attempt) -> None:
     attempts, meter = call.attempts, call.meter
     assert attempts is not None
     failure: UpstreamError | None = None
-    tried = full = 0
+    tried = 0
+    skipped = {"capacity": 0, "suspended": 0}
     for index, candidate in enumerate(attempts.candidates):
+        if dead_keys.marked(candidate.listing_id):  # its key was rejected since ranking
+            if index == 0:
+                attempts.slot.release()
+            skipped["suspended"] += 1
+            continue
         slot = attempts.slot if index == 0 else await capacity.take(candidate)
         if slot is None:
-            full += 1
+            skipped["capacity"] += 1
             continue
         tried += 1
         meter.attempt_start()
@@ -114,7 +123,7 @@ async def failover(call: Call, attempt: Attempt) -> None:
             UPSTREAM_ATTEMPTS.labels(candidate.provider_slug, "invalid_request").inc()
             break
         report(candidate, ok=False, status=failure.status, error=failure.reason)
-    raise _exhausted(failure, tried, full, attempts.candidates)
+    raise _exhausted(failure, tried, skipped, attempts.candidates[0].model_id)
 
 
 async def serve_chat(call: Call) -> None:
