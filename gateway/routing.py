@@ -4,6 +4,8 @@ The table (market.selectors.routing_table + catalogue_list + fee profiles) is lo
 refreshed in the background every DRAGONFLY_ROUTING_REFRESH_SECONDS; requests never query it.
 Precedence for every constraint: request header > the key's routing profile > platform default
 (no constraint). Hard constraints remove listings; soft ones only reorder; price is the base order.
+When none is left, the 503 counts every listing offering the model under the first reason
+(REASONS) that removed it.
 """
 
 from __future__ import annotations
