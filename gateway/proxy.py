@@ -71,7 +71,9 @@ def report(candidate, *, ok: bool, status: int | None, ttft_ms=None, tps=None, e
     health_reports.failure(candidate.listing_id, status=status, error=error)
 
 
-def _exhausted(call: Call, failure: UpstreamError | None, tried: int, full: set[int]):
+def _exhausted(
+    call: Call, failure: UpstreamError | None, tried: int, full: set[int], dead: int
+) -> GatewayError:
     if failure is not None and not failure.retryable:
         return GatewayError(
             400,
@@ -85,7 +87,7 @@ def _exhausted(call: Call, failure: UpstreamError | None, tried: int, full: set[
         except GatewayError as unavailable:
             return unavailable
         # Listings past DRAGONFLY_MAX_ATTEMPTS are still eligible: this request did not get to them.
-        extra = routing.unavailable_extra({"capacity": len(full)}, model_id)
+        extra = routing.unavailable_extra({"capacity": len(full), "suspended": dead}, model_id)
         return GatewayError(503, NO_ELIGIBLE_SELLER, extra=extra)
     last = f" (last: {failure.reason})" if failure else ""
     return GatewayError(
@@ -102,12 +104,13 @@ async def failover(call: Call, attempt: Attempt) -> None:
     attempts, meter = call.attempts, call.meter
     assert attempts is not None
     failure: UpstreamError | None = None
-    tried = 0
+    tried = dead = 0
     full: set[int] = set()
     for index, candidate in enumerate(attempts.candidates):
         if dead_keys.marked(candidate.listing_id):
             if index == 0:
                 attempts.slot.release()
+            dead += 1
             continue
         slot = attempts.slot if index == 0 else await capacity.take(candidate)
         if slot is None:
@@ -128,9 +131,9 @@ async def failover(call: Call, attempt: Attempt) -> None:
         if statuses.key_rejected(failure.status) and dead_keys.marked(candidate.listing_id):
             # A request in flight with this one saw the key rejected first: that one's 502 is the
             # process's one; this request counts the listing as suspended, as if ranked after it.
-            tried -= 1
+            tried, dead = tried - 1, dead + 1
         report(candidate, ok=False, status=failure.status, error=failure.reason)
-    raise _exhausted(call, failure, tried, full)
+    raise _exhausted(call, failure, tried, full, dead)
 
 
 async def serve_chat(call: Call) -> None:

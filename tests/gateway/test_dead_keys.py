@@ -85,6 +85,9 @@ async def test_one_request_after_a_key_dies_costs_one_upstream_call_then_none(ma
     statuses = [(await _burst(client, buyer, 1))[0].status_code for _ in range(5)]
     assert statuses == [502, 503, 503, 503, 503]
     assert _requests(market, "sim-dk-seq") == 1
+    # GET /v1/models agrees at once, before any table refresh.
+    model = (await client.get(f"/v1/models/{MODEL}")).json()
+    assert model["live_listings"] == 0
 
 
 async def test_with_a_second_listing_the_burst_is_served_and_the_dead_one_left(market, client):
