@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from statistics import median
 
+from gateway import dead_keys
 from gateway.errors import GatewayError
 from gateway.routing import UNHEALTHY, Table
 
@@ -21,7 +22,12 @@ def per_1k(nusd: int) -> float:
 
 
 def _live(table: Table, model_id: str) -> list:
-    return [c for c in table.candidates.get(model_id, ()) if c.health not in UNHEALTHY]
+    dead = dead_keys.excluded(table)  # keys this process just saw rejected
+    return [
+        c
+        for c in table.candidates.get(model_id, ())
+        if c.health not in UNHEALTHY and c.listing_id not in dead
+    ]
 
 
 def model_entry(table: Table, entry: dict) -> dict:

@@ -20,7 +20,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from django.conf import settings
 
-from gateway import capacity, health_reports, metering
+from gateway import capacity, dead_keys, health_reports, metering, routing
 from gateway.call import Call
 from gateway.db import DatabaseUnavailable, db_call
 from gateway.errors import NO_ELIGIBLE_SELLER, GatewayError
@@ -28,7 +28,6 @@ from gateway.metering import Meter
 from gateway.relay import first_event, relay
 from gateway.request import ChatRequest, SpeechRequest
 from gateway.response import SSE
-from gateway.routing import unavailable_extra
 from gateway.runtime import caches  # upstream_keys: listing id -> (fresh until, seller key)
 from gateway.upstream import minimax, openai, statuses
 from gateway.upstream.base import UpstreamError
@@ -66,20 +65,29 @@ def report(candidate, *, ok: bool, status: int | None, ttft_ms=None, tps=None, e
         health_reports.success(candidate.listing_id, ttft_ms=ttft_ms, tps=tps)
         return
     if statuses.key_rejected(status):
-        # The seller may re-key: decrypt afresh next time.
+        # Not tried again by this process (dead_keys.py); the seller may re-key: decrypt afresh.
+        dead_keys.mark(candidate.listing_id)
         caches.upstream_keys.pop(candidate.listing_id, None)
     health_reports.failure(candidate.listing_id, status=status, error=error)
 
 
-def _exhausted(failure: UpstreamError | None, tried: int, full: int, candidates) -> GatewayError:
+def _exhausted(
+    call: Call, failure: UpstreamError | None, tried: int, full: set[int], dead: int
+) -> GatewayError:
     if failure is not None and not failure.retryable:
         return GatewayError(
             400,
             f"The seller's provider refused the request as invalid ({failure.reason}); "
             "check its parameters.",
         )
-    if tried == 0:  # every candidate filled up between ranking and the call
-        extra = unavailable_extra({"capacity": full}, candidates)
+    if tried == 0:  # every candidate filled up, or had its key rejected, since ranking
+        route, model_id = call.route, call.route.model["model_id"]
+        try:  # the 503 counting every listing offering the model, as ranking does
+            routing.rank_model(route.table, model_id, route.prefs, full=full)
+        except GatewayError as unavailable:
+            return unavailable
+        # Listings past DRAGONFLY_MAX_ATTEMPTS are still eligible: this request did not get to them.
+        extra = routing.unavailable_extra({"capacity": len(full), "suspended": dead}, model_id)
         return GatewayError(503, NO_ELIGIBLE_SELLER, extra=extra)
     last = f" (last: {failure.reason})" if failure else ""
     return GatewayError(
@@ -91,15 +99,22 @@ def _exhausted(failure: UpstreamError | None, tried: int, full: int, candidates)
 async def failover(call: Call, attempt: Attempt) -> None:
     """Try the call's candidates in order until `attempt(call, candidate)` serves (returns None);
     each holds a capacity slot while it runs (the first's was taken with the hold). A failure
-    before the buyer got anything is reported and, if retryable, the next candidate is tried."""
+    before the buyer got anything is reported and, if retryable, the next candidate is tried.
+    A listing whose key this process saw rejected since the request was ranked is not tried."""
     attempts, meter = call.attempts, call.meter
     assert attempts is not None
     failure: UpstreamError | None = None
-    tried = full = 0
+    tried = dead = 0
+    full: set[int] = set()
     for index, candidate in enumerate(attempts.candidates):
+        if dead_keys.marked(candidate.listing_id):
+            if index == 0:
+                attempts.slot.release()
+            dead += 1
+            continue
         slot = attempts.slot if index == 0 else await capacity.take(candidate)
         if slot is None:
-            full += 1
+            full.add(candidate.listing_id)
             continue
         tried += 1
         meter.attempt_start()
@@ -113,8 +128,12 @@ async def failover(call: Call, attempt: Attempt) -> None:
         if not failure.retryable:  # the buyer's request is at fault: no listing's health counts it
             UPSTREAM_ATTEMPTS.labels(candidate.provider_slug, "invalid_request").inc()
             break
+        if statuses.key_rejected(failure.status) and dead_keys.marked(candidate.listing_id):
+            # A request in flight with this one saw the key rejected first: that one's 502 is the
+            # process's one; this request counts the listing as suspended, as if ranked after it.
+            tried, dead = tried - 1, dead + 1
         report(candidate, ok=False, status=failure.status, error=failure.reason)
-    raise _exhausted(failure, tried, full, attempts.candidates)
+    raise _exhausted(call, failure, tried, full, dead)
 
 
 async def serve_chat(call: Call) -> None:

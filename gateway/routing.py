@@ -4,6 +4,8 @@ The table (market.selectors.routing_table + catalogue_list + fee profiles) is lo
 refreshed in the background every DRAGONFLY_ROUTING_REFRESH_SECONDS; requests never query it.
 Precedence for every constraint: request header > the key's routing profile > platform default
 (no constraint). Hard constraints remove listings; soft ones only reorder; price is the base order.
+When none is left, the 503 counts every listing offering the model under the first reason
+(REASONS) that removed it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import asyncio
 import logging
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -40,7 +43,10 @@ class Table:
     candidates: dict[str, list[Any]]  # model id -> RouteCandidate, cheapest first
     catalogue: dict[str, dict]  # model id -> catalogue_list() entry
     fees: dict[int, tuple[int, int]]  # seller id -> (fee profile id, fee bps)
-    loaded_at: float
+    loaded_at: float  # when the load began: the table is at least that fresh
+    # model id -> {"suspended": n, "paused": n}: listings offering it that are out of the market
+    # (market.selectors.routing_offline_counts); only a 503 reads them.
+    offline: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 # The table is process state (caches.routing_table, shared by every loop), as is
@@ -52,13 +58,14 @@ _STALE_RETRY_SECONDS = 1.0
 
 def _load() -> Table:
     from billing.selectors import fee_profile_for_seller
-    from market.selectors import catalogue_list, routing_table
+    from market.selectors import catalogue_list, routing_offline_counts, routing_table
 
+    started = time.monotonic()
     candidates = routing_table()
     catalogue = {entry["model_id"]: entry for entry in catalogue_list()}
     sellers = {c.seller_id for rows in candidates.values() for c in rows}
     fees = {seller_id: fee_profile_for_seller(seller_id=seller_id) for seller_id in sellers}
-    return Table(candidates, catalogue, fees, time.monotonic())
+    return Table(candidates, catalogue, fees, started, offline=routing_offline_counts())
 
 
 async def _refresh_forever() -> None:
@@ -252,36 +259,57 @@ def preferences(headers: dict[bytes, bytes], profile: dict | None) -> Preference
 # ---------------------------------------------------------------- filters and ranking
 
 
-def _hard_filters(prefs: Preferences, full: set[int]) -> list[tuple[str, Any]]:
-    """(constraint name, keeps(candidate)) for every active hard constraint. Names are the 503's."""
-    filters: list[tuple[str, Any]] = [("health", lambda c: c.health not in UNHEALTHY)]
-    if full:
-        filters.append(("capacity", lambda c: c.listing_id not in full))
-    filters.append(("daily_spend_cap", lambda c: not c.daily_cap_reached))
-    if prefs.provider_only:
-        filters.append(("provider_only", lambda c: c.provider_slug in prefs.provider_only))
-    if prefs.provider_ignore:
-        filters.append(("provider_ignore", lambda c: c.provider_slug not in prefs.provider_ignore))
-    if prefs.trusted_only:
-        filters.append(("privacy_mode", lambda c: c.trusted))
-    if prefs.max_input_price_nusd is not None:
-        limit_in = prefs.max_input_price_nusd
-        filters.append(("max_price", lambda c: c.ask_input_nusd <= limit_in))
-    if prefs.max_output_price_nusd is not None:
-        limit_out = prefs.max_output_price_nusd
-        filters.append(("max_output_price", lambda c: c.ask_output_nusd <= limit_out))
-    if prefs.hard_max_ttft_ms is not None:
-        ttft = prefs.hard_max_ttft_ms
-        # Strict means strict: a listing with no measured TTFT cannot show that it meets it.
-        filters.append(
-            ("hard_max_ttft_ms", lambda c: c.ttft_p50_ms is not None and c.ttft_p50_ms <= ttft)
-        )
-    if prefs.hard_min_tps is not None:
-        tps = prefs.hard_min_tps
-        filters.append(
-            ("hard_min_throughput_tps", lambda c: c.tps_p50 is not None and c.tps_p50 >= tps)
-        )
-    return filters
+# Why a listing offering the model is not tried, in the order checked: each listing counts once in
+# a 503's constraints, under the first that applies (docs/gateway.md, "Errors"). "paused" (and the
+# status side of "suspended") comes from Table.offline: such listings are not candidates at all.
+REASONS = (
+    "suspended",
+    "paused",
+    "cooling_down",
+    "capacity",
+    "daily_spend_cap",
+    "max_price",
+    "max_output_price",
+    "provider_only",
+    "provider_ignore",
+    "privacy_mode",
+    "hard_max_ttft_ms",
+    "hard_min_throughput_tps",
+    "unmeasured",
+)
+
+
+def removed_by(c, prefs: Preferences, full: AbstractSet[int], dead: AbstractSet[int]) -> str | None:
+    """The first reason (REASONS) that keeps candidate `c` from this request; None if eligible.
+    `full`: at its concurrency cap or requests per minute (capacity.py); `dead`: its key was just
+    rejected (dead_keys.py)."""
+    if c.health == "suspended" or c.listing_id in dead:
+        return "suspended"
+    if c.health == "cooling_down":
+        return "cooling_down"
+    if c.listing_id in full:
+        return "capacity"
+    if c.daily_cap_reached:
+        return "daily_spend_cap"
+    if prefs.max_input_price_nusd is not None and c.ask_input_nusd > prefs.max_input_price_nusd:
+        return "max_price"
+    if prefs.max_output_price_nusd is not None and c.ask_output_nusd > prefs.max_output_price_nusd:
+        return "max_output_price"
+    if prefs.provider_only and c.provider_slug not in prefs.provider_only:
+        return "provider_only"
+    if prefs.provider_ignore and c.provider_slug in prefs.provider_ignore:
+        return "provider_ignore"
+    if prefs.trusted_only and not c.trusted:
+        return "privacy_mode"
+    ttft, tps = prefs.hard_max_ttft_ms, prefs.hard_min_tps
+    if ttft is not None and c.ttft_p50_ms is not None and c.ttft_p50_ms > ttft:
+        return "hard_max_ttft_ms"
+    if tps is not None and c.tps_p50 is not None and c.tps_p50 < tps:
+        return "hard_min_throughput_tps"
+    # Strict means strict: a listing never measured cannot show that it meets a hard constraint.
+    if (ttft is not None and c.ttft_p50_ms is None) or (tps is not None and c.tps_p50 is None):
+        return "unmeasured"
+    return None
 
 
 def blended_price(candidate) -> int:
@@ -289,30 +317,57 @@ def blended_price(candidate) -> int:
     return (3 * candidate.ask_input_nusd + candidate.ask_output_nusd) // 4
 
 
-def unavailable_extra(removed: dict[str, int], candidates: list) -> dict:
-    """The 503's body beyond the seed's fields: what each constraint removed, and the public
-    market page that shows the model's listings, their asks, health and speed."""
-    page = f"{settings.DRAGONFLY_BASE_URL}/market/"
-    if candidates:
-        page += f"{candidates[0].model_id}/"
-    return {"constraints": removed, "market": page}
+def unavailable_extra(removed: dict[str, int], model_id: str) -> dict:
+    """The 503's body beyond the seed's fields: why each listing offering the model was not tried
+    (REASONS order, only the reasons that removed one), and the public market page that shows the
+    model's listings, their asks, health and speed."""
+    constraints = {reason: removed[reason] for reason in REASONS if removed.get(reason)}
+    return {
+        "constraints": constraints,
+        "market": f"{settings.DRAGONFLY_BASE_URL}/market/{model_id}/",
+    }
+
+
+def rank_model(
+    table: Table, model_id: str, prefs: Preferences, *, full: AbstractSet[int] = frozenset()
+) -> list:
+    """rank() over the table's candidates for the model, leaving out the listings whose key this
+    process just saw rejected, and counting the model's offline listings in a 503."""
+    from gateway import dead_keys
+
+    return rank(
+        table.candidates.get(model_id, []),
+        prefs,
+        full=full,
+        dead=dead_keys.excluded(table),
+        offline=table.offline.get(model_id),
+        model_id=model_id,
+    )
 
 
 def rank(
-    candidates: list, prefs: Preferences, *, full: frozenset[int] | set[int] = frozenset()
+    candidates: list,
+    prefs: Preferences,
+    *,
+    full: AbstractSet[int] = frozenset(),
+    dead: AbstractSet[int] = frozenset(),
+    offline: dict[str, int] | None = None,
+    model_id: str = "",
 ) -> list:
-    """Eligible candidates, best first, or 503 market_unavailable with what each constraint removed.
-    `full`: listings at their concurrency cap or requests per minute (capacity.py)."""
-    filters = _hard_filters(prefs, set(full))
-    eligible = [c for c in candidates if all(keep(c) for _, keep in filters)]
+    """Eligible candidates, best first, or 503 market_unavailable counting every listing offering
+    the model under the reason that removed it (`offline`: those not in the table, by status)."""
+    eligible = [c for c in candidates if removed_by(c, prefs, full, dead) is None]
     if not eligible:
-        removed = {}
-        for name, keep in filters:
-            count = sum(1 for c in candidates if not keep(c))
-            if count:
-                removed[name] = count
-        logger.info("no eligible seller of %d candidates: %s", len(candidates), removed)
-        raise GatewayError(503, NO_ELIGIBLE_SELLER, extra=unavailable_extra(removed, candidates))
+        removed = dict(offline or {})
+        for c in candidates:
+            reason = removed_by(c, prefs, full, dead)
+            assert reason is not None
+            removed[reason] = removed.get(reason, 0) + 1
+        model_id = model_id or (candidates[0].model_id if candidates else "")
+        logger.info(
+            "no eligible seller of %d candidates for %s: %s", len(candidates), model_id, removed
+        )
+        raise GatewayError(503, NO_ELIGIBLE_SELLER, extra=unavailable_extra(removed, model_id))
     order = {slug: index for index, slug in enumerate(prefs.provider_order)}
 
     def key(c) -> tuple:

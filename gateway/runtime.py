@@ -50,6 +50,7 @@ class Caches:
         self.redis_failing = False
         self.redis_trying = False
         self.upstream_keys: dict[int, tuple[float, str]] = {}  # proxy.py: listing -> (until, key)
+        self.dead_keys: dict[int, float] = {}  # dead_keys.py: listing -> key rejected at
         self.routing_table: Any = None  # routing.py: the Table, shared by every loop
         self.routing_stale_retry_at = 0.0
         self.spend_in_flight: dict[int, int] = {}  # spend.py: key id -> holds unsettled

@@ -103,8 +103,7 @@ async def rank(call: Call) -> None:
     """Eligible listings, best first, the session's pin first (503 when none is eligible), and the
     worst case over them: what the key's spend limit counts while the request is in flight."""
     route_ = call.route
-    candidates = route_.table.candidates.get(route_.model["model_id"], [])
-    ranked = routing.rank(candidates, route_.prefs)
+    ranked = routing.rank_model(route_.table, route_.model["model_id"], route_.prefs)
     call.ranked = await routing.stick(ranked, user_id=call.key["user_id"], session=route_.session)
     call.hold_nusd = worst_case(call.ranked, call.meter)
 
@@ -182,8 +181,8 @@ def _attempts(call: Call, slot: capacity.Slot | None, full: set[int]) -> Attempt
     """From the slot's listing on, the ones not found full; 503 when every one is at a cap."""
     assert call.ranked is not None
     if slot is None:  # every eligible listing is at a cap: the 503 counts them with the rest
-        candidates = call.route.table.candidates.get(call.route.model["model_id"], [])
-        routing.rank(candidates, call.route.prefs, full=full)
+        route_ = call.route
+        routing.rank_model(route_.table, route_.model["model_id"], route_.prefs, full=full)
         raise AssertionError("rank() raises when nothing is eligible")
     start = call.ranked.index(slot.candidate)
     rest = [c for c in call.ranked[start + 1 :] if c.listing_id not in full]

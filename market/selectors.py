@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from string import ascii_uppercase
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -76,6 +76,31 @@ def routing_table() -> dict[str, list[RouteCandidate]]:
             key=lambda c: (c.ask_input_nusd + c.ask_output_nusd, c.ask_input_nusd, c.listing_id)
         )
     return table
+
+
+# Listings that offer a model but are out of the market for now: they ride in the routing table
+# only as counts, so a 503 can say why (docs/gateway.md, "Errors"). Pending, rejected and deleted
+# listings offer nothing: they never served, or never will again.
+OFFLINE_STATUSES = {ListingStatus.SUSPENDED: "suspended", ListingStatus.PAUSED: "paused"}
+
+
+def routing_offline_counts() -> dict[str, dict[str, int]]:
+    """Model id -> {"suspended": n, "paused": n}: the listings of active providers offering the
+    active model whose status keeps them out of routing_table() (one grouped query)."""
+    rows = (
+        ListingModel.objects.filter(
+            listing__status__in=list(OFFLINE_STATUSES),
+            listing__provider__is_active=True,
+            model__is_active=True,
+        )
+        .values_list("model__model_id", "listing__status")
+        .annotate(listings=Count("listing_id", distinct=True))
+        .order_by()
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for model_id, status, listings in rows:
+        counts.setdefault(model_id, {})[OFFLINE_STATUSES[status]] = listings
+    return counts
 
 
 def _daily_caps_reached(offers) -> set[int]:

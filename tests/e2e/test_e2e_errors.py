@@ -168,7 +168,7 @@ def test_503_lists_what_each_constraint_removed(world):
         json={"model": MODEL, "messages": HELLO},
         headers={
             "Authorization": f"Bearer {buyer.key}",
-            "X-Max-Price": "0.30",
+            "X-Max-Price": "0.48",  # c1 asks 0.50, c2 0.45 (untrusted)
             "X-Privacy-Mode": "trusted_only",
         },
     )
@@ -178,7 +178,7 @@ def test_503_lists_what_each_constraint_removed(world):
             "message": "No eligible seller channel was healthy enough for the current constraints.",
             "type": "market_unavailable",
             "code": 503,
-            "constraints": {"privacy_mode": 2, "max_price": 2},
+            "constraints": {"max_price": 1, "privacy_mode": 1},
             "market": "http://dragonfly.test/market/deepseek/deepseek-chat/",
         }
     }

@@ -109,7 +109,7 @@ def test_profile_constraints_apply_when_no_header_and_combine_with_headers():
     ) == [2]
 
 
-def test_cooling_down_and_suspended_listings_count_as_the_health_constraint():
+def test_cooling_down_and_suspended_listings_get_no_traffic():
     rows = [
         cand(1, health="cooling_down"),
         cand(2, health="suspended"),
@@ -119,7 +119,7 @@ def test_cooling_down_and_suspended_listings_count_as_the_health_constraint():
     assert ids(rank(rows, Preferences())) == [4, 3]
 
 
-def test_nothing_eligible_is_a_503_with_each_constraints_count():
+def test_nothing_eligible_is_a_503_counting_each_listing_under_its_first_reason():
     rows = [
         cand(1, ask_in=0.5, health="cooling_down"),
         cand(2, ask_in=0.45),
@@ -130,7 +130,7 @@ def test_nothing_eligible_is_a_503_with_each_constraints_count():
     assert caught.value.status == 503
     assert caught.value.message == NO_ELIGIBLE_SELLER
     assert caught.value.extra == {
-        "constraints": {"health": 1, "provider_ignore": 1, "max_price": 2},
+        "constraints": {"cooling_down": 1, "max_price": 1, "provider_ignore": 1},
         "market": f"http://127.0.0.1:8000/market/{rows[0].model_id}/",
     }
 
@@ -140,6 +140,119 @@ def test_a_listing_whose_daily_spend_cap_is_used_up_gets_no_traffic():
     with pytest.raises(GatewayError) as caught:
         rank([cand(1, capped=True)], Preferences())
     assert caught.value.extra["constraints"] == {"daily_spend_cap": 1}
+
+
+# One listing removed by exactly one reason each: (candidate fields, request, reason).
+REASON_CASES = [
+    ({"health": "suspended"}, {}, "suspended"),
+    ({"dead": True}, {}, "suspended"),
+    ({"offline": "suspended"}, {}, "suspended"),
+    ({"offline": "paused"}, {}, "paused"),
+    ({"health": "cooling_down"}, {}, "cooling_down"),
+    ({"full": True}, {}, "capacity"),
+    ({"capped": True}, {}, "daily_spend_cap"),
+    ({"ask_in": 0.45}, {"X_Max_Price": "0.40"}, "max_price"),
+    ({}, {"max_output_price_nusd": int(1.0 * USD)}, "max_output_price"),
+    ({}, {"X_Provider_Only": "alt"}, "provider_only"),
+    ({}, {"X_Provider_Ignore": "deepseek"}, "provider_ignore"),
+    ({}, {"X_Privacy_Mode": "trusted_only"}, "privacy_mode"),
+    ({"ttft": 900, "tps": 90}, {"X_Hard_Max_TTFT_Ms": "500"}, "hard_max_ttft_ms"),
+    ({"ttft": 100, "tps": 10}, {"X_Hard_Min_Throughput_TPS": "50"}, "hard_min_throughput_tps"),
+    ({}, {"X_Hard_Max_TTFT_Ms": "500"}, "unmeasured"),
+    ({"ttft": 100}, {"X_Hard_Min_Throughput_TPS": "50"}, "unmeasured"),
+]
+
+
+def _request(case: dict) -> Preferences:
+    profile = {k: v for k, v in case.items() if not k.startswith("X_")}
+    return preferences(headers(**{k: v for k, v in case.items() if k.startswith("X_")}), profile)
+
+
+@pytest.mark.parametrize(("fields", "request_", "reason"), REASON_CASES)
+def test_the_503_counts_a_listing_under_its_reason_and_an_eligible_one_is_served(
+    fields, request_, reason
+):
+    fields = dict(fields)
+    dead, full, offline = (
+        fields.pop("dead", False),
+        fields.pop("full", False),
+        fields.pop("offline", None),
+    )
+    removed = [] if offline else [cand(1, **fields)]
+    good = cand(
+        2,
+        provider="alt" if reason.startswith("provider_") else "deepseek",
+        ask_in=0.1,
+        ask_out=0.3,
+        trusted=True,
+        ttft=100,
+        tps=90,
+    )
+    kwargs = {
+        "dead": {1} if dead else set(),
+        "full": {1} if full else set(),
+        "offline": {offline: 1} if offline else None,
+        "model_id": "deepseek/deepseek-chat",
+    }
+    with pytest.raises(GatewayError) as caught:
+        rank(removed, _request(request_), **kwargs)
+    assert caught.value.status == 503
+    assert caught.value.extra == {
+        "constraints": {reason: 1},
+        "market": "http://127.0.0.1:8000/market/deepseek/deepseek-chat/",
+    }
+    assert ids(rank([*removed, good], _request(request_), **kwargs)) == [2]
+
+
+def test_every_reason_in_one_503_in_the_documented_order():
+    rows = [
+        cand(1, health="suspended"),
+        cand(2, health="cooling_down", ask_in=9.0),  # cooling_down comes before max_price
+        cand(3),
+        cand(4, capped=True),
+        cand(5, ask_in=0.45),
+        cand(6, provider="alt"),
+        cand(7),
+        cand(8, trusted=True, ttft=900, tps=90),
+        cand(9, trusted=True, ttft=100, tps=10),
+        cand(10, trusted=True),
+        cand(11, trusted=True, ttft=100, tps=90, ask_out=1.6),
+    ]
+    prefs = _request(
+        {
+            "X_Max_Price": "0.40",
+            "max_output_price_nusd": int(1.5 * USD),
+            "X_Provider_Only": "deepseek",
+            "X_Privacy_Mode": "trusted_only",
+            "X_Hard_Max_TTFT_Ms": "500",
+            "X_Hard_Min_Throughput_TPS": "50",
+        }
+    )
+    with pytest.raises(GatewayError) as caught:
+        rank(rows, prefs, full={3}, dead=set(), offline={"suspended": 2, "paused": 1})
+    assert list(caught.value.extra["constraints"].items()) == [
+        ("suspended", 3),
+        ("paused", 1),
+        ("cooling_down", 1),
+        ("capacity", 1),
+        ("daily_spend_cap", 1),
+        ("max_price", 1),
+        ("max_output_price", 1),
+        ("provider_only", 1),
+        ("privacy_mode", 1),
+        ("hard_max_ttft_ms", 1),
+        ("hard_min_throughput_tps", 1),
+        ("unmeasured", 1),
+    ]
+
+
+def test_a_model_with_no_listing_at_all_is_a_503_naming_the_model():
+    with pytest.raises(GatewayError) as caught:
+        rank([], Preferences(), model_id="minimax/minimax-m2.5")
+    assert caught.value.extra == {
+        "constraints": {},
+        "market": "http://127.0.0.1:8000/market/minimax/minimax-m2.5/",
+    }
 
 
 def test_only_market_only_is_a_routing_strategy():

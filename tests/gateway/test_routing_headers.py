@@ -50,7 +50,7 @@ CASES = [
     (
         {"privacy_mode": "trusted_only"},
         {"X-Max-Price": "0.30", "X-Hard-Max-TTFT-Ms": "50"},
-        {"privacy_mode": 1, "max_price": 1, "hard_max_ttft_ms": 2},
+        {"max_price": 1, "privacy_mode": 1},  # each listing under the first reason only
     ),
 ]
 

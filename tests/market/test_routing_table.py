@@ -5,7 +5,7 @@ import pytest
 from market import health, health_record
 from market.models import CatalogModel, Listing, ListingStatus, Provider
 from market.route_candidates import RouteCandidate
-from market.selectors import catalogue_list, routing_table
+from market.selectors import catalogue_list, routing_offline_counts, routing_table
 from tests.market.factories import listing_make
 
 pytestmark = pytest.mark.django_db
@@ -102,6 +102,36 @@ def test_cooling_down_and_suspended_listings_are_returned_with_that_health(selle
     )
     by_id = {c.listing_id: c.health for c in routing_table()["deepseek/deepseek-chat"]}
     assert by_id == {cooling.pk: "cooling_down", rejected.pk: "suspended"}
+
+
+def test_suspended_and_paused_listings_are_counted_per_model_in_one_query(
+    seller, django_assert_num_queries
+):
+    listing_make(seller)
+    for status in (
+        ListingStatus.PENDING,
+        ListingStatus.PAUSED,
+        ListingStatus.SUSPENDED,
+        ListingStatus.REJECTED,
+        ListingStatus.DELETED,
+    ):
+        listing_make(seller, status=status, name=status)
+    listing_make(
+        seller,
+        status=ListingStatus.SUSPENDED,
+        models=("deepseek/deepseek-chat", "deepseek/deepseek-reasoner"),
+    )
+    listing_make(seller, provider="minimax", models=("minimax/minimax-m2.5",), status="paused")
+    with django_assert_num_queries(1):
+        counts = routing_offline_counts()
+    assert counts == {
+        "deepseek/deepseek-chat": {"suspended": 2, "paused": 1},
+        "deepseek/deepseek-reasoner": {"suspended": 1},
+        "minimax/minimax-m2.5": {"paused": 1},
+    }
+    Provider.objects.filter(slug="minimax").update(is_active=False)
+    CatalogModel.objects.filter(model_id="deepseek/deepseek-reasoner").update(is_active=False)
+    assert routing_offline_counts() == {"deepseek/deepseek-chat": {"suspended": 2, "paused": 1}}
 
 
 def test_it_costs_one_query(seller, other_seller, django_assert_num_queries):
