@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,9 +21,10 @@ from django.conf import settings
 
 from billing.money import MAX_PRICE_PER_MILLION_NUSD, NUSD_PER_USD
 from bounded_numbers import parse as bounded
-from gateway import kv, runtime
+from gateway import kv, max_cost, runtime
 from gateway.db import db_call
 from gateway.errors import NO_ELIGIBLE_SELLER, GatewayError, bad_request
+from gateway.provider_field import ProviderField
 from gateway.runtime import caches
 
 logger = logging.getLogger("gateway")
@@ -146,6 +149,10 @@ class Preferences:
     provider_only: tuple[str, ...] = ()
     provider_ignore: tuple[str, ...] = ()
     provider_order: tuple[str, ...] = ()
+    # From the body's provider object only (provider_field.py): no header or profile field.
+    sort: str | None = None  # "price", "latency" or "throughput": the base order (rank's key)
+    allow_fallbacks: bool = True  # False: only the first listing, or only provider_order's
+    max_cost_nusd: int | None = None  # X-Max-Cost (max_cost.py): the most this request may cost
 
 
 def _header(headers: dict[bytes, bytes], name: str) -> str | None:
@@ -181,22 +188,26 @@ def _providers(value: str, name: str) -> tuple[str, ...]:
     return slugs
 
 
-def preferences(headers: dict[bytes, bytes], profile: dict | None) -> Preferences:
-    """Header > profile > default, for every constraint; a malformed header is a 400 naming it."""
+def preferences(
+    headers: dict[bytes, bytes], profile: dict | None, *, body: ProviderField | None = None
+) -> Preferences:
+    """Header > the body's provider object > profile > default, for every constraint; a malformed
+    header is a 400 naming it (the body's object was parsed by provider_field.py)."""
     p = profile or {}
+    b = body or ProviderField()
     strategy = _header(headers, "Routing-Strategy")
     if strategy is not None and strategy != "market-only":
         raise bad_request("Header Routing-Strategy must be 'market-only' (the only strategy).")
 
-    def pick(name: str, parse, profile_value):
+    def pick(name: str, parse, profile_value, body_value=None):
         raw = _header(headers, name)
         if raw is None or raw == "":
-            return profile_value
+            return profile_value if body_value in (None, ()) else body_value
         return parse(raw)
 
     privacy = _header(headers, "X-Privacy-Mode")
     if privacy is None or privacy == "":
-        trusted_only = p.get("privacy_mode") == "trusted_only"
+        trusted_only = b.trusted_only or p.get("privacy_mode") == "trusted_only"
     elif privacy in ("trusted_only", "any"):
         trusted_only = privacy == "trusted_only"
     else:
@@ -207,9 +218,16 @@ def preferences(headers: dict[bytes, bytes], profile: dict | None) -> Preference
 
     return Preferences(
         max_input_price_nusd=pick(
-            "X-Max-Price", lambda v: _price(v, "X-Max-Price"), p.get("max_input_price_nusd")
+            "X-Max-Price",
+            lambda v: _price(v, "X-Max-Price"),
+            p.get("max_input_price_nusd"),
+            b.max_input_price_nusd,
         ),
-        max_output_price_nusd=p.get("max_output_price_nusd"),
+        max_output_price_nusd=(
+            p.get("max_output_price_nusd")
+            if b.max_output_price_nusd is None
+            else b.max_output_price_nusd
+        ),
         soft_max_ttft_ms=pick(
             "X-Max-TTFT-Ms",
             lambda v: _number(v, "X-Max-TTFT-Ms", "milliseconds", bounded.TTFT_MS_MAX),
@@ -235,17 +253,23 @@ def preferences(headers: dict[bytes, bytes], profile: dict | None) -> Preference
             "X-Provider-Only",
             lambda v: _providers(v, "X-Provider-Only"),
             tuple(p.get("provider_only") or ()),
+            b.only,
         ),
         provider_ignore=pick(
             "X-Provider-Ignore",
             lambda v: _providers(v, "X-Provider-Ignore"),
             tuple(p.get("provider_ignore") or ()),
+            b.ignore,
         ),
         provider_order=pick(
             "X-Provider-Order",
             lambda v: _providers(v, "X-Provider-Order"),
             tuple(p.get("provider_order") or ()),
+            b.order,
         ),
+        sort=b.sort,
+        allow_fallbacks=b.allow_fallbacks,
+        max_cost_nusd=max_cost.header(_header(headers, "X-Max-Cost")),
     )
 
 
@@ -262,6 +286,8 @@ def _hard_filters(prefs: Preferences, full: set[int]) -> list[tuple[str, Any]]:
         filters.append(("provider_only", lambda c: c.provider_slug in prefs.provider_only))
     if prefs.provider_ignore:
         filters.append(("provider_ignore", lambda c: c.provider_slug not in prefs.provider_ignore))
+    if prefs.provider_order and not prefs.allow_fallbacks:  # OpenRouter: only those in order
+        filters.append(("allow_fallbacks", lambda c: c.provider_slug in prefs.provider_order))
     if prefs.trusted_only:
         filters.append(("privacy_mode", lambda c: c.trusted))
     if prefs.max_input_price_nusd is not None:
@@ -299,11 +325,19 @@ def unavailable_extra(removed: dict[str, int], candidates: list) -> dict:
 
 
 def rank(
-    candidates: list, prefs: Preferences, *, full: frozenset[int] | set[int] = frozenset()
+    candidates: list,
+    prefs: Preferences,
+    *,
+    full: frozenset[int] | set[int] = frozenset(),
+    dropped: Mapping[int, str] | None = None,
 ) -> list:
     """Eligible candidates, best first, or 503 market_unavailable with what each constraint removed.
-    `full`: listings at their concurrency cap or requests per minute (capacity.py)."""
+    `full`: listings at their concurrency cap or requests per minute (capacity.py); `dropped`:
+    listings the request had already set aside after ranking, by the reason's name (trade.rank:
+    allow_fallbacks, max_cost), so a 503 found later at capacity counts them under it."""
     filters = _hard_filters(prefs, set(full))
+    for reason in sorted(set((dropped or {}).values())):
+        filters.append((reason, lambda c, r=reason: (dropped or {}).get(c.listing_id) != r))
     eligible = [c for c in candidates if all(keep(c) for _, keep in filters)]
     if not eligible:
         removed = {}
@@ -327,9 +361,33 @@ def rank(
             misses += 1
         if c.health == "degraded":
             misses += 1
-        return (order.get(c.provider_slug, len(order)), misses, blended_price(c), c.listing_id)
+        return (
+            order.get(c.provider_slug, len(order)),
+            misses,
+            _sort_value(c, prefs.sort),
+            blended_price(c),
+            c.listing_id,
+        )
 
     return sorted(eligible, key=key)
+
+
+def _sort_value(candidate, sort: str | None) -> float:
+    """The body's `provider.sort`: lowest blended price, lowest measured TTFT or highest measured
+    throughput first; a listing not measured yet goes after every measured one."""
+    if sort == "latency":
+        return math.inf if candidate.ttft_p50_ms is None else candidate.ttft_p50_ms
+    if sort == "throughput":
+        return math.inf if candidate.tps_p50 is None else -candidate.tps_p50
+    return 0.0  # price (the default): blended_price decides next
+
+
+def fallbacks(ranked: list, prefs: Preferences) -> tuple[list, list]:
+    """(the listings this request may try, those set aside): `allow_fallbacks: false` without an
+    `order` keeps only the first (with an order, the filter above kept only its providers)."""
+    if prefs.allow_fallbacks or prefs.provider_order:
+        return ranked, []
+    return ranked[:1], ranked[1:]
 
 
 # ---------------------------------------------------------------- stickiness
