@@ -101,7 +101,9 @@ async def test_a_body_constraint_that_removes_every_listing_is_a_503_naming_it(
 
 async def test_without_fallbacks_only_the_first_listing_is_tried(market, client):
     buyer = await sync_to_async(buyer_make)()
-    await sync_to_async(lambda: listing_make(seller_make(), key="sim-nf-a?status=500", percent=50))()
+    await sync_to_async(
+        lambda: listing_make(seller_make(), key="sim-nf-a?status=500", percent=50)
+    )()
     await sync_to_async(lambda: listing_make(seller_make(), key="sim-nf-b", percent=90))()
     body = {"model": MODEL, "messages": HELLO, "provider": {"allow_fallbacks": False}}
     auth = {"Authorization": f"Bearer {buyer.key}"}
@@ -118,7 +120,7 @@ async def test_without_fallbacks_only_the_first_listing_is_tried(market, client)
 
 async def test_messages_takes_the_provider_object_too(market, client):
     buyer = await sync_to_async(buyer_make)()
-    a, b = await _two_listings()
+    _a, b = await _two_listings()
     response = await client.post(
         "/v1/messages",
         headers={"x-api-key": buyer.key, "anthropic-version": "2023-06-01"},
