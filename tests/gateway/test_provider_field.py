@@ -2,6 +2,8 @@
 its meaning below the headers and above the profile (routing.preferences)."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway import provider_field
 from gateway.errors import GatewayError
@@ -222,3 +224,35 @@ def test_a_listing_set_aside_is_counted_under_its_reason_when_the_rest_are_full(
         "allow_fallbacks": 1,
         "max_cost": 1,
     }
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=50),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner),
+    max_leaves=20,
+)
+_FIELDS = st.sampled_from([*provider_field.KNOWN, *provider_field.IGNORED, "max_price", "x"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    value=_JSON
+    | st.dictionaries(_FIELDS, _JSON, max_size=6)
+    | st.fixed_dictionaries(
+        {"max_price": st.dictionaries(st.sampled_from(["prompt", "completion", "request"]), _JSON)}
+    )
+)
+def test_any_json_is_parsed_or_refused_with_a_400_and_nothing_else(value):
+    try:
+        parsed = provider_field.parse(value)
+    except GatewayError as refused:
+        assert refused.status == 400
+        assert refused.message.startswith("'provider")
+        return
+    assert isinstance(parsed, ProviderField)
+    for price in (parsed.max_input_price_nusd, parsed.max_output_price_nusd):
+        assert price is None or 0 <= price <= 100_000 * USD
