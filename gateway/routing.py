@@ -149,10 +149,11 @@ class Preferences:
     provider_only: tuple[str, ...] = ()
     provider_ignore: tuple[str, ...] = ()
     provider_order: tuple[str, ...] = ()
-    # From the body's provider object only (provider_field.py): no header or profile field.
+    # These two come from the body's provider object only (provider_field.py).
     sort: str | None = None  # "price", "latency" or "throughput": the base order (rank's key)
     allow_fallbacks: bool = True  # False: only the first listing, or only provider_order's
-    max_cost_nusd: int | None = None  # X-Max-Cost (max_cost.py): the most this request may cost
+    # The X-Max-Cost header only (max_cost.py): the most this request may cost, in nano-USD.
+    max_cost_nusd: int | None = None
 
 
 def _header(headers: dict[bytes, bytes], name: str) -> str | None:
