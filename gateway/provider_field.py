@@ -26,17 +26,25 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 # OpenRouter's fields with no meaning here: the type each must have, then ignored.
 # require_parameters: every listing of a model takes the same parameters (one wire format);
 # quantizations, enforce_distillable_text: the catalogue does not record them;
-# preferred_min_throughput / preferred_max_latency: use X-Min-Throughput-TPS / X-Max-TTFT-Ms;
 # zdr: no listing promises zero data retention (data_collection "deny" keeps trusted sellers).
 IGNORED = {
     "require_parameters": "a boolean",
     "zdr": "a boolean",
     "enforce_distillable_text": "a boolean",
     "quantizations": "an array of strings",
-    "preferred_min_throughput": "a number or an object",
-    "preferred_max_latency": "a number or an object",
 }
-KNOWN = ("order", "only", "ignore", "allow_fallbacks", "max_price", "sort", "data_collection")
+KNOWN = (
+    "order",
+    "only",
+    "ignore",
+    "allow_fallbacks",
+    "max_price",
+    "sort",
+    "data_collection",
+    "preferred_min_throughput",
+    "preferred_max_latency",
+)
+PERCENTILES = ("p50", "p75", "p90", "p99")  # OpenRouter's cutoffs; listings are measured at p50
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +59,8 @@ class ProviderField:
     max_output_price_nusd: int | None = None
     sort: str | None = None
     trusted_only: bool = False  # data_collection "deny"
+    soft_min_tps: float | None = None  # preferred_min_throughput (tokens per second)
+    soft_max_ttft_ms: float | None = None  # preferred_max_latency (seconds, here in ms)
 
 
 def take(data: dict) -> ProviderField | None:
@@ -80,6 +90,10 @@ def parse(value: object) -> ProviderField:
         **_max_price(value.get("max_price")),
         sort=_sort(value.get("sort")),
         trusted_only=_data_collection(value.get("data_collection")),
+        soft_min_tps=_preferred(value, "preferred_min_throughput", bounded.TPS_MAX),
+        soft_max_ttft_ms=_seconds_to_ms(
+            _preferred(value, "preferred_max_latency", bounded.TTFT_MS_MAX // 1000)
+        ),
     )
 
 
@@ -160,6 +174,35 @@ def _sort(value: object) -> str | None:
     return value
 
 
+def _preferred(value: dict, name: str, high: int) -> float | None:
+    """A soft preference: a number, or OpenRouter's percentile object, of which p50 is used (the
+    listings' measure; the other cutoffs are type-checked and ignored)."""
+    item = value.get(name)
+    where = f"'provider.{name}'"
+    if isinstance(item, dict):
+        for key in item:
+            if key not in PERCENTILES:
+                raise bad_request(f"{where} takes the percentiles {', '.join(PERCENTILES)}.")
+        numbers = {key: _number(item[key], f"{where[:-1]}.{key}'", high) for key in item}
+        return numbers.get("p50")
+    return _number(item, where, high)
+
+
+def _number(item: object, where: str, high: int) -> float | None:
+    if item is None:
+        return None
+    if isinstance(item, bool) or not isinstance(item, (int, float)):
+        raise bad_request(f"{where} must be a number from 0 to {high:,}.")
+    try:
+        return bounded.float_text(repr(item), what=where, low=0, high=high)
+    except bounded.NumberError as exc:
+        raise bad_request(f"{exc.message} It is a number from 0 to {high:,}.") from None
+
+
+def _seconds_to_ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
 def _data_collection(value: object) -> bool:
     """'deny': trusted sellers only. 'allow' (OpenRouter's default) adds no constraint: it leaves
     the profile's privacy mode as it is (only the header can loosen that)."""
@@ -176,15 +219,11 @@ def _ignored(value: dict, name: str, what: str) -> None:
         return
     if what == "a boolean":
         ok = isinstance(item, bool)
-    elif what == "an array of strings":
+    else:  # an array of strings
         ok = (
             isinstance(item, list)
             and len(item) <= MAX_PROVIDERS
             and all(isinstance(x, str) and len(x) <= MAX_SLUG_CHARS for x in item)
-        )
-    else:  # a number or an object (of percentile numbers)
-        ok = (not isinstance(item, bool) and isinstance(item, (int, float))) or isinstance(
-            item, dict
         )
     if not ok:
         raise bad_request(f"'provider.{name}' must be {what} (accepted and ignored here).")

@@ -233,6 +233,7 @@ def preferences(
             "X-Max-TTFT-Ms",
             lambda v: _number(v, "X-Max-TTFT-Ms", "milliseconds", bounded.TTFT_MS_MAX),
             nullable_float(p.get("soft_max_ttft_ms")),
+            b.soft_max_ttft_ms,
         ),
         hard_max_ttft_ms=pick(
             "X-Hard-Max-TTFT-Ms",
@@ -243,6 +244,7 @@ def preferences(
             "X-Min-Throughput-TPS",
             lambda v: _number(v, "X-Min-Throughput-TPS", "tokens per second", bounded.TPS_MAX),
             nullable_float(p.get("soft_min_tps")),
+            b.soft_min_tps,
         ),
         hard_min_tps=pick(
             "X-Hard-Min-Throughput-TPS",

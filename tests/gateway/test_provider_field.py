@@ -41,6 +41,8 @@ def test_it_parses_every_field_openrouter_clients_send():
         max_output_price_nusd=2 * USD,
         sort="throughput",
         trusted_only=True,
+        soft_min_tps=10.0,
+        soft_max_ttft_ms=2500.0,
     )
 
 
@@ -95,8 +97,13 @@ GARBAGE = [
     ({"quantizations": "fp8"}, "'provider.quantizations' must be an array of strings"),
     ({"quantizations": [8]}, "'provider.quantizations' must be an array of strings"),
     ({"zdr": 1}, "'provider.zdr' must be a boolean"),
-    ({"preferred_max_latency": "2"}, "'provider.preferred_max_latency' must be a number or"),
+    ({"preferred_max_latency": "2"}, "'provider.preferred_max_latency' must be a number from 0"),
+    ({"preferred_max_latency": 601}, "'provider.preferred_max_latency' must be at most 600."),
     ({"preferred_min_throughput": True}, "'provider.preferred_min_throughput' must be a number"),
+    ({"preferred_min_throughput": -1}, "'provider.preferred_min_throughput' cannot be negative."),
+    ({"preferred_max_latency": {"p42": 1}}, "'provider.preferred_max_latency' takes the percen"),
+    ({"preferred_max_latency": {"p90": "x"}}, "'provider.preferred_max_latency.p90' must be a"),
+    ({"preferred_min_throughput": [1]}, "'provider.preferred_min_throughput' must be a number"),
     ({"models": ["x"]}, "'provider.models' is not a field of 'provider'"),
 ]
 

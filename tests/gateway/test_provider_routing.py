@@ -51,6 +51,10 @@ def _sent(market, name: str) -> dict:
         ({"max_price": {"prompt": 0.01}}, {"X-Max-Price": "1"}, "a"),  # the header wins
         ({"only": ["deepseek"], "ignore": ["minimax"], "require_parameters": True}, {}, "a"),
         ({"order": ["minimax", "deepseek"], "allow_fallbacks": True}, {}, "a"),
+        ({"preferred_max_latency": 0.5}, {}, "b"),  # seconds: A's 900 ms misses it
+        ({"preferred_max_latency": {"p50": 0.5, "p90": 1}}, {}, "b"),
+        ({"preferred_max_latency": 0.5}, {"X-Max-TTFT-Ms": "5000"}, "a"),  # the header wins
+        ({"preferred_min_throughput": 50}, {}, "b"),
     ],
 )
 async def test_the_body_routes_like_the_headers_and_never_reaches_the_upstream(
