@@ -172,3 +172,28 @@ async def test_a_malformed_provider_object_is_a_400_with_no_hold_and_no_upstream
     assert "'provider" in error["message"]
     assert market.app.stats()["keys"] == {}
     assert await sync_to_async(Hold.objects.filter(user=buyer.user).count)() == 0
+
+
+async def test_the_one_listing_allowed_at_capacity_is_a_503_counting_the_ones_set_aside(
+    market, client
+):
+    buyer = await sync_to_async(buyer_make)()
+    first = await sync_to_async(
+        lambda: listing_make(seller_make(), key="sim-nf-cap", percent=50, requests_per_minute=1)
+    )()
+    await sync_to_async(lambda: listing_make(seller_make(), key="sim-nf-other", percent=90))()
+    auth = {"Authorization": f"Bearer {buyer.key}"}
+    body = {"model": MODEL, "messages": HELLO, "provider": {"allow_fallbacks": False}}
+    response = await client.post("/v1/chat/completions", headers=auth, json=body)
+    assert response.headers["x-df-market-listing-id"] == str(first.pk)
+    response = await client.post("/v1/chat/completions", headers=auth, json=body)
+    assert response.status_code == 503
+    assert response.json()["error"]["constraints"] == {"capacity": 1, "allow_fallbacks": 1}
+    assert "sim-nf-other" not in market.app.stats()["keys"]
+    assert await sync_to_async(Hold.objects.filter(user=buyer.user, status="active").count)() == 0
+    # With fallbacks, the other listing serves.
+    response = await client.post(
+        "/v1/chat/completions", headers=auth, json={"model": MODEL, "messages": HELLO}
+    )
+    assert response.status_code == 200
+    assert market.app.stats()["keys"]["sim-nf-other"]["requests"] == 1
