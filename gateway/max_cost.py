@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from billing.money import format_usd
 from bounded_numbers import parse as bounded
 from gateway.errors import bad_request
-from gateway.metering import worst_case_nusd
+from gateway.metering import candidate_worst_case_nusd
 
 if TYPE_CHECKING:
     from gateway.metering import Meter
@@ -51,12 +51,7 @@ class Fit:
 
 
 def _worst(candidate, meter: Meter, output_tokens: int) -> int:
-    return worst_case_nusd(
-        prompt_tokens=meter.prompt_bound,
-        output_tokens=output_tokens,
-        ask_input_nusd=candidate.ask_input_nusd,
-        ask_output_nusd=candidate.ask_output_nusd,
-    )
+    return candidate_worst_case_nusd(candidate, meter, output_tokens=output_tokens)
 
 
 def _largest_cap(candidate, meter: Meter, choices: int, max_nusd: int) -> int:

@@ -100,6 +100,19 @@ def worst_case_nusd(
     )
 
 
+def candidate_worst_case_nusd(
+    candidate: RouteCandidate, meter: Meter, *, output_tokens: int | None = None
+) -> int:
+    """The most `candidate` can charge for this request: the prompt's bound and the output
+    allowance (or `output_tokens`, what X-Max-Cost tries) at its asks. The hold's rule."""
+    return worst_case_nusd(
+        prompt_tokens=meter.prompt_bound,
+        output_tokens=meter.output_allowance if output_tokens is None else output_tokens,
+        ask_input_nusd=candidate.ask_input_nusd,
+        ask_output_nusd=candidate.ask_output_nusd,
+    )
+
+
 def message_chars(message: dict) -> int:
     """Characters of an assistant message's text and tool-call arguments (plain responses)."""
     chars = 0

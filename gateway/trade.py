@@ -133,15 +133,7 @@ async def rank(call: Call) -> None:
 
 
 def worst_case(candidates, meter: metering.Meter) -> int:
-    return max(
-        metering.worst_case_nusd(
-            prompt_tokens=meter.prompt_bound,
-            output_tokens=meter.output_allowance,
-            ask_input_nusd=c.ask_input_nusd,
-            ask_output_nusd=c.ask_output_nusd,
-        )
-        for c in candidates
-    )
+    return max(metering.candidate_worst_case_nusd(c, meter) for c in candidates)
 
 
 async def slot_and_hold(call: Call) -> None:
