@@ -8,7 +8,7 @@ What differs between endpoints is an `Endpoint`: plain functions to parse, size 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gateway import capacity, routing
@@ -71,6 +71,8 @@ class Call:
     meter: Meter  # sized by the endpoint (size), filled as it is served (metering.Meter)
     verdict: Verdict | None = None  # the tokens/min counted up front (rate_limit)
     ranked: list | None = None  # eligible listings, best first, the pin first (rank)
+    # listings eligible but set aside after ranking, by reason (allow_fallbacks, max_cost) (rank)
+    dropped: dict[int, str] = field(default_factory=dict)
     hold_nusd: int = 0  # the worst case over `ranked`: the spend reservation (rank)
     reservation: Reservation | None = None  # counted against the key's spend limit (reserve)
     attempts: Attempts | None = None  # the listings it may try, the first's slot (slot_and_hold)

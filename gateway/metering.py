@@ -100,6 +100,19 @@ def worst_case_nusd(
     )
 
 
+def candidate_worst_case_nusd(
+    candidate: RouteCandidate, meter: Meter, *, output_tokens: int | None = None
+) -> int:
+    """The most `candidate` can charge for this request: the prompt's bound and the output
+    allowance (or `output_tokens`, what X-Max-Cost tries) at its asks. The hold's rule."""
+    return worst_case_nusd(
+        prompt_tokens=meter.prompt_bound,
+        output_tokens=meter.output_allowance if output_tokens is None else output_tokens,
+        ask_input_nusd=candidate.ask_input_nusd,
+        ask_output_nusd=candidate.ask_output_nusd,
+    )
+
+
 def message_chars(message: dict) -> int:
     """Characters of an assistant message's text and tool-call arguments (plain responses)."""
     chars = 0
@@ -127,8 +140,11 @@ class Meter:
     """What one request may use (its sizing) and what it used, from routing to settlement.
 
     Each field has one writer:
-    - `started`, `prompt_estimate`, `prompt_bound`, `output_cap`, `output_allowance`: the size step
-      (`chat_meter` / `speech_meter`, once the catalogue model is known); never changed after;
+    - `started`, `prompt_estimate`, `prompt_bound`, `output_cap`, `output_allowance`,
+      `output_cap_from_buyer`: the size step (`chat_meter` / `speech_meter`, once the catalogue
+      model is known); never changed after, but for one explicit step: X-Max-Cost may lower
+      `output_cap` and `output_allowance` (`fit_output_cap`, trade.rank) before the hold is asked
+      for and before anything is sent, so the hold and the upstream's max_tokens still agree;
     - `attempt_started` and the attempt's delivery (`accepted`, `first_content_at`,
       `content_chunks`, `prompt_tokens`, `completion_tokens`, `finished`): the serve step
       (proxy.py, relay.py) through this class's methods, each field by one of them; a new attempt
@@ -144,6 +160,7 @@ class Meter:
     prompt_bound: int = 0  # the most the upstream can count for the prompt (the hold covers it)
     output_cap: int = 0  # max_tokens sent upstream, per choice (speech: none)
     output_allowance: int = 0  # the most output the upstream may write, all choices (speech: none)
+    output_cap_from_buyer: bool = False  # the buyer set output_cap (max_tokens): never lowered
     candidate: RouteCandidate | None = None  # the listing that served (set at commit)
     accepted: RouteCandidate | None = None  # the listing whose upstream has the request (its head)
     attempt_started: float = 0.0
@@ -153,6 +170,15 @@ class Meter:
     completion_tokens: int | None = None
     finished: bool = False  # the upstream said finish_reason (or the plain response arrived)
     outcome: str = "completed"
+
+    def fit_output_cap(self, cap: int) -> None:
+        """X-Max-Cost's step (max_cost.fit via trade.rank, before the hold): a lower output cap per
+        choice, for a request whose buyer set none, so its worst case fits the max."""
+        if not 0 < cap <= self.output_cap or self.output_cap_from_buyer:
+            raise ValueError("only a cap the buyer did not set can be lowered, and only lowered")
+        choices = self.output_allowance // self.output_cap
+        self.output_cap = cap
+        self.output_allowance = cap * choices
 
     def attempt_start(self) -> None:
         """A new listing is tried: what a failed one delivered to us (never to the buyer) is
@@ -263,6 +289,7 @@ def chat_meter(chat: ChatRequest, model: dict) -> Meter:
         prompt_bound=prompt_token_bound(chat.payload, model["capabilities"]),
         output_cap=cap,
         output_allowance=cap * choices(chat.payload),
+        output_cap_from_buyer=chat.max_tokens is not None,
     )
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
+from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,9 +24,10 @@ from django.conf import settings
 
 from billing.money import MAX_PRICE_PER_MILLION_NUSD, NUSD_PER_USD
 from bounded_numbers import parse as bounded
-from gateway import kv, runtime
+from gateway import kv, max_cost, runtime
 from gateway.db import db_call
 from gateway.errors import NO_ELIGIBLE_SELLER, GatewayError, bad_request
+from gateway.provider_field import ProviderField
 from gateway.runtime import caches
 
 logger = logging.getLogger("gateway")
@@ -153,6 +156,11 @@ class Preferences:
     provider_only: tuple[str, ...] = ()
     provider_ignore: tuple[str, ...] = ()
     provider_order: tuple[str, ...] = ()
+    # These two come from the body's provider object only (provider_field.py).
+    sort: str | None = None  # "price", "latency" or "throughput": the base order (rank's key)
+    allow_fallbacks: bool = True  # False: only the first listing, or only provider_order's
+    # The X-Max-Cost header only (max_cost.py): the most this request may cost, in nano-USD.
+    max_cost_nusd: int | None = None
 
 
 def _header(headers: dict[bytes, bytes], name: str) -> str | None:
@@ -188,22 +196,26 @@ def _providers(value: str, name: str) -> tuple[str, ...]:
     return slugs
 
 
-def preferences(headers: dict[bytes, bytes], profile: dict | None) -> Preferences:
-    """Header > profile > default, for every constraint; a malformed header is a 400 naming it."""
+def preferences(
+    headers: dict[bytes, bytes], profile: dict | None, *, body: ProviderField | None = None
+) -> Preferences:
+    """Header > the body's provider object > profile > default, for every constraint; a malformed
+    header is a 400 naming it (the body's object was parsed by provider_field.py)."""
     p = profile or {}
+    b = body or ProviderField()
     strategy = _header(headers, "Routing-Strategy")
     if strategy is not None and strategy != "market-only":
         raise bad_request("Header Routing-Strategy must be 'market-only' (the only strategy).")
 
-    def pick(name: str, parse, profile_value):
+    def pick(name: str, parse, profile_value, body_value=None):
         raw = _header(headers, name)
         if raw is None or raw == "":
-            return profile_value
+            return profile_value if body_value in (None, ()) else body_value
         return parse(raw)
 
     privacy = _header(headers, "X-Privacy-Mode")
     if privacy is None or privacy == "":
-        trusted_only = p.get("privacy_mode") == "trusted_only"
+        trusted_only = b.trusted_only or p.get("privacy_mode") == "trusted_only"
     elif privacy in ("trusted_only", "any"):
         trusted_only = privacy == "trusted_only"
     else:
@@ -214,13 +226,21 @@ def preferences(headers: dict[bytes, bytes], profile: dict | None) -> Preference
 
     return Preferences(
         max_input_price_nusd=pick(
-            "X-Max-Price", lambda v: _price(v, "X-Max-Price"), p.get("max_input_price_nusd")
+            "X-Max-Price",
+            lambda v: _price(v, "X-Max-Price"),
+            p.get("max_input_price_nusd"),
+            b.max_input_price_nusd,
         ),
-        max_output_price_nusd=p.get("max_output_price_nusd"),
+        max_output_price_nusd=(
+            p.get("max_output_price_nusd")
+            if b.max_output_price_nusd is None
+            else b.max_output_price_nusd
+        ),
         soft_max_ttft_ms=pick(
             "X-Max-TTFT-Ms",
             lambda v: _number(v, "X-Max-TTFT-Ms", "milliseconds", bounded.TTFT_MS_MAX),
             nullable_float(p.get("soft_max_ttft_ms")),
+            b.soft_max_ttft_ms,
         ),
         hard_max_ttft_ms=pick(
             "X-Hard-Max-TTFT-Ms",
@@ -231,6 +251,7 @@ def preferences(headers: dict[bytes, bytes], profile: dict | None) -> Preference
             "X-Min-Throughput-TPS",
             lambda v: _number(v, "X-Min-Throughput-TPS", "tokens per second", bounded.TPS_MAX),
             nullable_float(p.get("soft_min_tps")),
+            b.soft_min_tps,
         ),
         hard_min_tps=pick(
             "X-Hard-Min-Throughput-TPS",
@@ -242,17 +263,23 @@ def preferences(headers: dict[bytes, bytes], profile: dict | None) -> Preference
             "X-Provider-Only",
             lambda v: _providers(v, "X-Provider-Only"),
             tuple(p.get("provider_only") or ()),
+            b.only,
         ),
         provider_ignore=pick(
             "X-Provider-Ignore",
             lambda v: _providers(v, "X-Provider-Ignore"),
             tuple(p.get("provider_ignore") or ()),
+            b.ignore,
         ),
         provider_order=pick(
             "X-Provider-Order",
             lambda v: _providers(v, "X-Provider-Order"),
             tuple(p.get("provider_order") or ()),
+            b.order,
         ),
+        sort=b.sort,
+        allow_fallbacks=b.allow_fallbacks,
+        max_cost_nusd=max_cost.header(_header(headers, "X-Max-Cost")),
     )
 
 
@@ -272,10 +299,12 @@ REASONS = (
     "max_output_price",
     "provider_only",
     "provider_ignore",
+    "allow_fallbacks",
     "privacy_mode",
     "hard_max_ttft_ms",
     "hard_min_throughput_tps",
     "unmeasured",
+    "max_cost",
 )
 
 
@@ -299,6 +328,12 @@ def removed_by(c, prefs: Preferences, full: AbstractSet[int], dead: AbstractSet[
         return "provider_only"
     if prefs.provider_ignore and c.provider_slug in prefs.provider_ignore:
         return "provider_ignore"
+    if (
+        not prefs.allow_fallbacks
+        and prefs.provider_order
+        and c.provider_slug not in prefs.provider_order
+    ):
+        return "allow_fallbacks"  # OpenRouter: only the providers in `order`
     if prefs.trusted_only and not c.trusted:
         return "privacy_mode"
     ttft, tps = prefs.hard_max_ttft_ms, prefs.hard_min_tps
@@ -329,7 +364,12 @@ def unavailable_extra(removed: dict[str, int], model_id: str) -> dict:
 
 
 def rank_model(
-    table: Table, model_id: str, prefs: Preferences, *, full: AbstractSet[int] = frozenset()
+    table: Table,
+    model_id: str,
+    prefs: Preferences,
+    *,
+    full: AbstractSet[int] = frozenset(),
+    dropped: Mapping[int, str] | None = None,
 ) -> list:
     """rank() over the table's candidates for the model, leaving out the listings whose key this
     process just saw rejected, and counting the model's offline listings in a 503."""
@@ -342,6 +382,7 @@ def rank_model(
         dead=dead_keys.excluded(table),
         offline=table.offline.get(model_id),
         model_id=model_id,
+        dropped=dropped,
     )
 
 
@@ -353,14 +394,22 @@ def rank(
     dead: AbstractSet[int] = frozenset(),
     offline: dict[str, int] | None = None,
     model_id: str = "",
+    dropped: Mapping[int, str] | None = None,
 ) -> list:
     """Eligible candidates, best first, or 503 market_unavailable counting every listing offering
-    the model under the reason that removed it (`offline`: those not in the table, by status)."""
-    eligible = [c for c in candidates if removed_by(c, prefs, full, dead) is None]
+    the model under the reason that removed it (`offline`: those not in the table, by status;
+    `dropped`: listings the request set aside after ranking, by reason: trade.rank's
+    allow_fallbacks and max_cost, so a 503 found later at capacity counts them under it)."""
+    dropped = dropped or {}
+
+    def why(c) -> str | None:
+        return removed_by(c, prefs, full, dead) or dropped.get(c.listing_id)
+
+    eligible = [c for c in candidates if why(c) is None]
     if not eligible:
         removed = dict(offline or {})
         for c in candidates:
-            reason = removed_by(c, prefs, full, dead)
+            reason = why(c)
             assert reason is not None
             removed[reason] = removed.get(reason, 0) + 1
         model_id = model_id or (candidates[0].model_id if candidates else "")
@@ -382,9 +431,33 @@ def rank(
             misses += 1
         if c.health == "degraded":
             misses += 1
-        return (order.get(c.provider_slug, len(order)), misses, blended_price(c), c.listing_id)
+        return (
+            order.get(c.provider_slug, len(order)),
+            misses,
+            _sort_value(c, prefs.sort),
+            blended_price(c),
+            c.listing_id,
+        )
 
     return sorted(eligible, key=key)
+
+
+def _sort_value(candidate, sort: str | None) -> float:
+    """The body's `provider.sort`: lowest blended price, lowest measured TTFT or highest measured
+    throughput first; a listing not measured yet goes after every measured one."""
+    if sort == "latency":
+        return math.inf if candidate.ttft_p50_ms is None else candidate.ttft_p50_ms
+    if sort == "throughput":
+        return math.inf if candidate.tps_p50 is None else -candidate.tps_p50
+    return 0.0  # price (the default): blended_price decides next
+
+
+def fallbacks(ranked: list, prefs: Preferences) -> tuple[list, list]:
+    """(the listings this request may try, those set aside): `allow_fallbacks: false` without an
+    `order` keeps only the first (with an order, the filter above kept only its providers)."""
+    if prefs.allow_fallbacks or prefs.provider_order:
+        return ranked, []
+    return ranked[:1], ranked[1:]
 
 
 # ---------------------------------------------------------------- stickiness

@@ -23,7 +23,9 @@ from gateway import (
     capacity,
     checkpoints,
     limits,
+    max_cost,
     metering,
+    provider_field,
     request,
     routing,
     spend,
@@ -42,9 +44,12 @@ async def run(scope, receive, out: Response, endpoint: Endpoint) -> None:
     headers = request_map(scope)
     key = await auth.authenticate(headers, scope)
     data = request.parse_json_object(await request.read_body(scope, receive))
+    provider = provider_field.take(data)  # OpenRouter's routing object: never sent upstream
     body = endpoint.parse(data)
     async with admission.Turn() as turn:  # given back by turn.end() below, or on any exit
-        routed = await route(headers, key, body.model, modality=endpoint.modality)
+        routed = await route(
+            headers, key, body.model, modality=endpoint.modality, provider=provider
+        )
         call = Call(out, key, endpoint, body, routed, endpoint.size(body, routed.model))
         call.verdict = await rate_limit(out, key, call.meter.units_estimate)
         try:
@@ -77,10 +82,17 @@ MODALITY_PATHS = {
 }
 
 
-async def route(headers, key: dict, requested: str, *, modality: str) -> Route:
-    """The buyer's constraints and session, and the catalogue model (400 if unknown or of the
-    wrong modality)."""
-    prefs = routing.preferences(headers, key["profile"])
+async def route(
+    headers,
+    key: dict,
+    requested: str,
+    *,
+    modality: str,
+    provider: provider_field.ProviderField | None = None,
+) -> Route:
+    """The buyer's constraints (headers, the body's `provider` object, the profile) and session,
+    and the catalogue model (400 if unknown or of the wrong modality)."""
+    prefs = routing.preferences(headers, key["profile"], body=provider)
     session = routing.session_id(headers)
     table = await routing.table()
     model = routing.resolve_model(requested, key["profile"], table.catalogue)
@@ -100,24 +112,27 @@ async def rate_limit(out: Response, key: dict, tokens: int) -> limits.Verdict:
 
 
 async def rank(call: Call) -> None:
-    """Eligible listings, best first, the session's pin first (503 when none is eligible), and the
-    worst case over them: what the key's spend limit counts while the request is in flight."""
-    route_ = call.route
-    ranked = routing.rank_model(route_.table, route_.model["model_id"], route_.prefs)
-    call.ranked = await routing.stick(ranked, user_id=call.key["user_id"], session=route_.session)
+    """Eligible listings, best first, the session's pin first (503 when none is eligible), those
+    the request may try (allow_fallbacks, then X-Max-Cost, which may lower the output cap: 400
+    when nothing fits), and the worst case over them: what the key's spend limit counts while the
+    request is in flight, and the hold."""
+    route_, prefs = call.route, call.route.prefs
+    ranked = routing.rank_model(route_.table, route_.model["model_id"], prefs)
+    ranked = await routing.stick(ranked, user_id=call.key["user_id"], session=route_.session)
+    ranked, set_aside = routing.fallbacks(ranked, prefs)
+    call.dropped = dict.fromkeys((c.listing_id for c in set_aside), "allow_fallbacks")
+    if prefs.max_cost_nusd is not None:
+        fitted = max_cost.fit(ranked, call.meter, prefs.max_cost_nusd)
+        if fitted.output_cap is not None:
+            call.meter.fit_output_cap(fitted.output_cap)
+        call.dropped.update(dict.fromkeys((c.listing_id for c in fitted.set_aside), "max_cost"))
+        ranked = fitted.kept
+    call.ranked = ranked
     call.hold_nusd = worst_case(call.ranked, call.meter)
 
 
 def worst_case(candidates, meter: metering.Meter) -> int:
-    return max(
-        metering.worst_case_nusd(
-            prompt_tokens=meter.prompt_bound,
-            output_tokens=meter.output_allowance,
-            ask_input_nusd=c.ask_input_nusd,
-            ask_output_nusd=c.ask_output_nusd,
-        )
-        for c in candidates
-    )
+    return max(metering.candidate_worst_case_nusd(c, meter) for c in candidates)
 
 
 async def slot_and_hold(call: Call) -> None:
@@ -182,7 +197,9 @@ def _attempts(call: Call, slot: capacity.Slot | None, full: set[int]) -> Attempt
     assert call.ranked is not None
     if slot is None:  # every eligible listing is at a cap: the 503 counts them with the rest
         route_ = call.route
-        routing.rank_model(route_.table, route_.model["model_id"], route_.prefs, full=full)
+        routing.rank_model(
+            route_.table, route_.model["model_id"], route_.prefs, full=full, dropped=call.dropped
+        )
         raise AssertionError("rank() raises when nothing is eligible")
     start = call.ranked.index(slot.candidate)
     rest = [c for c in call.ranked[start + 1 :] if c.listing_id not in full]
