@@ -306,7 +306,7 @@ async def test_a_provider_refusing_the_request_is_a_400_that_costs_no_listing_it
 async def test_a_buyer_who_cannot_cover_the_hold_gets_403_and_nothing_is_called(market, client):
     buyer = await sync_to_async(buyer_make)(credit_usd="0.000001")  # 1,000 nUSD
     await sync_to_async(_rerank_listing)("sim-rerank-poor")
-    documents = ["d" * 32_768] * 4  # a bound of ~0.5M tokens: ~$0.02 held
+    documents = ["d" * 32_768] * 4  # a bound of 1,229,120 tokens: ~$0.05 held
     response = await client.post(
         "/v1/rerank",
         headers=_auth(buyer),
