@@ -25,6 +25,7 @@ from gateway import (
     process,
     proxy,
     request,
+    rerank,
     routing,
     runtime,
     trade,
@@ -60,6 +61,12 @@ AUDIO_SPEECH = Endpoint(
     size=metering.speech_meter,
     serve=proxy.serve_speech,
 )
+RERANK = Endpoint(
+    modality="rerank",
+    parse=rerank.rerank_from,
+    size=rerank.rerank_meter,
+    serve=rerank.serve_rerank,
+)
 
 
 async def chat_completions(scope, receive, out: Response) -> None:
@@ -72,6 +79,10 @@ async def messages(scope, receive, out: Response) -> None:
 
 async def audio_speech(scope, receive, out: Response) -> None:
     await trade.run(scope, receive, out, AUDIO_SPEECH)
+
+
+async def rerank_documents(scope, receive, out: Response) -> None:
+    await trade.run(scope, receive, out, RERANK)
 
 
 async def count_tokens(scope, receive, out: Response) -> None:
@@ -103,6 +114,7 @@ _EXACT = {
     "/v1/messages": ("POST", messages),
     "/v1/messages/count_tokens": ("POST", count_tokens),
     "/v1/audio/speech": ("POST", audio_speech),
+    "/v1/rerank": ("POST", rerank_documents),
     "/v1/models": ("GET", models),
 }
 

@@ -7,7 +7,8 @@ prices, context and capabilities are the contract's table ("Models & Pricing") e
 
 Upstream base URLs and model names are the providers' published ones (docs/catalogue.md): DeepSeek
 answers the OpenAI wire format at https://api.deepseek.com (`/chat/completions`, `/models`),
-MiniMax at https://api.minimax.io/v1 (`/chat/completions`, `/models`, and T2A v2 at `/t2a_v2`).
+MiniMax at https://api.minimax.io/v1 (`/chat/completions`, `/models`, and T2A v2 at `/t2a_v2`),
+Jina AI at https://api.jina.ai/v1 (`/rerank`, billed per token of the pairs it scores).
 DeepSeek retired the names `deepseek-chat` and `deepseek-reasoner` on 2026-07-24; both are now
 `deepseek-v4-flash`, without and with thinking mode (which is on unless the request turns it off).
 """
@@ -47,6 +48,9 @@ class ModelSpec:
 PROVIDERS: tuple[ProviderSpec, ...] = (
     ProviderSpec("deepseek", "DeepSeek", "https://api.deepseek.com", WireFormat.OPENAI),
     ProviderSpec("minimax", "MiniMax", "https://api.minimax.io/v1", WireFormat.OPENAI),
+    # Jina's rerank API (`/rerank`) is its own shape; the adapter is chosen by the model's modality
+    # (gateway/upstream/jina.py), and the key is a Bearer token as on OpenAI's wire.
+    ProviderSpec("jina", "Jina AI", "https://api.jina.ai/v1", WireFormat.OPENAI),
 )
 
 MODELS: tuple[ModelSpec, ...] = (
@@ -73,6 +77,10 @@ MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         "minimax/speech-02-turbo", "minimax", "speech-02-turbo", None, ("tts", "fast"),
         Modality.SPEECH, PriceUnit.CHARACTER, "60.00", "0",
+    ),
+    ModelSpec(
+        "jina/jina-reranker-v2-base-multilingual", "jina", "jina-reranker-v2-base-multilingual",
+        None, ("rerank", "multilingual"), Modality.RERANK, PriceUnit.TOKEN, "0.05", "0",
     ),
 )  # fmt: skip
 

@@ -52,6 +52,14 @@ DEMO_LISTINGS = [
         ],
     ),
     (
+        "Jina rerank capacity",
+        "jina",
+        "sim-jina?ttft_ms=60",
+        True,
+        80,
+        ["jina/jina-reranker-v2-base-multilingual"],
+    ),
+    (
         "DeepSeek capacity (expired key)",
         "deepseek",
         "sim-deepseek-expired?reject=401",

@@ -1,7 +1,9 @@
 """Active health probes: one cheap upstream request per listing, bounded concurrency, single-flight.
 
 A chat listing is probed with a one-token completion (`max_tokens: 1`) on its cheapest chat model,
-which also proves the key has balance; a listing without chat models with GET /models (free).
+which also proves the key has balance; a rerank listing without chat models with a ranking of one
+one-word document (a few tokens, also proving the balance: Jina has no free call that checks a
+key); any other listing with GET /models (free).
 Every listing is probed at most once per DRAGONFLY_PROBE_INTERVAL_SECONDS, however many beat
 processes run: the prober takes `SET df:probe:lock:<id> NX EX <interval>` first. Verification
 probes (new or re-keyed listings) do not wait for that lock (a new key must be checked now) but
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from django.conf import settings
 
-from gateway.upstream import openai, statuses
+from gateway.upstream import jina, openai, statuses
 from gateway.upstream.base import UpstreamError
 from market import crypto, health, health_record, selectors, services
 from market.models import HealthSource, Listing, ListingStatus, Modality
@@ -42,9 +44,10 @@ class ProbeTarget:
     listing_id: int
     status: str
     base_url: str
-    body: bytes | None  # a one-token chat completion, or None: GET /models
+    body: bytes | None  # a one-token chat completion or a one-document ranking; None: GET /models
     key_ciphertext: bytes
     upstream_key: str = field(repr=False)
+    rerank: bool = False  # `body` is a ranking for {base}/rerank
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +59,16 @@ class ProbeResult:
     error: str
 
 
-def probe_target(listing: Listing) -> ProbeTarget | None:
-    chat = sorted(
-        (
-            o
-            for o in listing.offers.all()
-            if o.model.modality == Modality.CHAT and o.model.is_active
-        ),
+def _cheapest(listing: Listing, modality: str) -> list:
+    return sorted(
+        (o for o in listing.offers.all() if o.model.modality == modality and o.model.is_active),
         key=lambda o: (o.model.list_input_nusd + o.model.list_output_nusd, o.model.model_id),
     )
+
+
+def probe_target(listing: Listing) -> ProbeTarget | None:
+    chat = _cheapest(listing, Modality.CHAT)
+    rerank = [] if chat else _cheapest(listing, Modality.RERANK)
     try:
         key = crypto.key_decrypt(
             listing_id=listing.pk, kid=listing.key_id, blob=listing.key_ciphertext
@@ -82,6 +86,10 @@ def probe_target(listing: Listing) -> ProbeTarget | None:
             stream=False,
             max_tokens=1,
         )
+    elif rerank:
+        body = jina.rerank_body(  # as the gateway calls it
+            upstream_model=rerank[0].model.upstream_name, query="ping", documents=["pong"], top_n=1
+        )
     return ProbeTarget(
         listing_id=listing.pk,
         status=listing.status,
@@ -89,6 +97,7 @@ def probe_target(listing: Listing) -> ProbeTarget | None:
         body=body,
         key_ciphertext=bytes(listing.key_ciphertext),
         upstream_key=key,
+        rerank=bool(rerank),
     )
 
 
@@ -96,7 +105,10 @@ async def probe_one(session: aiohttp.ClientSession, target: ProbeTarget) -> Prob
     key, base = target.upstream_key, target.base_url
     started = time.perf_counter()
     try:
-        if target.body is not None:
+        if target.rerank and target.body is not None:
+            response = await jina.rerank_open(base, key=key, body=target.body, client=session)
+            await jina.read_ranking(response, documents=1, top_n=1)
+        elif target.body is not None:
             response = await openai.chat_open(base, key=key, body=target.body, client=session)
             await openai.read_json(response)
         else:

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from simulator import chat, embeddings, speech
+from simulator import chat, embeddings, rerank, speech
 from simulator.asgi import Ctx, Receive, Send, bearer_key, read_body
 from simulator.knobs import KnobError, Knobs, Registry
 
@@ -27,6 +27,7 @@ MODELS: tuple[tuple[str, str], ...] = (
     ("speech-02-hd", "minimax"),
     ("speech-02-turbo", "minimax"),
     ("embo-01", "minimax"),
+    ("jina-reranker-v2-base-multilingual", "jina"),
 )
 
 Handler = Callable[[Ctx, dict], Coroutine[Any, Any, None]] | None
@@ -35,6 +36,7 @@ API_ROUTES: dict[str, tuple[str, Handler, bool]] = {
     "/chat/completions": ("POST", chat.handle, False),
     "/embeddings": ("POST", embeddings.handle, False),
     "/models": ("GET", None, False),
+    "/rerank": ("POST", rerank.handle, False),
     "/t2a_v2": ("POST", speech.handle, True),
 }
 

@@ -40,6 +40,16 @@ def test_the_quick_start_shows_the_speech_example_beside_the_chat_one(buyer_clie
     assert html.index("/v1/chat/completions") < html.index("/v1/audio/speech")
 
 
+def test_the_quick_start_shows_a_rerank_example_after_speech(buyer_client):
+    page = buyer_client.get(reverse("dashboard_quickstart"), HTTP_HOST="127.0.0.1:8000")
+    html = page.content.decode()
+    assert page.context["rerank_model"] == "jina/jina-reranker-v2-base-multilingual"
+    assert page.context["rerank_live"] is False
+    assert "curl http://127.0.0.1:8000/v1/rerank" in html
+    assert '"model": "jina/jina-reranker-v2-base-multilingual", "query": ' in html
+    assert html.index("/v1/audio/speech") < html.index("/v1/rerank")
+
+
 def test_every_first_request_failure_links_to_its_fix(buyer_client):
     html = buyer_client.get(reverse("dashboard_quickstart")).content.decode()
     for target in (

@@ -298,6 +298,7 @@ async def test_tool_calls_that_are_a_number_are_a_400_naming_them(market, client
     [
         ("/v1/chat/completions", OPENAI_DEEP),
         ("/v1/audio/speech", OPENAI_DEEP),
+        ("/v1/rerank", OPENAI_DEEP),
         ("/v1/messages", ANTHROPIC_DEEP),
         ("/v1/messages/count_tokens", ANTHROPIC_DEEP),
     ],

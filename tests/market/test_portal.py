@@ -72,6 +72,45 @@ def test_creating_a_listing_encrypts_the_key_and_verifies_it(client, seller, cat
     assert listing.concurrency_cap == 4
 
 
+def test_a_seller_lists_jinas_reranker_and_the_probe_verifies_it_with_a_ranking(
+    client, seller, catalogue, sim
+):
+    reranker = catalogue["jina/jina-reranker-v2-base-multilingual"]
+    client.force_login(seller)
+    page = client.get("/seller/listings/new/").content.decode()
+    assert "Jina AI" in page and "jina/jina-reranker-v2-base-multilingual" in page
+    assert "rerank, per million tokens" in page
+    data = form_data(
+        catalogue,
+        provider=str(reranker.provider_id),
+        name="My Jina",
+        upstream_key="sim-portal-jina",
+        models=[str(reranker.pk)],
+        **{f"ask_input_{reranker.pk}": "0.04", f"ask_output_{reranker.pk}": "0"},
+    )
+    response = client.post("/seller/listings/new/", data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    listing = Listing.objects.get(seller=seller)
+    assert listing.status == ListingStatus.ACTIVE  # the eager verification probe passed
+    assert sim.app.registry.stats["sim-portal-jina"].last_path == "/rerank"
+    offer = ListingModel.objects.get(listing=listing)
+    assert (offer.model_id, offer.ask_input_nusd, offer.ask_output_nusd) == (
+        reranker.pk,
+        40_000_000,
+        0,
+    )
+    over = form_data(
+        catalogue,
+        provider=str(reranker.provider_id),
+        name="Too dear",
+        upstream_key="sim-portal-jina2",
+        models=[str(reranker.pk)],
+        **{f"ask_input_{reranker.pk}": "0.06", f"ask_output_{reranker.pk}": "0"},
+    )
+    assert client.post("/seller/listings/new/", over).status_code == 200  # above the list price
+    assert Listing.objects.filter(seller=seller).count() == 1
+
+
 def test_a_seller_cannot_point_a_listing_at_an_address_of_their_choosing(
     client, seller, catalogue, sim
 ):

@@ -5,6 +5,7 @@ import dataclasses
 import threading
 import uuid
 
+import orjson
 import pytest
 
 from market import health, health_record, probes, services
@@ -15,6 +16,7 @@ from redis_clients.clients import get_redis
 from tests.market.factories import listing_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
+RERANKER = "jina/jina-reranker-v2-base-multilingual"
 
 
 def key_name():
@@ -50,6 +52,34 @@ def test_a_speech_only_listing_is_probed_with_the_free_model_list(seller, sim):
     results = probes.probe_run()
     assert [r.ok for r in results] == [True]
     assert sim.app.registry.stats[name].last_path == "/models"
+
+
+def test_a_rerank_listing_is_probed_with_a_one_document_ranking(seller, sim):
+    name = key_name()
+    listing = listing_make(seller, key=f"{name}?ttft_ms=20", provider="jina", models=(RERANKER,))
+    results = probes.probe_run()
+    assert [(r.listing_id, r.ok, r.status_code) for r in results] == [(listing.pk, True, 200)]
+    last = sim.app.registry.stats[name]
+    assert last.last_path == "/rerank"
+    assert orjson.loads(last.last_body) == {
+        "model": "jina-reranker-v2-base-multilingual",
+        "query": "ping",
+        "documents": ["pong"],
+        "top_n": 1,
+        "return_documents": False,
+    }
+    assert health_get(listing.pk).state == "healthy"
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_rerank_listing_whose_key_jina_refuses_is_suspended(seller, sim, status):
+    listing = listing_make(
+        seller, key=f"{key_name()}?reject={status}", provider="jina", models=(RERANKER,)
+    )
+    results = probes.probe_run()
+    assert [(r.ok, r.status_code) for r in results] == [(False, status)]
+    listing.refresh_from_db()
+    assert listing.status == ListingStatus.SUSPENDED
 
 
 def test_a_new_listing_is_verified_by_a_probe_and_goes_live(seller, sim, task_calls):
@@ -204,8 +234,8 @@ def test_two_concurrent_probe_runs_probe_each_listing_once(seller, other_seller,
 def test_the_demo_seed_is_idempotent_and_its_dead_key_is_suspended_by_one_probe(catalogue, sim):
     first = listings_seed(upstream_url=sim.url)
     second = listings_seed(upstream_url=sim.url)
-    assert first.startswith("4 demo listings created, 4 in all")
-    assert second.startswith("0 demo listings created, 4 in all")
+    assert first.startswith("5 demo listings created, 5 in all")
+    assert second.startswith("0 demo listings created, 5 in all")
     names = dict(Listing.objects.values_list("name", "status"))
     assert set(names.values()) == {ListingStatus.ACTIVE}
     assert Listing.objects.get(name="DeepSeek capacity B").trusted is True
@@ -215,6 +245,7 @@ def test_the_demo_seed_is_idempotent_and_its_dead_key_is_suspended_by_one_probe(
         "DeepSeek capacity A": "active",
         "DeepSeek capacity B": "active",
         "MiniMax capacity": "active",
+        "Jina rerank capacity": "active",
         "DeepSeek capacity (expired key)": "suspended",
     }
 

@@ -232,6 +232,7 @@ def test_it_lists_the_default_models(client):
         "speech-02-hd",
         "speech-02-turbo",
         "embo-01",
+        "jina-reranker-v2-base-multilingual",
     ]
     assert all(m["object"] == "model" and m["owned_by"] for m in body["data"])
 
