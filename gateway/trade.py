@@ -24,6 +24,7 @@ from gateway import (
     checkpoints,
     limits,
     metering,
+    model_aliases,
     request,
     routing,
     spend,
@@ -45,6 +46,7 @@ async def run(scope, receive, out: Response, endpoint: Endpoint) -> None:
     body = endpoint.parse(data)
     async with admission.Turn() as turn:  # given back by turn.end() below, or on any exit
         routed = await route(headers, key, body.model, modality=endpoint.modality)
+        out.add(list(routed.alias_headers))
         call = Call(out, key, endpoint, body, routed, endpoint.size(body, routed.model))
         call.verdict = await rate_limit(out, key, call.meter.units_estimate)
         try:
@@ -83,13 +85,16 @@ async def route(headers, key: dict, requested: str, *, modality: str) -> Route:
     prefs = routing.preferences(headers, key["profile"])
     session = routing.session_id(headers)
     table = await routing.table()
-    model = routing.resolve_model(requested, key["profile"], table.catalogue)
+    model, how = routing.resolve_model(
+        requested, key["profile"], table.catalogue, modality=modality
+    )
     if model["modality"] != modality:
         raise bad_request(
             f"'{model['model_id']}' is a {model['modality']} model: send it to "
             f"{MODALITY_PATHS[model['modality']]} (GET /v1/models lists each model's endpoint)."
         )
-    return Route(prefs, session, table, model)
+    alias = () if how is None else tuple(model_aliases.header(requested, model["model_id"], how))
+    return Route(prefs, session, table, model, alias)
 
 
 async def rate_limit(out: Response, key: dict, tokens: int) -> limits.Verdict:
