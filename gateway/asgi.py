@@ -159,7 +159,8 @@ async def application(scope, receive, send):
         await handler(scope, receive, out, **kwargs)
     except GatewayError as exc:
         if not out.started:
-            await limit_headers.stamp(out, scope, exc)
+            unrouted = endpoint is None or scope["method"] != endpoint[0]
+            await limit_headers.stamp(out, scope, exc, unrouted=unrouted)
             await out.error(exc)
     except request.ClientGone:
         pass

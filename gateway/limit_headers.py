@@ -5,8 +5,8 @@ With a live key (auth.identify put its record in the scope), the request counts 
 and no tokens against the account and the key, as a billed request does, but is never turned
 into a 429: it is answered with its own status, its headers showing what is left (0 once over).
 Without one, the client's address (client_limits.py): 401 (counted by auth), 404 on an unknown
-path and 405 count as its failures; anything else (GET /v1/models without a key) reports them
-without counting. The headers themselves are written by limits.headers, the one writer.
+path and 405 count as its failures; anything else (GET /v1/models without a key, its 404 for an
+unknown model) reports them without counting. The headers themselves are written by limits.headers, the one writer.
 """
 
 from __future__ import annotations
@@ -20,16 +20,17 @@ from gateway.response import Response
 logger = logging.getLogger("gateway")
 
 _MARK = b"x-ratelimit-limit-requests"
-# Keyless answers that count against the address like a 401: requests for what does not exist.
-_ADDRESS_FAILURES = frozenset({404, 405})
 
 
 def _has(headers) -> bool:
     return any(name == _MARK for name, _ in headers)
 
 
-async def stamp(out: Response, scope: dict, error: GatewayError | None = None) -> None:
-    """Add the rate-limit headers to `out` unless it (or `error`) already carries them."""
+async def stamp(
+    out: Response, scope: dict, error: GatewayError | None = None, *, unrouted: bool = False
+) -> None:
+    """Add the rate-limit headers to `out` unless it (or `error`) already carries them.
+    `unrouted`: a path or method the gateway does not serve (404, 405), counted like a 401."""
     if _has(out.headers) or (error is not None and _has(error.headers)):
         return
     try:
@@ -38,7 +39,7 @@ async def stamp(out: Response, scope: dict, error: GatewayError | None = None) -
             verdict = await limits.acquire(limits.scopes_for(record), 0, refuse=False)
         else:
             address = client_limits.address(scope)
-            if error is not None and error.status in _ADDRESS_FAILURES:
+            if unrouted:
                 verdict = await client_limits.count(address, refuse=False)
             else:
                 verdict = await client_limits.check(address, refuse=False)
