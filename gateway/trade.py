@@ -89,8 +89,11 @@ async def route(headers, key: dict, requested: str, *, modality: str) -> Route:
         requested, key["profile"], table.catalogue, modality=modality
     )
     if model["modality"] != modality:
+        shown = f"'{model['model_id']}'"
+        if how is not None:
+            shown = f"'{requested}' (an alias of {shown})"
         raise bad_request(
-            f"'{model['model_id']}' is a {model['modality']} model: send it to "
+            f"{shown} is a {model['modality']} model: send it to "
             f"{MODALITY_PATHS[model['modality']]} (GET /v1/models lists each model's endpoint)."
         )
     alias = () if how is None else tuple(model_aliases.header(requested, model["model_id"], how))

@@ -161,3 +161,20 @@ async def test_models_lists_the_aliases_of_listed_models_and_answers_an_alias(ma
     assert (entry["id"], entry["alias_of"], entry["live_listings"]) == ("gpt-4o", CHAT, 1)
     assert entry["pricing"] == {"input": 0.0005, "output": 0.0015}
     assert (await client.get("/v1/models/not-an-alias")).status_code == 404
+
+
+async def test_an_sdk_name_sent_to_another_modalitys_endpoint_is_told_where_it_goes(market, client):
+    buyer = await sync_to_async(buyer_make)()
+    response = await client.post(
+        "/v1/audio/speech", headers=_auth(buyer), json={"model": "gpt-4o", "input": "Hi"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith(
+        "'gpt-4o' (an alias of 'deepseek/deepseek-chat') is a chat model: send it to "
+        "/v1/chat/completions or /v1/messages"
+    )
+    tts = await client.post(
+        "/v1/chat/completions", headers=_auth(buyer), json={"model": "tts-1", "messages": HELLO}
+    )
+    assert tts.status_code == 400
+    assert "'tts-1' (an alias of 'minimax/speech-02-turbo') is a speech model" in tts.text
