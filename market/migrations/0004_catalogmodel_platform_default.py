@@ -1,20 +1,28 @@
 """CatalogModel.platform_default: where unknown model names go, one model per modality (issue 18).
 
-The data step makes deepseek/deepseek-chat the chat default where the catalogue has it and no
-chat default is set, as market/catalogue.py's load does for a new catalogue.
+The data step gives each modality the default market/catalogue.py's load gives a new catalogue
+(PLATFORM_DEFAULTS, copied here as it is today), where the catalogue has that model.
 """
 
 from django.db import migrations, models
 from django.db.models import Q
 
+DEFAULTS = {
+    "chat": "deepseek/deepseek-chat",
+    "embedding": "minimax/embo-01",
+    "rerank": "jina/jina-reranker-v2-base-multilingual",
+    "speech": "minimax/speech-02-turbo",
+}
 
-def chat_default(apps, schema_editor):
+
+def platform_defaults(apps, schema_editor):
     CatalogModel = apps.get_model("market", "CatalogModel")
-    if CatalogModel.objects.filter(modality="chat", platform_default=True).exists():
-        return
-    CatalogModel.objects.filter(model_id="deepseek/deepseek-chat", modality="chat").update(
-        platform_default=True
-    )
+    for modality, model_id in DEFAULTS.items():
+        if CatalogModel.objects.filter(modality=modality, platform_default=True).exists():
+            continue
+        CatalogModel.objects.filter(model_id=model_id, modality=modality).update(
+            platform_default=True
+        )
 
 
 class Migration(migrations.Migration):
@@ -41,5 +49,5 @@ class Migration(migrations.Migration):
                 name="one_platform_default_per_modality",
             ),
         ),
-        migrations.RunPython(chat_default, migrations.RunPython.noop),
+        migrations.RunPython(platform_defaults, migrations.RunPython.noop),
     ]
