@@ -104,7 +104,15 @@ class PlanAdmin(admin.ModelAdmin):
 
 @admin.register(RoutingProfile)
 class RoutingProfileAdmin(admin.ModelAdmin):
-    list_display = ["name", "user", "strategy", "privacy_mode", "aliases_enabled", "created_at"]
+    list_display = [
+        "name",
+        "user",
+        "strategy",
+        "privacy_mode",
+        "aliases_enabled",
+        "strict_models",
+        "created_at",
+    ]
     search_fields = ["name", "user__email"]
     list_select_related = ["user"]
     raw_id_fields = ["user"]

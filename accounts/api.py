@@ -239,6 +239,7 @@ class ProfileInput(serializers.Serializer):
     aliases_enabled = serializers.BooleanField(required=False)
     model_aliases = serializers.DictField(child=serializers.CharField(), required=False)
     default_model = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    strict_models = serializers.BooleanField(required=False)
 
     def validate_max_input_price_usd(self, value):
         return _django_to_drf(

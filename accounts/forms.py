@@ -128,6 +128,12 @@ class RoutingProfileForm(forms.Form):
     default_model = forms.CharField(
         required=False, max_length=100, help_text="Catalogue model id for unknown names"
     )
+    strict_models = forms.BooleanField(
+        required=False,
+        label="Strict model names",
+        help_text="Unknown names get a 400 instead of the built-in aliases (gpt-4o, "
+        "claude-sonnet-4-6, …) and the platform default model.",
+    )
 
     def clean_max_input_price_usd(self) -> int | None:
         return validation.usd_to_nusd_field(
@@ -176,6 +182,7 @@ class RoutingProfileForm(forms.Form):
             "aliases_enabled": data["aliases_enabled"],
             "model_aliases": data["model_aliases"],
             "default_model": data["default_model"],
+            "strict_models": data["strict_models"],
         }
 
     @classmethod
@@ -196,6 +203,7 @@ class RoutingProfileForm(forms.Form):
             "aliases_enabled": profile.aliases_enabled,
             "model_aliases": validation.aliases_format(profile.model_aliases),
             "default_model": profile.default_model,
+            "strict_models": profile.strict_models,
         }
 
 

@@ -121,6 +121,11 @@ class RoutingProfile(models.Model):
         blank=True,
         help_text="Model id used for unknown names (when aliases are on).",
     )
+    strict_models = models.BooleanField(
+        default=False,
+        help_text="Unknown model names stay 400: no built-in aliases (gpt-4o, claude-sonnet-4-6, "
+        "…) and no platform default model.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -104,6 +104,7 @@ def profile_record(profile: RoutingProfile) -> dict[str, Any]:
         "aliases_enabled": profile.aliases_enabled,
         "model_aliases": dict(profile.model_aliases),
         "default_model": profile.default_model,
+        "strict_models": profile.strict_models,
     }
 
 

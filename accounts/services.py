@@ -34,6 +34,7 @@ PROFILE_FIELDS = (
     "aliases_enabled",
     "model_aliases",
     "default_model",
+    "strict_models",
 )
 
 

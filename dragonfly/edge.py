@@ -22,10 +22,12 @@ the channel and request classes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from io import BytesIO
 
 from daphne import http_protocol
+from daphne.utils import parse_x_forwarded_for
 from django.conf import settings
 from twisted.internet.base import DelayedCall
 from twisted.internet.protocol import connectionDone
@@ -52,22 +54,39 @@ class EdgeChannel(http.HTTPChannel):
     """Twisted's HTTP/1.1 channel answering its refusals in JSON and lingering before it closes."""
 
     refused = False
+    _gone = False
     _linger: DelayedCall | None = None
 
-    def refuse(self, status: int, message: str) -> None:
+    def refuse(self, status: int, message: str, *, address: str | None = None) -> None:
+        """Answer `status` and stop parsing. With the client's `address` (a body over the cap on
+        a /v1 path, whose headers are all in), the answer waits for the address's count of
+        requests without a valid key, to carry the rate-limit headers like every /v1 answer."""
         if self.refused:
             return
         self.refused = True
         self.clearLineBuffer()  # nothing more of this connection is parsed
+        path = getattr(self, "_path", None) or b""
+        if address is not None and path.startswith(b"/v1/"):
+            counting = asyncio.ensure_future(_address_headers(address))
+            counting.add_done_callback(
+                lambda done: self._answer(status, message, _result_or_none(done))
+            )
+            return
+        self._answer(status, message, None)
+
+    def _answer(self, status: int, message: str, extra: list[tuple[bytes, bytes]] | None) -> None:
+        if self._gone:
+            return
         from gateway import process
 
         request_id = process.request_id()
         body = refusal_body(getattr(self, "_path", None), status, message, request_id)
         reason = http.RESPONSES.get(status) or b"Request Header Fields Too Large"
+        lines = b"".join(b"%s: %s\r\n" % (name, value) for name, value in extra or ())
         head = (
             b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-            b"X-DF-Market-Request-Id: %s\r\nConnection: close\r\n\r\n"
-        ) % (status, reason, len(body), request_id.encode())
+            b"X-DF-Market-Request-Id: %s\r\n%sConnection: close\r\n\r\n"
+        ) % (status, reason, len(body), request_id.encode(), lines)
         self.write(head + body)
         logger.info("refused at the edge: %d %s (%s)", status, message, request_id)
         lose_write = getattr(self.transport, "loseWriteConnection", None)
@@ -82,6 +101,7 @@ class EdgeChannel(http.HTTPChannel):
         self.loseConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._gone = True
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
@@ -141,6 +161,22 @@ class EdgeChannel(http.HTTPChannel):
             super()._send100Continue()
 
 
+async def _address_headers(address: str) -> list[tuple[bytes, bytes]]:
+    """The rate-limit headers of a refusal without a valid key: counted as one of the address's
+    failures (gateway/client_limits.py, as a 401 or a 404 is), never refused for it."""
+    from gateway import client_limits, limits
+
+    return limits.headers(await client_limits.count(address, refuse=False))
+
+
+def _result_or_none(done: asyncio.Future):
+    if done.cancelled() or done.exception() is not None:
+        if not done.cancelled():
+            logger.warning("rate-limit headers of an edge refusal failed: %r", done.exception())
+        return None
+    return done.result()
+
+
 class EdgeRequest(http_protocol.WebRequest):
     """Daphne's request, refusing a body over DRAGONFLY_MAX_BODY_BYTES before it is read."""
 
@@ -151,8 +187,28 @@ class EdgeRequest(http_protocol.WebRequest):
         if refuse is None:
             return False
         limit = settings.DRAGONFLY_MAX_BODY_BYTES
-        refuse(413, f"Request body is larger than the {limit} bytes allowed.")
+        refuse(
+            413, f"Request body is larger than the {limit} bytes allowed.", address=self._address()
+        )
         return True
+
+    def _address(self) -> str:
+        """The client's address as the gateway sees it (scope["client"]: X-Forwarded-For when
+        Daphne runs with proxy headers), by the gateway's one rule (client_limits.address)."""
+        from gateway import client_limits
+
+        peer = self.getClientAddress()
+        client = [str(getattr(peer, "host", "")), getattr(peer, "port", 0)]
+        server = getattr(self, "server", None)  # Daphne's server (set by WebRequest.__init__)
+        if server is not None and server.proxy_forwarded_address_header:
+            client, _ = parse_x_forwarded_for(
+                self.requestHeaders,
+                server.proxy_forwarded_address_header,
+                server.proxy_forwarded_port_header,
+                server.proxy_forwarded_proto_header,
+                client,
+            )
+        return client_limits.address({"client": client})
 
     def gotLength(self, length: int | None) -> None:
         if length is not None and length > settings.DRAGONFLY_MAX_BODY_BYTES and self._too_large():

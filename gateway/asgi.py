@@ -21,6 +21,7 @@ from gateway import (
     auth,
     catalogue,
     dialects,
+    limit_headers,
     metering,
     process,
     proxy,
@@ -94,19 +95,26 @@ async def count_tokens(scope, receive, out: Response) -> None:
         answer = count_tokens_response(body)
     except AnthropicRequestError as exc:
         raise bad_request(exc.message) from None
-    await trade.route(headers, key, body["model"], modality="chat")
+    routed = await trade.route(headers, key, body["model"], modality="chat")
+    out.add(list(routed.alias_headers))
     await trade.rate_limit(out, key, 0)
     await out.json(200, answer)
 
 
 async def models(scope, receive, out: Response, model_id: str | None = None) -> None:
+    """No key needed; a key sent must be valid (it is what the rate-limit headers count)."""
+    headers = request_map(scope)
+    if auth.presented(headers):
+        await auth.identify(headers, scope)
     table = await routing.table()
     if model_id:
-        await out.json(200, catalogue.model_detail(table, model_id))
-        return
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    include_all = query.get("all", ["false"])[-1].lower() in ("1", "true", "yes")
-    await out.json(200, catalogue.model_list(table, include_all=include_all))
+        answer = catalogue.model_detail(table, model_id)
+    else:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        include_all = query.get("all", ["false"])[-1].lower() in ("1", "true", "yes")
+        answer = catalogue.model_list(table, include_all=include_all)
+    await limit_headers.stamp(out, scope)
+    await out.json(200, answer)
 
 
 _EXACT = {
@@ -163,6 +171,8 @@ async def application(scope, receive, send):
         await handler(scope, receive, out, **kwargs)
     except GatewayError as exc:
         if not out.started:
+            unrouted = endpoint is None or scope["method"] != endpoint[0]
+            await limit_headers.stamp(out, scope, exc, unrouted=unrouted)
             await out.error(exc)
     except request.ClientGone:
         pass
@@ -173,6 +183,7 @@ async def application(scope, receive, send):
     except Exception:
         logger.exception("unhandled error on %s", scope["path"])
         if not out.started:
+            await limit_headers.stamp(out, scope)
             await out.error(GatewayError(500, "Internal error; retry with exponential backoff."))
         elif not out.finished:
             await out.body(b"", more=False)

@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 
 from accounts.keys import KEY_PREFIX, key_hash, key_is_well_formed
-from gateway import background, client_limits, runtime
+from gateway import background, client_limits, limits, runtime
 from gateway.db import db_call
 from gateway.errors import GatewayError
 from gateway.runtime import caches
@@ -144,25 +144,48 @@ def cache_clear() -> None:
     caches.address_counts.clear()
 
 
-async def authenticate(headers: dict[bytes, bytes], scope: dict) -> dict[str, Any]:
-    """The auth record of a live key whose owner may trade, or a 401/403 saying how to fix it, or
-    429 when the client's address has sent too many requests without a valid key this minute."""
+# The scope entry holding the auth record of the request's live key, once identify() found one:
+# what limit_headers.stamp counts a request against.
+KEY_SCOPE = "dragonfly.key"
+
+
+def presented(headers: dict[bytes, bytes]) -> bool:
+    """Whether the request sends a key at all (Authorization or x-api-key)."""
+    return bool(
+        headers.get(b"authorization", b"").strip() or headers.get(b"x-api-key", b"").strip()
+    )
+
+
+async def identify(headers: dict[bytes, bytes], scope: dict) -> dict[str, Any]:
+    """The auth record of a live key (kept in scope[KEY_SCOPE]), or a 401 saying how to fix it
+    (with the address's rate-limit headers), or 429 when the client's address has sent too many
+    requests without a valid key this minute."""
     address = client_limits.address(scope)
     try:
         key = bearer_key(headers)
-    except GatewayError:
-        await client_limits.count(address)
+    except GatewayError as exc:
+        exc.headers += limits.headers(await client_limits.count(address))
         raise
     digest = key_hash(key)
     if digest not in caches.auth_live and not _unknown_fresh(digest, time.monotonic()):
         await client_limits.check(address)  # a lookup ahead: refuse a limited address first
     record = await _record(digest)
     if record is None or record["revoked"]:
-        await client_limits.count(address)
-        raise _unauthorized(
+        verdict = await client_limits.count(address)
+        refusal = _unauthorized(
             "This access key is not valid: it is an old or revoked key, or was never issued. "
             "Create a new key or copy a current one."
         )
+        refusal.headers += limits.headers(verdict)
+        raise refusal
+    scope[KEY_SCOPE] = record
+    return record
+
+
+async def authenticate(headers: dict[bytes, bytes], scope: dict) -> dict[str, Any]:
+    """The auth record of a live key whose owner may trade (identify), or a 403 saying how to
+    fix it."""
+    record = await identify(headers, scope)
     if not record["email_verified"]:
         raise GatewayError(
             403,

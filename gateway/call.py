@@ -33,6 +33,8 @@ class Route:
     session: str | None
     table: routing.Table
     model: dict
+    # X-DF-Model-Alias and its source when the name sent was not the catalogue id (model_aliases)
+    alias_headers: tuple[tuple[bytes, bytes], ...] = ()
 
     def diagnostics(self, candidate: RouteCandidate) -> list[tuple[bytes, bytes]]:
         """The X-DF-Market-* headers of an answer from `candidate`."""

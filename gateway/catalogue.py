@@ -3,6 +3,9 @@
 Prices are USD per 1K units as the seed shows them ($0.50/M → 0.0005); `price_unit` says whether a
 unit is a token or a character. `market_ask` is the lowest ask among listings health lets us route
 to; `ttft_ms` and `throughput_tps` are the median of those listings' p50s (null when unmeasured).
+`aliases` lists the built-in aliases (model_aliases.py) of the models listed, `default_models`
+the model unknown names of each modality go to; GET /v1/models/{alias} answers the alias as its
+target's entry under the alias's name, with `alias_of`.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from statistics import median
 
-from gateway import dead_keys
+from gateway import dead_keys, model_aliases
 from gateway.errors import GatewayError
 from gateway.routing import UNHEALTHY, Table
 
@@ -64,11 +67,30 @@ def model_list(table: Table, *, include_all: bool) -> dict:
         for model_id, entry in sorted(table.catalogue.items())
         if include_all or _live(table, model_id)
     ]
-    return {"object": "list", "data": data}
+    listed = {entry["id"] for entry in data}
+    aliases = [
+        {"id": alias, "alias_of": model_id, "modality": table.catalogue[model_id]["modality"]}
+        for alias, model_id in model_aliases.applying(table.catalogue)
+        if model_id in listed
+    ]
+    defaults = {
+        modality: entry["model_id"]
+        for modality in sorted({e["modality"] for e in table.catalogue.values()})
+        if (entry := model_aliases.platform_default(table.catalogue, modality)) is not None
+    }
+    return {"object": "list", "data": data, "aliases": aliases, "default_models": defaults}
+
+
+def alias_entry(table: Table, alias: str, model_id: str) -> dict:
+    """A built-in alias: its target's entry under the alias's name, with `alias_of` naming it."""
+    return {**model_entry(table, table.catalogue[model_id]), "id": alias, "alias_of": model_id}
 
 
 def model_detail(table: Table, model_id: str) -> dict:
     entry = table.catalogue.get(model_id)
-    if entry is None:
-        raise GatewayError(404, f"Unknown model '{model_id}'. GET /v1/models lists the models.")
-    return model_entry(table, entry)
+    if entry is not None:
+        return model_entry(table, entry)
+    target = model_aliases.target(model_id, table.catalogue)
+    if target is not None:
+        return alias_entry(table, model_id, target)
+    raise GatewayError(404, f"Unknown model '{model_id}'. GET /v1/models lists the models.")

@@ -38,8 +38,9 @@ def address(scope: dict) -> str:
     return str(ip)
 
 
-async def check(address: str) -> None:
-    """429 if `address` has used up its failures this window; counts nothing."""
+async def check(address: str, *, refuse: bool = True) -> limits.Verdict:
+    """429 if `address` has used up its failures this window; counts nothing. What is left
+    (the rate-limit headers of a request without a valid key that does not count)."""
     window, reset_at, reset_in = limits.current_window()
     key = f"rl:ip:{address}:r:{window}"
 
@@ -49,11 +50,14 @@ async def check(address: str) -> None:
     used = await kv.attempt("address_limit", get)
     if used is None:
         used = _local_count(address, window, add=0)
-    _refuse_over(used, reset_at, reset_in, counted=False)
+    if refuse:
+        _refuse_over(used, reset_at, reset_in, counted=False)
+    return _verdict(used, reset_at, reset_in)
 
 
-async def count(address: str) -> None:
-    """Count one failed request of `address`; 429 instead of its 401 once past the limit."""
+async def count(address: str, *, refuse: bool = True) -> limits.Verdict:
+    """Count one failed request of `address`; 429 instead of its 401 once past the limit (unless
+    `refuse` is false). What is left, for the failure's own rate-limit headers."""
     window, reset_at, reset_in = limits.current_window()
     key = f"rl:ip:{address}:r:{window}"
 
@@ -67,7 +71,14 @@ async def count(address: str) -> None:
     used = await kv.attempt("address_limit", incr)
     if used is None:
         used = _local_count(address, window, add=1)
-    _refuse_over(used, reset_at, reset_in, counted=True)
+    if refuse:
+        _refuse_over(used, reset_at, reset_in, counted=True)
+    return _verdict(used, reset_at, reset_in)
+
+
+def _verdict(used: int, reset_at: int, reset_in: int) -> limits.Verdict:
+    limit = settings.DRAGONFLY_UNAUTHENTICATED_PER_MINUTE
+    return limits.Verdict(limit, max(0, limit - used), None, None, reset_at, reset_in)
 
 
 def _local_count(address: str, window: int, *, add: int) -> int:
@@ -80,7 +91,7 @@ def _refuse_over(used: int, reset_at: int, reset_in: int, *, counted: bool) -> N
     limit = settings.DRAGONFLY_UNAUTHENTICATED_PER_MINUTE
     if (used > limit) if counted else (used >= limit):
         GATEWAY_ADDRESS_LIMITED.inc()
-        verdict = limits.Verdict(limit, 0, None, None, reset_at, reset_in)
+        verdict = _verdict(limit, reset_at, reset_in)
         raise GatewayError(
             429,
             f"Too many requests without a valid access key from your address: retry after "

@@ -25,7 +25,8 @@ from gateway.upstream.base import UpstreamError
 
 
 class OpenAIDialect:
-    """/v1/chat/completions: the buyer's body passes through; answers carry the catalogue model id."""
+    """/v1/chat/completions: the buyer's body passes through; answers carry the model name the
+    buyer sent (the catalogue id, or an alias: X-DF-Model-Alias names the model it went to)."""
 
     name = "openai"
 
@@ -36,11 +37,11 @@ class OpenAIDialect:
         return error.body(request_id)
 
     def completion(self, data: dict, chat: ChatRequest, model_id: str) -> dict:
-        data["model"] = model_id
+        data["model"] = chat.model
         return data
 
     def stream(self, chat: ChatRequest, model_id: str, input_tokens: int) -> StreamFormat:
-        return OpenAIChunks(model=model_id, include_usage=chat.include_usage)
+        return OpenAIChunks(model=chat.model, include_usage=chat.include_usage)
 
 
 class AnthropicDialect:

@@ -165,8 +165,9 @@ async def _add_local_counts(r, window: int) -> None:
         raise
 
 
-async def acquire(scopes: list[Scope], estimate: int) -> Verdict:
-    """Count one request of `estimate` tokens, or raise 429 (with every header) if any limit is hit."""
+async def acquire(scopes: list[Scope], estimate: int, *, refuse: bool = True) -> Verdict:
+    """Count one request of `estimate` tokens, or raise 429 (with every header) if any limit is hit
+    (with `refuse` false: count nothing then, and return what the headers report)."""
     window, reset_at, reset_in = current_window()
     limited = [
         s for s in scopes if s.requests_per_minute is not None or s.tokens_per_minute is not None
@@ -219,7 +220,7 @@ async def acquire(scopes: list[Scope], estimate: int) -> Verdict:
         counted_locally=tuple(s.name for s in limited) if allowed and result is None else (),
         window=window,
     )
-    if not allowed:
+    if not allowed and refuse:
         if any(t is not None and estimate > t for _, t in limits):
             message = (
                 f"This request may use up to {estimate} tokens, more than your tokens-per-minute "

@@ -24,7 +24,7 @@ from django.conf import settings
 
 from billing.money import MAX_PRICE_PER_MILLION_NUSD, NUSD_PER_USD
 from bounded_numbers import parse as bounded
-from gateway import kv, max_cost, runtime
+from gateway import kv, max_cost, model_aliases, runtime
 from gateway.db import db_call
 from gateway.errors import NO_ELIGIBLE_SELLER, GatewayError, bad_request
 from gateway.provider_field import ProviderField
@@ -124,21 +124,36 @@ async def reload() -> Table:
 # ---------------------------------------------------------------- models
 
 
-def resolve_model(requested: str, profile: dict | None, catalogue: dict[str, dict]) -> dict:
-    """The catalogue entry for a requested name, through the profile's aliases when enabled."""
-    aliases_on = bool(profile and profile.get("aliases_enabled"))
-    name = requested
-    if aliases_on:
-        name = (profile.get("model_aliases") or {}).get(requested, requested)  # type: ignore[union-attr]
-    entry = catalogue.get(name)
-    if entry is None and aliases_on and profile.get("default_model"):  # type: ignore[union-attr]
-        entry = catalogue.get(profile["default_model"])  # type: ignore[index]
-    if entry is None:
-        raise bad_request(
-            f"Unknown model '{requested}'. GET /v1/models lists the models you can use; the "
-            f"Quick start shows one that is live now: {settings.DRAGONFLY_BASE_URL}/dashboard/quickstart/"
-        )
-    return entry
+def resolve_model(
+    requested: str, profile: dict | None, catalogue: dict[str, dict], *, modality: str = "chat"
+) -> tuple[dict, str | None]:
+    """The catalogue entry for a requested name, and how it was found: None for a catalogue id,
+    else the step that mapped it. In order: the profile's own aliases and then its default model
+    (when the profile turns aliases on; its default only for models of `modality`, the
+    endpoint's), then, unless the profile is strict, the built-in aliases (model_aliases.py) and
+    the platform default of `modality`. Nothing found: 400."""
+    p = profile or {}
+    if p.get("aliases_enabled"):
+        name = (p.get("model_aliases") or {}).get(requested)
+        if name in catalogue:
+            return catalogue[name], None if name == requested else "profile_alias"
+    if requested in catalogue:
+        return catalogue[requested], None
+    if p.get("aliases_enabled"):
+        entry = catalogue.get(p.get("default_model") or "")
+        if entry is not None and entry.get("modality", modality) == modality:
+            return entry, "profile_default"
+    if not p.get("strict_models"):
+        name = model_aliases.target(requested, catalogue)
+        if name is not None:
+            return catalogue[name], "builtin_alias"
+        entry = model_aliases.platform_default(catalogue, modality)
+        if entry is not None:
+            return entry, "platform_default"
+    raise bad_request(
+        f"Unknown model '{requested}'. GET /v1/models lists the models you can use; the "
+        f"Quick start shows one that is live now: {settings.DRAGONFLY_BASE_URL}/dashboard/quickstart/"
+    )
 
 
 # ---------------------------------------------------------------- constraints

@@ -25,6 +25,7 @@ from gateway import (
     limits,
     max_cost,
     metering,
+    model_aliases,
     provider_field,
     request,
     routing,
@@ -50,6 +51,7 @@ async def run(scope, receive, out: Response, endpoint: Endpoint) -> None:
         routed = await route(
             headers, key, body.model, modality=endpoint.modality, provider=provider
         )
+        out.add(list(routed.alias_headers))
         call = Call(out, key, endpoint, body, routed, endpoint.size(body, routed.model))
         call.verdict = await rate_limit(out, key, call.meter.units_estimate)
         try:
@@ -95,13 +97,19 @@ async def route(
     prefs = routing.preferences(headers, key["profile"], body=provider)
     session = routing.session_id(headers)
     table = await routing.table()
-    model = routing.resolve_model(requested, key["profile"], table.catalogue)
+    model, how = routing.resolve_model(
+        requested, key["profile"], table.catalogue, modality=modality
+    )
     if model["modality"] != modality:
+        shown = f"'{model['model_id']}'"
+        if how is not None:
+            shown = f"'{requested}' (an alias of {shown})"
         raise bad_request(
-            f"'{model['model_id']}' is a {model['modality']} model: send it to "
+            f"{shown} is a {model['modality']} model: send it to "
             f"{MODALITY_PATHS[model['modality']]} (GET /v1/models lists each model's endpoint)."
         )
-    return Route(prefs, session, table, model)
+    alias = () if how is None else tuple(model_aliases.header(requested, model["model_id"], how))
+    return Route(prefs, session, table, model, alias)
 
 
 async def rate_limit(out: Response, key: dict, tokens: int) -> limits.Verdict:

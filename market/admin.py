@@ -79,9 +79,23 @@ class CatalogModelAdmin(admin.ModelAdmin):
         "list_output_nusd",
         "context_tokens",
         "is_active",
+        "platform_default",
     ]
-    list_filter = ["provider", "modality", "is_active"]
+    list_filter = ["provider", "modality", "is_active", "platform_default"]
     search_fields = ["model_id", "upstream_name"]
+    actions = ["make_platform_default"]
+
+    @admin.action(description="Make platform default (for unknown names of its modality)")
+    def make_platform_default(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Choose exactly one model.", level=messages.ERROR)
+            return
+        model = services.catalogue_model_default_set(model_id=queryset.get().model_id)
+        self.message_user(
+            request,
+            f"{model.model_id} is the {model.modality} default; the gateways use it from their "
+            "next routing table refresh.",
+        )
 
 
 class ListingModelInline(admin.TabularInline):

@@ -84,6 +84,16 @@ MODELS: tuple[ModelSpec, ...] = (
     ),
 )  # fmt: skip
 
+# Where unknown model names go, per modality (CatalogModel.platform_default): the cheap, general
+# model of each. Set by the load only when it creates the model and its modality has no default
+# yet; after that the default is the operator's (admin action "Make platform default").
+PLATFORM_DEFAULTS = {
+    "chat": "deepseek/deepseek-chat",
+    "embedding": "minimax/embo-01",
+    "rerank": "jina/jina-reranker-v2-base-multilingual",
+    "speech": "minimax/speech-02-turbo",
+}
+
 
 def provider_fields(spec: ProviderSpec, *, base_url: str | None = None) -> dict:
     return {
@@ -190,7 +200,7 @@ def _load(
             progress=progress,
         )
     for model_spec in MODELS:
-        _row_load(
+        row = _row_load(
             CatalogModel,
             key={"model_id": model_spec.model_id},
             wanted=model_fields(model_spec, provider=providers[model_spec.provider]),
@@ -199,4 +209,17 @@ def _load(
             report=report,
             progress=progress,
         )
+        if f"model {model_spec.model_id}" in report.created:
+            _default_if_none(row)
     return report
+
+
+def _default_if_none(row: CatalogModel) -> None:
+    """A newly created model becomes its modality's platform default if it is the one named in
+    PLATFORM_DEFAULTS and the modality has none."""
+    if PLATFORM_DEFAULTS.get(row.modality) != row.model_id:
+        return
+    if CatalogModel.objects.filter(modality=row.modality, platform_default=True).exists():
+        return
+    row.platform_default = True
+    row.save(update_fields=["platform_default"])

@@ -79,6 +79,11 @@ class CatalogModel(models.Model):
     list_input_nusd = models.BigIntegerField(help_text="List price, nano-USD per million units.")
     list_output_nusd = models.BigIntegerField(default=0)
     is_active = models.BooleanField(default=True)
+    platform_default = models.BooleanField(
+        default=False,
+        help_text="Unknown model names sent to this model's endpoint go to it (one per modality; "
+        "a buyer's strict profile keeps them a 400). Admin action: make platform default.",
+    )
 
     class Meta:
         ordering = ["model_id"]
@@ -86,7 +91,12 @@ class CatalogModel(models.Model):
             models.CheckConstraint(
                 condition=Q(list_input_nusd__gte=0) & Q(list_output_nusd__gte=0),
                 name="list_prices_nonneg",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["modality"],
+                condition=Q(platform_default=True),
+                name="one_platform_default_per_modality",
+            ),
         ]
 
     def __str__(self) -> str:

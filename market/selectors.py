@@ -132,6 +132,7 @@ def catalogue_list() -> list[dict]:
             "list_output_nusd": m.list_output_nusd,
             "context_tokens": m.context_tokens,
             "capabilities": list(m.capabilities or []),
+            "platform_default": m.platform_default,
         }
         for m in models
     ]

@@ -424,3 +424,21 @@ def listing_keys_rotate(*, progress: Callable[[int, int], None] | None = None) -
         if progress:
             progress(done, len(ids))
     return done
+
+
+# --- the catalogue ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def catalogue_model_default_set(*, model_id: str) -> CatalogModel:
+    """Make `model_id` its modality's platform default (where unknown model names go), in place
+    of the one before. The rows of the modality are locked, so two operators cannot leave two."""
+    model = CatalogModel.objects.select_for_update().get(model_id=model_id)
+    list(CatalogModel.objects.select_for_update().filter(modality=model.modality))
+    CatalogModel.objects.filter(modality=model.modality, platform_default=True).exclude(
+        pk=model.pk
+    ).update(platform_default=False)
+    if not model.platform_default:
+        model.platform_default = True
+        model.save(update_fields=["platform_default"])
+    return model

@@ -198,3 +198,17 @@ def test_the_api_refuses_numbers_out_of_range_with_field_messages(buyer_client, 
         list(AccessKey.objects.values().order_by("id")),
         list(RoutingProfile.objects.values().order_by("id")),
     ) == before
+
+
+def test_the_api_turns_a_profiles_strict_model_names_on(buyer_client, buyer, providers):
+    created = _post(buyer_client, "api_profile_create", {"name": "Strict", "strict_models": True})
+    assert created.status_code == 201
+    assert created.json()["strict_models"] is True
+    assert RoutingProfile.objects.get(id=created.json()["id"]).strict_models is True
+    patched = buyer_client.patch(
+        reverse("api_profile_update", args=[created.json()["id"]]),
+        data=json.dumps({"strict_models": False}),
+        content_type="application/json",
+    )
+    assert patched.status_code == 200
+    assert patched.json()["strict_models"] is False

@@ -22,6 +22,7 @@ def test_the_auth_record_carries_everything_the_gateway_needs(buyer, providers):
         aliases_enabled=True,
         model_aliases={"gpt-4o": "deepseek/deepseek-chat"},
         default_model="deepseek/deepseek-chat",
+        strict_models=True,
     )
     key, secret = services.access_key_create(
         user=buyer,
@@ -61,6 +62,7 @@ def test_the_auth_record_carries_everything_the_gateway_needs(buyer, providers):
             "aliases_enabled": True,
             "model_aliases": {"gpt-4o": "deepseek/deepseek-chat"},
             "default_model": "deepseek/deepseek-chat",
+            "strict_models": True,
         },
     }
     assert json.loads(json.dumps(record)) == record

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
@@ -173,3 +175,21 @@ def test_deleting_a_profile_moves_its_revoked_keys_to_default(buyer_client, buye
     assert not RoutingProfile.objects.filter(id=spare.id).exists()
     key.refresh_from_db()
     assert key.profile == services.routing_profile_default(user=buyer)
+
+
+def test_a_profile_can_be_made_strict_in_the_dashboard_and_back(buyer_client, buyer, providers):
+    response = buyer_client.post(reverse("dashboard_profile_create"), _form(strict_models="on"))
+    assert response.status_code == 302
+    profile = RoutingProfile.objects.get(user=buyer, name="Fast")
+    assert profile.strict_models is True
+    page = buyer_client.get(reverse("dashboard_profile_edit", args=[profile.id]))
+    assert b"Strict model names" in page.content
+    assert re.search(rb'<input[^>]*name="strict_models"[^>]*checked', page.content)
+    response = buyer_client.post(reverse("dashboard_profile_edit", args=[profile.id]), _form())
+    assert response.status_code == 302
+    profile.refresh_from_db()
+    assert profile.strict_models is False
+    assert (
+        b"strict"
+        not in buyer_client.get(reverse("dashboard_profiles")).content.split(b"<tbody>")[1]
+    )

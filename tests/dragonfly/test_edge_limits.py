@@ -86,6 +86,34 @@ def test_it_refuses_an_announced_body_over_the_cap_before_reading_it(daphne):
     assert error["message"] == f"Request body is larger than the {CAP} bytes allowed."
 
 
+def test_a_413_on_v1_carries_the_addresss_rate_limit_headers_and_counts(daphne):
+    """The edge refuses before any key is read: the client's address is counted, as a 401 is."""
+    remaining = []
+    for _ in range(2):
+        with connect(daphne) as sock:
+            sock.sendall(HEAD + b"Content-Length: 209715200\r\n\r\n")
+            code, headers, _, closed = read_response(sock)
+        assert (code, closed) == (413, True)
+        assert headers["x-ratelimit-limit-requests"] == "60"
+        assert headers["x-ratelimit-limit-tokens"] == "unlimited"
+        assert headers["x-ratelimit-remaining-tokens"] == "unlimited"
+        assert headers["x-ratelimit-reset-requests"] == headers["x-ratelimit-reset-tokens"]
+        remaining.append(int(headers["x-ratelimit-remaining-requests"]))
+    if remaining[0] > 0:  # a new minute between the two would start again at 59
+        assert remaining[1] in (remaining[0] - 1, 59)
+
+
+def test_outside_v1_a_413_has_no_rate_limit_headers(daphne):
+    with connect(daphne) as sock:
+        sock.sendall(
+            HEAD.replace(b"/v1/chat/completions", b"/dashboard/")
+            + b"Content-Length: 209715200\r\n\r\n"
+        )
+        code, headers, _, _ = read_response(sock)
+    assert code == 413
+    assert "x-ratelimit-limit-requests" not in headers
+
+
 def test_it_refuses_a_chunked_body_once_it_passes_the_cap(daphne):
     stream = b"%x\r\n%s\r\n" % (1 << 20, b"x" * (1 << 20)) * 10  # ~10 MB, never finished
     sent = 0

@@ -107,7 +107,7 @@ def test_403_insufficient_balance_is_the_seeds_exact_body_and_holds_nothing(worl
     ],
 )
 def test_400_names_the_field(world, body, field):
-    buyer = world.buyer()
+    buyer = world.buyer(strict_models=True)  # unknown names stay 400
     response = httpx.post(
         world.base + "/chat/completions",
         json=body,

@@ -32,6 +32,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 CHAT_MODEL = "deepseek/deepseek-chat"
 SPEECH_MODEL = "minimax/speech-02-hd"
 RERANK_MODEL = "jina/jina-reranker-v2-base-multilingual"
+SPEECH_DEFAULT = "minimax/speech-02-turbo"
 CHAT, SPEECH = "/v1/chat/completions", "/v1/audio/speech"
 MESSAGES, COUNT_TOKENS = "/v1/messages", "/v1/messages/count_tokens"
 RERANK = "/v1/rerank"
@@ -408,7 +409,8 @@ def _send(client: httpx.Client, tally: Tally, path: str, raw: bytes) -> None:
 def fuzz(world):
     buyer = world.buyer(credit_usd="1000")
     world.listing(key="sim-fuzz-chat", concurrency_cap=64)
-    world.listing(key="sim-fuzz-tts", provider="minimax", models=(SPEECH_MODEL,))
+    # Both speech models: a garbage model name goes to the platform default (speech-02-turbo)
+    world.listing(key="sim-fuzz-tts", provider="minimax", models=(SPEECH_MODEL, SPEECH_DEFAULT))
     world.listing(key="sim-fuzz-rerank", provider="jina", models=(RERANK_MODEL,))
     world.routable(CHAT_MODEL, 1)
     world.routable(SPEECH_MODEL, 1)

@@ -88,7 +88,7 @@ async def test_one_turn_serves_requests_while_another_waits_on_its_upstream(mark
     await asyncio.sleep(0.1)  # the slow one is past its hold, waiting on its upstream
     started = time.monotonic()
     refused = await client.post(
-        "/v1/chat/completions", headers=_auth(buyer), json={**BODY, "model": "no/such-model"}
+        "/v1/chat/completions", headers=_auth(buyer), json={**BODY, "model": "minimax/speech-02-hd"}
     )
     assert refused.status_code == 400
     response = await client.post(

@@ -263,18 +263,112 @@ def test_only_market_only_is_a_routing_strategy():
     assert preferences(headers(Routing_Strategy="market-only"), None) == Preferences()
 
 
+CHAT = "deepseek/deepseek-chat"
+REASONER = "deepseek/deepseek-reasoner"
+HIGHSPEED = "minimax/minimax-m2.5-highspeed"
+TURBO = "minimax/speech-02-turbo"
+CATALOGUE = {
+    CHAT: {"model_id": CHAT, "modality": "chat", "platform_default": True},
+    REASONER: {"model_id": REASONER, "modality": "chat", "platform_default": False},
+    HIGHSPEED: {"model_id": HIGHSPEED, "modality": "chat", "platform_default": False},
+    TURBO: {"model_id": TURBO, "modality": "speech", "platform_default": True},
+}
+UNKNOWN = (
+    "Unknown model 'gpt-4o'. GET /v1/models lists the models you can use; the Quick start "
+    "shows one that is live now: http://127.0.0.1:8000/dashboard/quickstart/"
+)
+
+
+def resolved(name, profile=None, catalogue=CATALOGUE, modality="chat"):
+    entry, how = resolve_model(name, profile, catalogue, modality=modality)
+    return entry["model_id"], how
+
+
 def test_aliases_and_the_default_model_apply_only_when_enabled():
-    catalogue = {"deepseek/deepseek-chat": {"model_id": "deepseek/deepseek-chat"}}
+    catalogue = {CHAT: {"model_id": CHAT, "modality": "chat"}}
     profile = {
         "aliases_enabled": True,
-        "model_aliases": {"gpt-4o": "deepseek/deepseek-chat"},
-        "default_model": "deepseek/deepseek-chat",
+        "model_aliases": {"gpt-4o": CHAT},
+        "default_model": CHAT,
+        "strict_models": True,
     }
-    assert resolve_model("gpt-4o", profile, catalogue)["model_id"] == "deepseek/deepseek-chat"
-    assert resolve_model("anything", profile, catalogue)["model_id"] == "deepseek/deepseek-chat"
+    assert resolved("gpt-4o", profile, catalogue) == (CHAT, "profile_alias")
+    assert resolved("anything", profile, catalogue) == (CHAT, "profile_default")
     with pytest.raises(GatewayError) as caught:
         resolve_model("gpt-4o", {**profile, "aliases_enabled": False}, catalogue)
-    assert caught.value.message == (
-        "Unknown model 'gpt-4o'. GET /v1/models lists the models you can use; the Quick start "
-        "shows one that is live now: http://127.0.0.1:8000/dashboard/quickstart/"
+    assert caught.value.status == 400
+    assert caught.value.message == UNKNOWN
+
+
+def test_a_catalogue_id_resolves_to_itself_with_no_alias():
+    assert resolved(CHAT) == (CHAT, None)
+    assert resolved(REASONER, {"strict_models": True}) == (REASONER, None)
+
+
+def test_names_resolve_profile_alias_then_profile_default_then_builtin_then_platform_default():
+    profile = {
+        "aliases_enabled": True,
+        "model_aliases": {"gpt-4o": HIGHSPEED},
+        "default_model": REASONER,
+    }
+    # 1. the profile's own alias wins over the built-in one for the same name
+    assert resolved("gpt-4o", profile) == (HIGHSPEED, "profile_alias")
+    # 2. the profile's default model takes every other unknown name, built-in aliases included
+    assert resolved("gpt-4o-mini", profile) == (REASONER, "profile_default")
+    assert resolved("no-such-model", profile) == (REASONER, "profile_default")
+    # 3. without them: the built-in aliases (reasoning names to the reasoner)
+    assert resolved("gpt-4o") == (CHAT, "builtin_alias")
+    assert resolved("claude-sonnet-4-6") == (CHAT, "builtin_alias")
+    assert resolved("o3") == (REASONER, "builtin_alias")
+    assert resolved("claude-opus-4") == (REASONER, "builtin_alias")
+    # 4. then the platform default of the endpoint's modality
+    assert resolved("no-such-model") == (CHAT, "platform_default")
+    assert resolved("no-such-voice", modality="speech") == (TURBO, "platform_default")
+    assert resolved("tts-1", modality="speech") == (TURBO, "builtin_alias")
+
+
+def test_a_profile_default_of_another_modality_leaves_the_name_to_the_platform():
+    profile = {"aliases_enabled": True, "model_aliases": {}, "default_model": CHAT}
+    assert resolved("no-such-voice", profile, modality="speech") == (TURBO, "platform_default")
+
+
+def test_a_strict_profile_keeps_unknown_names_a_400():
+    for name in ("gpt-4o", "claude-sonnet-4-6", "no-such-model"):
+        with pytest.raises(GatewayError) as caught:
+            resolve_model(name, {"strict_models": True}, CATALOGUE, modality="chat")
+        assert caught.value.status == 400
+        assert caught.value.message.startswith(f"Unknown model '{name}'.")
+
+
+def test_an_alias_whose_target_is_not_in_the_catalogue_is_skipped():
+    catalogue = {name: entry for name, entry in CATALOGUE.items() if name != REASONER}
+    # o3's target is missing: not an alias here, so the name is unknown → the platform default
+    assert resolved("o3", catalogue=catalogue) == (CHAT, "platform_default")
+    no_default = {CHAT: {**CATALOGUE[CHAT], "platform_default": False}}
+    assert resolved("gpt-4o", catalogue=no_default) == (CHAT, "builtin_alias")
+    with pytest.raises(GatewayError) as caught:
+        resolve_model("no-such-model", None, no_default, modality="chat")
+    assert caught.value.status == 400
+
+
+def test_every_builtin_alias_names_a_model_of_the_catalogue_module():
+    from gateway.model_aliases import BUILTIN
+    from market.catalogue import MODELS
+
+    known = {spec.model_id for spec in MODELS}
+    # embo-01 and the reranker come with the embeddings and rerank endpoints (issue 18)
+    pending = {"minimax/embo-01", "jina/jina-reranker-v2-base-multilingual"}
+    assert set(BUILTIN.values()) <= known | pending
+
+
+def test_the_alias_header_says_what_happened_and_cannot_be_broken_by_the_name():
+    from gateway.model_aliases import header
+
+    assert header("gpt-4o", CHAT, "builtin_alias") == [
+        (b"x-df-model-alias", b"gpt-4o -> deepseek/deepseek-chat"),
+        (b"x-df-model-alias-source", b"builtin_alias"),
+    ]
+    assert header("a\r\nb é%", CHAT, "platform_default")[0] == (
+        b"x-df-model-alias",
+        b"a%0D%0Ab%20%C3%A9%25 -> deepseek/deepseek-chat",
     )

@@ -85,7 +85,9 @@ async def test_random_keys_past_the_address_limit_get_429_with_rate_limit_header
     reset_at = int(refused.headers["x-ratelimit-reset"])
     assert reset_at % 60 == 0 and 0 < reset_at - time.time() <= 60
     assert refused.headers["retry-after"] == refused.headers["x-ratelimit-reset-requests"][:-1]
-    assert "x-ratelimit-remaining" not in responses[0].headers  # 401s carry no limit headers
+    # 401s carry the address's count too (issue 18: the headers are on every response)
+    assert [r.headers["x-ratelimit-remaining-requests"] for r in responses[:3]] == ["2", "1", "0"]
+    assert responses[0].headers["x-ratelimit-limit-requests"] == "3"
     assert anthropic.status_code == 429
     assert anthropic.json()["type"] == "error"
     assert anthropic.json()["error"]["type"] == "rate_limit_error"

@@ -2,6 +2,7 @@
 
 import io
 
+import pytest
 from django.core.management import call_command
 
 from accounts.models import User
@@ -183,3 +184,39 @@ def test_upstream_params_must_be_an_object_that_leaves_the_gateways_fields_alone
     assert chat.upstream_params == {"thinking": {"type": "disabled"}}
     chat.upstream_params = {"thinking": {"type": "enabled"}, "reasoning_effort": "max"}
     chat.full_clean()
+
+
+def test_a_new_catalogue_gets_platform_defaults_and_the_operators_choice_is_kept(db):
+    from market.catalogue import catalogue_load
+    from market.services import catalogue_model_default_set
+
+    catalogue_load()
+    defaults = dict(
+        CatalogModel.objects.filter(platform_default=True).values_list("modality", "model_id")
+    )
+    assert defaults == {"chat": "deepseek/deepseek-chat", "speech": "minimax/speech-02-turbo"}
+
+    catalogue_model_default_set(model_id="minimax/minimax-m2.5-highspeed")
+    CatalogModel.objects.filter(modality="speech").update(platform_default=False)  # cleared
+    catalogue_load(update=True)
+    defaults = dict(
+        CatalogModel.objects.filter(platform_default=True).values_list("modality", "model_id")
+    )
+    assert defaults == {"chat": "minimax/minimax-m2.5-highspeed"}
+
+
+def test_two_defaults_for_one_modality_are_refused_by_the_database(db):
+    from django.db import IntegrityError, transaction
+
+    from market.catalogue import catalogue_load
+
+    catalogue_load()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        CatalogModel.objects.filter(model_id="deepseek/deepseek-reasoner").update(
+            platform_default=True
+        )
+    assert list(
+        CatalogModel.objects.filter(platform_default=True, modality="chat").values_list(
+            "model_id", flat=True
+        )
+    ) == ["deepseek/deepseek-chat"]

@@ -158,8 +158,10 @@ def test_the_catalogue_lists_active_models_with_list_prices(catalogue):
         "list_output_nusd": 1_500_000_000,
         "context_tokens": 128_000,
         "capabilities": ["chat", "code"],
+        "platform_default": True,
     }
     assert rows["minimax/speech-02-hd"]["price_unit"] == "character"
+    assert rows["minimax/speech-02-hd"]["platform_default"] is False
 
 
 def test_a_listing_is_flagged_once_todays_sales_reach_its_daily_spend_cap(
