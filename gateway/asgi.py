@@ -21,6 +21,7 @@ from gateway import (
     auth,
     catalogue,
     dialects,
+    embeddings,
     metering,
     process,
     proxy,
@@ -61,6 +62,13 @@ AUDIO_SPEECH = Endpoint(
     serve=proxy.serve_speech,
 )
 
+EMBEDDINGS = Endpoint(
+    modality="embedding",
+    parse=embeddings.embeddings_from,
+    size=embeddings.size,
+    serve=embeddings.serve,
+)
+
 
 async def chat_completions(scope, receive, out: Response) -> None:
     await trade.run(scope, receive, out, CHAT_COMPLETIONS)
@@ -72,6 +80,10 @@ async def messages(scope, receive, out: Response) -> None:
 
 async def audio_speech(scope, receive, out: Response) -> None:
     await trade.run(scope, receive, out, AUDIO_SPEECH)
+
+
+async def embeddings_create(scope, receive, out: Response) -> None:
+    await trade.run(scope, receive, out, EMBEDDINGS)
 
 
 async def count_tokens(scope, receive, out: Response) -> None:
@@ -103,6 +115,7 @@ _EXACT = {
     "/v1/messages": ("POST", messages),
     "/v1/messages/count_tokens": ("POST", count_tokens),
     "/v1/audio/speech": ("POST", audio_speech),
+    "/v1/embeddings": ("POST", embeddings_create),
     "/v1/models": ("GET", models),
 }
 

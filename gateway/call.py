@@ -17,6 +17,7 @@ from gateway.metering import Meter
 
 if TYPE_CHECKING:
     from gateway.dialects import Dialect
+    from gateway.embeddings import EmbeddingsRequest
     from gateway.limits import Verdict
     from gateway.request import ChatRequest, SpeechRequest
     from gateway.response import Response
@@ -53,7 +54,7 @@ class Endpoint:
     it takes, how the request is sized (its Meter) and how the listings are called."""
 
     modality: str  # the catalogue modality it serves (trade.MODALITY_PATHS)
-    parse: Callable[[dict], ChatRequest | SpeechRequest]  # the body's JSON object -> request
+    parse: Callable[[dict], ChatRequest | SpeechRequest | EmbeddingsRequest]  # JSON -> request
     size: Callable[..., Meter]  # (request, catalogue model) -> Meter (metering.py)
     serve: Callable[[Call], Awaitable[None]]  # proxy.serve_chat / proxy.serve_speech
     dialect: Dialect | None = None  # chat: the wire shape answers are translated to
@@ -66,7 +67,7 @@ class Call:
     out: Response  # the buyer's connection: request id, headers, disconnect (asgi)
     key: dict  # the access key's auth record (authenticate)
     endpoint: Endpoint
-    request: ChatRequest | SpeechRequest  # the validated body (parse)
+    request: ChatRequest | SpeechRequest | EmbeddingsRequest  # the validated body (parse)
     route: Route  # constraints, session, catalogue model (route)
     meter: Meter  # sized by the endpoint (size), filled as it is served (metering.Meter)
     verdict: Verdict | None = None  # the tokens/min counted up front (rate_limit)

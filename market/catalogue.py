@@ -7,7 +7,8 @@ prices, context and capabilities are the contract's table ("Models & Pricing") e
 
 Upstream base URLs and model names are the providers' published ones (docs/catalogue.md): DeepSeek
 answers the OpenAI wire format at https://api.deepseek.com (`/chat/completions`, `/models`),
-MiniMax at https://api.minimax.io/v1 (`/chat/completions`, `/models`, and T2A v2 at `/t2a_v2`).
+MiniMax at https://api.minimax.io/v1 (`/chat/completions`, `/models`, T2A v2 at `/t2a_v2` and
+its native embeddings at `/embeddings`).
 DeepSeek retired the names `deepseek-chat` and `deepseek-reasoner` on 2026-07-24; both are now
 `deepseek-v4-flash`, without and with thinking mode (which is on unless the request turns it off).
 """
@@ -73,6 +74,10 @@ MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         "minimax/speech-02-turbo", "minimax", "speech-02-turbo", None, ("tts", "fast"),
         Modality.SPEECH, PriceUnit.CHARACTER, "60.00", "0",
+    ),
+    ModelSpec(  # MiniMax's list price, not the contract's (docs/catalogue.md, "Embeddings")
+        "minimax/embo-01", "minimax", "embo-01", None, ("embedding",),
+        Modality.EMBEDDING, PriceUnit.TOKEN, "0.07", "0",
     ),
 )  # fmt: skip
 

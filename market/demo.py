@@ -52,6 +52,14 @@ DEMO_LISTINGS = [
         ],
     ),
     (
+        "MiniMax embeddings",
+        "minimax",
+        "sim-minimax-embed?ttft_ms=40",
+        True,
+        85,
+        ["minimax/embo-01"],
+    ),
+    (
         "DeepSeek capacity (expired key)",
         "deepseek",
         "sim-deepseek-expired?reject=401",

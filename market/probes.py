@@ -1,7 +1,8 @@
 """Active health probes: one cheap upstream request per listing, bounded concurrency, single-flight.
 
 A chat listing is probed with a one-token completion (`max_tokens: 1`) on its cheapest chat model,
-which also proves the key has balance; a listing without chat models with GET /models (free).
+which also proves the key has balance; a listing without chat models (speech or embeddings only)
+with GET /models (free): a probe never sends chat to a listing that does not sell it.
 Every listing is probed at most once per DRAGONFLY_PROBE_INTERVAL_SECONDS, however many beat
 processes run: the prober takes `SET df:probe:lock:<id> NX EX <interval>` first. Verification
 probes (new or re-keyed listings) do not wait for that lock (a new key must be checked now) but

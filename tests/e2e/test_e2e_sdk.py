@@ -58,6 +58,7 @@ def test_models_list_through_the_sdk_shows_prices_context_capabilities_and_measu
         "minimax/minimax-m2.5-highspeed",
         HD,
         "minimax/speech-02-turbo",
+        "minimax/embo-01",
     }
     assert client.models.retrieve(MODEL).id == MODEL
     with pytest.raises(openai.NotFoundError):

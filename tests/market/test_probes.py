@@ -52,6 +52,15 @@ def test_a_speech_only_listing_is_probed_with_the_free_model_list(seller, sim):
     assert sim.app.registry.stats[name].last_path == "/models"
 
 
+def test_an_embeddings_only_listing_is_probed_with_the_free_model_list_not_chat(seller, sim):
+    name = key_name()
+    listing_make(seller, key=name, provider="minimax", models=("minimax/embo-01",))
+    results = probes.probe_run()
+    assert [(r.ok, r.status_code) for r in results] == [(True, 200)]
+    stats = sim.app.registry.stats[name]
+    assert (stats.requests, stats.last_path) == (1, "/models")
+
+
 def test_a_new_listing_is_verified_by_a_probe_and_goes_live(seller, sim, task_calls):
     name = key_name()
     listing = listing_make(seller, key=name, status=ListingStatus.PENDING, verify=True)
@@ -204,8 +213,8 @@ def test_two_concurrent_probe_runs_probe_each_listing_once(seller, other_seller,
 def test_the_demo_seed_is_idempotent_and_its_dead_key_is_suspended_by_one_probe(catalogue, sim):
     first = listings_seed(upstream_url=sim.url)
     second = listings_seed(upstream_url=sim.url)
-    assert first.startswith("4 demo listings created, 4 in all")
-    assert second.startswith("0 demo listings created, 4 in all")
+    assert first.startswith("5 demo listings created, 5 in all")
+    assert second.startswith("0 demo listings created, 5 in all")
     names = dict(Listing.objects.values_list("name", "status"))
     assert set(names.values()) == {ListingStatus.ACTIVE}
     assert Listing.objects.get(name="DeepSeek capacity B").trusted is True
@@ -215,6 +224,7 @@ def test_the_demo_seed_is_idempotent_and_its_dead_key_is_suspended_by_one_probe(
         "DeepSeek capacity A": "active",
         "DeepSeek capacity B": "active",
         "MiniMax capacity": "active",
+        "MiniMax embeddings": "active",
         "DeepSeek capacity (expired key)": "suspended",
     }
 
