@@ -21,6 +21,7 @@ from gateway import (
     background,
     billing_calls,
     capacity,
+    catalogue,
     checkpoints,
     limits,
     metering,
@@ -69,12 +70,7 @@ async def run(scope, receive, out: Response, endpoint: Endpoint) -> None:
 
 
 # The endpoint that serves each modality, for the 400 of a model sent to the wrong one.
-MODALITY_PATHS = {
-    "chat": "/v1/chat/completions or /v1/messages",
-    "speech": "/v1/audio/speech",
-    "embedding": "/v1/embeddings",
-    "rerank": "/v1/rerank",
-}
+MODALITY_PATHS = {modality: " or ".join(paths) for modality, paths in catalogue.ENDPOINTS.items()}
 
 
 async def route(headers, key: dict, requested: str, *, modality: str) -> Route:

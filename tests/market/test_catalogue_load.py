@@ -94,6 +94,7 @@ def test_it_loads_the_contracts_models_with_the_real_providers_and_nothing_else(
         "minimax/minimax-m2.5-highspeed": "MiniMax-M2.5-highspeed",
         "minimax/speech-02-hd": "speech-02-hd",
         "minimax/speech-02-turbo": "speech-02-turbo",
+        "minimax/embo-01": "embo-01",
     }
     assert (User.objects.count(), Listing.objects.count()) == (0, 0)
     assert "provider deepseek: created" in output
