@@ -12,7 +12,11 @@ from accounts.models import AccessKey, Plan, RoutingProfile, User
 
 BUYER = "buyer"
 # The seed's examples, used when nothing of that modality is live in the market.
-FALLBACK_MODELS = {"chat": "deepseek/deepseek-chat", "speech": "minimax/speech-02-hd"}
+FALLBACK_MODELS = {
+    "chat": "deepseek/deepseek-chat",
+    "speech": "minimax/speech-02-hd",
+    "embedding": "minimax/embo-01",
+}
 
 
 def email_is_verified(*, user: User) -> bool:
