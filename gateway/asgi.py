@@ -3,7 +3,7 @@
 `application` picks the endpoint by path and renders errors. Every billed endpoint runs the one
 pipeline, trade.run (docs/gateway.md, "The pipeline"), with what differs between them as an
 `Endpoint` (call.py): its parser (a dialect, dialects.py, for chat), its sizing (metering.py)
-and its serve function (proxy.py). Each step is one module: request (body and validation), auth
+and its serve function (proxy.py; embeddings.py holds all three for /v1/embeddings). Each step is one module: request (body and validation), auth
 (access key), admission (turns), routing (table, constraints, ranking, stickiness), capacity
 (listing caps), limits (Redis rate limits), spend (the key's spend limit), money (hold and
 settlement), proxy/relay/upstream (calling listings with failover, streaming), health_reports

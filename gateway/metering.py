@@ -134,7 +134,8 @@ class Meter:
 
     Each field has one writer:
     - `started`, `prompt_estimate`, `prompt_bound`, `output_cap`, `output_allowance`: the size step
-      (`chat_meter` / `speech_meter`, once the catalogue model is known); never changed after;
+      (`chat_meter` / `speech_meter` / `embeddings_meter`, once the catalogue model is known);
+      never changed after;
     - `attempt_started` and the attempt's delivery (`accepted`, `first_content_at`,
       `content_chunks`, `prompt_tokens`, `completion_tokens`, `finished`): the serve step
       (proxy.py, relay.py) through this class's methods, each field by one of them; a new attempt
@@ -148,8 +149,8 @@ class Meter:
     started: float = field(default_factory=time.monotonic)
     prompt_estimate: int = 0  # what the prompt is billed as when the upstream reports no usage
     prompt_bound: int = 0  # the most the upstream can count for the prompt (the hold covers it)
-    output_cap: int = 0  # max_tokens sent upstream, per choice (speech: none)
-    output_allowance: int = 0  # the most output the upstream may write, all choices (speech: none)
+    output_cap: int = 0  # max_tokens sent upstream, per choice (speech, embeddings: none)
+    output_allowance: int = 0  # the most output the upstream may write (speech, embeddings: none)
     candidate: RouteCandidate | None = None  # the listing that served (set at commit)
     accepted: RouteCandidate | None = None  # the listing whose upstream has the request (its head)
     attempt_started: float = 0.0
