@@ -6,6 +6,9 @@
   answered with ``vectors`` (1536 dimensions, as embo-01's), ``total_tokens`` and ``base_resp``;
   like MiniMax, every error is reported in the body with HTTP 200 (2013 for bad parameters), and
   a "query" text is embedded differently from the same text as "db".
+
+Tokens are counted 4 characters to one (a token array: one per id); with the ``greedy`` knob, the
+most an upstream may count: one per UTF-8 byte (per id) and 2 markers per input.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ MAX_DIMENSIONS = 4096
 MINIMAX_DIMENSIONS = 1536
 MINIMAX_TYPES = ("db", "query")
 MINIMAX_MAX_TEXTS = 4096
+GREEDY_MARKERS = 2  # what a greedy upstream counts around each input (CLS and SEP, say)
 
 
 def vector(model: str, text: str, dimensions: int) -> list[float]:
@@ -43,19 +47,25 @@ def vector(model: str, text: str, dimensions: int) -> list[float]:
     return [v / norm for v in values]
 
 
-def _inputs(value: object) -> list[tuple[str, int]] | None:
-    """(text, tokens) per input: a string, strings, a token array, or token arrays."""
+def _inputs(value: object, *, greedy: bool = False) -> list[tuple[str, int]] | None:
+    """(text, tokens) per input: a string, strings, a token array, or token arrays. A greedy
+    upstream counts the most it may (greedy_tokens)."""
     if isinstance(value, str):
-        return [(value, text_tokens(value))]
+        value = [value]
     if not isinstance(value, list) or not value:
         return None
     if all(isinstance(v, str) for v in value):
-        return [(v, text_tokens(v)) for v in value]
+        return [(v, greedy_tokens(v) if greedy else text_tokens(v)) for v in value]
     if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return [(" ".join(map(str, value)), len(value))]
+        value = [value]
     if all(isinstance(v, list) and v and all(isinstance(t, int) for t in v) for v in value):
-        return [(" ".join(map(str, v)), len(v)) for v in value]
+        return [(" ".join(map(str, v)), len(v) + (GREEDY_MARKERS if greedy else 0)) for v in value]
     return None
+
+
+def greedy_tokens(text: str) -> int:
+    """The most a tokenizer can count for one input: a token per UTF-8 byte, and its markers."""
+    return len(text.encode()) + GREEDY_MARKERS
 
 
 def _encode(values: list[float]) -> str:
@@ -80,7 +90,7 @@ async def handle(ctx: Ctx, req: dict) -> None:
             400, "'model' is required", code="missing_required_parameter", param="model"
         )
         return
-    inputs = _inputs(req.get("input"))
+    inputs = _inputs(req.get("input"), greedy=ctx.knobs.greedy)
     if inputs is None:
         await ctx.error(
             400,
@@ -142,7 +152,8 @@ async def _minimax(ctx: Ctx, req: dict) -> None:
         "base_resp": {"status_code": speech.OK, "status_msg": "success"},
     }
     if not ctx.knobs.no_usage:
-        payload["total_tokens"] = sum(text_tokens(t) for t in texts)
+        count = greedy_tokens if ctx.knobs.greedy else text_tokens
+        payload["total_tokens"] = sum(count(t) for t in texts)
     wait = (ctx.knobs.delay_ms + ctx.knobs.ttft_ms) / 1000
     if wait > 0:
         await asyncio.sleep(wait)

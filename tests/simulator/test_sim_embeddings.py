@@ -168,3 +168,11 @@ def test_no_usage_knob_omits_total_tokens_on_the_native_shape(sim):
     with httpx.Client(base_url=sim.url, headers={"Authorization": "Bearer e?no_usage=1"}) as c:
         body = native(c, texts=["x"], type="db")
     assert "total_tokens" not in body and len(body["vectors"]) == 1
+
+
+def test_a_greedy_upstream_counts_every_byte_and_two_markers_per_input(sim):
+    with httpx.Client(base_url=sim.url, headers={"Authorization": "Bearer e?greedy=1"}) as c:
+        native_body = native(c, texts=["héllo", "你好"], type="db")
+        openai_body = embed(c, input=[[1, 2, 3], [4]])
+    assert native_body["total_tokens"] == (6 + 2) + (6 + 2)
+    assert openai_body["usage"]["prompt_tokens"] == (3 + 2) + (1 + 2)
