@@ -16,6 +16,7 @@ FALLBACK_MODELS = {
     "chat": "deepseek/deepseek-chat",
     "speech": "minimax/speech-02-hd",
     "rerank": "jina/jina-reranker-v2-base-multilingual",
+    "embedding": "minimax/embo-01",
 }
 
 

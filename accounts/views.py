@@ -68,6 +68,7 @@ def quickstart(request: AuthedRequest) -> HttpResponse:
     model, live = selectors.quickstart_model()
     speech_model, speech_live = selectors.quickstart_model(modality="speech")
     rerank_model, rerank_live = selectors.quickstart_model(modality="rerank")
+    embedding_model, embedding_live = selectors.quickstart_model(modality="embedding")
     terms, terms_accepted = _terms_state(request.user)
     context = {
         "model": model,
@@ -76,6 +77,8 @@ def quickstart(request: AuthedRequest) -> HttpResponse:
         "speech_live": speech_live,
         "rerank_model": rerank_model,
         "rerank_live": rerank_live,
+        "embedding_model": embedding_model,
+        "embedding_live": embedding_live,
         # The origin this user reached the dashboard at: the same process (or nginx) serves /v1.
         "api_base": request.build_absolute_uri("/v1"),
         "verified": selectors.email_is_verified(user=request.user),

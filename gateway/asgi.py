@@ -3,7 +3,7 @@
 `application` picks the endpoint by path and renders errors. Every billed endpoint runs the one
 pipeline, trade.run (docs/gateway.md, "The pipeline"), with what differs between them as an
 `Endpoint` (call.py): its parser (a dialect, dialects.py, for chat), its sizing (metering.py)
-and its serve function (proxy.py). Each step is one module: request (body and validation), auth
+and its serve function (proxy.py; embeddings.py holds all three for /v1/embeddings). Each step is one module: request (body and validation), auth
 (access key), admission (turns), routing (table, constraints, ranking, stickiness), capacity
 (listing caps), limits (Redis rate limits), spend (the key's spend limit), money (hold and
 settlement), proxy/relay/upstream (calling listings with failover, streaming), health_reports
@@ -21,6 +21,7 @@ from gateway import (
     auth,
     catalogue,
     dialects,
+    embeddings,
     limit_headers,
     metering,
     process,
@@ -69,6 +70,13 @@ RERANK = Endpoint(
     serve=rerank.serve_rerank,
 )
 
+EMBEDDINGS = Endpoint(
+    modality="embedding",
+    parse=embeddings.embeddings_from,
+    size=embeddings.size,
+    serve=embeddings.serve,
+)
+
 
 async def chat_completions(scope, receive, out: Response) -> None:
     await trade.run(scope, receive, out, CHAT_COMPLETIONS)
@@ -84,6 +92,10 @@ async def audio_speech(scope, receive, out: Response) -> None:
 
 async def rerank_documents(scope, receive, out: Response) -> None:
     await trade.run(scope, receive, out, RERANK)
+
+
+async def embeddings_create(scope, receive, out: Response) -> None:
+    await trade.run(scope, receive, out, EMBEDDINGS)
 
 
 async def count_tokens(scope, receive, out: Response) -> None:
@@ -123,6 +135,7 @@ _EXACT = {
     "/v1/messages/count_tokens": ("POST", count_tokens),
     "/v1/audio/speech": ("POST", audio_speech),
     "/v1/rerank": ("POST", rerank_documents),
+    "/v1/embeddings": ("POST", embeddings_create),
     "/v1/models": ("GET", models),
 }
 

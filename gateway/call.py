@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from gateway import capacity, routing
 from gateway.headers import diagnostics
@@ -17,12 +17,15 @@ from gateway.metering import Meter
 
 if TYPE_CHECKING:
     from gateway.dialects import Dialect
+    from gateway.embeddings import EmbeddingsRequest
     from gateway.limits import Verdict
     from gateway.request import ChatRequest, SpeechRequest
     from gateway.rerank import RerankRequest
     from gateway.response import Response
     from gateway.spend import Reservation
     from market.route_candidates import RouteCandidate
+
+    RequestBody: TypeAlias = ChatRequest | SpeechRequest | EmbeddingsRequest | RerankRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,7 @@ class Endpoint:
     it takes, how the request is sized (its Meter) and how the listings are called."""
 
     modality: str  # the catalogue modality it serves (trade.MODALITY_PATHS)
-    parse: Callable[[dict], ChatRequest | SpeechRequest | RerankRequest]  # body's JSON -> request
+    parse: Callable[[dict], RequestBody]  # the body's JSON object -> request
     size: Callable[..., Meter]  # (request, catalogue model) -> Meter (metering.py)
     serve: Callable[[Call], Awaitable[None]]  # proxy.serve_chat / serve_speech, rerank.serve_rerank
     dialect: Dialect | None = None  # chat: the wire shape answers are translated to
@@ -69,7 +72,7 @@ class Call:
     out: Response  # the buyer's connection: request id, headers, disconnect (asgi)
     key: dict  # the access key's auth record (authenticate)
     endpoint: Endpoint
-    request: ChatRequest | SpeechRequest | RerankRequest  # the validated body (parse)
+    request: RequestBody  # the validated body (parse)
     route: Route  # constraints, session, catalogue model (route)
     meter: Meter  # sized by the endpoint (size), filled as it is served (metering.Meter)
     verdict: Verdict | None = None  # the tokens/min counted up front (rate_limit)

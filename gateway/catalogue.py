@@ -1,7 +1,8 @@
 """GET /v1/models and /v1/models/{id}: the catalogue with list prices, live asks and measured speed.
 
 Prices are USD per 1K units as the seed shows them ($0.50/M → 0.0005); `price_unit` says whether a
-unit is a token or a character. `market_ask` is the lowest ask among listings health lets us route
+unit is a token or a character. `endpoints` are the /v1 paths that serve the model's modality;
+an embedding model also says the size of its vectors (`dimensions`, null when the buyer picks it). `market_ask` is the lowest ask among listings health lets us route
 to; `ttft_ms` and `throughput_tps` are the median of those listings' p50s (null when unmeasured).
 `aliases` lists the built-in aliases (model_aliases.py) of the models listed, `default_models`
 the model unknown names of each modality go to; GET /v1/models/{alias} answers the alias as its
@@ -13,10 +14,17 @@ from __future__ import annotations
 from decimal import Decimal
 from statistics import median
 
-from gateway import dead_keys, model_aliases
+from gateway import dead_keys, embeddings, model_aliases
 from gateway.errors import GatewayError
 from gateway.routing import UNHEALTHY, Table
 
+# The /v1 paths that serve each catalogue modality (trade.MODALITY_PATHS names them in its 400).
+ENDPOINTS = {
+    "chat": ["/v1/chat/completions", "/v1/messages"],
+    "speech": ["/v1/audio/speech"],
+    "embedding": ["/v1/embeddings"],
+    "rerank": ["/v1/rerank"],
+}
 _PER_1K = Decimal(1_000_000_000_000)  # nano-USD per million → USD per thousand
 
 
@@ -55,10 +63,18 @@ def model_entry(table: Table, entry: dict) -> dict:
         "context_length": entry["context_tokens"],
         "capabilities": entry["capabilities"],
         "modality": entry["modality"],
+        "endpoints": ENDPOINTS.get(entry["modality"], []),
+        **_vectors(entry),
         "live_listings": len(live),
         "ttft_ms": round(median(ttfts), 1) if ttfts else None,
         "throughput_tps": round(median(tpss), 1) if tpss else None,
     }
+
+
+def _vectors(entry: dict) -> dict:
+    if entry["modality"] != "embedding":
+        return {}
+    return {"dimensions": embeddings.wire(entry["provider_slug"]).dimensions}
 
 
 def model_list(table: Table, *, include_all: bool) -> dict:

@@ -10,6 +10,9 @@ A hold is an upper bound the upstream cannot exceed (docs/billing-policy.md, "Ho
   DEFAULT_OUTPUT_CAP when they set none, at most the model's context), times `n` choices.
 Content parts a model cannot take (images without the "vision" capability, audio, files) are
 refused before anything is held.
+Embeddings have no output: the prompt alone is held, each input bounded like a prompt (a string by
+its UTF-8 bytes, a token array by its length) plus EMBEDDING_INPUT_TOKENS for the markers a
+tokenizer may add around one input (BOS/EOS, CLS/SEP).
 
 The estimate (4 characters per token, the simulator's and a common rough rule) only bills a prompt
 whose upstream reported no usage and sizes the tokens/min pre-check. When the upstream reports no
@@ -32,6 +35,7 @@ from billing.settlement_data import Settlement
 from gateway.errors import bad_request
 
 if TYPE_CHECKING:
+    from gateway.embeddings import EmbeddingsRequest
     from gateway.request import ChatRequest, SpeechRequest
     from market.route_candidates import RouteCandidate
 
@@ -41,6 +45,8 @@ DEFAULT_OUTPUT_CAP = 8192
 TEMPLATE_TOKENS = 16
 # The most tokens a provider counts for one image (a vision model's largest tiling, with margin).
 IMAGE_TOKENS = 16_384
+# Tokens an embedding tokenizer may add around one input (BOS/EOS, CLS/SEP), with room to spare.
+EMBEDDING_INPUT_TOKENS = 4
 # Content part types beyond text, and the capability a model needs to take them.
 _PART_CAPABILITY = {"image_url": "vision"}
 
@@ -141,8 +147,8 @@ class Meter:
 
     Each field has one writer:
     - `started`, `prompt_estimate`, `prompt_bound`, `output_cap`, `output_allowance`,
-      `output_cap_from_buyer`: the size step (`chat_meter` / `speech_meter`, once the catalogue
-      model is known); never changed after, but for one explicit step: X-Max-Cost may lower
+      `output_cap_from_buyer`: the size step (`chat_meter` / `speech_meter` / `embeddings_meter`, once the
+      catalogue model is known); never changed after, but for one explicit step: X-Max-Cost may lower
       `output_cap` and `output_allowance` (`fit_output_cap`, trade.rank) before the hold is asked
       for and before anything is sent, so the hold and the upstream's max_tokens still agree;
     - `attempt_started` and the attempt's delivery (`accepted`, `first_content_at`,
@@ -158,8 +164,8 @@ class Meter:
     started: float = field(default_factory=time.monotonic)
     prompt_estimate: int = 0  # what the prompt is billed as when the upstream reports no usage
     prompt_bound: int = 0  # the most the upstream can count for the prompt (the hold covers it)
-    output_cap: int = 0  # max_tokens sent upstream, per choice (speech: none)
-    output_allowance: int = 0  # the most output the upstream may write, all choices (speech: none)
+    output_cap: int = 0  # max_tokens sent upstream, per choice (speech, embeddings: none)
+    output_allowance: int = 0  # the most output the upstream may write (speech, embeddings: none)
     output_cap_from_buyer: bool = False  # the buyer set output_cap (max_tokens): never lowered
     candidate: RouteCandidate | None = None  # the listing that served (set at commit)
     accepted: RouteCandidate | None = None  # the listing whose upstream has the request (its head)
@@ -296,3 +302,18 @@ def chat_meter(chat: ChatRequest, model: dict) -> Meter:
 def speech_meter(speech: SpeechRequest, model: dict) -> Meter:
     """A speech request's sizing: its characters, and the most the provider may bill for them."""
     return Meter(prompt_estimate=len(speech.text), prompt_bound=speech_character_bound(speech.text))
+
+
+def embeddings_meter(embeddings: EmbeddingsRequest) -> Meter:
+    """An embeddings request's sizing: no output; its inputs' estimate (4 characters per token,
+    a token array its length) and the most any upstream can count for them (UTF-8 bytes, or the
+    array's length, plus the markers around each input)."""
+    inputs = embeddings.inputs
+    if embeddings.as_tokens:
+        estimate = bound = sum(len(ids) for ids in inputs)
+    else:
+        estimate = sum(tokens_from_chars(len(text)) for text in inputs)
+        bound = sum(len(text.encode()) for text in inputs)
+    return Meter(
+        prompt_estimate=estimate, prompt_bound=bound + EMBEDDING_INPUT_TOKENS * len(inputs)
+    )

@@ -21,6 +21,7 @@ from gateway import (
     background,
     billing_calls,
     capacity,
+    catalogue,
     checkpoints,
     limits,
     max_cost,
@@ -76,12 +77,7 @@ async def run(scope, receive, out: Response, endpoint: Endpoint) -> None:
 
 
 # The endpoint that serves each modality, for the 400 of a model sent to the wrong one.
-MODALITY_PATHS = {
-    "chat": "/v1/chat/completions or /v1/messages",
-    "speech": "/v1/audio/speech",
-    "embedding": "/v1/embeddings",
-    "rerank": "/v1/rerank",
-}
+MODALITY_PATHS = {modality: " or ".join(paths) for modality, paths in catalogue.ENDPOINTS.items()}
 
 
 async def route(
@@ -105,7 +101,8 @@ async def route(
         if how is not None:
             shown = f"'{requested}' (an alias of {shown})"
         raise bad_request(
-            f"{shown} is a {model['modality']} model: send it to "
+            f"{shown} is {'an' if model['modality'][0] in 'aeiou' else 'a'} {model['modality']} "
+            "model: send it to "
             f"{MODALITY_PATHS[model['modality']]} (GET /v1/models lists each model's endpoint)."
         )
     alias = () if how is None else tuple(model_aliases.header(requested, model["model_id"], how))

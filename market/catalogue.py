@@ -7,8 +7,9 @@ prices, context and capabilities are the contract's table ("Models & Pricing") e
 
 Upstream base URLs and model names are the providers' published ones (docs/catalogue.md): DeepSeek
 answers the OpenAI wire format at https://api.deepseek.com (`/chat/completions`, `/models`),
-MiniMax at https://api.minimax.io/v1 (`/chat/completions`, `/models`, and T2A v2 at `/t2a_v2`),
-Jina AI at https://api.jina.ai/v1 (`/rerank`, billed per token of the pairs it scores).
+MiniMax at https://api.minimax.io/v1 (`/chat/completions`, `/models`, T2A v2 at `/t2a_v2` and
+its native embeddings at `/embeddings`), Jina AI at https://api.jina.ai/v1 (`/rerank`, billed per
+token of the pairs it scores).
 DeepSeek retired the names `deepseek-chat` and `deepseek-reasoner` on 2026-07-24; both are now
 `deepseek-v4-flash`, without and with thinking mode (which is on unless the request turns it off).
 """
@@ -81,6 +82,10 @@ MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         "jina/jina-reranker-v2-base-multilingual", "jina", "jina-reranker-v2-base-multilingual",
         None, ("rerank", "multilingual"), Modality.RERANK, PriceUnit.TOKEN, "0.05", "0",
+    ),
+    ModelSpec(  # MiniMax's list price, not the contract's (docs/catalogue.md, "Embeddings")
+        "minimax/embo-01", "minimax", "embo-01", None, ("embedding",),
+        Modality.EMBEDDING, PriceUnit.TOKEN, "0.07", "0",
     ),
 )  # fmt: skip
 

@@ -60,6 +60,14 @@ DEMO_LISTINGS = [
         ["jina/jina-reranker-v2-base-multilingual"],
     ),
     (
+        "MiniMax embeddings",
+        "minimax",
+        "sim-minimax-embed?ttft_ms=40",
+        True,
+        85,
+        ["minimax/embo-01"],
+    ),
+    (
         "DeepSeek capacity (expired key)",
         "deepseek",
         "sim-deepseek-expired?reject=401",

@@ -3,7 +3,8 @@
 A chat listing is probed with a one-token completion (`max_tokens: 1`) on its cheapest chat model,
 which also proves the key has balance; a rerank listing without chat models with a ranking of one
 one-word document (a few tokens, also proving the balance: Jina has no free call that checks a
-key); any other listing with GET /models (free).
+key); any other listing (speech or embeddings only) with GET /models (free): a probe never sends
+chat to a listing that does not sell it.
 Every listing is probed at most once per DRAGONFLY_PROBE_INTERVAL_SECONDS, however many beat
 processes run: the prober takes `SET df:probe:lock:<id> NX EX <interval>` first. Verification
 probes (new or re-keyed listings) do not wait for that lock (a new key must be checked now) but

@@ -31,10 +31,13 @@ MODELS: tuple[tuple[str, str], ...] = (
 )
 
 Handler = Callable[[Ctx, dict], Coroutine[Any, Any, None]] | None
+# Whether a route answers errors in MiniMax's way (HTTP 200, base_resp): always, never, or as the
+# body says (/embeddings speaks MiniMax's native shape when the body has `texts`).
+InBody = bool | Callable[[bytes], bool]
 # route (without the optional /v1 prefix) -> (method, handler, speaks MiniMax's in-body errors)
-API_ROUTES: dict[str, tuple[str, Handler, bool]] = {
+API_ROUTES: dict[str, tuple[str, Handler, InBody]] = {
     "/chat/completions": ("POST", chat.handle, False),
-    "/embeddings": ("POST", embeddings.handle, False),
+    "/embeddings": ("POST", embeddings.handle, embeddings.speaks_minimax),
     "/models": ("GET", None, False),
     "/rerank": ("POST", rerank.handle, False),
     "/t2a_v2": ("POST", speech.handle, True),
@@ -105,8 +108,9 @@ class SimulatorApp:
         else:
             await ctx.error(404, f"no route for {path}", code="not_found")
 
-    async def _api(self, ctx: Ctx, api: tuple[str, Handler, bool]) -> None:
-        method, handler, minimax = api
+    async def _api(self, ctx: Ctx, api: tuple[str, Handler, InBody]) -> None:
+        method, handler, in_body = api
+        minimax = in_body(ctx.body) if callable(in_body) else in_body
         scope = ctx.scope
         if scope["method"] != method:
             await ctx.error(405, f"use {method} for {scope['path']}", code="method_not_allowed")

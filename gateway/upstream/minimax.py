@@ -1,4 +1,7 @@
-"""MiniMax text-to-speech (T2A v2): OpenAI's /v1/audio/speech translated to POST {base}/t2a_v2.
+"""MiniMax's own wire formats: text-to-speech (T2A v2), OpenAI's /v1/audio/speech translated to
+POST {base}/t2a_v2; and embeddings, OpenAI's /v1/embeddings translated to MiniMax's native
+POST {base}/embeddings (`{"model", "texts", "type": "db" | "query"}`, answered with `vectors`,
+`total_tokens` and `base_resp`; docs/gateway.md, "Embeddings").
 
 MiniMax answers errors with HTTP 200 and `base_resp.status_code != 0`: 1004 (auth) is treated like
 an upstream 401 and 1008 (no balance) like a 402, so market health suspends the listing; 1002 like
@@ -17,11 +20,18 @@ import orjson
 
 from gateway.request import SpeechRequest
 from gateway.upstream.base import UpstreamError, post, read_all, status_error
+from gateway.upstream.vectors import Embedded, embedded
 
 # MiniMax's in-body codes → the HTTP status they mean for health and failover.
 _STATUS_FOR_CODE = {1004: 401, 1008: 402, 1002: 429, 1001: 504, 2013: 400}
 _FORMAT = {"mp3": "mp3", "wav": "wav", "pcm": "pcm"}
 _MAX_BYTES = 256 * 1024 * 1024
+# MiniMax's embedding vectors have a fixed size (embo-01: 1536); it takes no `dimensions`.
+EMBEDDING_DIMENSIONS = 1536
+# OpenAI-shaped `input_type` (a Dragonfly extension) → MiniMax's `type`: vectors stored for
+# retrieval are "db", the texts searched with are "query" (MiniMax embeds the two differently).
+EMBEDDING_TYPES = {"document": "db", "query": "query"}
+_MAX_EMBEDDING_BYTES = 128 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +97,29 @@ async def speech(base_url: str, *, key: str, request: SpeechRequest, upstream_mo
     if not isinstance(characters, int) or characters < 0:
         characters = len(request.text)
     return Speech(audio=audio, characters=characters)
+
+
+def embeddings_body(texts: list[str], *, input_type: str, upstream_model: str) -> bytes:
+    return orjson.dumps(
+        {"model": upstream_model, "texts": texts, "type": EMBEDDING_TYPES[input_type]}
+    )
+
+
+async def embeddings_open(base_url: str, *, key: str, body: bytes):
+    return await post(f"{base_url}/embeddings", key=key, body=body)
+
+
+async def embeddings_read(response, *, count: int) -> Embedded:
+    """MiniMax's answer: `vectors` (one per text), `total_tokens` (what it bills), or an in-body
+    error in `base_resp` (HTTP 200), raised as the status it stands for."""
+    raw = await read_all(response, max_bytes=_MAX_EMBEDDING_BYTES, what="the embeddings")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise UpstreamError("response was not JSON") from None
+    failure = in_body_error(data)
+    if failure is not None:
+        raise failure
+    if not isinstance(data, dict):
+        raise UpstreamError("response was not an embeddings answer")
+    return embedded(data.get("vectors"), count=count, tokens=data.get("total_tokens"))

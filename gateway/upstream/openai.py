@@ -1,4 +1,5 @@
-"""The OpenAI-compatible chat wire format: request body, plain responses and SSE event streams."""
+"""The OpenAI-compatible wire format: chat (request body, plain responses and SSE event streams)
+and embeddings."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import orjson
 
 from gateway.upstream.base import UpstreamError, get, post, read_all
 from gateway.upstream.minimax import in_body_error
+from gateway.upstream.vectors import Embedded, embedded
 
 DONE = b"[DONE]"
 _MAX_PLAIN_BYTES = 64 * 1024 * 1024
@@ -78,6 +80,40 @@ async def models_list(
     if not isinstance(data, dict) or "data" not in data:
         raise UpstreamError("response was not a model list")
     return data
+
+
+def embeddings_body(
+    inputs: list, *, upstream_model: str, dimensions: int | None, user: str | None
+) -> bytes:
+    """Always asks for floats: the gateway encodes base64 itself, for every wire format alike."""
+    body: dict[str, Any] = {"model": upstream_model, "input": inputs, "encoding_format": "float"}
+    if dimensions is not None:
+        body["dimensions"] = dimensions
+    if user is not None:
+        body["user"] = user
+    return orjson.dumps(body)
+
+
+async def embeddings_open(base_url: str, *, key: str, body: bytes) -> aiohttp.ClientResponse:
+    return await post(f"{base_url}/embeddings", key=key, body=body)
+
+
+async def embeddings_read(response: aiohttp.ClientResponse, *, count: int) -> Embedded:
+    """`data[].embedding` put in `index` order; `usage.prompt_tokens` as the tokens counted."""
+    data = await _read_object(response)
+    if not isinstance(data, dict):
+        raise UpstreamError("response was not an embeddings list")
+    items = data.get("data")
+    if not isinstance(items, list) or not all(
+        isinstance(item, dict) and isinstance(item.get("index"), int) for item in items
+    ):
+        raise UpstreamError("response was not an embeddings list")
+    ordered = sorted(items, key=lambda item: item["index"])
+    if [item["index"] for item in ordered] != list(range(len(ordered))):
+        raise UpstreamError("response's embedding indexes were not 0..n-1")
+    usage = data.get("usage")
+    tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    return embedded([item.get("embedding") for item in ordered], count=count, tokens=tokens)
 
 
 async def events(response: aiohttp.ClientResponse) -> AsyncGenerator[list[bytes], None]:

@@ -40,6 +40,21 @@ def test_the_quick_start_shows_the_speech_example_beside_the_chat_one(buyer_clie
     assert html.index("/v1/chat/completions") < html.index("/v1/audio/speech")
 
 
+def test_the_quick_start_shows_an_embeddings_example_with_curl_and_the_sdk(buyer_client):
+    page = buyer_client.get(reverse("dashboard_quickstart"), HTTP_HOST="127.0.0.1:8000")
+    html = page.content.decode()
+    assert (page.context["embedding_model"], page.context["embedding_live"]) == (
+        "minimax/embo-01",
+        False,
+    )
+    assert "curl http://127.0.0.1:8000/v1/embeddings" in html
+    assert (
+        '"model": "minimax/embo-01", "input": ["The food was delicious", "and the waiter"]' in html
+    )
+    assert 'client.embeddings.create(\n    model="minimax/embo-01"' in html
+    assert html.index("/v1/audio/speech") < html.index("/v1/embeddings")
+
+
 def test_the_quick_start_shows_a_rerank_example_after_speech(buyer_client):
     page = buyer_client.get(reverse("dashboard_quickstart"), HTTP_HOST="127.0.0.1:8000")
     html = page.content.decode()

@@ -11,6 +11,7 @@ from accounts import keys, selectors
 from accounts.models import AccessKey, User
 from billing import selectors as billing_selectors
 from demo import identities as demo
+from market import catalogue
 from market.models import CatalogModel, Listing, Provider
 
 
@@ -65,4 +66,4 @@ def test_forced_seed_demo_outside_the_embedded_default_has_no_public_password(db
         [demo.DEMO_BUYER_EMAIL, demo.DEMO_OPERATOR_EMAIL, demo.DEMO_SELLER_EMAIL]
     )
     assert [u.has_usable_password() for u in users] == [False, False, False]
-    assert CatalogModel.objects.count() == 7
+    assert CatalogModel.objects.count() == len(catalogue.MODELS)

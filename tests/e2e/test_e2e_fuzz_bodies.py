@@ -5,7 +5,7 @@ Hypothesis generates three kinds of body for each of the five POST endpoints: (a
 values and bytes, (b) valid bodies with some fields replaced by garbage of any type (including
 integers past 64 bits, huge and tiny floats, arrays past their caps) or removed, or unknown ones
 added, and (c) arrays or objects nested 1 to 2,000 deep anywhere in a valid body. The buyer is
-funded and listings for the chat, speech and rerank models are live, so the valid ones are served by the
+funded and listings for the chat, speech, embedding and rerank models are live, so the valid ones are served by the
 simulator. Derandomized, so every run sends the same bodies. The summary line (bodies sent, 5xx
 seen, statuses per endpoint) is printed even without -s.
 
@@ -31,12 +31,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 CHAT_MODEL = "deepseek/deepseek-chat"
 SPEECH_MODEL = "minimax/speech-02-hd"
+EMBEDDING_MODEL = "minimax/embo-01"
 RERANK_MODEL = "jina/jina-reranker-v2-base-multilingual"
 SPEECH_DEFAULT = "minimax/speech-02-turbo"
 CHAT, SPEECH = "/v1/chat/completions", "/v1/audio/speech"
 MESSAGES, COUNT_TOKENS = "/v1/messages", "/v1/messages/count_tokens"
-RERANK = "/v1/rerank"
-ENDPOINTS = (CHAT, SPEECH, MESSAGES, COUNT_TOKENS, RERANK)
+EMBEDDINGS, RERANK = "/v1/embeddings", "/v1/rerank"
+ENDPOINTS = (CHAT, SPEECH, MESSAGES, COUNT_TOKENS, EMBEDDINGS, RERANK)
 DEEP = "__deeply_nested__"  # stands where a generated nesting is spliced into the encoded body
 SETTINGS = {
     "deadline": None,
@@ -91,6 +92,9 @@ KNOWN_KEYS = [
     "documents",
     "top_n",
     "return_documents",
+    "encoding_format",
+    "dimensions",
+    "input_type",
 ]
 HUGE = (2**63, 2**64, -(2**63) - 1, 10**30, -(10**400), 1e308, -1e308, 5e-324, 1.5, -0.0)
 scalars = (
@@ -268,12 +272,22 @@ rerank_body = st.lists(
         },
     )
 )
+embeddings_body = st.fixed_dictionaries(
+    {"model": st.just(EMBEDDING_MODEL), "input": words | st.lists(words, min_size=1, max_size=4)},
+    optional={
+        "encoding_format": st.sampled_from(["float", "base64"]),
+        "input_type": st.sampled_from(["document", "query"]),
+        "dimensions": st.just(1536),
+        "user": text,
+    },
+)
 VALID = {
     CHAT: chat_body,
     RERANK: rerank_body,
     SPEECH: speech_body,
     MESSAGES: messages_body,
     COUNT_TOKENS: count_tokens_body,
+    EMBEDDINGS: embeddings_body,
 }
 # Lengths that cross the caps (tools, stop, messages, content parts, tool calls, system blocks).
 CAP_LENGTHS = (5, 129, 257, 2049)
@@ -411,9 +425,11 @@ def fuzz(world):
     world.listing(key="sim-fuzz-chat", concurrency_cap=64)
     # Both speech models: a garbage model name goes to the platform default (speech-02-turbo)
     world.listing(key="sim-fuzz-tts", provider="minimax", models=(SPEECH_MODEL, SPEECH_DEFAULT))
+    world.listing(key="sim-fuzz-embed", provider="minimax", models=(EMBEDDING_MODEL,))
     world.listing(key="sim-fuzz-rerank", provider="jina", models=(RERANK_MODEL,))
     world.routable(CHAT_MODEL, 1)
     world.routable(SPEECH_MODEL, 1)
+    world.routable(EMBEDDING_MODEL, 1)
     world.routable(RERANK_MODEL, 1)
     headers = {"Authorization": f"Bearer {buyer.key}", "Content-Type": "application/json"}
     httpx_log = logging.getLogger("httpx")

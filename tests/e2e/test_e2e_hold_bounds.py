@@ -110,6 +110,38 @@ def test_a_greedy_upstream_never_bills_more_than_was_held(world, name, request_)
     call_command("ledger_check")
 
 
+EMBEDDING_CORPUS = [
+    ("cjk", [CJK]),
+    ("emoji", [EMOJI, "🐉"]),
+    ("digits", [DIGITS]),
+    ("many-short", ["a", "b", "c", "d"] * 100),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "texts"), EMBEDDING_CORPUS, ids=[name for name, _ in EMBEDDING_CORPUS]
+)
+def test_a_greedy_embeddings_upstream_never_bills_more_than_was_held(world, name, texts):
+    """MiniMax's native wire, counting every byte a token and two markers around each text."""
+    buyer = world.buyer(credit_usd="20")
+    model = "minimax/embo-01"
+    world.listing(key="sim-e2e-greedy-embed?greedy=1", provider="minimax", models=(model,))
+    world.routable(model, 1)
+    before = world.db(_overrun_total)
+    response = httpx.post(
+        world.server.url + "/v1/embeddings",
+        json={"model": model, "input": texts},
+        headers={"Authorization": f"Bearer {buyer.key}"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text[:300]
+    record = world.usage(response.headers["x-df-market-request-id"])
+    assert record.input_units == sum(len(t.encode()) + 2 for t in texts)  # the greedy count
+    assert world.db(_overrun_total) == before == (0, 0)
+    assert record.buyer_debit_nusd == record.cost_nusd > 0
+    assert world.wallet(buyer)["held_nusd"] == 0
+
+
 def test_without_the_cap_the_greedy_upstream_would_have_outrun_the_default_hold(world):
     """The corpus is adversarial: asked directly, with no max_tokens, the simulated upstream writes
     four times the default cap the gateway now sends."""

@@ -59,6 +59,7 @@ def test_models_list_through_the_sdk_shows_prices_context_capabilities_and_measu
         HD,
         "minimax/speech-02-turbo",
         "jina/jina-reranker-v2-base-multilingual",
+        "minimax/embo-01",
     }
     assert client.models.retrieve(MODEL).id == MODEL
     with pytest.raises(openai.NotFoundError):

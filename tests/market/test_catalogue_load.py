@@ -20,19 +20,18 @@ CONTRACT = {
     "minimax/speech-02-turbo": (None, None, None, "TTS (fast)"),
 }
 CONTEXT = {"128K": 128_000, "1M": 1_000_000, None: None}
-# Models beyond the contract's table, at their providers' published list prices (docs/catalogue.md):
-# provider, upstream name, capabilities, modality, unit, list input and output (nano-USD per M).
-BEYOND_CONTRACT = {
-    "jina/jina-reranker-v2-base-multilingual": (
-        "jina",
-        "jina-reranker-v2-base-multilingual",
-        ["rerank", "multilingual"],
-        "rerank",
-        "token",
-        50_000_000,
-        0,
+# Beyond the contract's table, at their providers' published list prices (docs/catalogue.md):
+# provider, upstream name, context, capabilities, modality, unit, list input and output (nano-USD
+# per million units).
+BEYOND = {
+    "minimax/embo-01": (
+        "minimax", "embo-01", None, ["embedding"], "embedding", "token", 70_000_000, 0,
     ),
-}
+    "jina/jina-reranker-v2-base-multilingual": (
+        "jina", "jina-reranker-v2-base-multilingual", None, ["rerank", "multilingual"], "rerank",
+        "token", 50_000_000, 0,
+    ),
+}  # fmt: skip
 
 
 def _capabilities(text):
@@ -75,17 +74,9 @@ def test_it_loads_the_contracts_models_with_the_real_providers_and_nothing_else(
         "jina": "https://api.jina.ai/v1",
     }
     rows = _rows()
-    assert sorted(rows) == sorted(CONTRACT | BEYOND_CONTRACT)
-    for model_id, (
-        provider,
-        upstream,
-        caps,
-        modality,
-        unit,
-        list_in,
-        list_out,
-    ) in BEYOND_CONTRACT.items():
-        assert rows[model_id] == (provider, upstream, None, caps, modality, unit, list_in, list_out)
+    assert sorted(rows) == sorted([*CONTRACT, *BEYOND])
+    for model_id, row in BEYOND.items():
+        assert rows[model_id] == row
     for model_id, (price_in, price_out, context, capabilities) in CONTRACT.items():
         provider, _upstream, context_tokens, caps, modality, unit, list_in, list_out = rows[
             model_id
@@ -111,12 +102,13 @@ def test_it_loads_the_contracts_models_with_the_real_providers_and_nothing_else(
         "minimax/speech-02-hd": "speech-02-hd",
         "minimax/speech-02-turbo": "speech-02-turbo",
         "jina/jina-reranker-v2-base-multilingual": "jina-reranker-v2-base-multilingual",
+        "minimax/embo-01": "embo-01",
     }
     assert (User.objects.count(), Listing.objects.count()) == (0, 0)
     assert "provider deepseek: created" in output
     assert "model minimax/speech-02-turbo: created" in output
     assert (
-        "Catalogue loaded: 10 created, 0 updated, 0 kept with local edits, 0 unchanged." in output
+        "Catalogue loaded: 11 created, 0 updated, 0 kept with local edits, 0 unchanged." in output
     )
 
 
@@ -127,7 +119,7 @@ def test_a_second_run_changes_nothing_and_says_so(db):
     assert _rows() == before
     assert "created" not in output.replace("0 created", "")
     assert (
-        "Nothing to change: 0 created, 0 updated, 0 kept with local edits, 10 unchanged." in output
+        "Nothing to change: 0 created, 0 updated, 0 kept with local edits, 11 unchanged." in output
     )
 
 
@@ -146,7 +138,7 @@ def test_an_operators_edits_are_kept_and_reported_until_update(db):
     assert "provider minimax: kept local base_url" in output
     assert "2 rows differ from the contract and were kept as they are; run with --update" in output
     assert (
-        "Nothing to change: 0 created, 0 updated, 2 kept with local edits, 8 unchanged." in output
+        "Nothing to change: 0 created, 0 updated, 2 kept with local edits, 9 unchanged." in output
     )
 
     output = _load("--update")
@@ -156,7 +148,7 @@ def test_an_operators_edits_are_kept_and_reported_until_update(db):
     assert (chat.is_active, chat.display_name) == (False, "DeepSeek V3")
     assert Provider.objects.get(slug="minimax").base_url == "https://api.minimax.io/v1"
     assert "model deepseek/deepseek-chat: updated list_input_nusd" in output
-    assert "Catalogue loaded: 0 created, 2 updated, 0 kept with local edits, 8 unchanged." in output
+    assert "Catalogue loaded: 0 created, 2 updated, 0 kept with local edits, 9 unchanged." in output
 
 
 def test_the_demo_loads_the_same_catalogue_pointed_at_the_simulator(db):

@@ -108,6 +108,33 @@ def test_a_seller_lists_jinas_reranker_and_the_probe_verifies_it_with_a_ranking(
         **{f"ask_input_{reranker.pk}": "0.06", f"ask_output_{reranker.pk}": "0"},
     )
     assert client.post("/seller/listings/new/", over).status_code == 200  # above the list price
+
+
+def test_a_seller_lists_minimaxs_embedding_model_and_its_verification_sends_no_chat(
+    client, seller, catalogue, sim
+):
+    embo = catalogue["minimax/embo-01"]
+    client.force_login(seller)
+    page = client.get("/seller/listings/new/").text
+    assert "minimax/embo-01" in page and f'name="ask_input_{embo.pk}"' in page
+    data = form_data(catalogue, name="My MiniMax embeddings", upstream_key="sim-portal-embed")
+    data.update(
+        provider=str(embo.provider_id),
+        models=[str(embo.pk)],
+        **{f"ask_input_{embo.pk}": "0.06", f"ask_output_{embo.pk}": "0"},
+    )
+    response = client.post("/seller/listings/new/", data)
+    assert response.status_code == 302, response.content
+    listing = Listing.objects.get(seller=seller)
+    assert listing.status == ListingStatus.ACTIVE
+    offer = ListingModel.objects.get(listing=listing)
+    assert (offer.model_id, offer.ask_input_nusd, offer.ask_output_nusd) == (embo.pk, 60_000_000, 0)
+    assert sim.app.registry.stats["sim-portal-embed"].last_path == "/models"
+
+    data[f"ask_input_{embo.pk}"] = "0.08"  # above MiniMax's $0.07 list price
+    data["name"] = "Too dear"
+    response = client.post("/seller/listings/new/", data)
+    assert response.status_code == 200
     assert Listing.objects.filter(seller=seller).count() == 1
 
 

@@ -82,6 +82,15 @@ def test_a_rerank_listing_whose_key_jina_refuses_is_suspended(seller, sim, statu
     assert listing.status == ListingStatus.SUSPENDED
 
 
+def test_an_embeddings_only_listing_is_probed_with_the_free_model_list_not_chat(seller, sim):
+    name = key_name()
+    listing_make(seller, key=name, provider="minimax", models=("minimax/embo-01",))
+    results = probes.probe_run()
+    assert [(r.ok, r.status_code) for r in results] == [(True, 200)]
+    stats = sim.app.registry.stats[name]
+    assert (stats.requests, stats.last_path) == (1, "/models")
+
+
 def test_a_new_listing_is_verified_by_a_probe_and_goes_live(seller, sim, task_calls):
     name = key_name()
     listing = listing_make(seller, key=name, status=ListingStatus.PENDING, verify=True)
@@ -246,6 +255,7 @@ def test_the_demo_seed_is_idempotent_and_its_dead_key_is_suspended_by_one_probe(
         "DeepSeek capacity B": "active",
         "MiniMax capacity": "active",
         "Jina rerank capacity": "active",
+        "MiniMax embeddings": "active",
         "DeepSeek capacity (expired key)": "suspended",
     }
 

@@ -105,3 +105,74 @@ def test_no_usage_knob_omits_usage(sim):
         body = embed(c, input="x")
 
     assert "usage" not in body
+
+
+def native(client, **payload):
+    response = client.post("/v1/embeddings", json={"model": "embo-01", **payload})
+    assert response.status_code == 200, response.text  # MiniMax: errors too come with HTTP 200
+    return response.json()
+
+
+def test_a_body_with_texts_is_answered_in_minimaxs_native_shape(client):
+    body = native(client, texts=["hello world", "Grüße"], type="db")
+
+    assert set(body) == {"vectors", "total_tokens", "base_resp"}
+    assert body["base_resp"] == {"status_code": 0, "status_msg": "success"}
+    assert body["total_tokens"] == 3 + 2  # ceil(11 / 4) + ceil(5 / 4)
+    assert [len(v) for v in body["vectors"]] == [1536, 1536]
+    for vector in body["vectors"]:
+        assert math.isclose(math.sqrt(sum(x * x for x in vector)), 1.0, rel_tol=1e-9)
+    again = native(client, texts=["Grüße"], type="db")
+    assert again["vectors"] == body["vectors"][1:]
+
+
+def test_a_query_text_is_embedded_differently_from_the_same_text_stored(client):
+    stored = native(client, texts=["cats"], type="db")["vectors"][0]
+    query = native(client, texts=["cats"], type="query")["vectors"][0]
+    assert stored != query
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"texts": [], "type": "db"},
+        {"texts": "hello", "type": "db"},
+        {"texts": ["ok", ""], "type": "db"},
+        {"texts": ["ok", 3], "type": "db"},
+        {"texts": ["ok"]},
+        {"texts": ["ok"], "type": "search"},
+        {"texts": ["ok"], "type": "db", "model": ""},
+    ],
+)
+def test_bad_native_parameters_are_minimaxs_in_body_2013(client, payload):
+    body = native(client, **payload)
+    assert body["base_resp"]["status_code"] == 2013
+    assert "vectors" not in body
+
+
+@pytest.mark.parametrize(("knob", "code"), [("reject=401", 1004), ("status=500", 1000)])
+def test_knob_errors_on_the_native_shape_come_in_the_body(sim, knob, code):
+    with httpx.Client(base_url=sim.url, headers={"Authorization": f"Bearer e?{knob}"}) as c:
+        response = c.post("/v1/embeddings", json={"model": "embo-01", "texts": ["x"], "type": "db"})
+    assert response.status_code == 200
+    assert response.json()["base_resp"]["status_code"] == code
+
+
+def test_knob_errors_on_the_openai_shape_stay_http_statuses(sim):
+    with httpx.Client(base_url=sim.url, headers={"Authorization": "Bearer e?reject=401"}) as c:
+        response = c.post("/v1/embeddings", json={"model": "embo-01", "input": "x"})
+    assert response.status_code == 401
+
+
+def test_no_usage_knob_omits_total_tokens_on_the_native_shape(sim):
+    with httpx.Client(base_url=sim.url, headers={"Authorization": "Bearer e?no_usage=1"}) as c:
+        body = native(c, texts=["x"], type="db")
+    assert "total_tokens" not in body and len(body["vectors"]) == 1
+
+
+def test_a_greedy_upstream_counts_every_byte_and_two_markers_per_input(sim):
+    with httpx.Client(base_url=sim.url, headers={"Authorization": "Bearer e?greedy=1"}) as c:
+        native_body = native(c, texts=["héllo", "你好"], type="db")
+        openai_body = embed(c, input=[[1, 2, 3], [4]])
+    assert native_body["total_tokens"] == (6 + 2) + (6 + 2)
+    assert openai_body["usage"]["prompt_tokens"] == (3 + 2) + (1 + 2)
