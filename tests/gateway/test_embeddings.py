@@ -206,7 +206,7 @@ BAD = [
 
 @pytest.mark.parametrize(("body", "message"), BAD)
 async def test_a_bad_body_is_a_400_with_no_hold_and_no_upstream_call(market, client, body, message):
-    buyer = await sync_to_async(buyer_make)()
+    buyer = await sync_to_async(buyer_make)(strict_models=True)  # unknown names stay 400
     await sync_to_async(_listing)("sim-emb-bad-body")
     await sync_to_async(lambda: listing_make(seller_make(), key="sim-emb-chat"))()
     response = await client.post("/v1/embeddings", headers=_auth(buyer), json=body)

@@ -150,7 +150,12 @@ async def test_models_lists_the_aliases_of_listed_models_and_answers_an_alias(ma
     assert aliases["gpt-4o"] == {"id": "gpt-4o", "alias_of": CHAT, "modality": "chat"}
     assert aliases["claude-sonnet-4-6"]["alias_of"] == CHAT
     assert "o3" not in aliases  # the reasoner has no live listing
-    assert listing["default_models"] == {"chat": CHAT, "speech": "minimax/speech-02-turbo"}
+    assert listing["default_models"] == {
+        "chat": CHAT,
+        "embedding": "minimax/embo-01",
+        "rerank": "jina/jina-reranker-v2-base-multilingual",
+        "speech": "minimax/speech-02-turbo",
+    }
     everything = (await client.get("/v1/models?all=true")).json()
     assert {a["id"]: a["alias_of"] for a in everything["aliases"]}["o3"] == (
         "deepseek/deepseek-reasoner"

@@ -405,7 +405,7 @@ BAD_RERANK = [
 async def test_bad_rerank_input_is_a_400_with_no_hold_and_no_upstream_call(
     market, client, body, message
 ):
-    buyer = await sync_to_async(buyer_make)()
+    buyer = await sync_to_async(buyer_make)(strict_models=True)  # unknown names stay 400
     await sync_to_async(_rerank_listing)("sim-rerank-bad-input")
     await sync_to_async(lambda: listing_make(seller_make(), key="sim-chat-bad-input"))()
     response = await client.post("/v1/rerank", headers=_auth(buyer), json=body)

@@ -186,7 +186,12 @@ def test_a_new_catalogue_gets_platform_defaults_and_the_operators_choice_is_kept
     defaults = dict(
         CatalogModel.objects.filter(platform_default=True).values_list("modality", "model_id")
     )
-    assert defaults == {"chat": "deepseek/deepseek-chat", "speech": "minimax/speech-02-turbo"}
+    assert defaults == {
+        "chat": "deepseek/deepseek-chat",
+        "embedding": "minimax/embo-01",
+        "rerank": "jina/jina-reranker-v2-base-multilingual",
+        "speech": "minimax/speech-02-turbo",
+    }
 
     catalogue_model_default_set(model_id="minimax/minimax-m2.5-highspeed")
     CatalogModel.objects.filter(modality="speech").update(platform_default=False)  # cleared
@@ -194,7 +199,11 @@ def test_a_new_catalogue_gets_platform_defaults_and_the_operators_choice_is_kept
     defaults = dict(
         CatalogModel.objects.filter(platform_default=True).values_list("modality", "model_id")
     )
-    assert defaults == {"chat": "minimax/minimax-m2.5-highspeed"}
+    assert defaults == {
+        "chat": "minimax/minimax-m2.5-highspeed",
+        "embedding": "minimax/embo-01",
+        "rerank": "jina/jina-reranker-v2-base-multilingual",
+    }
 
 
 def test_two_defaults_for_one_modality_are_refused_by_the_database(db):

@@ -243,8 +243,8 @@ def test_two_concurrent_probe_runs_probe_each_listing_once(seller, other_seller,
 def test_the_demo_seed_is_idempotent_and_its_dead_key_is_suspended_by_one_probe(catalogue, sim):
     first = listings_seed(upstream_url=sim.url)
     second = listings_seed(upstream_url=sim.url)
-    assert first.startswith("5 demo listings created, 5 in all")
-    assert second.startswith("0 demo listings created, 5 in all")
+    assert first.startswith("6 demo listings created, 6 in all")
+    assert second.startswith("0 demo listings created, 6 in all")
     names = dict(Listing.objects.values_list("name", "status"))
     assert set(names.values()) == {ListingStatus.ACTIVE}
     assert Listing.objects.get(name="DeepSeek capacity B").trusted is True
