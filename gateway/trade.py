@@ -42,7 +42,8 @@ logger = logging.getLogger("gateway")
 
 
 async def run(scope, receive, out: Response, endpoint: Endpoint) -> None:
-    """Serve one billed request (chat, Messages or speech) from its body to its settlement."""
+    """Serve one billed request (chat, Messages, speech, embeddings, rerank) from its body to its
+    settlement."""
     headers = request_map(scope)
     key = await auth.authenticate(headers, scope)
     data = request.parse_json_object(await request.read_body(scope, receive))
@@ -96,14 +97,15 @@ async def route(
     model, how = routing.resolve_model(
         requested, key["profile"], table.catalogue, modality=modality
     )
-    if model["modality"] != modality:
+    kind = model["modality"]
+    if kind != modality:
         shown = f"'{model['model_id']}'"
         if how is not None:
             shown = f"'{requested}' (an alias of {shown})"
+        article = "an" if kind[0] in "aeiou" else "a"
         raise bad_request(
-            f"{shown} is {'an' if model['modality'][0] in 'aeiou' else 'a'} {model['modality']} "
-            "model: send it to "
-            f"{MODALITY_PATHS[model['modality']]} (GET /v1/models lists each model's endpoint)."
+            f"{shown} is {article} {kind} model: send it to {MODALITY_PATHS[kind]} "
+            "(GET /v1/models lists each model's endpoint)."
         )
     alias = () if how is None else tuple(model_aliases.header(requested, model["model_id"], how))
     return Route(prefs, session, table, model, alias)
