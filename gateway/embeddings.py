@@ -20,8 +20,7 @@ from array import array
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from gateway import metering, proxy
-from gateway.body_limits import MAX_MODEL_CHARS
+from gateway import metering, proxy, request
 from gateway.call import Call
 from gateway.errors import bad_request
 from gateway.metering import Meter
@@ -68,7 +67,7 @@ def embeddings_from(data: dict) -> EmbeddingsRequest:
             raise bad_request(
                 f"'{name}' is not a field of /v1/embeddings (it takes {', '.join(FIELDS)})."
             )
-    model = _model(data.get("model"))
+    model = request.model_field(data)
     inputs, as_tokens = _inputs(data.get("input"))
     return EmbeddingsRequest(
         model=model,
@@ -79,16 +78,6 @@ def embeddings_from(data: dict) -> EmbeddingsRequest:
         user=_user(data.get("user")),
         input_type=_choice(data, "input_type", INPUT_TYPES),
     )
-
-
-def _model(model: object) -> str:
-    if not isinstance(model, str) or not model.strip():
-        raise bad_request(
-            "'model' is required and must be a non-empty string (see GET /v1/models)."
-        )
-    if len(model) > MAX_MODEL_CHARS:
-        raise bad_request(f"'model' must be at most {MAX_MODEL_CHARS} characters.")
-    return model.strip()
 
 
 def _inputs(value: object) -> tuple[list, bool]:

@@ -89,7 +89,8 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-def _model(data: dict) -> str:
+def model_field(data: dict) -> str:
+    """The body's `model`: a non-empty string of bounded length (every /v1 body has one)."""
     model = data.get("model")
     if not isinstance(model, str) or not model.strip():
         raise bad_request(
@@ -205,7 +206,7 @@ class ChatRequest:
 
 def chat_from(data: dict[str, Any]) -> ChatRequest:
     """Validates a chat.completions body (the buyer's, or one translated from another dialect)."""
-    model = _model(data)
+    model = model_field(data)
     prompt_chars = _messages(data)
     chat_fields.number_field(data, "temperature", 0, 2)
     chat_fields.number_field(data, "top_p", 0, 1)
@@ -253,7 +254,7 @@ class SpeechRequest:
 
 def speech_from(data: dict[str, Any]) -> SpeechRequest:
     """Validates an audio.speech body."""
-    model = _model(data)
+    model = model_field(data)
     text = data.get("input")
     if not isinstance(text, str) or not text.strip():
         raise bad_request("'input' is required and must be non-empty text (not only spaces).")

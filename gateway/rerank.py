@@ -46,7 +46,7 @@ class RerankRequest:
 def rerank_from(data: dict[str, Any]) -> RerankRequest:
     """Validates a rerank body; unknown fields (Cohere's `max_tokens_per_doc`, `rank_fields`) are
     ignored."""
-    model = request._model(data)
+    model = request.model_field(data)
     query = data.get("query")
     if not isinstance(query, str) or not query.strip():
         raise bad_request("'query' is required and must be non-empty text (not only spaces).")

@@ -74,11 +74,10 @@ def t2a_body(request: SpeechRequest, *, upstream_model: str) -> bytes:
     )
 
 
-async def speech(base_url: str, *, key: str, request: SpeechRequest, upstream_model: str) -> Speech:
-    response = await post(
-        f"{base_url}/t2a_v2", key=key, body=t2a_body(request, upstream_model=upstream_model)
-    )
-    raw = await read_all(response, max_bytes=_MAX_BYTES, what="the audio")
+async def read_answer(response, *, max_bytes: int, what: str) -> object:
+    """A plain JSON answer read to its end (capped); a body that is not JSON or that carries an
+    in-body error is an UpstreamError."""
+    raw = await read_all(response, max_bytes=max_bytes, what=what)
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -86,6 +85,16 @@ async def speech(base_url: str, *, key: str, request: SpeechRequest, upstream_mo
     failure = in_body_error(data)
     if failure is not None:
         raise failure
+    return data
+
+
+async def speech(base_url: str, *, key: str, request: SpeechRequest, upstream_model: str) -> Speech:
+    response = await post(
+        f"{base_url}/t2a_v2", key=key, body=t2a_body(request, upstream_model=upstream_model)
+    )
+    data = await read_answer(response, max_bytes=_MAX_BYTES, what="the audio")
+    if not isinstance(data, dict):
+        raise UpstreamError("response carried no decodable audio")
     try:
         audio = bytes.fromhex(data["data"]["audio"])
     except (KeyError, TypeError, ValueError):
@@ -112,14 +121,7 @@ async def embeddings_open(base_url: str, *, key: str, body: bytes):
 async def embeddings_read(response, *, count: int) -> Embedded:
     """MiniMax's answer: `vectors` (one per text), `total_tokens` (what it bills), or an in-body
     error in `base_resp` (HTTP 200), raised as the status it stands for."""
-    raw = await read_all(response, max_bytes=_MAX_EMBEDDING_BYTES, what="the embeddings")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise UpstreamError("response was not JSON") from None
-    failure = in_body_error(data)
-    if failure is not None:
-        raise failure
+    data = await read_answer(response, max_bytes=_MAX_EMBEDDING_BYTES, what="the embeddings")
     if not isinstance(data, dict):
         raise UpstreamError("response was not an embeddings answer")
     return embedded(data.get("vectors"), count=count, tokens=data.get("total_tokens"))

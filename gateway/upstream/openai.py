@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from gateway.upstream.base import UpstreamError, get, post, read_all
-from gateway.upstream.minimax import in_body_error
+from gateway.upstream.base import UpstreamError, get, post
+from gateway.upstream.minimax import read_answer
 from gateway.upstream.vectors import Embedded, embedded
 
 DONE = b"[DONE]"
@@ -51,17 +51,7 @@ async def chat_open(
 
 
 async def _read_object(response: aiohttp.ClientResponse) -> object:
-    """A plain JSON answer read to its end (capped); a body that is not JSON or that carries an
-    in-body error is an UpstreamError."""
-    raw = await read_all(response, max_bytes=_MAX_PLAIN_BYTES, what="the response")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise UpstreamError("response was not JSON") from None
-    failure = in_body_error(data)
-    if failure is not None:
-        raise failure
-    return data
+    return await read_answer(response, max_bytes=_MAX_PLAIN_BYTES, what="the response")
 
 
 async def read_json(response: aiohttp.ClientResponse) -> dict:
