@@ -22,6 +22,7 @@ from gateway import (
     catalogue,
     dialects,
     embeddings,
+    key_info,
     limit_headers,
     metering,
     process,
@@ -137,6 +138,8 @@ _EXACT = {
     "/v1/rerank": ("POST", rerank_documents),
     "/v1/embeddings": ("POST", embeddings_create),
     "/v1/models": ("GET", models),
+    "/v1/key": ("GET", key_info.key),
+    "/v1/credits": ("GET", key_info.credits),
 }
 
 
