@@ -71,3 +71,15 @@ def buyer_make(
     if not verified:
         EmailAddress.objects.filter(user=user).update(verified=False)
     return Buyer(user=user, key=secret, key_id=key.pk)
+
+
+async def drained() -> None:
+    """Wait until the gateway's background work (capacity, health reports, spawned tasks, passive
+    health) has landed, so a test reads what a request wrote."""
+    from gateway import background, capacity, health_reports
+    from market.health_passive import background_drain
+
+    await capacity.flush()
+    await health_reports.flush()
+    await background.drain()
+    await background_drain()

@@ -12,7 +12,7 @@ from billing.money import cost_nusd, fee_nusd
 from billing.selectors import earnings_summary, fee_profile_for_seller, wallet_summary
 from gateway.metering import EMBEDDING_INPUT_TOKENS
 from market.models import CatalogModel, Listing, Modality, PriceUnit, Provider
-from tests.gateway.factories import buyer_make
+from tests.gateway.factories import buyer_make, drained
 from tests.market.factories import listing_make, seller_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,18 +29,8 @@ def _listing(key, **kwargs):
     return listing_make(seller_make(), key=key, provider="minimax", models=(EMBO,), **kwargs)
 
 
-async def _drained():
-    from gateway import background, capacity, health_reports
-    from market.health_passive import background_drain
-
-    await capacity.flush()
-    await health_reports.flush()
-    await background.drain()
-    await background_drain()
-
-
 async def _record(request_id):
-    await _drained()
+    await drained()
     return await sync_to_async(UsageRecord.objects.filter(request_id=request_id).first)()
 
 

@@ -10,7 +10,7 @@ from django.conf import settings
 
 from billing.models import Hold, UsageRecord
 from redis_clients.clients import get_redis
-from tests.gateway.factories import buyer_make
+from tests.gateway.factories import buyer_make, drained
 from tests.market.factories import listing_make, seller_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,16 +28,6 @@ def _body(max_tokens=100, **extra):
     return {"model": MODEL, "messages": HELLO, "max_tokens": max_tokens, **extra}
 
 
-async def _drained():
-    from gateway import background, capacity, health_reports
-    from market.health_passive import background_drain
-
-    await capacity.flush()
-    await health_reports.flush()
-    await background.drain()
-    await background_drain()
-
-
 async def test_a_key_that_has_spent_its_limit_is_refused_with_403_naming_the_keys_page(
     market, client
 ):
@@ -47,7 +37,7 @@ async def test_a_key_that_has_spent_its_limit_is_refused_with_403_naming_the_key
     await sync_to_async(lambda: listing_make(seller_make(), key="sim-spend?tokens=10"))()
     first = await client.post("/v1/chat/completions", headers=_auth(buyer), json=_body())
     assert first.status_code == 200, first.text
-    await _drained()
+    await drained()
     record = await sync_to_async(UsageRecord.objects.get, thread_sensitive=False)(
         request_id=first.headers["x-df-market-request-id"]
     )
@@ -73,7 +63,7 @@ async def test_the_same_process_refuses_at_once_without_waiting_for_the_cache(ma
     assert (
         await client.post("/v1/chat/completions", headers=_auth(buyer), json=_body())
     ).status_code == 200
-    await _drained()
+    await drained()
     refused = await client.post("/v1/messages", headers=_auth(buyer), json=_body())
     assert refused.status_code == 403
     assert refused.json()["error"]["type"] == "permission_error"
@@ -111,7 +101,7 @@ async def test_a_listing_at_its_concurrency_cap_is_skipped_for_the_next(market, 
     first = await slow
     assert first.headers["x-df-market-listing-id"] == str(cheap.pk)
     assert second.headers["x-df-market-listing-id"] == str(other.pk)
-    await _drained()
+    await drained()
     assert get_redis().zcard(f"cap:inflight:{cheap.pk}") == 0  # the slot was given back
     third = await client.post("/v1/chat/completions", headers=_auth(buyer), json=_body())
     assert third.headers["x-df-market-listing-id"] == str(cheap.pk)
@@ -165,7 +155,7 @@ async def test_a_plain_success_reports_ttft_and_throughput_to_market_health(mark
     )()
     response = await client.post("/v1/chat/completions", headers=_auth(buyer), json=_body())
     assert response.status_code == 200
-    await _drained()
+    await drained()
     view = health_get(listing.pk)
     assert view.ttft_p50_ms is not None and view.ttft_p50_ms >= 300
     assert view.tps_p50 is not None and 0 < view.tps_p50 <= 20 / 0.3

@@ -6,7 +6,7 @@ from django.test import override_settings
 
 from billing.models import UsageRecord
 from billing.selectors import wallet_summary
-from tests.gateway.factories import buyer_make
+from tests.gateway.factories import buyer_make, drained
 from tests.market.factories import listing_make, seller_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -16,16 +16,6 @@ HELLO = [{"role": "user", "content": "Hello!"}]
 
 def _auth(buyer):
     return {"Authorization": f"Bearer {buyer.key}"}
-
-
-async def _drained():
-    from gateway import background, capacity, health_reports
-    from market.health_passive import background_drain
-
-    await capacity.flush()
-    await health_reports.flush()
-    await background.drain()
-    await background_drain()
 
 
 def _events(text: str) -> list[str]:
@@ -42,7 +32,7 @@ async def _assert_only_good_billed(response, buyer, broken, good):
     from market.health import health_get
 
     assert response.headers["x-df-market-listing-id"] == str(good.pk)
-    await _drained()
+    await drained()
     records = await sync_to_async(lambda: list(UsageRecord.objects.filter(buyer=buyer.user)))()
     assert [(r.listing_id, r.request_id) for r in records] == [
         (good.pk, response.headers["x-df-market-request-id"])
@@ -119,7 +109,7 @@ async def test_keepalive_comments_before_the_first_token_are_tolerated(market, c
     events = _events(response.text)
     assert events[-1] == "[DONE]"
     assert '"completion_tokens":6' in events[-2]
-    await _drained()
+    await drained()
     record = await sync_to_async(UsageRecord.objects.get)(
         request_id=response.headers["x-df-market-request-id"]
     )
@@ -139,7 +129,7 @@ async def test_a_stream_without_upstream_usage_is_billed_one_token_per_content_c
         json={"model": MODEL, "messages": HELLO, "stream": True},
     )
     assert response.status_code == 200
-    await _drained()
+    await drained()
     record = await sync_to_async(UsageRecord.objects.get)(
         request_id=response.headers["x-df-market-request-id"]
     )

@@ -12,7 +12,7 @@ from gateway.metering import worst_case_nusd
 from market.models import Listing
 from simulator.rerank import greedy_tokens, score
 from simulator.textgen import text_tokens
-from tests.gateway.factories import buyer_make
+from tests.gateway.factories import buyer_make, drained
 from tests.market.factories import listing_make, seller_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,18 +37,8 @@ def _rerank_listing(key, **kwargs):
     return listing_make(seller_make(), key=key, provider="jina", models=(MODEL,), **kwargs)
 
 
-async def _drained():
-    from gateway import background, capacity, health_reports
-    from market.health_passive import background_drain
-
-    await capacity.flush()
-    await health_reports.flush()
-    await background.drain()
-    await background_drain()
-
-
 async def _record(request_id):
-    await _drained()
+    await drained()
     return await sync_to_async(UsageRecord.objects.filter(request_id=request_id).first)()
 
 
@@ -296,7 +286,7 @@ async def test_a_provider_refusing_the_request_is_a_400_that_costs_no_listing_it
     )
     stats = market.app.stats()["keys"]
     assert (stats["sim-rerank-422"]["requests"], "sim-rerank-fine" in stats) == (1, False)
-    await _drained()
+    await drained()
     assert (await sync_to_async(health_get)(first.pk)).last_fail_at is None
     assert await sync_to_async(UsageRecord.objects.filter(buyer=buyer.user).count)() == 0
     summary = await sync_to_async(wallet_summary)(user=buyer.user)

@@ -8,7 +8,7 @@ from billing.money import cost_nusd, fee_nusd
 from billing.selectors import earnings_summary, fee_profile_for_seller, wallet_summary
 from market.models import Listing
 from simulator.mp3 import mp3_info
-from tests.gateway.factories import buyer_make
+from tests.gateway.factories import buyer_make, drained
 from tests.market.factories import listing_make, seller_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,18 +24,8 @@ def _speech_listing(key, **kwargs):
     return listing_make(seller_make(), key=key, provider="minimax", models=(HD,), **kwargs)
 
 
-async def _drained():
-    from gateway import background, capacity, health_reports
-    from market.health_passive import background_drain
-
-    await capacity.flush()
-    await health_reports.flush()
-    await background.drain()
-    await background_drain()
-
-
 async def _record(request_id):
-    await _drained()
+    await drained()
     return await sync_to_async(UsageRecord.objects.filter(request_id=request_id).first)()
 
 
@@ -280,7 +270,7 @@ async def test_minimax_refusing_the_text_as_invalid_is_a_400_that_costs_no_listi
     }
     stats = market.app.stats()["keys"]
     assert (stats["sim-tts-2013a"]["requests"], "sim-tts-2013b" in stats) == (1, False)
-    await _drained()
+    await drained()
     assert (await sync_to_async(health_get)(first.pk)).last_fail_at is None
     assert await sync_to_async(UsageRecord.objects.filter(buyer=buyer.user).count)() == 0
     summary = await sync_to_async(wallet_summary)(user=buyer.user)

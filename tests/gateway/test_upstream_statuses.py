@@ -7,7 +7,7 @@ from gateway.upstream import statuses
 from gateway.upstream.base import status_error
 from gateway.upstream.minimax import in_body_error
 from gateway.upstream.statuses import Kind, kind_of
-from tests.gateway.factories import buyer_make
+from tests.gateway.factories import buyer_make, drained
 from tests.market.factories import listing_make, seller_make
 
 MODEL = "deepseek/deepseek-chat"
@@ -95,16 +95,6 @@ def test_descriptions_are_ours_and_name_the_status():
     ]
 
 
-async def _drained():
-    from gateway import background, capacity, health_reports
-    from market.health_passive import background_drain
-
-    await capacity.flush()
-    await health_reports.flush()
-    await background.drain()
-    await background_drain()
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("status", [400, 401, 404, 409, 429, 503])
 async def test_the_gateway_and_a_probe_count_a_status_the_same_way(market, client, status):
@@ -126,7 +116,7 @@ async def test_the_gateway_and_a_probe_count_a_status_the_same_way(market, clien
         headers={"Authorization": f"Bearer {buyer.key}"},
         json={"model": MODEL, "messages": [{"role": "user", "content": "Hello!"}]},
     )
-    await _drained()
+    await drained()
     [result] = await sync_to_async(probes.probe_run)(listing_ids=[probed.pk])
 
     assert response.status_code == (200 if statuses.fails_over(status) else 400), response.text
