@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.models import F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import Case, F, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -132,6 +132,14 @@ def _violations(*, progress: Progress, chunk: int, using: str) -> list[str]:
         .annotate(s=Sum("debited_nusd"))
         .values("s")
     )
+    spent_sum = (  # a wallet's debits for requests not refunded (the cached spent_nusd)
+        UsageRecord.objects.using(using)
+        .filter(buyer_id=OuterRef("user_id"), refunded_at__isnull=True)
+        .order_by()
+        .values("buyer_id")
+        .annotate(s=Sum("buyer_debit_nusd"))
+        .values("s")
+    )
     accounts = (
         LedgerAccount.objects.using(using)
         .filter(kind__in=USER_ACCOUNT_KINDS)
@@ -139,6 +147,10 @@ def _violations(*, progress: Progress, chunk: int, using: str) -> list[str]:
             entries_nusd=Coalesce(Subquery(entry_sum), Value(0)),
             active_held_nusd=Coalesce(Subquery(active_held), Value(0)),
             reversed_nusd=Coalesce(Subquery(reversed_sum), Value(0)),
+            debited_nusd=Case(
+                When(kind=AccountKind.WALLET, then=Coalesce(Subquery(spent_sum), Value(0))),
+                default=Value(0),
+            ),
         )
         .order_by("id")
     )
@@ -147,12 +159,12 @@ def _violations(*, progress: Progress, chunk: int, using: str) -> list[str]:
         rows = list(
             accounts.filter(id__gt=last_id).values_list(
                 "id", "kind", "user_id", "balance_nusd", "held_nusd", "entries_nusd",
-                "active_held_nusd", "reversed_nusd",
+                "active_held_nusd", "reversed_nusd", "spent_nusd", "debited_nusd",
             )[:chunk]
         )  # fmt: skip
         if not rows:
             break
-        for pk, kind, user_id, balance, held, total, active, reversed_nusd in rows:
+        for pk, kind, user_id, balance, held, total, active, reversed_nusd, spent, debited in rows:
             if balance != total:
                 problems.append(
                     f"account #{pk} ({kind} of user {user_id}) caches {balance} but its entries "
@@ -160,6 +172,11 @@ def _violations(*, progress: Progress, chunk: int, using: str) -> list[str]:
                 )
             if held != active:
                 problems.append(f"account #{pk} holds {held} but its active holds sum to {active}")
+            if kind == AccountKind.WALLET and spent != debited:
+                problems.append(
+                    f"wallet #{pk} of user {user_id} caches lifetime spend {spent} but its "
+                    f"unrefunded requests were debited {debited}"
+                )
             if kind == AccountKind.WALLET and total - held < 0 and (held or -total > reversed_nusd):
                 problems.append(
                     f"wallet #{pk} of user {user_id} has negative available balance {total - held}"

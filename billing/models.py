@@ -45,6 +45,9 @@ class LedgerAccount(models.Model):
     )
     balance_nusd = models.BigIntegerField(default=0, help_text="Cached sum of entries.")
     held_nusd = models.BigIntegerField(default=0, help_text="Reserved by active holds (wallets).")
+    spent_nusd = models.BigIntegerField(
+        db_default=0, help_text="Wallets: lifetime debits for requests, less refunded ones."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -268,6 +271,11 @@ class UsageRecord(models.Model):
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     streamed = models.BooleanField(default=False)
     outcome = models.CharField(max_length=24, choices=Outcome.choices)
+    route = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The model asked, how it resolved, each listing tried, why it failed over.",
+    )
     transaction = models.OneToOneField(
         LedgerTransaction, null=True, blank=True, on_delete=models.PROTECT, related_name="usage"
     )

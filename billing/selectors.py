@@ -49,6 +49,12 @@ def _account(*, user, kind: str) -> LedgerAccount | None:
     return LedgerAccount.objects.filter(user=user, kind=kind).first()
 
 
+def lifetime_spent_nusd(*, user) -> int:
+    """What the wallet was debited for requests, less refunded ones (kept by the settlement)."""
+    wallet = LedgerAccount.objects.filter(user=user, kind=AccountKind.WALLET).only("spent_nusd")
+    return int(wallet.values_list("spent_nusd", flat=True).first() or 0)
+
+
 def lifetime_topups_nusd(*, user) -> int:
     """Paid top-ups less what Stripe took back from them (refunds, disputes): money that stayed."""
     paid = (

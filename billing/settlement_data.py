@@ -23,6 +23,9 @@ class Settlement:
     duration_ms: int | None
     streamed: bool
     outcome: str  # one of OUTCOMES
+    # What the money columns do not say: the model name sent, how it resolved, each listing tried
+    # and why it failed over (GET /v1/generation). Stored as given, on the usage record.
+    route: dict | None = None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
@@ -82,7 +83,8 @@ def hold_void_sql(*, request_id: str, reason: str) -> str:
 SETTLE_SQL = (
     "SELECT status, cost_nusd, buyer_debit_nusd, overrun_nusd, seller_credit_nusd, fee_nusd,"
     " fee_profile_id, fee_bps FROM df_settle_apply("
-    "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s,"
+    " %s)"
 )
 REPRICE_ATTEMPTS = 3  # an operator changing the seller's fee between two calls, twice: give up
 
@@ -115,8 +117,10 @@ def settle_fields(s: Settlement) -> dict[str, Any]:
 
 
 def settle_params(s: Settlement) -> tuple[Any, ...]:
-    """df_settle_apply's arguments in order."""
-    return (*settle_fields(s).values(), settings.DRAGONFLY_DEFAULT_FEE_BPS)
+    """df_settle_apply's arguments in order (the route as JSON text, cast to jsonb by SETTLE_SQL)."""
+    fields = settle_fields(s)
+    fields["route"] = None if s.route is None else orjson.dumps(s.route).decode()
+    return (*fields.values(), settings.DRAGONFLY_DEFAULT_FEE_BPS)
 
 
 def settle_repriced(s: Settlement, row: tuple[Any, ...]) -> bool:

@@ -11,11 +11,13 @@ embedded default), which books billing.pricing.price's figures.
 """
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from billing.errors import AlreadyDone, BillingError, InvalidAmount, InvalidState, NotFound
 from billing.models import (
     AccountKind,
+    LedgerAccount,
     LedgerTransaction,
     TransactionKind,
     UsageRecord,
@@ -52,6 +54,8 @@ def settlement_validate(settlement: Settlement) -> None:
     )
     _nonneg_int(settlement.input_units, what="Input units", maximum=MAX_UNITS)
     _nonneg_int(settlement.output_units, what="Output units", maximum=MAX_UNITS)
+    if settlement.route is not None and not isinstance(settlement.route, dict):
+        raise BillingError("A settlement's route must be a JSON object.")
     for name in ("ttft_ms", "duration_ms"):
         value = getattr(settlement, name)
         if value is not None:
@@ -115,6 +119,7 @@ def request_refund(*, request_id: str, reason: str, staff_user_id: int) -> Ledge
             raise AlreadyDone(f"Request {request_id} was already refunded.")
         if record.cost_nusd == 0:
             raise InvalidState(f"Request {request_id} cost nothing; there is nothing to refund.")
+        wallet = account_for_user(user_id=record.buyer_id, kind=AccountKind.WALLET)
         txn = ledger_post(
             kind=TransactionKind.REFUND,
             idempotency_key=f"refund:{request_id}",
@@ -122,10 +127,7 @@ def request_refund(*, request_id: str, reason: str, staff_user_id: int) -> Ledge
             memo=reason,
             created_by_id=staff_user_id,
             lines=[
-                (
-                    account_for_user(user_id=record.buyer_id, kind=AccountKind.WALLET),
-                    record.buyer_debit_nusd,
-                ),
+                (wallet, record.buyer_debit_nusd),
                 (account_platform(kind=AccountKind.OVERRUN), record.overrun_nusd),
                 (
                     account_for_user(user_id=record.seller_id, kind=AccountKind.EARNINGS),
@@ -133,6 +135,9 @@ def request_refund(*, request_id: str, reason: str, staff_user_id: int) -> Ledge
                 ),
                 (account_platform(kind=AccountKind.FEE_REVENUE), -record.fee_nusd),
             ],
+        )
+        LedgerAccount.objects.filter(pk=wallet.pk).update(
+            spent_nusd=F("spent_nusd") - record.buyer_debit_nusd
         )
         record.refunded_at = timezone.now()
         record.save(update_fields=["refunded_at"])

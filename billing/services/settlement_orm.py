@@ -78,6 +78,8 @@ def settle_orm(s: Settlement) -> SettleResult:
             )
         elif held_delta:
             LedgerAccount.objects.filter(pk=wallet.pk).update(held_nusd=F("held_nusd") + held_delta)
+        if debit:
+            LedgerAccount.objects.filter(pk=wallet.pk).update(spent_nusd=F("spent_nusd") + debit)
         if hold_active:
             assert hold is not None
             hold.status = HoldStatus.SETTLED
@@ -107,6 +109,7 @@ def settle_orm(s: Settlement) -> SettleResult:
             duration_ms=s.duration_ms,
             streamed=s.streamed,
             outcome=s.outcome,
+            route=s.route,
             transaction=txn,
         )
     if overrun:
