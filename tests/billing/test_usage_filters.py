@@ -201,7 +201,7 @@ GARBAGE = st.one_of(
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(param=st.sampled_from(["key", "model", "start", "end", "page", "format"]), value=GARBAGE)
 def test_garbage_in_any_parameter_is_never_a_500_nor_another_buyers_rows(history, param, value):  # noqa: F811
