@@ -3,6 +3,7 @@
 from django.urls import path
 
 from accounts import api
+from billing import api as billing_api
 
 urlpatterns = [
     path("account/", api.AccountSummaryApi.as_view(), name="api_account"),
@@ -23,6 +24,8 @@ urlpatterns = [
         api.ProfileDeleteApi.as_view(),
         name="api_profile_delete",
     ),
+    path("usage/", billing_api.UsageListApi.as_view(), name="api_usage_list"),
+    path("usage/export.csv", billing_api.UsageExportApi.as_view(), name="api_usage_export"),
     path("schema/", api.SchemaApi.as_view(), name="api_schema"),
     path("docs/", api.docs, name="api_docs"),
 ]

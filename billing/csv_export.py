@@ -64,6 +64,11 @@ USAGE = Export(
         "ttft_ms",
         "duration_ms",
         "refunded",
+        "key_id",
+        "key_name",
+        "key_prefix",
+        "provider",
+        "upstream_model",
     ],
     fields=(
         "created_at",
@@ -82,6 +87,12 @@ USAGE = Export(
         "ttft_ms",
         "duration_ms",
         "refunded_at",
+        # Annotations of billing.selectors.usage_list: export its queryset.
+        "access_key_id",
+        "key_name",
+        "key_prefix",
+        "provider_slug",
+        "upstream_model",
     ),
     row=lambda r: [
         _iso(r[0]),
@@ -93,6 +104,7 @@ USAGE = Export(
         r[13],
         r[14],
         r[15] is not None,
+        *r[16:21],
     ],
 )
 
@@ -263,9 +275,11 @@ def _attachment(content: AsyncIterator, filename: str) -> StreamingHttpResponse:
 
 
 def csv_response(
-    export: Export, queryset: QuerySet, *, date_range: ExportRange
+    export: Export, queryset: QuerySet, *, date_range: ExportRange | None = None
 ) -> StreamingHttpResponse:
-    """Stream `queryset` (already scoped to the user) as the CSV statement `export`."""
+    """Stream `queryset` (already scoped to the user, and filtered unless `date_range` narrows
+    it here) as the CSV statement `export`."""
+    date_range = date_range or ExportRange()
     return _attachment(_lines(export, queryset, date_range), export.filename)
 
 

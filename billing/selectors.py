@@ -2,12 +2,13 @@
 
 from collections.abc import Iterable
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from accounts.models import AccessKey
 from billing.export_range import ExportRange
 from billing.models import (
     AccountKind,
@@ -24,6 +25,9 @@ from billing.models import (
     UsageRecord,
 )
 from billing.signup_limits import signup_network
+
+if TYPE_CHECKING:
+    from billing.usage_filter import UsageFilter
 
 
 def fee_profile_for_seller(*, seller_id: int) -> tuple[int, int]:
@@ -143,8 +147,22 @@ def key_spent_nusd(*, access_key_id: int) -> int:
     return int(total or 0)
 
 
-def usage_list(*, buyer) -> QuerySet[UsageRecord]:
-    return UsageRecord.objects.filter(buyer=buyer).order_by("-created_at", "-id")
+def usage_list(*, buyer, filters: "UsageFilter | None" = None) -> QuerySet[UsageRecord]:
+    """The buyer's settled requests, newest first, narrowed by `filters` (validated by
+    billing.usage_filter: its key is one of the buyer's). Each row carries its key's name, prefix
+    and revocation time (None when it had no key or the key row is gone) and its provider's slug,
+    all in the one query that reads the rows: the usage record holds the key's id, not a
+    foreign key, so each is a subquery on the key's primary key."""
+    records = UsageRecord.objects.filter(buyer=buyer)
+    if filters is not None:
+        records = records.filter(**filters.lookups())
+    key = AccessKey.objects.filter(pk=OuterRef("access_key_id"), user_id=OuterRef("buyer_id"))
+    return records.annotate(
+        key_name=Subquery(key.values("name")[:1]),
+        key_prefix=Subquery(key.values("prefix")[:1]),
+        key_revoked_at=Subquery(key.values("revoked_at")[:1]),
+        provider_slug=F("listing__provider__slug"),
+    ).order_by("-created_at", "-id")
 
 
 def usage_get(*, buyer, request_id: str) -> UsageRecord | None:

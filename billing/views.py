@@ -28,8 +28,10 @@ from billing.csv_export import (
 from billing.errors import BillingError, NotFound, WebhookInvalid
 from billing.export_range import ExportRangeForm
 from billing.forms import PayoutRequestForm, TopUpForm
-from billing.models import AccountKind
+from billing.models import AccountKind, UsageRecord
 from billing.money import NUSD_PER_USD
+from billing.usage_filter import UsageFilterForm
+from bounded_numbers import parse as bounded
 
 logger = logging.getLogger(__name__)
 
@@ -122,14 +124,32 @@ def topup_cancel(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def usage(request: HttpRequest) -> HttpResponseBase:
-    records = selectors.usage_list(buyer=request.user)
+    """The buyer's requests, filtered by key, model and UTC days (billing.usage_filter), 50 a page;
+    `?format=csv` streams exactly the filtered rows. Bad filters: the page says why, with a 400
+    (the CSV a plain-text 400), and shows no rows."""
+    form = UsageFilterForm(request.GET, user=request.user)
+    valid = form.is_valid()
     if request.GET.get("format") == "csv":
-        return _export(request, USAGE, records)
+        if not valid:
+            return HttpResponseBadRequest(
+                f"Cannot export: {form.error_text()}", content_type="text/plain; charset=utf-8"
+            )
+        return csv_response(
+            USAGE, selectors.usage_list(buyer=request.user, filters=form.usage_filter())
+        )
+    records = (
+        selectors.usage_list(buyer=request.user, filters=form.usage_filter())
+        if valid
+        else UsageRecord.objects.none()
+    )
     return render(
         request,
         "billing/usage_list.html",
         {
-            "records": Paginator(records, 50).get_page(request.GET.get("page")),
+            "records": Paginator(records, 50).get_page(_page_number(request)),
+            "form": form,
+            "filtered": valid and bool(form.query_string()),
+            "filter_query": form.query_string() if valid else "",
             "nav": "usage",
             "chart": bar_chart_svg(
                 series=selectors.daily_requests(buyer=request.user),
@@ -137,7 +157,17 @@ def usage(request: HttpRequest) -> HttpResponseBase:
                 label=count_label,
             ),
         },
+        status=200 if valid else 400,
     )
+
+
+def _page_number(request: HttpRequest) -> int:
+    """`?page=` parsed with bounds; anything that is not a page number is the first page (the
+    paginator clamps a number past the end to the last)."""
+    try:
+        return bounded.int_text(request.GET.get("page") or "1", what="Page", low=1, high=10**9)
+    except bounded.NumberError:
+        return 1
 
 
 @login_required

@@ -8,7 +8,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.test import Client
 
-from billing import csv_export
+from billing import csv_export, selectors
 from billing.export_range import ExportRange
 from billing.models import UsageRecord
 from tests.billing.usage_bulk import usage_insert
@@ -116,7 +116,7 @@ def test_pages_cover_every_row_once_across_page_boundaries_and_equal_timestamps(
             page
             async for page in csv_export.pages(
                 csv_export.USAGE,
-                UsageRecord.objects.filter(buyer=buyer),
+                selectors.usage_list(buyer=buyer),  # USAGE reads its key annotations
                 date_range=ExportRange(),
                 page_rows=7,
             )

@@ -8,7 +8,7 @@ INSERT INTO billing_usagerecord (
     price_unit, ask_input_nusd, ask_output_nusd, input_units, output_units, cost_nusd,
     buyer_debit_nusd, overrun_nusd, seller_credit_nusd, fee_nusd, fee_bps, streamed, outcome,
     created_at)
-SELECT %(prefix)s || n, %(buyer)s, %(seller)s, %(listing)s, NULL, 'deepseek/deepseek-chat',
+SELECT %(prefix)s || n, %(buyer)s, %(seller)s, %(listing)s, %(key)s::bigint, %(model)s,
     'deepseek-chat', 'token', 400000, 1200000, 10 + n %% 7, 20 + n %% 5, 1000 + n,
     1000 + n, 0, 900 + n, 100, 1000, n %% 2 = 0, 'ok',
     %(first)s::timestamptz + (n - 1) * %(step)s::interval
@@ -17,10 +17,20 @@ FROM generate_series(1, %(count)s) AS n
 
 
 def usage_insert(
-    *, buyer, seller, listing, count: int, first: str, step: str = "1 second", prefix: str = "bulk-"
+    *,
+    buyer,
+    seller,
+    listing,
+    count: int,
+    first: str,
+    step: str = "1 second",
+    prefix: str = "bulk-",
+    key_id: int | None = None,
+    model: str = "deepseek/deepseek-chat",
 ) -> None:
     """`count` settled requests `step` apart from `first`: request n costs 1000 + n nano-USD,
-    n in 1..count, with 10 + n % 7 units in and 20 + n % 5 out."""
+    n in 1..count, with 10 + n % 7 units in and 20 + n % 5 out, made with `key_id` (None: no
+    key) for `model`."""
     with connection.cursor() as cursor:
         cursor.execute(
             INSERT,
@@ -32,5 +42,7 @@ def usage_insert(
                 "first": first,
                 "step": step,
                 "count": count,
+                "key": key_id,
+                "model": model,
             },
         )
