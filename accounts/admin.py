@@ -1,4 +1,5 @@
-"""Operator views of users, plans, routing profiles and access keys (never a key's secret)."""
+"""Operator views of users, plans, routing profiles, access keys and personal tokens (never a
+secret, nor its hash)."""
 
 from django import forms
 from django.contrib import admin
@@ -7,8 +8,15 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 
-from accounts import services, validation
-from accounts.models import AccessKey, OperatorAudit, Plan, RoutingProfile, User
+from accounts import services, tokens_services, validation
+from accounts.models import (
+    AccessKey,
+    OperatorAudit,
+    PersonalToken,
+    Plan,
+    RoutingProfile,
+    User,
+)
 
 
 @admin.register(User)
@@ -137,6 +145,46 @@ class AccessKeyAdmin(admin.ModelAdmin):
         for key in queryset:
             services.access_key_revoke(key=key)
         self.message_user(request, f"Revoked {queryset.count()} key(s).")
+
+
+@admin.register(PersonalToken)
+class PersonalTokenAdmin(admin.ModelAdmin):
+    """Buyers' management API tokens: who holds which scopes, and a way to revoke them."""
+
+    list_display = [
+        "name",
+        "prefix",
+        "user",
+        "scopes",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    ]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "prefix", "user__email"]
+    list_select_related = ["user"]
+    exclude = ["token_hash"]
+    readonly_fields = [
+        "user",
+        "name",
+        "prefix",
+        "scopes",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    ]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False  # a buyer makes their own in the dashboard, and sees the secret once
+
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
+    def revoke(self, request, queryset):
+        for token in queryset:
+            tokens_services.personal_token_revoke(token=token)
+        self.message_user(request, f"Revoked {queryset.count()} token(s).")
 
 
 @admin.register(OperatorAudit)

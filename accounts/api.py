@@ -1,4 +1,8 @@
-"""Management API for buyers (DRF, session auth + CSRF): account summary, keys, routing profiles."""
+"""Management API for buyers (DRF): account summary, keys, routing profiles.
+
+Two ways in: the dashboard's session (writes need the CSRF token) or a personal API token
+(`Authorization: Bearer df-pat-…`, no CSRF), which may read with the `read` scope and write only
+where a view names its scope in `required_scope` (accounts/tokens_drf.py)."""
 
 from __future__ import annotations
 
@@ -126,6 +130,8 @@ class KeyListApi(APIView):
 
 
 class KeyCreateApi(APIView):
+    required_scope = "keys:write"
+
     @extend_schema_serializer(component_name="KeyCreateInput")
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=80)
@@ -203,6 +209,8 @@ class KeyDetailApi(APIView):
 
 
 class KeyRevokeApi(APIView):
+    required_scope = "keys:write"
+
     @extend_schema(request=None, responses=KeyOutput)
     def post(self, request: Request, key_id: int) -> Response:
         key = services.access_key_revoke(key=_own_key(request, key_id))
@@ -294,6 +302,8 @@ class ProfileListApi(APIView):
 
 
 class ProfileCreateApi(APIView):
+    required_scope = "profiles:write"
+
     InputSerializer = ProfileInput
     OutputSerializer = ProfileOutput
 
@@ -326,6 +336,8 @@ class ProfileDetailApi(APIView):
 class ProfileUpdateApi(APIView):
     """PATCH semantics: fields left out keep their values."""
 
+    required_scope = "profiles:write"
+
     InputSerializer = ProfileInput
     OutputSerializer = ProfileOutput
 
@@ -346,6 +358,8 @@ class ProfileUpdateApi(APIView):
 
 
 class ProfileDeleteApi(APIView):
+    required_scope = "profiles:write"
+
     @extend_schema(request=None, responses={204: None})
     def delete(self, request: Request, profile_id: int) -> Response:
         profile = _own_profile(request, profile_id)
@@ -382,5 +396,10 @@ def docs(request: HttpRequest) -> HttpResponse:
                 }
             )
     components = schema.get("components", {}).get("schemas", {})
-    context = {"schema": schema, "operations": operations, "components": components}
+    context = {
+        "schema": schema,
+        "operations": operations,
+        "components": components,
+        "nav": "api_docs",
+    }
     return render(request, "accounts/api_docs.html", context)

@@ -1,4 +1,5 @@
-"""Management API URLs under /api/ (session auth with CSRF), the OpenAPI schema and its docs page."""
+"""Management API URLs under /api/ (session with CSRF, or a personal token), the OpenAPI schema and
+its docs page."""
 
 from django.urls import path
 

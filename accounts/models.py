@@ -1,8 +1,9 @@
-"""Buyers and sellers (one User model), plans, routing profiles and access keys."""
+"""Buyers and sellers (one User model), plans, routing profiles, access keys, personal tokens."""
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class UserManager(BaseUserManager):
@@ -171,6 +172,46 @@ class AccessKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class TokenScope(models.TextChoices):
+    """What a personal token may do on /api/ (accounts/tokens_drf.py enforces it)."""
+
+    READ = "read", "read: account, keys, profiles and usage"
+    KEYS_WRITE = "keys:write", "keys:write: create and revoke access keys"
+    PROFILES_WRITE = "profiles:write", "profiles:write: create, change and delete routing profiles"
+
+
+class PersonalToken(models.Model):
+    """A `df-pat-…` token for the management API (/api/), for scripts. Like an access key, only the
+    lookup prefix and the SHA-256 of the whole token are kept; `scopes` lists TokenScope values."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="personal_tokens")
+    name = models.CharField(max_length=80)
+    prefix = models.CharField(max_length=24, unique=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    scopes = models.JSONField(default=list)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "name"],
+                condition=Q(revoked_at__isnull=True),
+                name="live_token_name_per_user",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
 
 
 class OperatorAudit(models.Model):

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts import keys, selectors, validation
 from accounts.emails import email_canonicalize
-from accounts.models import AccessKey, Plan, RoutingProfile, User
+from accounts.models import AccessKey, PersonalToken, Plan, RoutingProfile, User
 
 DEFAULT_PROFILE_NAME = "Default"
 TOUCH_INTERVAL = timedelta(minutes=1)
@@ -284,11 +284,18 @@ def access_key_revoke(*, key: AccessKey) -> AccessKey:
 
 
 def access_key_touch(*, key_id: int) -> None:
-    """Record use, at most once a minute per key: a cache gate, then one conditional UPDATE."""
-    if not cache.add(f"accounts:key-touch:{key_id}", 1, int(TOUCH_INTERVAL.total_seconds())):
+    last_used_touch(model=AccessKey, row_id=key_id, cache_name="key")
+
+
+def last_used_touch(
+    *, model: type[AccessKey | PersonalToken], row_id: int, cache_name: str
+) -> None:
+    """Record a credential's use, at most once a minute: a cache gate, then one conditional UPDATE."""
+    gate = f"accounts:{cache_name}-touch:{row_id}"
+    if not cache.add(gate, 1, int(TOUCH_INTERVAL.total_seconds())):
         return
     now = timezone.now()
-    AccessKey.objects.filter(id=key_id).filter(
+    model.objects.filter(id=row_id).filter(
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - TOUCH_INTERVAL)
     ).update(last_used_at=now)
 

@@ -1,4 +1,5 @@
-"""Buyer dashboard pages: overview, quick start, keys, routing profiles, Trading Terms (thin views)."""
+"""Buyer dashboard pages: overview, quick start, keys, API tokens, routing profiles, Trading Terms
+(thin views)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from accounts import selectors, services
+from accounts import selectors, services, tokens_selectors, tokens_services
 from accounts.forms import AccessKeyForm, RoutingProfileForm, errors_apply
 from accounts.models import User
+from accounts.tokens_forms import PersonalTokenForm
 from billing.charts import bar_chart_svg
 
 BUYER = "buyer"
@@ -182,6 +184,52 @@ def key_revoke(request: AuthedRequest, key_id: int) -> HttpResponse:
         return render(request, "accounts/partials/_key_row.html", {"key": key})
     messages.success(request, f"Key “{key.name}” revoked. It stops working within seconds.")
     return redirect("dashboard_keys")
+
+
+def _tokens_page(
+    request: AuthedRequest, form: PersonalTokenForm, *, status: int = 200, **extra
+) -> HttpResponse:
+    context = {
+        "form": form,
+        "tokens": tokens_selectors.personal_token_list(user=request.user),
+        "nav": "tokens",
+        **extra,
+    }
+    return render(request, "accounts/token_list.html", context, status=status)
+
+
+@login_required
+@never_cache  # carries the new token's secret once
+@require_http_methods(["GET", "POST"])
+def tokens(request: AuthedRequest) -> HttpResponse:
+    """Personal API tokens for /api/: list, create (the secret is shown in this answer only)."""
+    if request.method == "GET":
+        return _tokens_page(request, PersonalTokenForm(initial={"scopes": ["read"]}))
+    form = PersonalTokenForm(request.POST)
+    if form.is_valid():
+        try:
+            token, secret = tokens_services.personal_token_create(
+                user=request.user, **form.service_kwargs()
+            )
+        except ValidationError as exc:
+            errors_apply(form, exc)
+        else:
+            fresh = PersonalTokenForm(initial={"scopes": ["read"]})
+            return _tokens_page(request, fresh, new_token=token, new_secret=secret)
+    return _tokens_page(request, form, status=400)
+
+
+@login_required
+@require_POST
+def token_revoke(request: AuthedRequest, token_id: int) -> HttpResponse:
+    token = tokens_selectors.personal_token_get(user=request.user, token_id=token_id)
+    if token is None:
+        raise Http404("No such token.")
+    token = tokens_services.personal_token_revoke(token=token)
+    if request.htmx:
+        return render(request, "accounts/partials/_token_row.html", {"token": token})
+    messages.success(request, f"Token “{token.name}” revoked. Requests with it are refused now.")
+    return redirect("dashboard_tokens")
 
 
 @login_required

@@ -309,9 +309,14 @@ CELERY_BEAT_SCHEDULE: dict = {}  # each app adds its periodic tasks in dragonfly
 # dragonfly/celery.py answers Celery's setup_logging signal, and the root logger stays ours.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# Personal tokens first: an anonymous request gets 401 with WWW-Authenticate: Bearer. The
+# permission holds a token to its scopes (accounts/tokens_drf.py); a session may do everything.
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.tokens_drf.PersonalTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.tokens_drf.TokenScopePermission"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 SPECTACULAR_SETTINGS = {

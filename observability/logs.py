@@ -7,9 +7,11 @@ import re
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
-# Buyer keys, bearer tokens and anything shaped like a provider key never reach a log line.
+# Buyer keys, personal API tokens, bearer tokens and anything shaped like a provider key never
+# reach a log line.
 _SECRET_PATTERNS = [
     re.compile(r"sk-df-[A-Za-z0-9_\-]+"),
+    re.compile(r"df-pat-[A-Za-z0-9_\-]+"),
     re.compile(r"(?i)(bearer\s+)[^\s\"',]+"),
     re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"),
     re.compile(

@@ -102,4 +102,6 @@ def test_anonymous_visitors_are_sent_to_login_or_refused(client, victim_objects)
     page = client.get(reverse("dashboard_keys"))
     assert page.status_code == 302
     assert page["Location"].startswith(reverse("account_login"))
-    assert client.get(reverse("api_key_list")).status_code == 403
+    refused = client.get(reverse("api_key_list"))
+    assert refused.status_code == 401
+    assert refused["WWW-Authenticate"] == 'Bearer realm="api"'

@@ -12,6 +12,13 @@ def test_it_redacts_buyer_keys_and_bearer_tokens():
     assert clean.count("[redacted]") == 3
 
 
+def test_it_redacts_personal_api_tokens_wherever_they_appear():
+    secret = "df-pat-" + "Ab1" * 13 + "Z"
+    clean = redact(f"pasted {secret} into a ticket; token={secret}")
+    assert "Ab1Ab1" not in clean
+    assert clean == "pasted [redacted] into a ticket; token=[redacted]"
+
+
 def test_the_filter_redacts_formatted_arguments():
     record = logging.LogRecord(
         "x", logging.INFO, __file__, 1, "key %s used", ("sk-df-zzzzzzzz",), None
