@@ -1,8 +1,9 @@
 """Management API URLs under /api/ (session auth with CSRF), the OpenAPI schema and its docs page."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from accounts import api
+from accounts.api_schema import NotFoundApi
 
 urlpatterns = [
     path("account/", api.AccountSummaryApi.as_view(), name="api_account"),
@@ -25,4 +26,7 @@ urlpatterns = [
     ),
     path("schema/", api.SchemaApi.as_view(), name="api_schema"),
     path("docs/", api.docs, name="api_docs"),
+    # Last: any other /api/ path is DRF's JSON 404, not Django's HTML page (accounts/api_schema.py);
+    # only paths ending in "/", so APPEND_SLASH still redirects "/api/keys" to "/api/keys/".
+    re_path(r"^.*/$", NotFoundApi.as_view(), name="api_not_found"),
 ]
