@@ -10,8 +10,11 @@ import jsonschema_rs
 import orjson
 import pytest
 import schemathesis
+from django.test import Client
+from django.urls import reverse
 
 from gateway import asgi, body_limits, embeddings, openapi, request, rerank
+from tests.gateway.factories import buyer_make
 
 # Documented ahead of their route, which another branch of issue 19 adds (item 3). The test below
 # fails once the route exists, so the entry is removed when the two meet.
@@ -87,3 +90,13 @@ async def test_it_serves_the_document_without_a_key_and_answers_304_to_its_etag(
     stale = await client.get("/v1/openapi.json", headers={"If-None-Match": '"old"'})
     assert stale.status_code == 200
     assert (await client.post("/v1/openapi.json")).status_code == 405
+
+
+@pytest.mark.django_db
+def test_the_quick_start_links_the_document():
+    buyer = buyer_make()
+    client = Client()
+    client.force_login(buyer.user)
+    page = client.get(reverse("dashboard_quickstart"), HTTP_HOST="127.0.0.1:8000")
+    assert page.status_code == 200
+    assert 'href="http://127.0.0.1:8000/v1/openapi.json"' in page.content.decode()
