@@ -8,9 +8,9 @@ simulator, so valid /v1 requests are served and billed for real. One exception t
 `market_unavailable` whose `constraints` name only filters the request itself chose (a generated
 `X-Provider-Only: x` removes every listing); that is the documented answer to the buyer's own
 constraints, not a server fault. Derandomized with bounded examples per operation (12 valid and
-12 invalid), so each run sends the same requests; /v1 takes about 2.5 minutes on 2 busy cores,
-most of it Hypothesis building Messages bodies, and /api/ about one. The summary (requests,
-statuses per operation) is printed even without -s. The /api/ session is a logged-in buyer's
+12 invalid, after the document's own examples), so each run sends the same requests; /v1 takes
+about 3 minutes on 2 busy cores, most of it Hypothesis building Messages bodies, and /api/ about
+one. The summary (requests, statuses per operation) is printed even without -s. The /api/ session is a logged-in buyer's
 cookie with Django's CSRF secret as cookie and header, what a browser script would send.
 """
 
@@ -39,7 +39,7 @@ from gateway import asgi
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.timeout(600),  # about 3 minutes for /v1 on 2 busy cores; most of it is generation
+    pytest.mark.timeout(600),  # /v1 takes about 3 minutes on 2 busy cores, most of it generation
 ]
 
 CHAT_MODEL = "deepseek/deepseek-chat"
