@@ -12,7 +12,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers, status
@@ -23,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services, validation
+from accounts.api_schema import ApiSchemaGenerator
 from accounts.models import AccessKey, PrivacyMode, RoutingProfile, RoutingStrategy
 from billing.money import MAX_PRICE_PER_MILLION_NUSD
 from bounded_numbers import fields as bounded_fields
@@ -373,11 +373,13 @@ class ProfileDeleteApi(APIView):
 class SchemaApi(SpectacularAPIView):
     """The OpenAPI document of the management API (the /v1 data plane is documented separately)."""
 
+    generator_class = ApiSchemaGenerator
+
 
 @login_required
 def docs(request: HttpRequest) -> HttpResponse:
     """The schema rendered as a plain page: no Swagger UI, nothing from a CDN."""
-    generator = SchemaGenerator()
+    generator = ApiSchemaGenerator()
     schema = generator.get_schema(request=None, public=True)
     operations: list[dict[str, Any]] = []
     paths: dict[str, dict[str, Any]] = schema.get("paths", {})

@@ -1,9 +1,10 @@
 """Management API URLs under /api/ (session with CSRF, or a personal token), the OpenAPI schema and
 its docs page."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from accounts import api
+from accounts.api_schema import NotFoundApi
 from billing import api as billing_api
 
 urlpatterns = [
@@ -29,4 +30,7 @@ urlpatterns = [
     path("usage/export.csv", billing_api.UsageExportApi.as_view(), name="api_usage_export"),
     path("schema/", api.SchemaApi.as_view(), name="api_schema"),
     path("docs/", api.docs, name="api_docs"),
+    # Last: any other /api/ path is DRF's JSON 404, not Django's HTML page (accounts/api_schema.py);
+    # only paths ending in "/", so APPEND_SLASH still redirects "/api/keys" to "/api/keys/".
+    re_path(r"^.*/$", NotFoundApi.as_view(), name="api_not_found"),
 ]

@@ -25,6 +25,7 @@ from gateway import (
     key_info,
     limit_headers,
     metering,
+    openapi,
     process,
     proxy,
     request,
@@ -140,7 +141,16 @@ _EXACT = {
     "/v1/models": ("GET", models),
     "/v1/key": ("GET", key_info.key),
     "/v1/credits": ("GET", key_info.credits),
+    "/v1/openapi.json": ("GET", openapi.document),
 }
+MODEL_PREFIX = "/v1/models/"
+
+
+def routes() -> list[tuple[str, str]]:
+    """(method, path template) of every route, as gateway/openapi.yaml names them."""
+    return [(method, path) for path, (method, _) in _EXACT.items()] + [
+        ("GET", MODEL_PREFIX + "{model_id}")
+    ]
 
 
 def _endpoint(path: str):
@@ -148,8 +158,8 @@ def _endpoint(path: str):
     if path in _EXACT:
         method, handler = _EXACT[path]
         return method, handler, {}
-    if path.startswith("/v1/models/"):
-        return "GET", models, {"model_id": path[len("/v1/models/") :]}
+    if path.startswith(MODEL_PREFIX):
+        return "GET", models, {"model_id": path[len(MODEL_PREFIX) :]}
     return None
 
 
