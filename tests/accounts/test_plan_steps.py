@@ -10,6 +10,7 @@ import pytest
 from django.apps import apps
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from accounts import keys, selectors, services
 from accounts.models import Plan
@@ -174,3 +175,35 @@ def test_the_auth_record_carries_the_next_step_without_reading_usage_records(buy
     sql = " ".join(q["sql"] for q in queries.captured_queries)
     assert UsageRecord._meta.db_table not in sql
     assert '"spent_nusd"' in sql
+
+
+def test_the_dashboard_and_the_account_api_show_both_ways_to_the_next_step(
+    buyer_client, buyer, topup, spend
+):
+    topup(buyer, 700)
+    spend(buyer, 5_500_000_001)
+    page = buyer_client.get(reverse("dashboard")).content.decode()
+    assert 'id="plan">Starter<' in page
+    assert (
+        "Pro (300 rpm) unlocks with $93.00 more in top-ups or $44.499999999 more in spend." in page
+    )
+    assert "So far: $7.00 topped up, $5.500000001 spent." in page
+    account = buyer_client.get(reverse("api_account")).json()
+    assert account["plan"]["slug"] == "starter"
+    assert account["next_plan"] == {
+        "slug": "pro",
+        "name": "Pro",
+        "requests_per_minute": 300,
+        "tokens_per_minute": 1_000_000,
+        "missing_topups_nusd": 93 * USD,
+        "missing_spend_nusd": 44_499_999_999,
+    }
+
+
+def test_the_dashboard_names_no_step_under_an_override(buyer_client, buyer):
+    buyer.plan_override = Plan.objects.get(slug="starter")
+    buyer.save()
+    page = buyer_client.get(reverse("dashboard")).content.decode()
+    assert 'id="plan">Starter<' in page and "Set by an operator." in page
+    assert 'id="next-plan"' not in page
+    assert buyer_client.get(reverse("api_account")).json()["next_plan"] is None
