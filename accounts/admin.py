@@ -52,12 +52,27 @@ class UserAdmin(DjangoUserAdmin):
         return fields
 
 
+# The form's dollar fields and the model's nano-USD thresholds they set, with their names in errors.
+_PLAN_THRESHOLDS = {
+    "threshold_usd": ("min_lifetime_topup_nusd", "Threshold"),
+    "spend_threshold_usd": ("min_lifetime_spend_nusd", "Spend threshold"),
+}
+
+
 class PlanAdminForm(forms.ModelForm):
-    """The unlock threshold typed in dollars (stored as nano-USD like every amount)."""
+    """The unlock thresholds typed in dollars (stored as nano-USD like every amount). Either one
+    reached unlocks the plan (accounts.selectors.plan_status)."""
 
     threshold_usd = forms.CharField(
         label="Unlocks at lifetime top-ups (USD)",
         help_text="e.g. 10.00; 0 for the entry plan. Ignored unless “automatic” is on.",
+    )
+    spend_threshold_usd = forms.CharField(
+        label="…or at lifetime spend (USD)",
+        help_text=(
+            "e.g. 5.00; 0 for the entry plan. Whichever of the two a buyer reaches first unlocks "
+            "the plan. Ignored unless “automatic” is on."
+        ),
     )
 
     class Meta:
@@ -72,20 +87,29 @@ class PlanAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         from billing.money import nusd_to_usd
 
-        if self.instance.pk:
-            amount = nusd_to_usd(self.instance.min_lifetime_topup_nusd)
-            self.initial["threshold_usd"] = format(amount.normalize(), "f")
-        else:
-            self.initial.setdefault("threshold_usd", "0")
+        for field, (attribute, _) in _PLAN_THRESHOLDS.items():
+            if self.instance.pk:
+                amount = nusd_to_usd(getattr(self.instance, attribute))
+                self.initial[field] = format(amount.normalize(), "f")
+            else:
+                self.initial.setdefault(field, "0")
 
-    def clean_threshold_usd(self) -> int:
-        value = validation.usd_to_nusd_field(self.cleaned_data["threshold_usd"], what="Threshold")
+    def _threshold(self, field: str) -> int:
+        what = _PLAN_THRESHOLDS[field][1]
+        value = validation.usd_to_nusd_field(self.cleaned_data[field], what=what)
         if value is None:
             raise ValidationError("Give a dollar amount (0 for the entry plan).")
         return value
 
+    def clean_threshold_usd(self) -> int:
+        return self._threshold("threshold_usd")
+
+    def clean_spend_threshold_usd(self) -> int:
+        return self._threshold("spend_threshold_usd")
+
     def save(self, commit: bool = True) -> Plan:
-        self.instance.min_lifetime_topup_nusd = self.cleaned_data["threshold_usd"]
+        for field, (attribute, _) in _PLAN_THRESHOLDS.items():
+            setattr(self.instance, attribute, self.cleaned_data[field])
         return super().save(commit=commit)
 
 
@@ -99,6 +123,7 @@ class PlanAdmin(admin.ModelAdmin):
         "requests_per_minute",
         "tokens_per_minute",
         "threshold",
+        "spend_threshold",
         "automatic",
     ]
     ordering = ["rank"]
@@ -108,6 +133,12 @@ class PlanAdmin(admin.ModelAdmin):
         from billing.money import format_usd
 
         return format_usd(plan.min_lifetime_topup_nusd)
+
+    @admin.display(description="…or at lifetime spend", ordering="min_lifetime_spend_nusd")
+    def spend_threshold(self, plan: Plan) -> str:
+        from billing.money import format_usd
+
+        return format_usd(plan.min_lifetime_spend_nusd)
 
 
 @admin.register(RoutingProfile)

@@ -94,21 +94,6 @@ class AccountSummaryApi(APIView):
 
         user = request.user
         status_ = selectors.plan_status(user=user)
-
-        def plan_dict(plan):
-            return {
-                "slug": plan.slug,
-                "name": plan.name,
-                "requests_per_minute": plan.requests_per_minute,
-                "tokens_per_minute": plan.tokens_per_minute,
-            }
-
-        next_plan = None
-        if status_.next_plan:
-            next_plan = {
-                **plan_dict(status_.next_plan),
-                "missing_topups_nusd": status_.next_missing_nusd,
-            }
         wallet = billing_selectors.wallet_summary(user=user)
         data = {
             "email": user.email,
@@ -116,8 +101,8 @@ class AccountSummaryApi(APIView):
             "buyer_terms_accepted": bool(
                 market_selectors.terms_accepted_current(user=user, audience="buyer")
             ),
-            "plan": plan_dict(status_.plan),
-            "next_plan": next_plan,
+            "plan": selectors.plan_record(status_.plan),
+            "next_plan": selectors.next_plan_record(status_),
             **{field: wallet[field] for field in self.OutputSerializer().fields if field in wallet},
         }
         return Response(self.OutputSerializer(data).data)

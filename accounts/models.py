@@ -38,9 +38,12 @@ class Plan(models.Model):
     min_lifetime_topup_nusd = models.BigIntegerField(
         default=0, help_text="Lifetime top-ups (nano-USD) that unlock this plan."
     )
+    min_lifetime_spend_nusd = models.BigIntegerField(
+        default=0, help_text="Lifetime spend (nano-USD) that unlocks this plan, as top-ups do."
+    )
     automatic = models.BooleanField(
         default=True,
-        help_text="Unlocked by lifetime top-ups. Off: only an operator override grants it.",
+        help_text="Unlocked by lifetime top-ups or spend. Off: only an operator override grants it.",
     )
 
     class Meta:
@@ -48,7 +51,10 @@ class Plan(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(min_lifetime_topup_nusd__gte=0), name="plan_threshold_nonneg"
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(min_lifetime_spend_nusd__gte=0), name="plan_spend_threshold_nonneg"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -69,7 +75,7 @@ class User(AbstractUser):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text="Operator override; otherwise the plan follows lifetime top-ups.",
+        help_text="Operator override; otherwise the plan follows lifetime top-ups and spend.",
     )
 
     USERNAME_FIELD = "email"

@@ -24,27 +24,35 @@ def email_is_verified(*, user: User) -> bool:
     return EmailAddress.objects.filter(user=user, email__iexact=user.email, verified=True).exists()
 
 
-def _lifetime_topups_nusd(*, user: User) -> int:
+def _plan_measures(*, user: User) -> tuple[int, int]:
+    """(lifetime top-ups, lifetime spend) in nano-USD: the top-ups' two sums and one column of the
+    wallet row (billing keeps spend on it at each settlement), never an aggregate of usage."""
     from billing import selectors as billing_selectors
 
-    return int(billing_selectors.wallet_summary(user=user)["lifetime_topups_nusd"])
-
-
-def user_plan(*, user: User) -> Plan:
-    """The operator override, else the highest automatic plan the lifetime top-ups reach."""
-    if user.plan_override_id:
-        return user.plan_override  # type: ignore[return-value]
-    lifetime = _lifetime_topups_nusd(user=user)
-    plan = (
-        Plan.objects.filter(automatic=True, min_lifetime_topup_nusd__lte=lifetime)
-        .order_by("-rank")
-        .first()
+    return (
+        billing_selectors.lifetime_topups_nusd(user=user),
+        billing_selectors.lifetime_spent_nusd(user=user),
     )
-    if plan is None:
-        plan = Plan.objects.order_by("rank").first()
-    if plan is None:  # the migration creates them; accounts.checks reports an emptied table
-        raise Plan.DoesNotExist("No plan exists: see `manage.py check --database default`.")
-    return plan
+
+
+def _plan_reached(plans: list[Plan], *, topups_nusd: int, spent_nusd: int) -> Plan:
+    """THE plan rule: the highest automatic plan that either measure reaches (`plans` by rank);
+    with none reached, the lowest plan."""
+    reached = [
+        plan
+        for plan in plans
+        if plan.automatic
+        and (
+            topups_nusd >= plan.min_lifetime_topup_nusd
+            or spent_nusd >= plan.min_lifetime_spend_nusd
+        )
+    ]
+    if reached:
+        return reached[-1]
+    if plans:
+        return plans[0]
+    # The migration creates them; accounts.checks reports an emptied table.
+    raise Plan.DoesNotExist("No plan exists: see `manage.py check --database default`.")
 
 
 @dataclass(frozen=True)
@@ -52,19 +60,60 @@ class PlanStatus:
     plan: Plan
     overridden: bool
     lifetime_topups_nusd: int
+    lifetime_spent_nusd: int
     next_plan: Plan | None  # the next automatic plan, None at the top or under an override
-    next_missing_nusd: int  # top-ups still needed to unlock next_plan
+    next_missing_topups_nusd: int  # more top-ups that unlock next_plan (0 without one)
+    next_missing_spend_nusd: int  # or this much more spend
 
 
 def plan_status(*, user: User) -> PlanStatus:
-    lifetime = _lifetime_topups_nusd(user=user)
-    plan = user_plan(user=user)
-    overridden = bool(user.plan_override_id)
-    next_plan = None
-    if not overridden:
-        next_plan = Plan.objects.filter(automatic=True, rank__gt=plan.rank).order_by("rank").first()
-    missing = max(0, next_plan.min_lifetime_topup_nusd - lifetime) if next_plan else 0
-    return PlanStatus(plan, overridden, lifetime, next_plan, missing)
+    """The user's plan and the next step with what unlocks it, for the gateway's auth record,
+    GET /v1/key, /api/account/ and the dashboard. Under an override nothing else is read."""
+    if user.plan_override_id:
+        return PlanStatus(user.plan_override, True, 0, 0, None, 0, 0)  # type: ignore[arg-type]
+    topups, spent = _plan_measures(user=user)
+    plans = list(plan_list())
+    plan = _plan_reached(plans, topups_nusd=topups, spent_nusd=spent)
+    # Every automatic plan above the one reached is reached by neither measure: both figures > 0.
+    following = [p for p in plans if p.automatic and p.rank > plan.rank]
+    next_plan = following[0] if following else None
+    if next_plan is None:
+        return PlanStatus(plan, False, topups, spent, None, 0, 0)
+    return PlanStatus(
+        plan,
+        False,
+        topups,
+        spent,
+        next_plan,
+        next_plan.min_lifetime_topup_nusd - topups,
+        next_plan.min_lifetime_spend_nusd - spent,
+    )
+
+
+def plan_record(plan: Plan) -> dict[str, Any]:
+    return {
+        "slug": plan.slug,
+        "name": plan.name,
+        "requests_per_minute": plan.requests_per_minute,
+        "tokens_per_minute": plan.tokens_per_minute,
+    }
+
+
+def next_plan_record(status: PlanStatus) -> dict[str, Any] | None:
+    """The next step and what unlocks it (either figure alone does), as /v1/key, /api/account/ and
+    the gateway's auth record show it; None at the top or under an override."""
+    if status.next_plan is None:
+        return None
+    return {
+        **plan_record(status.next_plan),
+        "missing_topups_nusd": status.next_missing_topups_nusd,
+        "missing_spend_nusd": status.next_missing_spend_nusd,
+    }
+
+
+def user_plan(*, user: User) -> Plan:
+    """The operator override, else the highest automatic plan lifetime top-ups or spend reach."""
+    return plan_status(user=user).plan
 
 
 def plan_list() -> QuerySet[Plan]:
@@ -112,9 +161,11 @@ def profile_record(profile: RoutingProfile) -> dict[str, Any]:
 def access_key_auth_record(*, key_hash: str) -> dict | None:
     """What the gateway needs to admit a request, as a plain dict it can cache.
 
-    One query for the key with its user, plan override and profile; plus the verification,
-    Trading Terms and (without an override) lifetime top-up reads. A deactivated user's keys
-    count as revoked.
+    One query for the key with its user, plan override and profile; plus the verification and
+    Trading Terms reads and, without an override, the plan's: lifetime top-ups (two sums),
+    lifetime spend (one column of the wallet row) and the plans table. A deactivated user's keys
+    count as revoked. The plan is as fresh as the gateway's cache of this record
+    (DRAGONFLY_KEY_CACHE_SECONDS): a step reached by a settlement applies within that time.
     """
     from billing import selectors as billing_selectors
     from market import selectors as market_selectors
@@ -127,7 +178,8 @@ def access_key_auth_record(*, key_hash: str) -> dict | None:
     if key is None:
         return None
     user = key.user
-    plan = user_plan(user=user)
+    status = plan_status(user=user)
+    plan = status.plan
     return {
         "key_id": key.id,
         "user_id": user.id,
@@ -140,6 +192,7 @@ def access_key_auth_record(*, key_hash: str) -> dict | None:
             "slug": plan.slug,
             "requests_per_minute": plan.requests_per_minute,
             "tokens_per_minute": plan.tokens_per_minute,
+            "next": next_plan_record(status),
         },
         "key_requests_per_minute": key.requests_per_minute,
         "key_tokens_per_minute": key.tokens_per_minute,

@@ -3,7 +3,8 @@
 Both are authenticated by the access key (auth.identify: revoked or unknown keys get 401), read
 only the key's own account, and answer with the rate-limit headers like every /v1 response. Each
 is cheap: /v1/key is two indexed queries (the key with its profile; one aggregate of the key's
-usage records), /v1/credits reads the wallet row and the account's top-ups. Money is shown twice:
+usage records; the plan and its next step come with the key's cached auth record), /v1/credits
+reads the wallet row (with its lifetime spend) and the account's top-ups. Money is shown twice:
 `*_usd` is a JSON number in dollars (for display), `*_nusd` the exact integer in nano-USD
 (for arithmetic). docs/gateway.md, "Key and credits".
 """
@@ -63,7 +64,7 @@ def _wallet(user_id: int) -> dict:
 
     wallet = (
         LedgerAccount.objects.filter(user_id=user_id, kind=AccountKind.WALLET)
-        .only("balance_nusd", "held_nusd", "user_id")
+        .only("balance_nusd", "held_nusd", "spent_nusd", "user_id")
         .first()
     )
     balance = wallet.balance_nusd if wallet else 0
@@ -71,7 +72,24 @@ def _wallet(user_id: int) -> dict:
     return {
         "balance": balance,
         "held": held,
+        "spent": wallet.spent_nusd if wallet else 0,
         "topups": lifetime_topups_nusd(user=user_id),  # filters by user: its id is enough
+    }
+
+
+def _next_plan(plan: dict) -> dict | None:
+    """The next step and what unlocks it, from the auth record (accounts.selectors.plan_status):
+    as fresh as the plan itself, and no query."""
+    step = plan.get("next")
+    if step is None:
+        return None
+    return {
+        "slug": step["slug"],
+        "name": step["name"],
+        "requests_per_minute": step["requests_per_minute"],
+        "tokens_per_minute": step["tokens_per_minute"],
+        **_money("missing_topups", step["missing_topups_nusd"]),
+        **_money("missing_spend", step["missing_spend_nusd"]),
     }
 
 
@@ -86,6 +104,7 @@ def key_answer(record: dict, facts: dict) -> dict:
         "prefix": facts["prefix"],
         "profile": facts["profile"],
         "plan": plan.get("slug"),
+        "next_plan": _next_plan(plan),
         "limits": {
             "account": {
                 "requests_per_minute": plan.get("requests_per_minute"),
@@ -125,6 +144,7 @@ async def credits(scope, receive, out: Response) -> None:
         **_money("held", wallet["held"]),
         **_money("available", wallet["balance"] - wallet["held"]),
         **_money("lifetime_topups", wallet["topups"]),
+        **_money("lifetime_spend", wallet["spent"]),
     }
     await limit_headers.stamp(out, scope)
     await out.json(200, answer)

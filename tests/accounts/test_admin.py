@@ -66,6 +66,46 @@ def test_the_plan_admin_refuses_a_bad_threshold(operator_client, value, message)
     assert starter.min_lifetime_topup_nusd == 10 * USD
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("-0.01", "Spend threshold: Amounts cannot be negative."),
+        ("5$", "Spend threshold: '5$' is not a dollar amount."),
+        ("", "This field is required."),
+    ],
+)
+def test_the_plan_admin_refuses_a_bad_spend_threshold(operator_client, value, message):
+    starter = Plan.objects.get(slug="starter")
+    response = operator_client.post(
+        reverse("admin:accounts_plan_change", args=[starter.id]),
+        {
+            "slug": "starter",
+            "name": "Starter",
+            "rank": starter.rank,
+            "threshold_usd": "1",
+            "spend_threshold_usd": value,
+            "automatic": "on",
+        },
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["spend_threshold_usd"] == [message]
+    starter.refresh_from_db()
+    assert (starter.min_lifetime_topup_nusd, starter.min_lifetime_spend_nusd) == (
+        10 * USD,
+        5 * USD,
+    )
+
+
+def test_the_plan_admin_shows_both_thresholds_in_dollars(operator_client):
+    pro = Plan.objects.get(slug="pro")
+    form = (
+        operator_client.get(reverse("admin:accounts_plan_change", args=[pro.id]))
+        .context["adminform"]
+        .form
+    )
+    assert (form.initial["threshold_usd"], form.initial["spend_threshold_usd"]) == ("100", "50")
+
+
 def test_an_operator_sets_a_plan_threshold_and_an_override(operator_client, buyer, topup):
     starter = Plan.objects.get(slug="starter")
     response = operator_client.post(
@@ -77,14 +117,17 @@ def test_an_operator_sets_a_plan_threshold_and_an_override(operator_client, buye
             "requests_per_minute": 60,
             "tokens_per_minute": 200_000,
             "threshold_usd": "5.00",
+            "spend_threshold_usd": "2.5",
             "automatic": "on",
         },
     )
     assert response.status_code == 302
     starter.refresh_from_db()
     assert starter.min_lifetime_topup_nusd == 5 * USD
+    assert starter.min_lifetime_spend_nusd == 2_500_000_000
     listing = operator_client.get(reverse("admin:accounts_plan_changelist")).content.decode()
     assert "$5.00" in listing and "$100.00" in listing
+    assert "$2.50" in listing and "$50.00" in listing
     topup(buyer, 500)
     from accounts import selectors
 

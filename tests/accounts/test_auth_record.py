@@ -41,7 +41,19 @@ def test_the_auth_record_carries_everything_the_gateway_needs(buyer, providers):
         "revoked": False,
         "email_verified": True,
         "buyer_terms_accepted": True,
-        "plan": {"slug": "free", "requests_per_minute": 10, "tokens_per_minute": 40_000},
+        "plan": {
+            "slug": "free",
+            "requests_per_minute": 10,
+            "tokens_per_minute": 40_000,
+            "next": {
+                "slug": "starter",
+                "name": "Starter",
+                "requests_per_minute": 60,
+                "tokens_per_minute": 200_000,
+                "missing_topups_nusd": 10_000_000_000,
+                "missing_spend_nusd": 5_000_000_000,
+            },
+        },
         "key_requests_per_minute": 5,
         "key_tokens_per_minute": 1000,
         "spend_limit_nusd": 2_000_000_000,
@@ -81,6 +93,7 @@ def test_the_auth_record_reports_an_unlimited_plan_as_none(buyer):
         "slug": "enterprise",
         "requests_per_minute": None,
         "tokens_per_minute": None,
+        "next": None,
     }
 
 

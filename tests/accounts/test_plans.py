@@ -15,14 +15,15 @@ def test_the_migration_creates_the_four_plans_of_the_api_contract(db):
             "requests_per_minute",
             "tokens_per_minute",
             "min_lifetime_topup_nusd",
+            "min_lifetime_spend_nusd",
             "automatic",
         )
     )
     assert rows == [
-        ("free", 10, 40_000, 0, True),
-        ("starter", 60, 200_000, 10 * USD, True),
-        ("pro", 300, 1_000_000, 100 * USD, True),
-        ("enterprise", None, None, 0, False),
+        ("free", 10, 40_000, 0, 0, True),
+        ("starter", 60, 200_000, 10 * USD, 5 * USD, True),
+        ("pro", 300, 1_000_000, 100 * USD, 50 * USD, True),
+        ("enterprise", None, None, 0, 0, False),
     ]
 
 
@@ -63,7 +64,11 @@ def test_the_dashboard_shows_the_plan_its_limits_and_what_unlocks_the_next(
     assert b'id="plan">Free<' in page.content
     assert b"10 requests/min" in page.content
     assert b"40,000 tokens/min" in page.content
-    assert b"Top up $3.00 more to unlock Starter (60 rpm)." in page.content
+    assert (
+        b"Starter (60 rpm) unlocks with $3.00 more in top-ups or $5.00 more in spend."
+        in page.content
+    )
+    assert b"So far: $7.00 topped up, $0.00 spent." in page.content
 
 
 def test_a_higher_plan_lifts_the_key_throttle_ceiling(buyer, topup):

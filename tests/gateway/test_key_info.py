@@ -133,3 +133,45 @@ async def test_credits_are_the_keys_own_account_only(market, client):
     assert body["balance_nusd"] == 1 * NUSD
     body = (await client.get("/v1/credits", headers=_bearer(rich.key))).json()
     assert body["balance_nusd"] == 50 * NUSD
+
+
+def _automatic_plan(buyer) -> None:
+    buyer.user.plan_override = None
+    buyer.user.save(update_fields=["plan_override"])
+
+
+async def test_key_shows_the_next_step_and_credits_the_lifetime_spend(market, client):
+    buyer = await sync_to_async(buyer_make)(credit_usd="10")
+    await sync_to_async(_automatic_plan)(buyer)
+    await _chat(client, buyer)
+    record = await sync_to_async(UsageRecord.objects.get)(access_key_id=buyer.key_id)
+    debit = record.buyer_debit_nusd
+
+    auth.cache_clear()
+    response = await client.get("/v1/key", headers=_bearer(buyer.key))
+    body = response.json()
+    assert body["plan"] == "free"
+    assert body["next_plan"] == {
+        "slug": "starter",
+        "name": "Starter",
+        "requests_per_minute": 60,
+        "tokens_per_minute": 200_000,
+        "missing_topups_usd": 10.0,
+        "missing_topups_nusd": 10 * NUSD,
+        "missing_spend_usd": (5 * NUSD - debit) / NUSD,
+        "missing_spend_nusd": 5 * NUSD - debit,
+    }
+    assert response.headers["x-ratelimit-limit-requests"] == "10"
+    credits = (await client.get("/v1/credits", headers=_bearer(buyer.key))).json()
+    assert (credits["lifetime_spend_nusd"], credits["lifetime_spend_usd"]) == (debit, debit / NUSD)
+
+
+async def test_key_has_no_next_step_at_the_top_or_under_an_override(market, client):
+    overridden = await sync_to_async(buyer_make)(plan="free")  # an operator's choice: no steps
+    body = (await client.get("/v1/key", headers=_bearer(overridden.key))).json()
+    assert (body["plan"], body["next_plan"]) == ("free", None)
+    await sync_to_async(Plan.objects.filter(slug="pro").update)(min_lifetime_spend_nusd=0)
+    top = await sync_to_async(buyer_make)()
+    await sync_to_async(_automatic_plan)(top)
+    body = (await client.get("/v1/key", headers=_bearer(top.key))).json()
+    assert (body["plan"], body["next_plan"]) == ("pro", None)
