@@ -306,7 +306,7 @@ def plans_ensure() -> int:
     Returns how many were created.
     """
     table = import_module("accounts.migrations.0003_plans_seed").PLANS
-    spend = import_module("accounts.migrations.0007_plan_spend_threshold").SPEND_THRESHOLDS
+    spend = import_module("accounts.migrations.0008_plan_spend_threshold").SPEND_THRESHOLDS
     created = 0
     for slug, name, rank, rpm, tpm, threshold, automatic in table:
         _, was_created = Plan.objects.get_or_create(

@@ -142,7 +142,7 @@ def test_the_migration_leaves_an_operators_plans_where_their_top_ups_put_them(db
     Plan.objects.update(min_lifetime_spend_nusd=0)
     Plan.objects.filter(slug="starter").update(min_lifetime_topup_nusd=20 * USD)
     Plan.objects.create(slug="team", name="Team", rank=5, min_lifetime_topup_nusd=500 * USD)
-    import_module("accounts.migrations.0007_plan_spend_threshold").spend_thresholds_set(apps, None)
+    import_module("accounts.migrations.0008_plan_spend_threshold").spend_thresholds_set(apps, None)
     assert dict(Plan.objects.values_list("slug", "min_lifetime_spend_nusd")) == {
         "free": 0,
         "starter": 20 * USD,

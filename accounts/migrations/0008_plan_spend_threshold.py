@@ -30,7 +30,7 @@ def spend_thresholds_set(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("accounts", "0006_routingprofile_strict_models")]
+    dependencies = [("accounts", "0007_personal_token")]
 
     operations = [
         migrations.AddField(
