@@ -22,6 +22,7 @@ from gateway import (
     catalogue,
     dialects,
     embeddings,
+    generation,
     key_info,
     limit_headers,
     metering,
@@ -140,6 +141,7 @@ _EXACT = {
     "/v1/models": ("GET", models),
     "/v1/key": ("GET", key_info.key),
     "/v1/credits": ("GET", key_info.credits),
+    "/v1/generation": ("GET", generation.generation),
 }
 
 

@@ -38,6 +38,9 @@ class Route:
     model: dict
     # X-DF-Model-Alias and its source when the name sent was not the catalogue id (model_aliases)
     alias_headers: tuple[tuple[bytes, bytes], ...] = ()
+    alias_source: str | None = (
+        None  # how the name sent resolved (routing.resolve_model), if aliased
+    )
 
     def diagnostics(self, candidate: RouteCandidate) -> list[tuple[bytes, bytes]]:
         """The X-DF-Market-* headers of an answer from `candidate`."""
