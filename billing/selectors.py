@@ -187,8 +187,12 @@ def sale_generation(*, seller, request_id: str) -> dict[str, Any] | None:
     full = _generation(seller=seller, request_id=request_id)
     if full is None:
         return None
-    tried = {attempt["listing_id"] for attempt in full["attempts"]}
-    own = set(Listing.objects.filter(seller=seller, pk__in=tried).values_list("pk", flat=True))
+    own = {full["listing_id"]}  # the listing that served is the seller's: that is the scope
+    others = {attempt["listing_id"] for attempt in full["attempts"]} - own
+    if others:  # listings passed over: the seller's own only (one query, only on failover)
+        own.update(
+            Listing.objects.filter(seller=seller, pk__in=others).values_list("pk", flat=True)
+        )
     return generation.seller_record(full, own)
 
 

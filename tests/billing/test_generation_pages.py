@@ -233,3 +233,27 @@ def test_the_lookup_is_for_sellers_only(routed):
     buyer, _, _, _ = routed
     assert _client(buyer).get(f"/seller/sales/{REQUEST_ID}/")["Location"] == "/seller/terms/"
     assert Client().get(f"/seller/sales/{REQUEST_ID}/")["Location"].startswith("/accounts/login/")
+
+
+def test_the_seller_sees_its_own_listing_that_failed_over_before_its_other_one_served():
+    buyer, seller, rival = user_make(verified=None), seller_make(), seller_make()
+    fund(buyer, "1")
+    first, theirs = listing_row_make(seller=seller, name="a"), listing_row_make(seller=rival)
+    second = listing_row_make(seller=seller, name="b")
+    attempts = [
+        {"listing_id": first.pk, "provider": "sim", "outcome": "failed_over", "reason": "timeout"},
+        {
+            "listing_id": theirs.pk,
+            "provider": "sim",
+            "outcome": "failed_over",
+            "reason": "http_500",
+        },
+        {"listing_id": second.pk, "provider": "sim", "outcome": "served", "reason": None},
+    ]
+    route = {"model": "m", "model_resolved": "m", "alias_source": None, "attempts": attempts}
+    _settle(buyer, seller, second, route=route)
+    sale = selectors.sale_generation(seller=seller, request_id=REQUEST_ID)
+    assert [(a["listing_id"], a["reason"]) for a in sale["attempts"]] == [
+        (first.pk, "timeout"),
+        (second.pk, None),
+    ]
