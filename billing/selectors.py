@@ -9,6 +9,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.models import AccessKey
+from billing import generation
 from billing.export_range import ExportRange
 from billing.models import (
     AccountKind,
@@ -165,8 +166,48 @@ def usage_list(*, buyer, filters: "UsageFilter | None" = None) -> QuerySet[Usage
     ).order_by("-created_at", "-id")
 
 
-def usage_get(*, buyer, request_id: str) -> UsageRecord | None:
-    return UsageRecord.objects.filter(buyer=buyer, request_id=request_id).first()
+def _generation(**scope) -> dict[str, Any] | None:
+    """The full generation record of the usage record matching `scope` (one indexed read by
+    request id); the provider names of listings passed over cost one more query, only on failover."""
+    from market.models import Provider
+
+    record = (
+        UsageRecord.objects.select_related("listing__provider", "fee_profile")
+        .filter(**scope)
+        .first()
+    )
+    if record is None:
+        return None
+    names = {}
+    if record.listing is not None:
+        names[record.listing.provider.slug] = record.listing.provider.name
+    others = generation.attempt_slugs(record) - names.keys()
+    if others:
+        names.update(Provider.objects.filter(slug__in=others).values_list("slug", "name"))
+    return generation.generation_record(record, names)
+
+
+def usage_generation(*, buyer, request_id: str) -> dict[str, Any] | None:
+    """GET /v1/generation's record of the buyer's request, or None: unknown and another account's
+    request are alike."""
+    return _generation(buyer=buyer, request_id=request_id)
+
+
+def sale_generation(*, seller, request_id: str) -> dict[str, Any] | None:
+    """What the seller may see of a request one of its listings served (billing.generation), or
+    None for any other request."""
+    from market.models import Listing
+
+    full = _generation(seller=seller, request_id=request_id)
+    if full is None:
+        return None
+    own = {full["listing_id"]}  # the listing that served is the seller's: that is the scope
+    others = {attempt["listing_id"] for attempt in full["attempts"]} - own
+    if others:  # listings passed over: the seller's own only (one query, only on failover)
+        own.update(
+            Listing.objects.filter(seller=seller, pk__in=others).values_list("pk", flat=True)
+        )
+    return generation.seller_record(full, own)
 
 
 def sales_list(*, seller) -> QuerySet[UsageRecord]:

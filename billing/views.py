@@ -28,7 +28,7 @@ from billing.csv_export import (
 from billing.errors import BillingError, NotFound, WebhookInvalid
 from billing.export_range import ExportRangeForm
 from billing.forms import PayoutRequestForm, TopUpForm
-from billing.models import AccountKind, UsageRecord
+from billing.models import AccountKind, Outcome, UsageRecord
 from billing.money import NUSD_PER_USD
 from billing.usage_filter import UsageFilterForm
 from bounded_numbers import parse as bounded
@@ -172,10 +172,11 @@ def _page_number(request: HttpRequest) -> int:
 
 @login_required
 def usage_detail(request: HttpRequest, request_id: str) -> HttpResponse:
-    record = selectors.usage_get(buyer=request.user, request_id=request_id)
+    record = selectors.usage_generation(buyer=request.user, request_id=request_id)
     if record is None:
         raise Http404("No such request")
-    return render(request, "billing/usage_detail.html", {"record": record, "nav": "usage"})
+    context = {"g": record, "outcome_label": Outcome(record["outcome"]).label, "nav": "usage"}
+    return render(request, "billing/usage_detail.html", context)
 
 
 @login_required

@@ -22,6 +22,7 @@ from gateway import (
     catalogue,
     dialects,
     embeddings,
+    generation,
     key_info,
     limit_headers,
     metering,
@@ -142,6 +143,7 @@ _EXACT = {
     "/v1/key": ("GET", key_info.key),
     "/v1/credits": ("GET", key_info.credits),
     "/v1/openapi.json": ("GET", openapi.document),
+    "/v1/generation": ("GET", generation.generation),
 }
 MODEL_PREFIX = "/v1/models/"
 

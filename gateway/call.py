@@ -38,6 +38,8 @@ class Route:
     model: dict
     # X-DF-Model-Alias and its source when the name sent was not the catalogue id (model_aliases)
     alias_headers: tuple[tuple[bytes, bytes], ...] = ()
+    # how the name sent resolved (routing.resolve_model's `how`), when it was not the catalogue id
+    alias_source: str | None = None
 
     def diagnostics(self, candidate: RouteCandidate) -> list[tuple[bytes, bytes]]:
         """The X-DF-Market-* headers of an answer from `candidate`."""

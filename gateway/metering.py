@@ -33,6 +33,7 @@ import orjson
 from billing.money import cost_nusd
 from billing.settlement_data import Settlement
 from gateway.errors import bad_request
+from gateway.route_trace import RouteTrace
 
 if TYPE_CHECKING:
     from gateway.embeddings import EmbeddingsRequest
@@ -156,7 +157,9 @@ class Meter:
       (proxy.py, relay.py) through this class's methods, each field by one of them; a new attempt
       (`attempt_start`) forgets what a failed one delivered, so only the listing that serves counts;
     - `candidate`: the commit (`Call.commit`, gateway/call.py), when a listing serves;
-    - `outcome`: `cut()`, when the committed listing failed mid-stream (relay.py).
+    - `outcome`: `cut()`, when the committed listing failed mid-stream (relay.py);
+    - `trace`: the model name sent and how it resolved (trade.run), the listings passed over
+      (proxy.failover); settlement() stores it as the record's route (route_trace.py).
     Settlement reads it (`settlement()`), the rate limits read `units_used`, checkpoints read it
     while a stream runs.
     """
@@ -176,6 +179,7 @@ class Meter:
     completion_tokens: int | None = None
     finished: bool = False  # the upstream said finish_reason (or the plain response arrived)
     outcome: str = "completed"
+    trace: RouteTrace = field(default_factory=RouteTrace)
 
     def fit_output_cap(self, cap: int) -> None:
         """X-Max-Cost's step (max_cost.fit via trade.rank, before the hold): a lower output cap per
@@ -283,6 +287,7 @@ class Meter:
             duration_ms=self.duration_ms,
             streamed=streamed,
             outcome=outcome,
+            route=self.trace.as_route(candidate),
         )
 
 

@@ -20,7 +20,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from django.conf import settings
 
-from gateway import capacity, dead_keys, health_reports, metering, routing
+from gateway import capacity, dead_keys, health_reports, metering, route_trace, routing
 from gateway.call import Call
 from gateway.db import DatabaseUnavailable, db_call
 from gateway.errors import NO_ELIGIBLE_SELLER, GatewayError
@@ -111,10 +111,12 @@ async def failover(call: Call, attempt: Attempt) -> None:
             if index == 0:
                 attempts.slot.release()
             dead += 1
+            meter.trace.passed_over(candidate, route_trace.KEY_SUSPENDED)
             continue
         slot = attempts.slot if index == 0 else await capacity.take(candidate)
         if slot is None:
             full.add(candidate.listing_id)
+            meter.trace.passed_over(candidate, route_trace.AT_CAPACITY)
             continue
         tried += 1
         meter.attempt_start()
@@ -125,6 +127,7 @@ async def failover(call: Call, attempt: Attempt) -> None:
         if failure is None:
             return
         meter.attempt_failed()
+        meter.trace.passed_over(candidate, route_trace.reason(failure))
         if not failure.retryable:  # the buyer's request is at fault: no listing's health counts it
             UPSTREAM_ATTEMPTS.labels(candidate.provider_slug, "invalid_request").inc()
             break

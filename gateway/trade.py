@@ -55,6 +55,7 @@ async def run(scope, receive, out: Response, endpoint: Endpoint) -> None:
         )
         out.add(list(routed.alias_headers))
         call = Call(out, key, endpoint, body, routed, endpoint.size(body, routed.model))
+        call.meter.trace.resolved_from(body.model, routed)
         call.verdict = await rate_limit(out, key, call.meter.units_estimate)
         try:
             await rank(call)
@@ -108,7 +109,7 @@ async def route(
             "(GET /v1/models lists each model's endpoint)."
         )
     alias = () if how is None else tuple(model_aliases.header(requested, model["model_id"], how))
-    return Route(prefs, session, table, model, alias)
+    return Route(prefs, session, table, model, alias, alias_source=how)
 
 
 async def rate_limit(out: Response, key: dict, tokens: int) -> limits.Verdict:

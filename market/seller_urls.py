@@ -2,11 +2,13 @@
 
 from django.urls import path
 
-from market import views
+from market import sale_views, views
 
 urlpatterns = [
     path("", views.seller_portal, name="seller_portal"),
     path("terms/", views.seller_terms, name="seller_terms"),
+    path("sales/", sale_views.sale_lookup_view, name="seller_sale_lookup"),
+    path("sales/<str:request_id>/", sale_views.sale_detail_view, name="seller_sale_detail"),
     path("listings/new/", views.listing_create_view, name="seller_listing_create"),
     path("listings/<int:listing_id>/", views.listing_detail_view, name="seller_listing_detail"),
     path("listings/<int:listing_id>/edit/", views.listing_edit_view, name="seller_listing_edit"),

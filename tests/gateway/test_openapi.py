@@ -16,10 +16,6 @@ from django.urls import reverse
 from gateway import asgi, body_limits, embeddings, openapi, request, rerank
 from tests.gateway.factories import buyer_make
 
-# Documented ahead of their route, which another branch of issue 19 adds (item 3). The test below
-# fails once the route exists, so the entry is removed when the two meet.
-PENDING = {("GET", "/v1/generation")}
-
 
 def _documented() -> set[tuple[str, str]]:
     return {
@@ -44,8 +40,7 @@ def test_the_document_is_valid_openapi_3_1():
 def test_every_route_is_documented_and_every_documented_path_is_routed():
     routed = set(asgi.routes())
     assert routed - _documented() == set(), "routes missing from gateway/openapi.yaml"
-    assert _documented() - routed - PENDING == set(), "documented paths the gateway does not serve"
-    assert PENDING & routed == set(), "routed now: remove it from PENDING"
+    assert _documented() - routed == set(), "documented paths the gateway does not serve"
 
 
 def test_the_documented_bounds_are_the_parsers():
