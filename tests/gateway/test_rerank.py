@@ -5,7 +5,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from billing.models import Hold, UsageRecord
-from billing.money import cost_nusd, fee_nusd
+from billing.money import cost_nusd, fee_nusd, usd_to_nusd
 from billing.selectors import earnings_summary, fee_profile_for_seller, wallet_summary
 from gateway import rerank
 from gateway.metering import worst_case_nusd
@@ -198,10 +198,12 @@ async def test_without_usage_the_estimate_is_billed(market, client):
     assert response.status_code == 200, response.text
     chars = len(QUERY) * len(DOCUMENTS) + sum(map(len, DOCUMENTS))
     estimate = -(-chars // 4)
-    assert response.json()["usage"] == {"prompt_tokens": estimate, "total_tokens": estimate}
+    usage = response.json()["usage"]
+    assert (usage["prompt_tokens"], usage["total_tokens"]) == (estimate, estimate)
     record = await _record(response.headers["x-df-market-request-id"])
     assert record.input_units == estimate
     assert record.cost_nusd == cost_nusd(units=estimate, price_per_million_nusd=ASK_NUSD)
+    assert usd_to_nusd(repr(usage["cost"])) == record.buyer_debit_nusd == record.cost_nusd
 
 
 @pytest.mark.parametrize(
