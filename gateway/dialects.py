@@ -2,14 +2,16 @@
 
 A dialect parses the buyer's body into the one ChatRequest the pipeline serves (always an OpenAI
 body, since every upstream speaks OpenAI), renders refusals in its error shape, and translates the
-upstream's answer back: a plain completion, or a stream through a StreamFormat (relay.py).
+upstream's answer back: a plain completion, or a stream through a StreamFormat (relay.py). Either
+way the answer's usage is what is billed, with its cost (`priced`, and the formats' closing usage;
+gateway/answer_cost.py).
 """
 
 from __future__ import annotations
 
 import orjson
 
-from gateway import request
+from gateway import answer_cost, request
 from gateway.anthropic import (
     AnthropicRequestError,
     AnthropicResponseError,
@@ -18,7 +20,9 @@ from gateway.anthropic import (
     openai_response_to_anthropic,
 )
 from gateway.anthropic.errors import anthropic_error_dict, anthropic_error_type
+from gateway.anthropic.response import anthropic_usage
 from gateway.errors import GatewayError, bad_request
+from gateway.metering import Meter
 from gateway.relay import AnthropicEvents, OpenAIChunks, StreamFormat
 from gateway.request import ChatRequest
 from gateway.upstream.base import UpstreamError
@@ -39,6 +43,11 @@ class OpenAIDialect:
     def completion(self, data: dict, chat: ChatRequest, model_id: str) -> dict:
         data["model"] = chat.model
         return data
+
+    def priced(self, answer: dict, meter: Meter, debit_nusd: int) -> dict:
+        """The completion's usage: the tokens billed, the upstream's other fields, the cost."""
+        answer["usage"] = answer_cost.openai_usage(meter, debit_nusd, answer.get("usage"))
+        return answer
 
     def stream(self, chat: ChatRequest, model_id: str, input_tokens: int) -> StreamFormat:
         return OpenAIChunks(model=chat.model, include_usage=chat.include_usage)
@@ -72,6 +81,11 @@ class AnthropicDialect:
         except AnthropicResponseError:
             # Before commit: another listing may answer in a form Anthropic can express.
             raise UpstreamError("completion has no Anthropic form") from None
+
+    def priced(self, answer: dict, meter: Meter, debit_nusd: int) -> dict:
+        """The Message's usage: the tokens billed and the cost, translated from OpenAI's."""
+        answer["usage"] = anthropic_usage(answer_cost.openai_usage(meter, debit_nusd))
+        return answer
 
     def stream(self, chat: ChatRequest, model_id: str, input_tokens: int) -> StreamFormat:
         return AnthropicEvents(OpenAIToAnthropicStream(model=chat.model, input_tokens=input_tokens))

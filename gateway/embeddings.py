@@ -20,7 +20,7 @@ from array import array
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from gateway import metering, proxy, request
+from gateway import answer_cost, metering, proxy, request
 from gateway.call import Call
 from gateway.errors import bad_request
 from gateway.metering import Meter
@@ -228,6 +228,7 @@ async def _attempt(call: Call, candidate: RouteCandidate) -> UpstreamError | Non
     await call.commit(candidate)
     meter.usage(result.tokens, 0)
     meter.finish()
+    debit = meter.debit_nusd()
     answer = {
         "object": "list",
         "data": [
@@ -235,9 +236,14 @@ async def _attempt(call: Call, candidate: RouteCandidate) -> UpstreamError | Non
             for index, vector in enumerate(result.vectors)
         ],
         "model": candidate.model_id,
-        "usage": {"prompt_tokens": meter.prompt_tokens_billed, "total_tokens": meter.units_used},
+        "usage": {
+            "prompt_tokens": meter.prompt_tokens_billed,
+            "total_tokens": meter.units_used,
+            "cost": answer_cost.usd_number(debit),
+        },
     }
-    await call.out.json(200, answer, call.route.diagnostics(candidate))
+    extra = [*call.route.diagnostics(candidate), answer_cost.header(debit)]
+    await call.out.json(200, answer, extra)
     proxy.report(candidate, ok=True, status=200, ttft_ms=meter.ttft_ms)
     return None
 

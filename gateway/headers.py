@@ -8,13 +8,17 @@ from functools import lru_cache
 NANO = Decimal(1_000_000_000)
 
 
-@lru_cache(maxsize=4096)  # asks repeat: a few per listing
-def usd_per_million(nusd: int) -> str:
-    """500_000_000 nano-USD per million → "0.5"; exact, no float, no exponent."""
+def usd_text(nusd: int) -> str:
+    """Nano-USD as exact dollars: 500_000_000 → "0.5", 12_345 → "0.000012345"; no float, no
+    exponent, at most 9 decimals."""
     text = format(Decimal(nusd) / NANO, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text
+
+
+# An ask per million units, in USD: asks repeat (a few per listing), so they are cached.
+usd_per_million = lru_cache(maxsize=4096)(usd_text)
 
 
 def request_map(scope: dict) -> dict[bytes, bytes]:

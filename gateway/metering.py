@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from billing.money import cost_nusd
+from billing.pricing import price
 from billing.settlement_data import Settlement
 from gateway.errors import bad_request
 from gateway.route_trace import RouteTrace
@@ -160,6 +161,7 @@ class Meter:
     - `outcome`: `cut()`, when the committed listing failed mid-stream (relay.py);
     - `trace`: the model name sent and how it resolved (trade.run), the listings passed over
       (proxy.failover); settlement() stores it as the record's route (route_trace.py).
+    - `cover_nusd`: `cover()`, the hold placed, copied in by the serve step (proxy.failover).
     Settlement reads it (`settlement()`), the rate limits read `units_used`, checkpoints read it
     while a stream runs.
     """
@@ -180,6 +182,7 @@ class Meter:
     finished: bool = False  # the upstream said finish_reason (or the plain response arrived)
     outcome: str = "completed"
     trace: RouteTrace = field(default_factory=RouteTrace)
+    cover_nusd: int = 0  # the hold placed: the most the buyer's debit can be (billing policy 6)
 
     def fit_output_cap(self, cap: int) -> None:
         """X-Max-Cost's step (max_cost.fit via trade.rank, before the hold): a lower output cap per
@@ -231,6 +234,29 @@ class Meter:
     def cut(self) -> None:
         """The serving listing failed after content reached the buyer."""
         self.outcome = "upstream_failed"
+
+    def cover(self, held_nusd: int) -> None:
+        """The hold this request serves under (what settlement caps the buyer's debit at)."""
+        self.cover_nusd = held_nusd
+
+    def debit_nusd(self) -> int:
+        """What the buyer is debited when this request settles as metered so far: the figure an
+        answer carries as `usage.cost` / X-DF-Cost (docs/gateway.md, "Cost of an answer").
+        billing.pricing.price of the units `settlement()` reports at the serving listing's asks,
+        with the hold as cover, exactly as the settlement prices them; the fee does not enter the
+        buyer's debit. 0 before a listing served."""
+        candidate = self.candidate
+        if candidate is None:
+            return 0
+        return price(
+            outcome=self.outcome,
+            input_units=self.prompt_tokens_billed,
+            output_units=self.output_units,
+            ask_input_nusd=candidate.ask_input_nusd,
+            ask_output_nusd=candidate.ask_output_nusd,
+            fee_bps=0,
+            coverable_nusd=self.cover_nusd,
+        ).buyer_debit_nusd
 
     @property
     def units_estimate(self) -> int:

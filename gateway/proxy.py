@@ -20,7 +20,15 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from django.conf import settings
 
-from gateway import capacity, dead_keys, health_reports, metering, route_trace, routing
+from gateway import (
+    answer_cost,
+    capacity,
+    dead_keys,
+    health_reports,
+    metering,
+    route_trace,
+    routing,
+)
 from gateway.call import Call
 from gateway.db import DatabaseUnavailable, db_call
 from gateway.errors import NO_ELIGIBLE_SELLER, GatewayError
@@ -106,6 +114,7 @@ async def failover(call: Call, attempt: Attempt) -> None:
     failure: UpstreamError | None = None
     tried = dead = 0
     full: set[int] = set()
+    meter.cover(call.held_nusd)  # what the answer's cost is capped at, as its settlement is
     for index, candidate in enumerate(attempts.candidates):
         if dead_keys.marked(candidate.listing_id):
             if index == 0:
@@ -204,7 +213,9 @@ async def _chat_attempt(call: Call, candidate: RouteCandidate) -> UpstreamError 
         return None
     _meter_completion(data, meter)
     elapsed = time.monotonic() - meter.attempt_started
-    await out.json(200, answer, extra)
+    debit = meter.debit_nusd()  # the whole body is known before its headers: X-DF-Cost too
+    answer = dialect.priced(answer, meter, debit)
+    await out.json(200, answer, [*extra, answer_cost.header(debit)])
     tps = meter.completion_tokens / elapsed if meter.completion_tokens and elapsed > 0 else None
     report(candidate, ok=True, status=200, ttft_ms=meter.ttft_ms, tps=tps)
     return None
@@ -224,7 +235,7 @@ async def _speech_attempt(call: Call, candidate: RouteCandidate) -> UpstreamErro
     meter.first_content()
     meter.usage(result.characters, 0)
     meter.finish()
-    extra = call.route.diagnostics(candidate)
+    extra = [*call.route.diagnostics(candidate), answer_cost.header(meter.debit_nusd())]
     await call.out.complete(200, speech.content_type.encode(), result.audio, extra)
     report(candidate, ok=True, status=200, ttft_ms=meter.ttft_ms)
     return None

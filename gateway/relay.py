@@ -4,8 +4,11 @@ Each upstream event is metered (usage kept for billing, content chunks counted) 
 by the request's StreamFormat: OpenAI chunks with the catalogue model id (the usage chunk only if
 the buyer asked for it), or Anthropic Messages events. Nothing is held back waiting for more: the
 events of one upstream read go to the buyer as soon as that read is in, in one write, and the
-read that ends the stream carries its end too. After content has been sent a failure ends the
-stream with the format's well-formed error event; the upstream's text is never forwarded.
+read that ends the stream carries its end too. The one exception is the usage: it is priced
+once the stream has ended (its `cost` is what the buyer will be debited, so it comes last: the
+OpenAI usage chunk, Anthropic's message_delta). After content has been sent a failure ends the
+stream with the format's well-formed error event, preceded by the usage of what was delivered;
+the upstream's text is never forwarded.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 
-from gateway import metering
+from gateway import answer_cost, metering
 from gateway.anthropic import OpenAIToAnthropicStream
 from gateway.errors import error_body
 from gateway.metering import Meter
@@ -26,7 +29,8 @@ DONE_EVENT = b"data: [DONE]\n\n"
 
 class OpenAIChunks:
     """chat.completion.chunk events as the buyer sees them: the catalogue model id in place of the
-    upstream's, the usage chunk only if they asked for it; a cut ends with an error event and [DONE].
+    upstream's; the usage chunk, priced, last and only if they asked for it; a cut ends with an
+    error event and [DONE] (after the usage of what was delivered, if they asked for usage).
 
     The upstream's bytes are relayed as they came with only the model id swapped in place, when
     its `"model":"..."` pair appears exactly once (a quote inside a JSON string is escaped, so the
@@ -37,13 +41,23 @@ class OpenAIChunks:
         self.model = model
         self.include_usage = include_usage
         self._model_pair = b'"model":' + orjson.dumps(model)
+        self._usage: dict | None = None  # the upstream's usage object, held for the end
+        self._id: object = None  # the stream's id and created, for the usage chunk
+        self._created: object = None
 
     def event(self, chunk: dict, raw: bytes) -> bytes:
-        if "usage" in chunk and not self.include_usage:
-            if isinstance(chunk["usage"], dict) and not chunk.get("choices"):
+        if self._id is None:
+            self._id, self._created = chunk.get("id"), chunk.get("created")
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):  # held back: the usage chunk is sent last, priced (end)
+            self._usage = usage
+            if not chunk.get("choices"):
                 return b""
             del chunk["usage"]
             raw = b""  # changed: serialise again
+        elif "usage" in chunk and not self.include_usage:
+            del chunk["usage"]  # `"usage": null` on every chunk: only for those who asked
+            raw = b""
         elif b"\n" in raw:  # an event sent as several data: lines; one line for the buyer
             raw = b""
         if "model" in chunk:
@@ -56,14 +70,31 @@ class OpenAIChunks:
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
     def end(self, meter: Meter) -> bytes:
-        return DONE_EVENT
+        return self._usage_chunk(meter) + DONE_EVENT
 
-    def cut(self, message: str) -> bytes:
-        return b"data: " + error_body(502, message) + b"\n\n" + DONE_EVENT
+    def cut(self, message: str, meter: Meter) -> bytes:
+        error = b"data: " + error_body(502, message) + b"\n\n"
+        return self._usage_chunk(meter) + error + DONE_EVENT
+
+    def _usage_chunk(self, meter: Meter) -> bytes:
+        """OpenAI's closing usage chunk (no choices) for a buyer who asked for usage: the tokens
+        billed and their cost, whether or not the upstream reported usage."""
+        if not self.include_usage:
+            return b""
+        chunk = {
+            "id": self._id,
+            "object": "chat.completion.chunk",
+            "created": self._created,
+            "model": self.model,
+            "choices": [],
+            "usage": answer_cost.openai_usage(meter, meter.debit_nusd(), self._usage),
+        }
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
 class AnthropicEvents:
-    """Anthropic Messages events (docs/anthropic.md); the closing usage is what is billed."""
+    """Anthropic Messages events (docs/anthropic.md); the closing usage (message_delta) is what is
+    billed, with its cost."""
 
     def __init__(self, translator: OpenAIToAnthropicStream) -> None:
         self.translator = translator
@@ -72,13 +103,11 @@ class AnthropicEvents:
         return b"".join(self.translator.feed(chunk))
 
     def end(self, meter: Meter) -> bytes:
-        usage = {"completion_tokens": meter.output_units}
-        if meter.prompt_tokens is not None:
-            usage["prompt_tokens"] = meter.prompt_tokens
-        return self.translator.finish(usage)
+        return self.translator.finish(answer_cost.openai_usage(meter, meter.debit_nusd()))
 
-    def cut(self, message: str) -> bytes:
-        return self.translator.error_event(message)
+    def cut(self, message: str, meter: Meter) -> bytes:
+        usage = answer_cost.openai_usage(meter, meter.debit_nusd())
+        return self.translator.error_event(message, usage=usage)
 
 
 StreamFormat = OpenAIChunks | AnthropicEvents
@@ -165,7 +194,7 @@ async def relay(
             f"The upstream provider failed mid-stream ({failure.reason}); the response is "
             f"incomplete. (request id {out.request_id})"
         )
-        pending.append(fmt.cut(message))
+        pending.append(fmt.cut(message, meter))
     else:
         pending.append(fmt.end(meter))
     await out.body(b"".join(pending), more=False)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gateway import proxy, request
+from gateway import answer_cost, proxy, request
 from gateway.body_limits import int_in
 from gateway.call import Call
 from gateway.errors import bad_request
@@ -149,17 +149,24 @@ async def _attempt(call: Call, candidate: RouteCandidate) -> UpstreamError | Non
     await call.commit(candidate)
     meter.usage(ranking.tokens, 0)
     meter.finish()
-    answer = _answer(call.out.request_id, candidate.model_id, rerank, ranking, meter)
-    await call.out.json(200, answer, call.route.diagnostics(candidate))
+    debit = meter.debit_nusd()
+    answer = _answer(call.out.request_id, candidate.model_id, rerank, ranking, meter, debit)
+    extra = [*call.route.diagnostics(candidate), answer_cost.header(debit)]
+    await call.out.json(200, answer, extra)
     proxy.report(candidate, ok=True, status=200, ttft_ms=meter.ttft_ms)
     return None
 
 
 def _answer(
-    request_id: str, model_id: str, rerank: RerankRequest, ranking: jina.Ranking, meter: Meter
+    request_id: str,
+    model_id: str,
+    rerank: RerankRequest,
+    ranking: jina.Ranking,
+    meter: Meter,
+    debit_nusd: int,
 ) -> dict:
     """Jina's answer (`model`, `results`, `usage`) with Cohere's `id` and `meta.billed_units`:
-    the tokens billed, from the provider's count (else the estimate)."""
+    the tokens billed, from the provider's count (else the estimate); `usage.cost` their cost."""
     results = []
     for index, relevance in ranking.results:
         result: dict[str, Any] = {"index": index, "relevance_score": relevance}
@@ -171,6 +178,10 @@ def _answer(
         "id": request_id,
         "model": model_id,
         "results": results,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        "usage": {
+            "prompt_tokens": tokens,
+            "total_tokens": tokens,
+            "cost": answer_cost.usd_number(debit_nusd),
+        },
         "meta": {"billed_units": {"input_tokens": tokens}},
     }

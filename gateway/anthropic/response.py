@@ -40,13 +40,17 @@ def anthropic_stop_reason(finish_reason: object, *, has_tool_use: bool) -> str:
     return "end_turn"
 
 
-def anthropic_usage(usage: object) -> dict[str, int]:
-    """`{prompt_tokens, completion_tokens}` → `{input_tokens, output_tokens}` (0 when absent)."""
+def anthropic_usage(usage: object) -> dict[str, Any]:
+    """`{prompt_tokens, completion_tokens}` → `{input_tokens, output_tokens}` (0 when absent);
+    the gateway's `cost` rides along as it is (gateway/answer_cost.py)."""
     usage = usage if isinstance(usage, dict) else {}
-    return {
+    counts: dict[str, Any] = {
         "input_tokens": _count(usage.get("prompt_tokens")),
         "output_tokens": _count(usage.get("completion_tokens")),
     }
+    if "cost" in usage:
+        counts["cost"] = usage["cost"]
+    return counts
 
 
 def _count(value: object) -> int:

@@ -109,29 +109,39 @@ class OpenAIToAnthropicStream:
         events.extend(self._close())
         self._finished = True
         usage = usage if usage is not None else self.usage
-        counts = anthropic_usage(usage)
-        delta_usage = {"output_tokens": counts["output_tokens"]}
-        if isinstance(usage, dict) and "prompt_tokens" in usage:
-            # Usage on message_delta is cumulative; the SDK lets this replace message_start's 0.
-            delta_usage = {"input_tokens": counts["input_tokens"], **delta_usage}
         stop_reason = anthropic_stop_reason(self.finish_reason, has_tool_use=self._saw_tool_use)
-        events.append(
-            sse_event(
-                "message_delta",
-                {
-                    "type": "message_delta",
-                    "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                    "usage": delta_usage,
-                },
-            )
-        )
+        events.append(self._message_delta(stop_reason, usage))
         events.append(sse_event("message_stop", {"type": "message_stop"}))
         return b"".join(events)
 
-    def error_event(self, message: str, type: str = "api_error") -> bytes:
-        """`event: error` for a failure after the 200 went out; the stream ends with it."""
+    def _message_delta(self, stop_reason: str | None, usage: dict | None) -> bytes:
+        counts = anthropic_usage(usage)
+        delta_usage = {"output_tokens": counts.pop("output_tokens")}
+        if isinstance(usage, dict) and "prompt_tokens" in usage:
+            # Usage on message_delta is cumulative; the SDK lets this replace message_start's 0.
+            delta_usage = {"input_tokens": counts["input_tokens"], **delta_usage}
+        if "cost" in counts:
+            delta_usage["cost"] = counts["cost"]
+        return sse_event(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                "usage": delta_usage,
+            },
+        )
+
+    def error_event(
+        self, message: str, type: str = "api_error", usage: dict | None = None
+    ) -> bytes:
+        """`event: error` for a failure after the 200 went out; the stream ends with it. With
+        `usage` (OpenAI shape: what the cut answer is billed, with its cost), a message_delta
+        carrying it comes first, its stop_reason null: the answer did not stop, it broke."""
         self._finished = True
-        return sse_event("error", anthropic_error_dict(message, type))
+        error = sse_event("error", anthropic_error_dict(message, type))
+        if usage is None:
+            return error
+        return b"".join([*self.start(), *self._close(), self._message_delta(None, usage), error])
 
     def _open_block(self, kind: str, content_block: dict) -> tuple[int, bytes]:
         index = self._next_index

@@ -20,7 +20,8 @@ def test_every_operation_documents_its_error_answers():
         assert {"401", "403"} <= set(responses), (method, path)
         if "{" in path:  # an id in the path: another user's or a missing object is a 404
             assert "404" in responses, (method, path)
-        assert ("400" in responses) == (method != "get"), (method, path)
+        if method != "get":  # a body: a field can be refused (a GET with a filter may be too)
+            assert "400" in responses, (method, path)
     detail = schema["components"]["schemas"]["ErrorDetail"]
     assert detail["required"] == ["detail"]
 

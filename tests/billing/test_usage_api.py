@@ -166,8 +166,10 @@ def test_another_buyers_key_is_a_400_and_their_rows_never_show(history):  # noqa
 
 
 def test_anonymous_callers_are_refused():
-    assert APIClient().get("/api/usage/").status_code == 403
-    assert APIClient().get("/api/usage/export.csv").status_code == 403
+    for path in ("/api/usage/", "/api/usage/export.csv"):
+        response = APIClient().get(path)
+        assert response.status_code == 401  # no session and no personal token
+        assert response["WWW-Authenticate"] == 'Bearer realm="api"'
 
 
 @pytest.mark.parametrize(
@@ -265,7 +267,7 @@ def test_the_schema_describes_the_usage_endpoints():
     listing = schema["paths"]["/api/usage/"]["get"]
     names = {p["name"] for p in listing["parameters"]}
     assert names == {"key", "model", "start", "end", "page", "page_size"}
-    assert set(listing["responses"]) == {"200", "400", "404"}
+    assert set(listing["responses"]) == {"200", "400", "401", "403", "404"}
     export = schema["paths"]["/api/usage/export.csv"]["get"]
     assert {p["name"] for p in export["parameters"]} == {"key", "model", "start", "end"}
     assert list(export["responses"]["200"]["content"]) == ["text/csv"]

@@ -5,6 +5,7 @@ import httpx
 import pytest
 
 from billing.models import Hold, UsageRecord
+from billing.money import usd_to_nusd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 MODEL = "deepseek/deepseek-chat"
@@ -52,6 +53,7 @@ def test_messages_create_answers_an_anthropic_message_with_diagnostics_and_one_s
         "x-df-market-ask-output": "1.2",
         "x-df-market-fee-profile-id": diagnostics["x-df-market-fee-profile-id"],
         "x-df-market-request-id": diagnostics["x-df-market-request-id"],
+        "x-df-cost": diagnostics["x-df-cost"],  # the settled debit: checked below
     }
     assert diagnostics["x-df-market-fee-profile-id"].isdigit()
     assert raw.headers["x-ratelimit-limit-requests"] == "unlimited"
@@ -66,6 +68,7 @@ def test_messages_create_answers_an_anthropic_message_with_diagnostics_and_one_s
         record.cost_nusd == message.usage.input_tokens * 400 + message.usage.output_tokens * 1_200
     )
     assert record.streamed is False
+    assert usd_to_nusd(diagnostics["x-df-cost"]) == record.buyer_debit_nusd == record.cost_nusd
     assert world.wallet(buyer)["held_nusd"] == 0
 
 

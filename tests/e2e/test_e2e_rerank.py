@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from billing.models import Hold
-from billing.money import cost_nusd, fee_nusd
+from billing.money import cost_nusd, fee_nusd, nusd_to_usd
 from billing.selectors import earnings_summary, fee_profile_for_seller
 from gateway import rerank
 from market.models import Listing
@@ -65,11 +65,15 @@ def test_a_cohere_style_request_is_ranked_billed_and_booked(world):
     }
     tokens = sum(text_tokens(QUERY) + text_tokens(d) for d in DOCUMENTS)
     assert (answer["id"], answer["model"]) == (request_id, MODEL)
-    assert answer["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
+    cost = cost_nusd(units=tokens, price_per_million_nusd=ASK_NUSD)
+    assert answer["usage"] == {
+        "prompt_tokens": tokens,
+        "total_tokens": tokens,
+        "cost": float(nusd_to_usd(cost)),
+    }
     assert answer["meta"] == {"billed_units": {"input_tokens": tokens}}
 
     record = world.usage(request_id)
-    cost = cost_nusd(units=tokens, price_per_million_nusd=ASK_NUSD)
     assert (record.model_id, record.price_unit, record.outcome) == (MODEL, "token", "completed")
     assert (record.input_units, record.output_units, record.streamed) == (tokens, 0, False)
     assert (record.cost_nusd, record.buyer_debit_nusd, record.overrun_nusd) == (cost, cost, 0)

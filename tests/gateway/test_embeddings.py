@@ -50,7 +50,12 @@ async def test_it_embeds_through_minimaxs_native_wire_and_bills_its_tokens_exact
     for item in body["data"]:
         assert len(item["embedding"]) == 1536
         assert math.isclose(math.sqrt(sum(x * x for x in item["embedding"])), 1, rel_tol=1e-9)
-    assert body["usage"] == {"prompt_tokens": 3 + 3, "total_tokens": 6}  # the simulator's count
+    assert body["usage"] == {  # the simulator's count, at $0.056/M
+        "prompt_tokens": 3 + 3,
+        "total_tokens": 6,
+        "cost": 0.000000336,
+    }
+    assert response.headers["x-df-cost"] == "0.000000336"
     assert response.headers["x-df-market-listing-id"] == str(listing.pk)
 
     upstream = market.app.stats()["keys"]["sim-emb-bill"]
@@ -109,7 +114,11 @@ async def test_without_upstream_usage_it_bills_the_estimate(market, client):
     await sync_to_async(_listing)("sim-emb-nousage?no_usage=1")
     response = await _embed(client, buyer, input=["a" * 10, "b"])
     assert response.status_code == 200, response.text
-    assert response.json()["usage"] == {"prompt_tokens": 3 + 1, "total_tokens": 4}
+    assert response.json()["usage"] == {
+        "prompt_tokens": 3 + 1,
+        "total_tokens": 4,
+        "cost": 0.000000224,  # 4 x $0.056/M
+    }
     record = await _record(response.headers["x-df-market-request-id"])
     assert (record.input_units, record.cost_nusd) == (
         4,

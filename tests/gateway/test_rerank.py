@@ -5,7 +5,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from billing.models import Hold, UsageRecord
-from billing.money import cost_nusd, fee_nusd
+from billing.money import cost_nusd, fee_nusd, nusd_to_usd, usd_to_nusd
 from billing.selectors import earnings_summary, fee_profile_for_seller, wallet_summary
 from gateway import rerank
 from gateway.metering import worst_case_nusd
@@ -72,7 +72,11 @@ async def test_it_ranks_the_documents_and_bills_the_tokens_at_the_listings_ask(m
             }
             for i in order[:2]
         ],
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        "usage": {
+            "prompt_tokens": tokens,
+            "total_tokens": tokens,
+            "cost": float(nusd_to_usd(cost_nusd(units=tokens, price_per_million_nusd=ASK_NUSD))),
+        },
         "meta": {"billed_units": {"input_tokens": tokens}},
     }
     assert response.headers["x-df-market-listing-id"] == str(listing.pk)
@@ -198,10 +202,12 @@ async def test_without_usage_the_estimate_is_billed(market, client):
     assert response.status_code == 200, response.text
     chars = len(QUERY) * len(DOCUMENTS) + sum(map(len, DOCUMENTS))
     estimate = -(-chars // 4)
-    assert response.json()["usage"] == {"prompt_tokens": estimate, "total_tokens": estimate}
+    usage = response.json()["usage"]
+    assert (usage["prompt_tokens"], usage["total_tokens"]) == (estimate, estimate)
     record = await _record(response.headers["x-df-market-request-id"])
     assert record.input_units == estimate
     assert record.cost_nusd == cost_nusd(units=estimate, price_per_million_nusd=ASK_NUSD)
+    assert usd_to_nusd(repr(usage["cost"])) == record.buyer_debit_nusd == record.cost_nusd
 
 
 @pytest.mark.parametrize(
