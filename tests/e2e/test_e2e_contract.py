@@ -34,7 +34,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from gateway import asgi
+from gateway import asgi, routing
 
 pytestmark = [
     pytest.mark.e2e,
@@ -55,19 +55,9 @@ CHECKS = [
     response_schema_conformance,
 ]
 # Filters a request sets itself (headers or the body's provider object): a 503 naming only these
-# is the answer to the buyer's own constraints (docs/gateway.md, "Errors").
-BUYERS_OWN = {
-    "max_price",
-    "max_output_price",
-    "provider_only",
-    "provider_ignore",
-    "allow_fallbacks",
-    "privacy_mode",
-    "hard_max_ttft_ms",
-    "hard_min_throughput_tps",
-    "unmeasured",
-    "max_cost",
-}
+# is the answer to the buyer's own constraints (docs/gateway.md, "Errors"). routing.REASONS lists
+# the listing's own state first (suspended ... daily_spend_cap), then the buyer's filters.
+BUYERS_OWN = frozenset(routing.REASONS[routing.REASONS.index("max_price") :])
 
 
 def _server_error(response: requests.Response) -> str | None:
