@@ -16,7 +16,6 @@ from django.conf import settings
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 
 # The real-server fixtures (two Daphne processes, the simulator, committed data) of tests/e2e.
-from tests.e2e.conftest import e2e_sim, servers, world  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PASSWORD = "a-long-enough-passphrase-42"
@@ -37,7 +36,7 @@ def _mail_to(address: str, *, since: float, timeout: float = 10.0) -> str:
     raise AssertionError(f"no mail to {address} in {folder}")
 
 
-def test_a_new_buyer_goes_from_the_signup_page_to_a_working_key_with_one_dollar(world):  # noqa: F811
+def test_a_new_buyer_goes_from_the_signup_page_to_a_working_key_with_one_dollar(world):
     from playwright.sync_api import expect, sync_playwright
 
     from billing.selectors import wallet_summary

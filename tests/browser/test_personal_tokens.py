@@ -9,12 +9,11 @@ import pytest
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, log_in
 
 # The real-server fixtures (two Daphne processes, the simulator, committed data) of tests/e2e.
-from tests.e2e.conftest import e2e_sim, servers, world  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_a_buyer_creates_a_token_sees_it_once_and_revokes_it(world, tmp_path):  # noqa: F811
+def test_a_buyer_creates_a_token_sees_it_once_and_revokes_it(world, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     buyer = world.buyer()

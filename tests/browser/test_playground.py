@@ -8,12 +8,11 @@ import pytest
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, log_in, screenshot_dir
 
 # The real-server fixtures (two Daphne processes, the simulator, committed data) of tests/e2e.
-from tests.e2e.conftest import e2e_sim, servers, world  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_a_buyer_sends_a_request_from_the_playground_and_sees_its_route_and_charge(world):  # noqa: F811
+def test_a_buyer_sends_a_request_from_the_playground_and_sees_its_route_and_charge(world):
     from playwright.sync_api import expect, sync_playwright
 
     from billing.models import UsageRecord

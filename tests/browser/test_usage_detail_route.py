@@ -8,13 +8,12 @@ import pytest
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, log_in, screenshot_dir
 
 # The real-server fixtures (two Daphne processes, the simulator, committed data) of tests/e2e.
-from tests.e2e.conftest import e2e_sim, servers, world  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 MODEL = "deepseek/deepseek-chat"
 
 
-def test_the_usage_detail_page_shows_the_route_and_its_attempts(world):  # noqa: F811
+def test_the_usage_detail_page_shows_the_route_and_its_attempts(world):
     from playwright.sync_api import expect, sync_playwright
 
     buyer = world.buyer()

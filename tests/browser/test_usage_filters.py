@@ -11,12 +11,11 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, log_in, screenshot_dir
-from tests.e2e.conftest import e2e_sim, servers, world  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_a_buyer_filters_usage_by_key_and_dates_and_downloads_those_rows(world):  # noqa: F811
+def test_a_buyer_filters_usage_by_key_and_dates_and_downloads_those_rows(world):
     from accounts import services as account_services
     from accounts.models import AccessKey
     from tests.billing.usage_bulk import usage_insert
