@@ -387,6 +387,10 @@ DRAGONFLY_MAX_ATTEMPTS = env_int("DRAGONFLY_MAX_ATTEMPTS", 3)
 DRAGONFLY_GATEWAY_ADMISSION = env_int("DRAGONFLY_GATEWAY_ADMISSION", 8)
 if DRAGONFLY_GATEWAY_ADMISSION < 1:
     raise ImproperlyConfigured("DRAGONFLY_GATEWAY_ADMISSION must be at least 1")
+# One billed /v1 request in this many is timed step by step (gateway/stages.py); 0: none.
+DRAGONFLY_GATEWAY_STAGE_SAMPLE = env_int("DRAGONFLY_GATEWAY_STAGE_SAMPLE", 16)
+if DRAGONFLY_GATEWAY_STAGE_SAMPLE < 0:
+    raise ImproperlyConfigured("DRAGONFLY_GATEWAY_STAGE_SAMPLE must be 0 or more")
 # PostgreSQL connections per gateway process for holds and settlements (async, on the event loop).
 DRAGONFLY_GATEWAY_DB_POOL_SIZE = env_int("DRAGONFLY_GATEWAY_DB_POOL_SIZE", 10)
 # Redis connections per process and event loop (the gateway's rate limits, capacity, stickiness).

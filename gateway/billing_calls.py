@@ -18,7 +18,6 @@ die meanwhile, whoever reaps it settles it from there (reaper.py) instead of voi
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -131,7 +130,7 @@ def unsettled_key(process_id: str) -> str:
 
 
 async def _keep(settlement: Settlement) -> None:
-    fields = orjson.dumps(dataclasses.asdict(settlement))
+    fields = orjson.dumps(settlement.as_dict())
     key = unsettled_key(process.ID)
     await kv.attempt("unsettled", lambda r: r.hset(key, settlement.request_id, fields))
 

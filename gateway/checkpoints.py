@@ -61,7 +61,7 @@ def collect() -> tuple[list[tuple[str, dict]], list[str]]:
         settlement = meter.settlement(
             request_id, stream.key, meter.candidate, outcome="client_disconnected", streamed=True
         )
-        rows.append((request_id, dataclasses.asdict(settlement)))
+        rows.append((request_id, settlement.as_dict()))
         stream.written_units = meter.output_units
         stream.row = True
     ended, state.streams_ended = state.streams_ended, []

@@ -3,7 +3,8 @@
 `run` reads top to bottom as the request goes: authenticate, parse, take an admission turn, route
 and size, rate-limit, rank, reserve against the key's spend limit, take a capacity slot and the
 hold together, end the turn, serve (the endpoint's function, proxy.py), settle, give the slot
-back, correct the rate limits to what was used. Each resource opens and closes in `run`'s own
+back, correct the rate limits to what was used. A sample of requests is timed at each of these
+steps (`watch`, gateway/stages.py). Each resource opens and closes in `run`'s own
 `with`/`finally` blocks; the session pin is written by `Call.commit` when a listing serves.
 """
 
@@ -31,6 +32,7 @@ from gateway import (
     request,
     routing,
     spend,
+    stages,
 )
 from gateway.call import Attempts, Call, Endpoint, Route
 from gateway.db import DatabaseUnavailable
@@ -44,23 +46,31 @@ logger = logging.getLogger("gateway")
 async def run(scope, receive, out: Response, endpoint: Endpoint) -> None:
     """Serve one billed request (chat, Messages, speech, embeddings, rerank) from its body to its
     settlement."""
+    watch = stages.stopwatch()
     headers = request_map(scope)
     key = await auth.authenticate(headers, scope)
+    watch.lap("auth")
     data = request.parse_json_object(await request.read_body(scope, receive))
     provider = provider_field.take(data)  # OpenRouter's routing object: never sent upstream
     body = endpoint.parse(data)
+    watch.lap("body")
     async with admission.Turn() as turn:  # given back by turn.end() below, or on any exit
+        watch.lap("turn")
         routed = await route(
             headers, key, body.model, modality=endpoint.modality, provider=provider
         )
         out.add(list(routed.alias_headers))
         call = Call(out, key, endpoint, body, routed, endpoint.size(body, routed.model))
         call.meter.trace.resolved_from(body.model, routed)
+        watch.lap("route")
         call.verdict = await rate_limit(out, key, call.meter.units_estimate)
+        watch.lap("rate_limit")
         try:
             await rank(call)
+            watch.lap("rank")
             with spend.reserve(key, call.hold_nusd) as call.reservation:
                 await slot_and_hold(call)
+                watch.lap("slot_and_hold")
                 assert call.attempts is not None
                 try:
                     turn.end()  # ready for the upstream call: the next request in line may start
@@ -71,11 +81,14 @@ async def run(scope, receive, out: Response, endpoint: Endpoint) -> None:
                         try:
                             await endpoint.serve(call)
                         finally:
+                            watch.served(call.meter.first_content_at)
                             call.reservation.debit_nusd = await settle(call)
+                            watch.lap("settle")
                 finally:
                     call.attempts.slot.release()  # a no-op once failover has given it back
         finally:
             await limits.correct(call.verdict, call.meter.units_used)
+    watch.observe()
 
 
 # The endpoint that serves each modality, for the 400 of a model sent to the wrong one.

@@ -15,6 +15,12 @@ GATEWAY_LATENCY = Histogram(
     ["endpoint"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+GATEWAY_STAGE_SECONDS = Histogram(
+    "dragonfly_gateway_stage_seconds",
+    "Wall time of each step of a billed /v1 request, for a sample of requests (gateway/stages.py)",
+    ["stage"],
+    buckets=(1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 10, 60),
+)
 UPSTREAM_ATTEMPTS = Counter(
     "dragonfly_upstream_attempts_total",
     "Upstream calls by provider and outcome",

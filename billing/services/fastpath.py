@@ -7,7 +7,6 @@ failed call leaves that transaction usable, exactly like the ORM path's nested a
 `DRAGONFLY_BILLING_SQL_FASTPATH = False` (a setting) forces the ORM path; SQLite always uses it.
 """
 
-import dataclasses
 from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -108,7 +107,7 @@ def settle_fields(s: Settlement) -> dict[str, Any]:
     # Only cost and fee are sent: the split of the cost between the buyer's debit and the overrun
     # needs the locked hold (or balance), so df_settle_apply applies it (pricing.price's rule).
     figures = settlement_price(s, fee_bps=bps, coverable_nusd=0)
-    return dataclasses.asdict(s) | {
+    return s.as_dict() | {
         "cost_nusd": figures.cost_nusd,
         "fee_nusd": figures.fee_nusd,
         "fee_profile_id": profile_id,
