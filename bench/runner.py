@@ -500,15 +500,16 @@ class Run:
         self.warm_up()
         flip = self._alternate("plain", EDGE_PLAIN, flip)
         self._alternate("stream", EDGE_STREAM, flip)
+        used = self.edge.replicas_used()
+        memory = [procstat.memory_kb(pid) for pid in self.edge.pids]
         self.edge_summary = {
-            "replicas_used": self.edge.replicas_used(),
-            "gateway_memory_kb": [procstat.memory_kb(pid) for pid in self.edge.pids],
+            "setup": f"{EDGE}: nginx {self.edge.url} -> {opts.server} at {', '.join(used)}",
+            "replicas_used": used,
+            "peak_rss_mb": [round(m["hwm_kb"] / 1024, 1) for m in memory],
+            "final_rss_mb": [round(m["rss_kb"] / 1024, 1) for m in memory],
         }
-        if len(self.edge_summary["replicas_used"]) != len(self.edge.pids):
-            raise RuntimeError(
-                f"nginx sent requests to {self.edge_summary['replicas_used']} only; "
-                f"see {self.edge.dir}"
-            )
+        if len(used) != len(self.edge.pids):
+            raise RuntimeError(f"nginx sent requests to {used} only; see {self.edge.dir}")
 
     # ---- ledger --------------------------------------------------------------------------
     def ledger(self) -> dict:
@@ -586,18 +587,7 @@ class Run:
                 "peak_rss_mb": round(memory["hwm_kb"] / 1024, 1),
                 "final_rss_mb": round(memory["rss_kb"] / 1024, 1),
             },
-            "edge": self.edge_summary
-            and {
-                "setup": f"{EDGE}: nginx {self.edge.url} -> {self.opts.server} at "
-                + ", ".join(self.edge_summary["replicas_used"]),
-                "replicas_used": self.edge_summary["replicas_used"],
-                "peak_rss_mb": [
-                    round(m["hwm_kb"] / 1024, 1) for m in self.edge_summary["gateway_memory_kb"]
-                ],
-                "final_rss_mb": [
-                    round(m["rss_kb"] / 1024, 1) for m in self.edge_summary["gateway_memory_kb"]
-                ],
-            },
+            "edge": self.edge_summary or None,
             "phases": self.phases,
             "ledger": ledger,
         }
