@@ -15,6 +15,7 @@ process for every db number, so its figure includes whatever else used the serve
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -30,6 +31,21 @@ def _database_of(pid: int) -> str | None:
     return match.group(1) if match else None
 
 
+def _local(
+    pick: Callable[[int], int], pid: int, name: str, expect: re.Pattern | None = None
+) -> int | None:
+    """pick(pid) if ``pid`` is this machine's process of the server called ``name``, else None
+    (a server elsewhere, or in a container with its own pid namespace, whose pid means another
+    process here or none)."""
+    try:
+        if expect is not None and not expect.match(procstat.command_line(pid)):
+            return None
+        picked = pick(pid)
+    except OSError:
+        return None
+    return picked if name in procstat.command_line(picked) else None
+
+
 @dataclass
 class ServicesCpu:
     """Snapshots of the PostgreSQL server's and the Redis server's CPU, by pid."""
@@ -43,19 +59,16 @@ class ServicesCpu:
         import psycopg
         import redis
 
-        postmaster = redis_pid = None
-        try:
-            with psycopg.connect(database_url, autocommit=True) as conn:
-                backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-            postmaster = procstat.parent_pid(backend)
-        except OSError:
-            postmaster = None  # a server on another machine: its processes are not in our /proc
-        try:
-            redis_pid = int(redis.Redis.from_url(redis_url).info("server")["process_id"])
-            procstat.cpu_seconds(redis_pid)
-        except OSError:
-            redis_pid = None
-        return cls(postmaster, redis_pid, urlsplit(database_url).path.lstrip("/"))
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            # the pid as the server sees it: ours only if this machine's /proc agrees
+            postmaster = _local(procstat.parent_pid, backend, "postgres", expect=_BACKEND)
+        redis_pid = int(redis.Redis.from_url(redis_url).info("server")["process_id"])
+        return cls(
+            postmaster,
+            _local(lambda pid: pid, redis_pid, "redis-server"),
+            urlsplit(database_url).path.lstrip("/"),
+        )
 
     def snapshot(self) -> dict:
         pg = procstat.tree_cpu_seconds(self.postmaster_pid) if self.postmaster_pid else {}
