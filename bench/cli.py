@@ -2,7 +2,8 @@
 
 Starts a fresh PostgreSQL- and Redis-backed Dragonfly under Daphne (or uvicorn) and the simulated
 upstream, seeds a buyer and bench listings, drives the same load through Dragonfly and at the
-upstream directly, alternating, then checks the ledger and that every 2xx was settled once.
+upstream directly, alternating, then again with two gateway processes behind nginx (the production
+edge), then checks the ledger and that every 2xx was settled once.
 Exit status: 0 when the run completed with ledger_check passing and settled == served, 1 otherwise,
 2 when the run could not complete (the gateway not answering, a process dying, Ctrl-C).
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from bench import report
 from bench.procs import Interrupted, install_sigterm
-from bench.runner import ROOT, SCALES, Options, Run
+from bench.runner import PHASES, ROOT, SCALES, Options, Run
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -50,8 +51,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--window", type=float, help="override each phase's window, seconds")
     p.add_argument(
         "--phases",
-        default="plain,stream,soak",
-        help="comma-separated subset of plain,stream,soak (default: all)",
+        default=",".join(PHASES),
+        help=f"comma-separated subset of {','.join(PHASES)} (default: all; edge = two gateway "
+        "processes behind nginx)",
     )
     p.add_argument(
         "--database-url", default="", help="default: $DATABASE_URL with db dragonfly_bench"
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         "" if args.server == "daphne" else f"-{args.server}"
     )
     phases = {x.strip() for x in args.phases.split(",") if x.strip()}
-    unknown = phases - {"plain", "stream", "soak"}
+    unknown = phases - set(PHASES)
     if unknown:
         print(f"unknown phases: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2

@@ -57,3 +57,53 @@ def machine_jiffies() -> tuple[int, int]:
     idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
     total = sum(values[:8])  # user..steal; guest time is already inside user
     return total - idle, total
+
+
+def parent_pid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        raw = f.read()
+    return int(raw[raw.rindex(b")") + 2 :].split()[1])
+
+
+def command_line(pid: int) -> str:
+    """argv joined by spaces ('' for a process that is gone); PostgreSQL rewrites its own."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def children(pid: int) -> list[int]:
+    """The live direct children of ``pid`` (a scan of /proc: a PostgreSQL server's backends are
+    children of the postmaster, not of its threads, so /proc/<pid>/task/*/children would do too,
+    but that file needs a kernel option this one may lack)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if parent_pid(int(entry)) == pid:
+                found.append(int(entry))
+        except (OSError, ValueError):
+            continue  # exited while we looked
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds of ``pid`` and of each live child, by pid (processes that are gone are left out).
+
+    Summed between two snapshots by pid, so a child that exits in between loses only its own time
+    and a child started in between counts in full."""
+    seen = {}
+    for p in [pid, *children(pid)]:
+        try:
+            seen[p] = cpu_seconds(p)
+        except OSError:
+            continue
+    return seen
+
+
+def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two tree_cpu_seconds snapshots."""
+    return sum(cpu - before.get(p, 0.0) for p, cpu in after.items())

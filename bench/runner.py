@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -19,7 +20,10 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 
 from bench import procstat
+from bench.edge import Edge
 from bench.procs import ProcessGroup, free_port, wait_http
+from bench.services_cpu import ServicesCpu
+from bench.setups import EDGE, ONE
 from bench.streams import stream_load
 from bench.wrk import run_wrk
 
@@ -49,6 +53,10 @@ SCALES = {
 # (upstream kind, concurrency); kinds are defined in bench/django_side.py
 PLAIN = [("fast", 1), ("fast", 16), ("fast", 64), ("slow", 64), ("slow", 256)]
 STREAM = [("fast", 1), ("fast", 16)]
+# two gateway processes behind nginx (bench/edge.py): the same alternation against direct
+EDGE_PLAIN = [("slow", 256), ("slow", 64), ("fast", 16)]
+EDGE_STREAM = [("fast", 16)]
+PHASES = ("plain", "stream", "soak", "edge")
 SOAK_CONCURRENCY = 8
 DELAY_MS = {"fast": 0, "slow": 200, "soak": 0}
 
@@ -64,7 +72,7 @@ class Options:
     profile: bool = False
     app: str = "dragonfly"  # or "baseline": bench/baseline_proxy.py, the reference lean proxy
     keep_logs: bool = True
-    phases: set[str] = field(default_factory=lambda: {"plain", "stream", "soak"})
+    phases: set[str] = field(default_factory=lambda: set(PHASES))
 
 
 def _log(msg: str) -> None:
@@ -135,32 +143,38 @@ def _body(model: str, *, stream: bool) -> bytes:
 APPS = {"dragonfly": "dragonfly.asgi:application", "baseline": "bench.baseline_proxy:application"}
 
 
-def _server_argv(server: str, port: int, profile_path: Path | None, app: str) -> list[str]:
+def _server_argv(
+    server: str, port: int, profile_path: Path | None, app: str, host: str = "127.0.0.1"
+) -> list[str]:
     target = APPS[app]
     py = [sys.executable]
     if profile_path is not None:
         py += ["-m", "cProfile", "-o", str(profile_path)]
     if server == "daphne":
         # as docker/entrypoint.sh runs it
-        return [*py, "-m", "dragonfly.daphne", "-b", "127.0.0.1", "-p", str(port),
+        return [*py, "-m", "dragonfly.daphne", "-b", host, "-p", str(port),
                 "--proxy-headers", "--verbosity", "0", target]  # fmt: skip
     if server == "uvicorn":
-        return [*py, "-m", "uvicorn", target, "--host", "127.0.0.1",
+        return [*py, "-m", "uvicorn", target, "--host", host,
                 "--port", str(port), "--no-access-log"]  # fmt: skip
     raise ValueError(f"unknown server {server!r}")
 
 
 def _post(url: str, auth: str, body: bytes) -> tuple[int, bytes]:
+    """One request; https (the edge's self-signed certificate) is not verified."""
     req = urllib.request.Request(  # noqa: S310 - loopback only
         url,
         data=body,
         headers={"Authorization": f"Bearer {auth}", "Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=30, context=_UNVERIFIED) as resp:  # noqa: S310
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+_UNVERIFIED = ssl._create_unverified_context()  # noqa: S323 - loopback, a certificate made here
 
 
 def _sim_requests(sim_url: str) -> dict[str, int]:
@@ -181,6 +195,11 @@ class Run:
         self.results: dict = {}
         self.gw_pid = 0
         self.sim_pid = 0
+        self.setup = ONE
+        self.edge = Edge(self.group, self.log_dir)
+        self.services: ServicesCpu | None = None
+        self.gateway_memory: dict[str, int] = {}
+        self.edge_summary: dict = {}
 
     # ---- setup ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -239,6 +258,7 @@ class Run:
             gw_env = dict(self.env)
             gw_env["BENCH_BASELINE_ROUTES"] = json.dumps(routes)
             gw_env["BENCH_BASELINE_KEY"] = self.seed["access_key"]
+        self.gw_env = gw_env
         gw = self.group.start(
             "gateway",
             _server_argv(opts.server, gw_port, profile_path, opts.app),
@@ -248,12 +268,18 @@ class Run:
         self.gw_pid = gw.pid
         wait_http(f"{self.gw_url}/healthz", seconds=60, group=self.group)
         _log(f"{opts.server} (pid {gw.pid}) on {self.gw_url}, simulator on {self.sim_url}")
+        self.services = ServicesCpu.find(database_url, redis_url)
+        _log(
+            f"PostgreSQL postmaster pid {self.services.postmaster_pid}, "
+            f"Redis pid {self.services.redis_pid}"
+        )
 
     # ---- targets -------------------------------------------------------------------------
     def target(self, kind: str, *, via: str, stream: bool) -> tuple[str, str, bytes]:
         route = self.seed["routes"][kind]
         if via == "gateway":
-            url = f"{self.gw_url}/v1/chat/completions"
+            base = self.edge.url if self.setup == EDGE else self.gw_url
+            url = f"{base}/v1/chat/completions"
             return url, self.seed["access_key"], _body(route["model"], stream=stream)
         url = f"{self.sim_url}/v1/chat/completions"
         return url, route["upstream_key"], _body(route["upstream_model"], stream=stream)
@@ -279,32 +305,60 @@ class Run:
                 )
 
     # ---- phases --------------------------------------------------------------------------
+    def gateway_pids(self) -> list[int]:
+        return self.edge.pids if self.setup == EDGE else [self.gw_pid]
+
     def _meters(self, via: str) -> dict:
-        pid = self.gw_pid if via == "gateway" else self.sim_pid
-        return {
-            "pid": pid,
-            "cpu": procstat.cpu_seconds(pid),
+        pids = self.gateway_pids() if via == "gateway" else [self.sim_pid]
+        m = {
+            "cpu": {pid: procstat.cpu_seconds(pid) for pid in pids},
             "machine": procstat.machine_jiffies(),
             "wall": time.monotonic(),
         }
+        if via == "gateway":
+            m["services"] = self.services.snapshot() if self.services else None
+            m["nginx"] = self.edge.nginx_cpu()
+        return m
 
     def _finish(self, phase: dict, m: dict) -> dict:
-        cpu = procstat.cpu_seconds(m["pid"]) - m["cpu"]
+        cpu = sum(procstat.cpu_seconds(pid) - s for pid, s in m["cpu"].items())
         busy, total = procstat.machine_jiffies()
         served = phase["served"]
+        phase["setup"] = self.setup
         who = "gateway" if phase["via"] == "gateway" else "upstream"
+        phase[f"{who}_processes"] = len(m["cpu"])
         phase[f"{who}_cpu_s"] = round(cpu, 3)
-        phase[f"{who}_cpu_ms_per_request"] = round(cpu * 1000 / served, 4) if served else None
+        phase[f"{who}_cpu_ms_per_request"] = _per_request(cpu, served)
         span = total - m["machine"][1]
         phase["machine_busy_pct"] = (
             round(100 * (busy - m["machine"][0]) / span, 1) if span else None
         )
         if phase["via"] == "gateway":
-            phase["gateway_memory_kb"] = procstat.memory_kb(self.gw_pid)
+            self._whole_machine(phase, m, cpu)
+            memory = [procstat.memory_kb(pid) for pid in m["cpu"]]
+            phase["gateway_memory_kb"] = memory[0] if len(memory) == 1 else memory
             self.served_total += served
         self.group.check_alive()
+        self.edge.check_alive()
         self.phases.append(phase)
         return phase
+
+    def _whole_machine(self, phase: dict, m: dict, gateway_cpu: float) -> None:
+        """PostgreSQL's, Redis's and (behind the edge) nginx's CPU over the phase, and the sum
+        gateway + PostgreSQL + Redis per 2xx answer: the target's whole-machine CPU per request."""
+        served = phase["served"]
+        used = self.services.used(m["services"]) if m["services"] is not None else {}
+        phase.update(used)
+        for name in ("postgres", "redis"):
+            phase[f"{name}_cpu_ms_per_request"] = _per_request(used.get(f"{name}_cpu_s"), served)
+        parts = [used.get("postgres_cpu_s"), used.get("redis_cpu_s")]
+        phase["whole_machine_cpu_ms_per_request"] = (
+            _per_request(gateway_cpu + sum(parts), served) if None not in parts else None
+        )
+        if m["nginx"]:
+            nginx = procstat.cpu_between(m["nginx"], self.edge.nginx_cpu())
+            phase["nginx_cpu_s"] = round(nginx, 3)
+            phase["nginx_cpu_ms_per_request"] = _per_request(nginx, served)
 
     def plain(self, kind: str, concurrency: int, via: str, *, window: float | None = None) -> dict:
         s = self.opts.scale
@@ -388,37 +442,74 @@ class Run:
         }
         return self._finish(phase, m)
 
-    def drive(self) -> None:
-        s = self.opts.scale
-        self.check_routes()
-        _log("warm-up")
-        self.plain("fast", 4, "gateway", window=s.warmup_s)
-        self.phases[-1]["phase"] = "warmup"
-        flip = False
-        if "plain" in self.opts.phases:
-            for kind, c in PLAIN:
-                for via in ("gateway", "direct") if flip else ("direct", "gateway"):
+    def _alternate(self, phase: str, configs: list[tuple[str, int]], flip: bool) -> bool:
+        """Each configuration through the gateway and direct, the order flipping every time."""
+        for kind, c in configs:
+            for via in ("gateway", "direct") if flip else ("direct", "gateway"):
+                if phase == "plain":
                     p = self.plain(kind, c, via)
                     _log(
-                        f"plain {kind} c={c} {via}: {p['rps']} req/s p50 {p['p50_ms']} ms "
-                        f"p99 {p['p99_ms']} ms, {p['served']} served, {p['non_2xx']} non-2xx"
+                        f"{self.setup}: plain {kind} c={c} {via}: {p['rps']} req/s p50 "
+                        f"{p['p50_ms']} ms p99 {p['p99_ms']} ms, {p['served']} served, "
+                        f"{p['non_2xx']} non-2xx"
                     )
-                flip = not flip
-        if "stream" in self.opts.phases:
-            for kind, c in STREAM:
-                for via in ("gateway", "direct") if flip else ("direct", "gateway"):
+                else:
                     p = self.stream(kind, c, via)
                     _log(
-                        f"stream {kind} c={c} {via}: {p['rps']} streams/s "
+                        f"{self.setup}: stream {kind} c={c} {via}: {p['rps']} streams/s "
                         f"ttft p50 {p['ttft_p50_ms']} ms total p50 {p['total_p50_ms']} ms"
                     )
-                flip = not flip
+            flip = not flip
+        return flip
+
+    def warm_up(self) -> None:
+        self.check_routes()
+        _log(f"{self.setup}: warm-up")
+        self.plain("fast", 4, "gateway", window=self.opts.scale.warmup_s)
+        self.phases[-1]["phase"] = "warmup"
+
+    def drive(self) -> None:
+        s = self.opts.scale
+        self.warm_up()
+        flip = False
+        if "plain" in self.opts.phases:
+            flip = self._alternate("plain", PLAIN, flip)
+        if "stream" in self.opts.phases:
+            flip = self._alternate("stream", STREAM, flip)
         if "soak" in self.opts.phases:
             _log(f"soak: {s.soak_s:.0f} s of streams at c={SOAK_CONCURRENCY}")
             p = self.soak()
             _log(
                 f"soak: {p['served']} streams, RSS {p['rss_samples'][0][1]} -> {p['rss_samples'][-1][1]} MB"
             )
+        self.gateway_memory = procstat.memory_kb(self.gw_pid)
+        if "edge" in self.opts.phases:
+            self.drive_edge(flip)
+
+    def drive_edge(self, flip: bool) -> None:
+        """The multi-process rows: two gateways behind nginx (bench/edge.py). The single gateway
+        stays up, idle, until the money check, so nothing it still owes is lost by stopping it."""
+        opts = self.opts
+        self.edge.up(
+            self.gw_env,
+            lambda host, port: _server_argv(opts.server, port, None, opts.app, host),
+            ROOT,
+        )
+        self.setup = EDGE
+        _log(f"{EDGE}: {opts.server} pids {self.edge.pids}, nginx on {self.edge.url}")
+        self.warm_up()
+        flip = self._alternate("plain", EDGE_PLAIN, flip)
+        self._alternate("stream", EDGE_STREAM, flip)
+        used = self.edge.replicas_used()
+        memory = [procstat.memory_kb(pid) for pid in self.edge.pids]
+        self.edge_summary = {
+            "setup": f"{EDGE}: nginx {self.edge.url} -> {opts.server} at {', '.join(used)}",
+            "replicas_used": used,
+            "peak_rss_mb": [round(m["hwm_kb"] / 1024, 1) for m in memory],
+            "final_rss_mb": [round(m["rss_kb"] / 1024, 1) for m in memory],
+        }
+        if len(used) != len(self.edge.pids):
+            raise RuntimeError(f"nginx sent requests to {used} only; see {self.edge.dir}")
 
     # ---- ledger --------------------------------------------------------------------------
     def ledger(self) -> dict:
@@ -469,7 +560,7 @@ class Run:
             meta["gateway_pid"] = self.gw_pid
             meta["gateway_memory_kb_idle"] = procstat.memory_kb(self.gw_pid)
             self.drive()
-            memory = procstat.memory_kb(self.gw_pid)
+            memory = self.gateway_memory
             if self.opts.app == "dragonfly":
                 ledger = self.ledger()
             else:
@@ -482,6 +573,7 @@ class Run:
                     "ledger_check_passed": False,
                 }
         finally:
+            self.edge.down()
             self.group.stop_all()
         meta["loadavg_end"] = procstat.loadavg()
         meta["uptime_end"] = _uptime()
@@ -495,9 +587,14 @@ class Run:
                 "peak_rss_mb": round(memory["hwm_kb"] / 1024, 1),
                 "final_rss_mb": round(memory["rss_kb"] / 1024, 1),
             },
+            "edge": self.edge_summary or None,
             "phases": self.phases,
             "ledger": ledger,
         }
+
+
+def _per_request(cpu_s: float | None, served: int) -> float | None:
+    return round(cpu_s * 1000 / served, 4) if served and cpu_s is not None else None
 
 
 def _git_describe() -> dict:

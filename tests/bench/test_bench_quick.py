@@ -1,4 +1,5 @@
-"""`python -m bench --tiny` runs end to end and its results hold together.
+"""`python -m bench --tiny` runs end to end, the rows behind nginx included, and its results hold
+together.
 
 Speed is measured by `make bench`, never here: this only checks that the harness works (every
 phase ran, nothing was left unsettled, the ledger balances). Skip it with `-m "not bench"`.
@@ -12,12 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from bench.setups import EDGE, ONE
+
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(150)]
 
 PLAIN = [(0, 1), (0, 16), (0, 64), (200, 64), (200, 256)]
 STREAM = [1, 16]
+EDGE_PLAIN = [(200, 256), (200, 64), (0, 16)]  # two gateway processes behind nginx
+EDGE_STREAM = [16]
 PHASE_KEYS = {
     "phase",
     "kind",
@@ -69,28 +74,43 @@ def test_every_phase_and_measure_is_reported(tiny_run):
         "ok",
     } <= set(results)
     phases = results["phases"]
-    for delay, c in PLAIN:
-        for via in ("gateway", "direct"):
-            (p,) = [
-                x
-                for x in phases
-                if (x["phase"], x["upstream_delay_ms"], x["concurrency"], x["via"])
-                == ("plain", delay, c, via)
-            ]
-            assert set(p) >= PHASE_KEYS | PLAIN_KEYS
-            assert p["served"] > 0 and p["non_2xx"] == 0 and p["drained"]
-            assert p["p50_ms"] > 0 and p["rps"] > 0
-    for c in STREAM:
-        for via in ("gateway", "direct"):
-            (p,) = [
-                x for x in phases if (x["phase"], x["concurrency"], x["via"]) == ("stream", c, via)
-            ]
-            assert set(p) >= PHASE_KEYS | STREAM_KEYS
-            assert p["served"] > 0 and p["complete"] == p["served"]
-            assert p["ttft_p50_ms"] is not None and p["total_p50_ms"] is not None
+    for setup, plain, stream in ((ONE, PLAIN, STREAM), (EDGE, EDGE_PLAIN, EDGE_STREAM)):
+        for delay, c in plain:
+            for via in ("gateway", "direct"):
+                (p,) = [
+                    x
+                    for x in phases
+                    if (x["setup"], x["phase"], x["upstream_delay_ms"], x["concurrency"], x["via"])
+                    == (setup, "plain", delay, c, via)
+                ]
+                assert set(p) >= PHASE_KEYS | PLAIN_KEYS
+                assert p["served"] > 0 and p["non_2xx"] == 0 and p["drained"]
+                assert p["p50_ms"] > 0 and p["rps"] > 0
+        for c in stream:
+            for via in ("gateway", "direct"):
+                (p,) = [
+                    x
+                    for x in phases
+                    if (x["setup"], x["phase"], x["concurrency"], x["via"])
+                    == (setup, "stream", c, via)
+                ]
+                assert set(p) >= PHASE_KEYS | STREAM_KEYS
+                assert p["served"] > 0 and p["complete"] == p["served"]
+                assert p["ttft_p50_ms"] is not None and p["total_p50_ms"] is not None
     gateway = [p for p in phases if p["via"] == "gateway"]
-    assert all(p["gateway_cpu_ms_per_request"] is not None for p in gateway)
-    assert len(results["comparisons"]) == len(PLAIN) + len(STREAM)
+    for p in gateway:
+        assert p["gateway_processes"] == (2 if p["setup"] == EDGE else 1)
+        assert p["gateway_cpu_ms_per_request"] is not None
+        # PostgreSQL and Redis run on this machine for the suite, so both are measured
+        assert p["postgres_cpu_s"] is not None and p["redis_cpu_s"] is not None
+        assert p["whole_machine_cpu_ms_per_request"] >= p["gateway_cpu_ms_per_request"]
+        assert (p.get("nginx_cpu_ms_per_request") is not None) == (p["setup"] == EDGE)
+    # both replicas answered, and each is measured
+    assert results["edge"]["replicas_used"] == ["127.0.0.2", "127.0.0.3"]
+    assert len(results["edge"]["peak_rss_mb"]) == 2 and min(results["edge"]["peak_rss_mb"]) > 0
+    assert len(results["comparisons"]) == (
+        len(PLAIN) + len(STREAM) + len(EDGE_PLAIN) + len(EDGE_STREAM)
+    )
     soak = results["soak"]
     assert soak["streams"] > 0 and soak["samples"] >= 3
     assert soak["rss_peak_mb"] > 0 and soak["rss_final_mb"] > 0
@@ -105,8 +125,11 @@ def test_every_phase_and_measure_is_reported(tiny_run):
         "added_ttft_c16_ms",
         "peak_rss_mb",
         "soak_growth_mb",
+        "whole_machine_cpu_ms_per_request",
+        "share_edge_200ms_c256",
     ]
     assert all(t["value"] is not None for t in results["targets"])
+    assert all(t["next_verdict"] in ("met", "MISSED") for t in results["targets"])
 
 
 def test_every_served_request_is_settled_and_the_ledger_balances(tiny_run):
