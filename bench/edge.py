@@ -38,6 +38,7 @@ class Edge:
         self.nginx: Nginx | None = None
         self.dns: Resolver | None = None
         self.pids: list[int] = []
+        self.replica_urls: list[str] = []  # each process directly (its /metrics)
         self.url = ""
 
     def up(self, env: dict[str, str], argv: Callable[[str, int], list[str]], cwd: Path) -> None:
@@ -47,8 +48,9 @@ class Edge:
         for i, address in enumerate(REPLICAS, 1):
             proc = self.group.start(f"gateway-{i}", argv(address, port), env=web_env, cwd=cwd)
             self.pids.append(proc.pid)
-        for address in REPLICAS:
-            wait_http(f"http://{address}:{port}/healthz", seconds=60, group=self.group)
+        self.replica_urls = [f"http://{address}:{port}" for address in REPLICAS]
+        for url in self.replica_urls:
+            wait_http(f"{url}/healthz", seconds=60, group=self.group)
         self.dns = Resolver("web", list(REPLICAS))
         certificate_make(self.dir / "tls", HOST)
         (self.dir / "static").mkdir(parents=True, exist_ok=True)

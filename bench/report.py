@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.setups import ONE
+from bench.setups import EDGE, ONE
 
 # Each row of shared/PERFORMANCE.md's targets: (key, measure, must, next target, unit, lower is
 # better). "must" is the column every run so far has met (None: not a must yet, only reported);
@@ -334,6 +334,7 @@ def markdown(results: dict) -> str:
             f"{_fmt(c['added_ttft_p50_ms'])} / {_fmt(c['added_ttft_p99_ms'])} | "
             f"{_fmt(c['added_total_p50_ms'])} | {_cpu(c)} |"
         )
+    lines += stage_tables(results)
     soak = results.get("soak")
     mem = results["gateway_memory"]
     lines += ["", "## Memory"]
@@ -393,6 +394,64 @@ def markdown(results: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+# The rows whose stage timings are shown: (setup, phase, upstream delay ms, concurrency).
+STAGE_ROWS = [
+    (ONE, "plain", 0, 1),
+    (ONE, "plain", 0, 16),
+    (ONE, "plain", 200, 256),
+    (ONE, "stream", 0, 1),
+    (ONE, "stream", 0, 16),
+    (EDGE, "plain", 200, 256),
+]
+
+
+def stage_tables(results: dict) -> list[str]:
+    """The gateway's wall time by stage for the main rows (gateway/stages.py), and its CPU by
+    stage at zero delay, c = 16 (py-spy, bench/stages.py)."""
+    shown = []
+    for setup, phase, delay, c in STAGE_ROWS:
+        found = next(
+            (p for p in results["phases"]
+             if (p.get("setup", ONE), p["phase"], p["upstream_delay_ms"], p["concurrency"], p["via"])
+             == (setup, phase, delay, c, "gateway") and p.get("stages_ms")),
+            None,
+        )  # fmt: skip
+        if found is not None:
+            label = f"{phase} {delay} ms c={c}" + (" (2, nginx)" if setup == EDGE else "")
+            shown.append((label, found))
+    lines = []
+    if shown:
+        lines += [
+            "",
+            "## Where the time goes: wall time by stage (ms, mean of the requests timed)",
+            "| stage | " + " | ".join(label for label, _ in shown) + " |",
+            "| --- |" + " --: |" * len(shown),
+        ]
+        names = list(dict.fromkeys(name for _, p in shown for name in p["stages_ms"]))
+        for name in names:
+            cells = [_fmt(p["stages_ms"].get(name), None) for _, p in shown]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        totals = [_fmt(round(sum(p["stages_ms"].values()), 3)) for _, p in shown]
+        timed = [_fmt(p["stages_timed"]) for _, p in shown]
+        lines.append("| all stages | " + " | ".join(totals) + " |")
+        lines.append("| requests timed | " + " | ".join(timed) + " |")
+    cpu = results.get("stage_cpu")
+    if cpu:
+        lines += [
+            "",
+            "## Where the time goes: the gateway's CPU by stage (zero delay, c=16, py-spy)",
+        ]
+        if "error" in cpu:
+            lines.append(f"Not measured: {cpu['error']}")
+        else:
+            per_request = cpu["cpu_ms_per_request"] or 0
+            lines += ["| stage | share | CPU per request |", "| --- | --: | --: |"]
+            for stage, share in cpu["share"].items():
+                lines.append(f"| {stage} | {share:.1%} | {1000 * per_request * share:.0f} us |")
+            lines.append(f"({cpu['samples']:,} samples at {per_request} ms of CPU per request.)")
+    return lines
 
 
 def plot(results: dict, path: Path) -> None:

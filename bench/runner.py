@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from bench import procstat
+from bench import procstat, stages
 from bench.edge import Edge
 from bench.procs import ProcessGroup, free_port, wait_http
 from bench.services_cpu import ServicesCpu
@@ -57,6 +57,7 @@ STREAM = [("fast", 1), ("fast", 16)]
 EDGE_PLAIN = [("slow", 256), ("slow", 64), ("fast", 16)]
 EDGE_STREAM = [("fast", 16)]
 PHASES = ("plain", "stream", "soak", "edge")
+STAGE_SAMPLE_HZ = 200  # py-spy's samples per second in the stages phase
 SOAK_CONCURRENCY = 8
 DELAY_MS = {"fast": 0, "slow": 200, "soak": 0}
 
@@ -200,6 +201,7 @@ class Run:
         self.services: ServicesCpu | None = None
         self.gateway_memory: dict[str, int] = {}
         self.edge_summary: dict = {}
+        self.stage_cpu: dict | None = None  # profile_stages
 
     # ---- setup ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -308,6 +310,9 @@ class Run:
     def gateway_pids(self) -> list[int]:
         return self.edge.pids if self.setup == EDGE else [self.gw_pid]
 
+    def gateway_urls(self) -> list[str]:
+        return self.edge.replica_urls if self.setup == EDGE else [self.gw_url]
+
     def _meters(self, via: str) -> dict:
         pids = self.gateway_pids() if via == "gateway" else [self.sim_pid]
         m = {
@@ -318,6 +323,7 @@ class Run:
         if via == "gateway":
             m["services"] = self.services.snapshot() if self.services else None
             m["nginx"] = self.edge.nginx_cpu()
+            m["stages"] = [stages.scrape(url) for url in self.gateway_urls()]
         return m
 
     def _finish(self, phase: dict, m: dict) -> dict:
@@ -335,6 +341,9 @@ class Run:
         )
         if phase["via"] == "gateway":
             self._whole_machine(phase, m, cpu)
+            timed = stages.wall(m["stages"], [stages.scrape(url) for url in self.gateway_urls()])
+            phase["stages_ms"] = {stage: round(sec * 1000, 3) for stage, (sec, _) in timed.items()}
+            phase["stages_timed"] = max((n for _, n in timed.values()), default=0)
             memory = [procstat.memory_kb(pid) for pid in m["cpu"]]
             phase["gateway_memory_kb"] = memory[0] if len(memory) == 1 else memory
             self.served_total += served
@@ -474,6 +483,7 @@ class Run:
         flip = False
         if "plain" in self.opts.phases:
             flip = self._alternate("plain", PLAIN, flip)
+            self.profile_stages()
         if "stream" in self.opts.phases:
             flip = self._alternate("stream", STREAM, flip)
         if "soak" in self.opts.phases:
@@ -485,6 +495,26 @@ class Run:
         self.gateway_memory = procstat.memory_kb(self.gw_pid)
         if "edge" in self.opts.phases:
             self.drive_edge(flip)
+
+    def profile_stages(self) -> None:
+        """One more zero-delay window at c = 16 through the gateway, sampled by py-spy: the
+        gateway's CPU by stage of a request (bench/stages.py). Not a target row: the sampler
+        shares the machine. A sampler that cannot attach (no ptrace) is reported, not fatal."""
+        raw = self.log_dir / "stages.raw"
+        spy = stages.record_start(self.gw_pid, self.opts.scale.window_s, STAGE_SAMPLE_HZ, raw)
+        p = self.plain("fast", 16, "gateway")
+        p["phase"] = "stages"
+        _, err = spy.communicate()
+        total, by_stage = stages.shares(raw.read_text().splitlines()) if raw.exists() else (0, {})
+        if spy.returncode or not total:
+            self.stage_cpu = {"error": err.decode(errors="replace")[-300:] or "no samples"}
+            _log(f"stages: py-spy gave nothing ({self.stage_cpu['error']})")
+            return
+        self.stage_cpu = {
+            "samples": total,
+            "cpu_ms_per_request": p["gateway_cpu_ms_per_request"],
+            "share": {stage: round(n / total, 4) for stage, n in by_stage.most_common()},
+        }
 
     def drive_edge(self, flip: bool) -> None:
         """The multi-process rows: two gateways behind nginx (bench/edge.py). The single gateway
@@ -588,6 +618,7 @@ class Run:
                 "final_rss_mb": round(memory["rss_kb"] / 1024, 1),
             },
             "edge": self.edge_summary or None,
+            "stage_cpu": self.stage_cpu,
             "phases": self.phases,
             "ledger": ledger,
         }

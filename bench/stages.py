@@ -116,29 +116,44 @@ def table(total: int, by_stage: Counter, *, cpu_ms_per_request: float | None = N
     return "\n".join(rows)
 
 
-def wall(before: str, after: str) -> dict[str, tuple[float, int]]:
-    """{stage: (mean seconds, requests timed)} between two scrapes of a gateway's /metrics."""
+def _stage_sums(text: str) -> dict[str, tuple[float, float]]:
+    """{stage: (seconds, requests timed)} from one scrape of a gateway's /metrics."""
+    found: dict[str, list[float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "dragonfly_gateway_stage_seconds":
+            continue
+        for sample in family.samples:
+            kind = sample.name.rpartition("_")[2]
+            if kind in ("sum", "count"):
+                pair = found.setdefault(sample.labels["stage"], [0.0, 0.0])
+                pair[0 if kind == "sum" else 1] = sample.value
+    return {stage: (total, count) for stage, (total, count) in found.items()}
 
-    def sums(text: str) -> dict[str, list[float]]:
-        found: dict[str, list[float]] = {}
-        for family in text_string_to_metric_families(text):
-            if family.name != "dragonfly_gateway_stage_seconds":
-                continue
-            for sample in family.samples:
-                kind = sample.name.rpartition("_")[2]
-                if kind in ("sum", "count"):
-                    pair = found.setdefault(sample.labels["stage"], [0.0, 0.0])
-                    pair[0 if kind == "sum" else 1] = sample.value
-        return found
 
-    old, new = sums(before), sums(after)
-    means = {}
-    for stage, (total, count) in new.items():
-        total -= old.get(stage, [0.0, 0.0])[0]
-        count -= old.get(stage, [0.0, 0.0])[1]
-        if count:
-            means[stage] = (total / count, int(count))
-    return means
+def wall(before: str | list[str], after: str | list[str]) -> dict[str, tuple[float, int]]:
+    """{stage: (mean seconds, requests timed)} between two scrapes of each gateway process's
+    /metrics (one text per process, in the same order both times), in the stages' order."""
+    befores = [before] if isinstance(before, str) else before
+    afters = [after] if isinstance(after, str) else after
+    totals: dict[str, list[float]] = {}
+    for old_text, new_text in zip(befores, afters, strict=True):
+        old = _stage_sums(old_text)
+        for stage, (seconds, count) in _stage_sums(new_text).items():
+            pair = totals.setdefault(stage, [0.0, 0.0])
+            pair[0] += seconds - old.get(stage, (0.0, 0.0))[0]
+            pair[1] += count - old.get(stage, (0.0, 0.0))[1]
+    return {
+        stage: (seconds / count, int(count)) for stage, (seconds, count) in totals.items() if count
+    }
+
+
+def scrape(url: str) -> str:
+    """A gateway process's /metrics ('' if it cannot be read: the timings are then left out)."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/metrics", timeout=10) as response:  # noqa: S310
+            return response.read().decode()
+    except OSError:
+        return ""
 
 
 def wall_table(means: dict[str, tuple[float, int]]) -> str:
@@ -150,19 +165,25 @@ def wall_table(means: dict[str, tuple[float, int]]) -> str:
     return "\n".join(rows)
 
 
-def _scrape(url: str) -> str:
-    with urllib.request.urlopen(url.rstrip("/") + "/metrics", timeout=10) as response:  # noqa: S310
-        return response.read().decode()
+def _py_spy() -> str:
+    beside = Path(sys.executable).parent / "py-spy"  # the venv's, from the dev extra
+    return str(beside) if beside.exists() else "py-spy"
+
+
+def record_start(pid: int, seconds: float, rate: int, out: Path) -> subprocess.Popen:
+    """py-spy on `pid` for `seconds`, without stopping it, written in raw (collapsed) form."""
+    return subprocess.Popen(
+        [_py_spy(), "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
+         "--rate", str(rate), "--format", "raw", "--output", str(out), "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
 
 
 def record(pid: int, seconds: float, rate: int, out: Path) -> None:
-    """py-spy on `pid` for `seconds`, without stopping it, written in raw (collapsed) form."""
-    beside = Path(sys.executable).parent / "py-spy"  # the venv's, from the dev extra
-    subprocess.run(
-        [str(beside) if beside.exists() else "py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds)),
-         "--rate", str(rate), "--format", "raw", "--output", str(out), "--nonblocking"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    spy = record_start(pid, seconds, rate, out)
+    _, err = spy.communicate()
+    if spy.returncode:
+        raise RuntimeError(f"py-spy failed: {err.decode()[-500:]}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,10 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     path = args.raw
     if path is None:
         path = Path(tempfile.mkdtemp(prefix="dragonfly-stages-")) / "gateway.raw"
-        before = _scrape(args.url) if args.url else ""
+        before = scrape(args.url) if args.url else ""
         record(args.pid, args.seconds, args.rate, path)
         if args.url:
-            print(wall_table(wall(before, _scrape(args.url))) + "\n")
+            print(wall_table(wall(before, scrape(args.url))) + "\n")
     total, by_stage = shares(path.read_text().splitlines())
     if not total:
         print("no samples", file=sys.stderr)

@@ -132,6 +132,38 @@ def test_every_phase_and_measure_is_reported(tiny_run):
     assert all(t["next_verdict"] in ("met", "MISSED") for t in results["targets"])
 
 
+STAGES = [
+    "auth",
+    "body",
+    "turn",
+    "route",
+    "rate_limit",
+    "rank",
+    "slot_and_hold",
+    "upstream",
+    "relay",
+    "settle",
+]
+
+
+def test_where_the_time_goes_is_reported_by_stage(tiny_run):
+    _, out = tiny_run
+    results = json.loads((out / "latest.json").read_text())
+    # Wall time by stage, from each gateway process's own timings, for every row through it.
+    for p in results["phases"]:
+        if p["via"] == "gateway" and p["phase"] in ("plain", "stream"):
+            assert list(p["stages_ms"]) == STAGES, p
+            assert p["stages_timed"] >= 1
+            assert all(ms >= 0 for ms in p["stages_ms"].values())
+    (profiled,) = [p for p in results["phases"] if p["phase"] == "stages"]
+    assert (profiled["concurrency"], profiled["upstream_delay_ms"]) == (16, 0)
+    # CPU by stage, from py-spy's samples of the gateway in that phase.
+    cpu = results["stage_cpu"]
+    assert cpu["samples"] > 0, cpu
+    assert abs(sum(cpu["share"].values()) - 1) < 0.01
+    assert "## Where the time goes: wall time by stage" in (out / "latest.md").read_text()
+
+
 def test_every_served_request_is_settled_and_the_ledger_balances(tiny_run):
     _, out = tiny_run
     results = json.loads((out / "latest.json").read_text())
