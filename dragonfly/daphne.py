@@ -22,6 +22,15 @@ objects) is moved out of the cyclic garbage collector's view (`gc.freeze()`): it
 the process, so no collection on the request path walks it. What each of these saves:
 docs/performance.md, "Measured stories behind the code".
 
+Two libraries Daphne brings are loaded leaner, for memory (docs/performance.md, "Optimisations").
+Twisted loads its TLS support (pyOpenSSL and its own OpenSSL bindings: 4.5 MB resident) whenever
+pyOpenSSL is importable, and Daphne's `-e ssl:` endpoints need it; this process serves plain HTTP
+behind the edge, which terminates TLS (docker/nginx/), so the import is refused and Twisted runs as
+it does where pyOpenSSL is not installed (outgoing TLS, aiohttp's and Stripe's, uses Python's `ssl`).
+And autobahn, Daphne's websocket protocol, validates the UTF-8 of text frames with a validator it
+builds through cffi at import (cffi and pycparser: 1 MB); no websocket route exists
+(dragonfly/websocket_routes.py), so its pure-Python validator is chosen (AUTOBAHN_USE_NVX=0).
+
 Daphne speaks no ASGI lifespan, so the gateway's startup (take the process's lease, which lets its
 peers settle what it leaves if it dies: gateway/process.py) runs when the reactor starts, and its
 shutdown (give back capacity slots, write pending health, apply the money batches still queued,
@@ -31,9 +40,15 @@ the requests Daphne cancels at shutdown have ended. Everything else is Daphne's 
 
 import asyncio
 import gc
+import os
 import sys
 
 import uvloop
+
+
+def _load_lean() -> None:
+    sys.modules.setdefault("OpenSSL", None)  # `import OpenSSL` raises ImportError
+    os.environ.setdefault("AUTOBAHN_USE_NVX", "0")
 
 
 def _skip_form_parsing() -> None:
@@ -104,6 +119,7 @@ def _gateway_start() -> None:
 
 def main() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    _load_lean()
     _skip_form_parsing()
     _install_http_factory()
     from daphne.cli import CommandLineInterface  # installs Twisted's asyncio reactor
