@@ -1,4 +1,9 @@
-"""The Celery app; periodic tasks of every app are scheduled here, in one visible place."""
+"""The Celery app; periodic tasks of every app are scheduled here, in one visible place.
+
+Task modules bind their tasks to this app (`@app.task`), not with `shared_task`: a web process
+imports this module only with a task module (dragonfly/__init__.py says why), so `shared_task`
+could resolve to Celery's default app there, which has no broker configured.
+"""
 
 import os
 

@@ -199,6 +199,21 @@ def test_a_malformed_request_line_is_a_json_400(daphne):
     assert error["message"] == "The request is not valid HTTP/1.1."
 
 
+def test_a_websocket_upgrade_is_a_json_404_and_the_server_keeps_serving(daphne):
+    """No websocket route exists, so Daphne serves no websocket protocol (dragonfly/daphne.py)."""
+    upgrade = (
+        b"GET /ws/feed HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    with connect(daphne) as sock:
+        sock.sendall(upgrade)
+        error = assert_error(read_response(sock), 404, "not_found")
+    assert error["message"] == "No websocket endpoint is served here."
+    with connect(daphne) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+
+
 def test_anthropic_paths_get_anthropics_shape(daphne):
     with connect(daphne) as sock:
         sock.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 209715200\r\n\r\n")
