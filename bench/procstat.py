@@ -8,14 +8,19 @@ from dataclasses import dataclass
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of the process (all its threads), in seconds."""
+def user_system_seconds(pid: int) -> tuple[float, float]:
+    """utime and stime of the process (all its threads), in seconds."""
     with open(f"/proc/{pid}/stat", "rb") as f:
         raw = f.read()
     # the command name is in parentheses and may contain spaces: split after the last ')'
     fields = raw[raw.rindex(b")") + 2 :].split()
     # fields[0] is field 3 (state); utime and stime are fields 14 and 15
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    return int(fields[11]) / _TICKS, int(fields[12]) / _TICKS
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the process (all its threads), in seconds."""
+    return sum(user_system_seconds(pid))
 
 
 def memory_kb(pid: int) -> dict[str, int]:

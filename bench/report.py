@@ -446,11 +446,18 @@ def stage_tables(results: dict) -> list[str]:
         if "error" in cpu:
             lines.append(f"Not measured: {cpu['error']}")
         else:
-            per_request = cpu["cpu_ms_per_request"] or 0
-            lines += ["| stage | share | CPU per request |", "| --- | --: | --: |"]
+            user = cpu["user_ms_per_request"] or 0
+            lines += ["| stage | share of Python CPU | CPU per request |", "| --- | --: | --: |"]
             for stage, share in cpu["share"].items():
-                lines.append(f"| {stage} | {share:.1%} | {1000 * per_request * share:.0f} us |")
-            lines.append(f"({cpu['samples']:,} samples at {per_request} ms of CPU per request.)")
+                lines.append(f"| {stage} | {share:.1%} | {1000 * user * share:.0f} us |")
+            lines.append(
+                f"| kernel (system calls, every stage) | - | "
+                f"{1000 * (cpu['system_ms_per_request'] or 0):.0f} us |"
+            )
+            lines.append(
+                f"({cpu['samples']:,} samples holding the GIL; the process's user time "
+                f"{user} ms and system time {cpu['system_ms_per_request']} ms per request.)"
+            )
     return lines
 
 

@@ -501,10 +501,12 @@ class Run:
         gateway's CPU by stage of a request (bench/stages.py). Not a target row: the sampler
         shares the machine. A sampler that cannot attach (no ptrace) is reported, not fatal."""
         raw = self.log_dir / "stages.raw"
+        user, system = procstat.user_system_seconds(self.gw_pid)
         spy = stages.record_start(self.gw_pid, self.opts.scale.window_s, STAGE_SAMPLE_HZ, raw)
         p = self.plain("fast", 16, "gateway")
         p["phase"] = "stages"
         _, err = spy.communicate()
+        user_after, system_after = procstat.user_system_seconds(self.gw_pid)
         total, by_stage = stages.shares(raw.read_text().splitlines()) if raw.exists() else (0, {})
         if spy.returncode or not total:
             self.stage_cpu = {"error": err.decode(errors="replace")[-300:] or "no samples"}
@@ -512,7 +514,8 @@ class Run:
             return
         self.stage_cpu = {
             "samples": total,
-            "cpu_ms_per_request": p["gateway_cpu_ms_per_request"],
+            "user_ms_per_request": _per_request(user_after - user, p["served"]),
+            "system_ms_per_request": _per_request(system_after - system, p["served"]),
             "share": {stage: round(n / total, 4) for stage, n in by_stage.most_common()},
         }
 

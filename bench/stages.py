@@ -4,11 +4,15 @@ each attributed to the stage of its innermost frame that names one.
     python -m bench.stages --pid PID [--url URL] [--seconds 10]   # profile a running gateway
     python -m bench.stages --raw FILE                             # re-read a py-spy raw file
 
-py-spy (the dev extra) samples the process without stopping it; a sample counts only while the
-process is running, so the shares add up to the gateway's CPU, not its wall time. Wall time per
-stage comes from the gateway itself (gateway/stages.py, the dragonfly_gateway_stage_seconds
-histogram): with --url, its /metrics is read before and after the samples, and the mean of each
-stage over the requests timed in between is printed too. docs/performance.md, "Where the time goes per request", has the tables this prints.
+py-spy (the dev extra) samples the process without stopping it, keeping only samples of a thread
+that holds the GIL (`--gil`): that is the process's Python CPU (utime). Without it, a thread
+preempted inside a system call still counts: on two shared cores a send to PostgreSQL wakes a
+backend that takes the core, and the sampler saw 89 % of the time "active" where /proc counted 55 %
+of a core, most of the difference inside the money batches' sends. The kernel's own share
+(stime, every system call) is reported apart. Wall time per stage comes from the gateway itself
+(gateway/stages.py, the dragonfly_gateway_stage_seconds histogram): with --url, its /metrics is
+read before and after the samples, and the mean of each stage over the requests timed in between
+is printed too. docs/performance.md, "Where the time goes per request", has the tables this prints.
 """
 
 from __future__ import annotations
@@ -102,7 +106,7 @@ def shares(lines) -> tuple[int, Counter]:
 
 
 def table(total: int, by_stage: Counter, *, cpu_ms_per_request: float | None = None) -> str:
-    head = "| stage | share of the gateway's samples |"
+    head = "| stage | share of the gateway's Python CPU |"
     rule = "| --- | --: |"
     if cpu_ms_per_request is not None:
         head += " CPU per request |"
@@ -174,7 +178,7 @@ def record_start(pid: int, seconds: float, rate: int, out: Path) -> subprocess.P
     """py-spy on `pid` for `seconds`, without stopping it, written in raw (collapsed) form."""
     return subprocess.Popen(
         [_py_spy(), "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-         "--rate", str(rate), "--format", "raw", "--output", str(out), "--nonblocking"],
+         "--rate", str(rate), "--format", "raw", "--output", str(out), "--nonblocking", "--gil"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
 
@@ -194,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", help="the gateway's base URL, to read its stage timings (/metrics)")
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--rate", type=int, default=200, help="samples per second")
-    p.add_argument("--cpu-ms", type=float, help="the gateway's CPU per request, for a us column")
+    p.add_argument("--cpu-ms", type=float, help="the gateway's utime per request, for a us column")
     args = p.parse_args(argv)
     path = args.raw
     if path is None:

@@ -161,6 +161,7 @@ def test_where_the_time_goes_is_reported_by_stage(tiny_run):
     cpu = results["stage_cpu"]
     assert cpu["samples"] > 0, cpu
     assert abs(sum(cpu["share"].values()) - 1) < 0.01
+    assert cpu["user_ms_per_request"] > 0 and cpu["system_ms_per_request"] is not None
     assert "## Where the time goes: wall time by stage" in (out / "latest.md").read_text()
 
 
