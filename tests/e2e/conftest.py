@@ -2,7 +2,8 @@
 
 e2e tests are transactional (pytest.mark.django_db(transaction=True)): what a test creates is
 committed, so the server processes see it, and the database is flushed after each test. Each test
-starts by recreating the catalogue and waiting until the servers' routing tables show no listing.
+starts by recreating the catalogue and waiting until the servers' routing tables show no listing
+of any model.
 """
 
 from __future__ import annotations
@@ -154,6 +155,16 @@ class World:
             time.sleep(0.1)
         raise AssertionError(f"{model} never showed {count} live listings")
 
+    def unlisted(self, server) -> None:
+        """Wait until the server's routing table shows no live listing of any model: the last
+        test's listings (gone with the flush) must not serve this one's requests."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if not httpx.get(server.url + "/v1/models", timeout=2).json()["data"]:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{server.url} still lists models after the database was flushed")
+
     def wallet(self, buyer) -> dict:
         from billing.selectors import wallet_summary
 
@@ -178,7 +189,7 @@ def world(servers, e2e_sim, django_db_blocker, transactional_db):
         factories.market_make(e2e_sim.url)
     world = World(servers, e2e_sim, django_db_blocker)
     for server in servers:
-        world.routable("deepseek/deepseek-chat", 0, server=server)
+        world.unlisted(server)
     yield world
     # Let the servers finish settling before pytest-django truncates the tables under them.
     from billing.models import Hold
