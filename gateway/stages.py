@@ -2,11 +2,10 @@
 step of trade.run and observed into dragonfly_gateway_stage_seconds{stage} once it has settled.
 
 Sampling keeps the cost off the hot path (a histogram observation per stage is about 1.5 us; at
-one request in 16 that is 0.1 us per request). The stages, in the order a request takes them:
-auth, body (read and parse), turn (waiting for an admission turn), route (resolve and size),
-rate_limit, rank, slot_and_hold, upstream (until the answer's head or first token), relay (the
-rest of the answer), settle. The gateway's CPU by stage is measured from outside (bench/stages.py);
-docs/performance.md has both.
+one request in 16 that is 0.1 us per request). The stages are STAGES, below: `body` is reading
+and parsing it, `turn` waiting for an admission turn, `route` resolving and sizing, `upstream`
+until the answer's head or first token, `relay` the rest of the answer. The gateway's CPU by stage
+is measured from outside (bench/stages.py); docs/performance.md has both.
 """
 
 from __future__ import annotations
@@ -18,6 +17,19 @@ from django.conf import settings
 
 from observability.metrics import GATEWAY_STAGE_SECONDS
 
+# Every stage a request that settles is timed at, in the order trade.run takes them.
+STAGES = (
+    "auth",
+    "body",
+    "turn",
+    "route",
+    "rate_limit",
+    "rank",
+    "slot_and_hold",
+    "upstream",
+    "relay",
+    "settle",
+)
 _requests = itertools.count()
 
 

@@ -14,18 +14,6 @@ from tests.gateway.factories import buyer_make, drained
 from tests.market.factories import listing_make, seller_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ORDER = [
-    "auth",
-    "body",
-    "turn",
-    "route",
-    "rate_limit",
-    "rank",
-    "slot_and_hold",
-    "upstream",
-    "relay",
-    "settle",
-]
 
 
 def _observed() -> dict[str, tuple[float, float]]:
@@ -73,7 +61,7 @@ async def test_a_sampled_request_is_timed_at_every_step_and_the_others_are_not(
                 after[stage][1] - before.get(stage, (0.0, 0.0))[1])
         for stage in after
     }  # fmt: skip
-    assert sorted(laps, key=ORDER.index) == ORDER
+    assert sorted(laps, key=stages.STAGES.index) == list(stages.STAGES)
     assert all(count == 1 for count, _ in laps.values())
     assert all(seconds >= 0 for _, seconds in laps.values())
     assert 0.05 <= laps["upstream"][1] < 5  # the simulator's 50 ms to the first token
