@@ -8,13 +8,17 @@ from dataclasses import dataclass
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def user_system_seconds(pid: int) -> tuple[float, float]:
-    """utime and stime of the process (all its threads), in seconds."""
+def _stat_fields(pid: int) -> list[bytes]:
+    """/proc/<pid>/stat from field 3 (state) on: fields[0] is field 3."""
     with open(f"/proc/{pid}/stat", "rb") as f:
         raw = f.read()
     # the command name is in parentheses and may contain spaces: split after the last ')'
-    fields = raw[raw.rindex(b")") + 2 :].split()
-    # fields[0] is field 3 (state); utime and stime are fields 14 and 15
+    return raw[raw.rindex(b")") + 2 :].split()
+
+
+def user_system_seconds(pid: int) -> tuple[float, float]:
+    """utime and stime of the process (all its threads), in seconds."""
+    fields = _stat_fields(pid)  # utime and stime are fields 14 and 15
     return int(fields[11]) / _TICKS, int(fields[12]) / _TICKS
 
 
@@ -65,9 +69,7 @@ def machine_jiffies() -> tuple[int, int]:
 
 
 def parent_pid(pid: int) -> int:
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        raw = f.read()
-    return int(raw[raw.rindex(b")") + 2 :].split()[1])
+    return int(_stat_fields(pid)[1])  # field 4
 
 
 def command_line(pid: int) -> str:

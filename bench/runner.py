@@ -327,7 +327,7 @@ class Run:
         return m
 
     def _finish(self, phase: dict, m: dict) -> dict:
-        cpu = sum(procstat.cpu_seconds(pid) - s for pid, s in m["cpu"].items())
+        cpu = procstat.cpu_between(m["cpu"], {pid: procstat.cpu_seconds(pid) for pid in m["cpu"]})
         busy, total = procstat.machine_jiffies()
         served = phase["served"]
         phase["setup"] = self.setup

@@ -134,13 +134,11 @@ def _stage_sums(text: str) -> dict[str, tuple[float, float]]:
     return {stage: (total, count) for stage, (total, count) in found.items()}
 
 
-def wall(before: str | list[str], after: str | list[str]) -> dict[str, tuple[float, int]]:
+def wall(before: list[str], after: list[str]) -> dict[str, tuple[float, int]]:
     """{stage: (mean seconds, requests timed)} between two scrapes of each gateway process's
     /metrics (one text per process, in the same order both times), in the stages' order."""
-    befores = [before] if isinstance(before, str) else before
-    afters = [after] if isinstance(after, str) else after
     totals: dict[str, list[float]] = {}
-    for old_text, new_text in zip(befores, afters, strict=True):
+    for old_text, new_text in zip(before, after, strict=True):
         old = _stage_sums(old_text)
         for stage, (seconds, count) in _stage_sums(new_text).items():
             pair = totals.setdefault(stage, [0.0, 0.0])
@@ -206,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         before = scrape(args.url) if args.url else ""
         record(args.pid, args.seconds, args.rate, path)
         if args.url:
-            print(wall_table(wall(before, scrape(args.url))) + "\n")
+            print(wall_table(wall([before], [scrape(args.url)])) + "\n")
     total, by_stage = shares(path.read_text().splitlines())
     if not total:
         print("no samples", file=sys.stderr)

@@ -53,7 +53,7 @@ def _scrape(**stages: tuple[int, float]) -> str:
 def test_wall_is_each_stages_mean_over_the_requests_timed_between_two_scrapes():
     before = _scrape(auth=(10, 0.001))
     after = _scrape(auth=(30, 0.005), settle=(4, 0.02))
-    means = wall(before, after)
+    means = wall([before], [after])
     assert means.keys() == {"auth", "settle"}
     assert means["auth"][1] == 20 and abs(means["auth"][0] - 0.0002) < 1e-12
     assert means["settle"] == (0.005, 4)
