@@ -1,12 +1,20 @@
 """Holds through the ORM: the implementation on SQLite (the embedded default), and on PostgreSQL
 when DRAGONFLY_BILLING_SQL_FASTPATH is off. Inputs are validated by billing.services.holds."""
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from billing.errors import BillingError, InsufficientBalance
 from billing.models import AccountKind, Hold, HoldStatus, LedgerAccount
+
+
+def wallet_holds_gate(wallet_id: int, *, close: bool) -> None:
+    """Pass a wallet's holds gate, or close it (a Stripe reversal), until the transaction ends
+    (migration 0015). PostgreSQL only: SQLite lets one writer at a time in anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT df_wallet_holds_gate(%s, %s)", [wallet_id, close])
 
 
 def hold_place_orm(*, request_id: str, user_id: int, amount_nusd: int) -> None:
@@ -18,6 +26,7 @@ def hold_place_orm(*, request_id: str, user_id: int, amount_nusd: int) -> None:
     if wallet_id is None:
         raise InsufficientBalance("No credit: top up your balance to use the API.")
     with transaction.atomic():
+        wallet_holds_gate(wallet_id, close=False)
         try:
             with transaction.atomic():
                 Hold.objects.create(

@@ -10,10 +10,11 @@ a top-up brings it above zero (docs/money.md, "Refunds and disputes from Stripe"
 Holds: the database allows a wallet below its held amount only while nothing is held (a request
 in flight settles against its hold, and could not once the wallet is negative). So when the debit
 is more than the available balance, the wallet's active holds are voided in the same transaction
-as the debit. Locks are taken in the settlement's order, hold rows before the wallet: a settlement
-in progress finishes first, and once the wallet is locked no new hold can land. Their requests
-then settle as after the reaper: the buyer pays what is available (nothing, here) and the overrun
-account the rest.
+as the debit. The booking first closes the wallet's holds gate (migration 0015: every hold
+placement passes it), so no new hold can land; then it locks the holds and the wallet in the
+settlement's order, hold rows before the wallet, so a settlement in progress finishes first. Their
+requests then settle as after the reaper: the buyer pays what is available (nothing, here) and
+the overrun account the rest.
 """
 
 import logging
@@ -36,13 +37,10 @@ from billing.models import (
 )
 from billing.money import NUSD_PER_CENT
 from billing.services.holds import hold_void
+from billing.services.holds_orm import wallet_holds_gate
 from billing.services.ledger import account_for_user, account_platform, ledger_post
 
 logger = logging.getLogger(__name__)
-
-# Tries when a hold being settled was skipped (see _book); Stripe redelivers a failed event, so
-# giving up loses nothing.
-_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -96,18 +94,14 @@ def topup_reversal_book(
     topup = TopUp.objects.filter(stripe_payment_intent=intent, status=TopUpStatus.PAID).first()
     if topup is None:
         raise NotFound(f"No paid top-up has the payment intent {intent}.")
-    for _ in range(_ATTEMPTS):
-        outcome = _book(
-            event_id=event,
-            kind=kind,
-            stripe_object_id=object_id,
-            topup_id=topup.pk,
-            amount_nusd=amount_nusd,
-            reason=reason,
-        )
-        if outcome is not None:
-            return outcome
-    raise BillingError("New holds kept arriving on the wallet; the event was not booked.")
+    return _book(
+        event_id=event,
+        kind=kind,
+        stripe_object_id=object_id,
+        topup_id=topup.pk,
+        amount_nusd=amount_nusd,
+        reason=reason,
+    )
 
 
 def _already(reversal: StripeReversal) -> ReversalResult:
@@ -119,8 +113,8 @@ def _already(reversal: StripeReversal) -> ReversalResult:
 
 def _book(
     *, event_id: str, kind: str, stripe_object_id: str, topup_id: int, amount_nusd: int, reason: str
-) -> ReversalResult | None:
-    """One attempt, in one transaction: the result, or None when a hold landed meanwhile."""
+) -> ReversalResult:
+    """Book the event in one transaction."""
     try:
         with transaction.atomic():
             # The top-up row serialises every event of one charge (and concurrent redeliveries):
@@ -146,6 +140,7 @@ def _book(
                 reported = amount_nusd
             debit = max(min(reported, topup.amount_nusd - earlier), 0)
             wallet = account_for_user(user_id=topup.user_id, kind=AccountKind.WALLET)
+            wallet_holds_gate(wallet.pk, close=True)
             holds = list(
                 Hold.objects.select_for_update()
                 .filter(account=wallet, status=HoldStatus.ACTIVE)
@@ -155,17 +150,10 @@ def _book(
             wallet = LedgerAccount.objects.select_for_update().get(pk=wallet.pk)
             if debit > wallet.available_nusd and wallet.held_nusd > 0:
                 if wallet.held_nusd != sum(amount for _, amount in holds):
-                    # A hold landed between the two locks. With the wallet locked no other can
-                    # land: take the newcomers too, skipping one a settlement has locked (that
-                    # settlement waits for the wallet; the next attempt waits for it instead).
-                    holds = list(
-                        Hold.objects.select_for_update(skip_locked=True)
-                        .filter(account=wallet, status=HoldStatus.ACTIVE)
-                        .order_by("id")
-                        .values_list("request_id", "amount_nusd")
+                    raise BillingError(
+                        f"Wallet {wallet.pk} holds {wallet.held_nusd} nusd, its active holds "
+                        f"{sum(amount for _, amount in holds)}; the event was not booked."
                     )
-                    if wallet.held_nusd != sum(amount for _, amount in holds):
-                        return None
                 for request_id, _ in holds:
                     hold_void(
                         request_id=request_id, reason=f"the wallet was debited by Stripe {kind}"
