@@ -121,9 +121,9 @@ class LedgerTransaction(models.Model):
     """One balanced money movement. `idempotency_key` makes every posting happen at most once."""
 
     kind = models.CharField(max_length=20, choices=TransactionKind.choices)
-    idempotency_key = models.CharField(max_length=200, unique=True)
+    idempotency_key = models.CharField(max_length=200)
     memo = models.CharField(max_length=500, blank=True)
-    request_id = models.CharField(max_length=100, blank=True, db_index=True)
+    request_id = models.CharField(max_length=100, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -131,6 +131,13 @@ class LedgerTransaction(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        # Declared here rather than as unique=True / db_index=True on the fields: on PostgreSQL
+        # those also build a second, LIKE-pattern index per column, which nothing queries and every
+        # posting would pay for (docs/performance.md, "Optimisations").
+        indexes = [models.Index(fields=["request_id"], name="txn_request_id")]
+        constraints = [
+            models.UniqueConstraint(fields=["idempotency_key"], name="txn_one_per_idempotency_key")
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.get_kind_display()}"
@@ -142,7 +149,10 @@ class LedgerEntry(models.Model):
     transaction = models.ForeignKey(
         LedgerTransaction, on_delete=models.PROTECT, related_name="entries"
     )
-    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="entries")
+    # No index of its own: entry_account_recent (account, -id) serves every lookup by account.
+    account = models.ForeignKey(
+        LedgerAccount, on_delete=models.PROTECT, related_name="entries", db_index=False
+    )
     amount_nusd = models.BigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -167,7 +177,7 @@ class HoldStatus(models.TextChoices):
 class Hold(models.Model):
     """Funds reserved on a wallet for one request, from before the upstream call until settlement."""
 
-    request_id = models.CharField(max_length=100, unique=True)
+    request_id = models.CharField(max_length=100)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="holds")
     amount_nusd = models.BigIntegerField()
@@ -183,7 +193,11 @@ class Hold(models.Model):
                 fields=["created_at"], condition=Q(status="active"), name="hold_active_age"
             )
         ]
-        constraints = [models.CheckConstraint(condition=Q(amount_nusd__gt=0), name="hold_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_nusd__gt=0), name="hold_positive"),
+            # Not unique=True: see LedgerTransaction.Meta.
+            models.UniqueConstraint(fields=["request_id"], name="hold_one_per_request"),
+        ]
 
     def __str__(self) -> str:
         return f"hold {self.request_id} ({self.status})"
@@ -236,9 +250,13 @@ class Outcome(models.TextChoices):
 class UsageRecord(models.Model):
     """One settled request. cost = buyer_debit + overrun = seller_credit + fee, exactly."""
 
-    request_id = models.CharField(max_length=100, unique=True)
+    request_id = models.CharField(max_length=100)
+    # buyer and seller: no index of their own, usage_buyer_recent / usage_seller_recent lead with them.
     buyer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="usage_records"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="usage_records",
+        db_index=False,
     )
     access_key_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     listing = models.ForeignKey(
@@ -249,7 +267,10 @@ class UsageRecord(models.Model):
         related_name="usage_records",
     )
     seller = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sales_records"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="sales_records",
+        db_index=False,
     )
     model_id = models.CharField(max_length=100)
     upstream_model = models.CharField(max_length=100, blank=True)
@@ -290,6 +311,8 @@ class UsageRecord(models.Model):
             models.Index(fields=["seller", "-created_at"], name="usage_seller_recent"),
         ]
         constraints = [
+            # Not unique=True: see LedgerTransaction.Meta.
+            models.UniqueConstraint(fields=["request_id"], name="usage_one_per_request"),
             models.CheckConstraint(
                 condition=Q(cost_nusd=F("seller_credit_nusd") + F("fee_nusd"))
                 & Q(cost_nusd=F("buyer_debit_nusd") + F("overrun_nusd")),
