@@ -17,6 +17,7 @@ from typing import Any
 
 from billing.models import UsageRecord
 from billing.money import NUSD_PER_USD
+from billing.pricing import sla_breached
 
 # What a request id looks like: process.request_id gives "req_" and 24 hex digits; this admits that
 # with room, and nothing that could not be one (UsageRecord.request_id holds 100 characters at most).
@@ -44,6 +45,24 @@ def throughput_tps(
 
 def _usd(amount_nusd: int) -> float:
     return amount_nusd / NUSD_PER_USD
+
+
+def _sla(record: UsageRecord) -> dict[str, Any] | None:
+    """The time-to-first-token promise the request was served under and whether its listing kept
+    it (billing.pricing.sla_breached); a broken one was not charged: `waived` is what it would
+    have cost. None: no promise."""
+    if record.sla_max_ttft_ms is None:
+        return None
+    return {
+        "max_ttft_ms": record.sla_max_ttft_ms,
+        "breached": sla_breached(
+            sla_max_ttft_ms=record.sla_max_ttft_ms,
+            ttft_ms=record.ttft_ms,
+            duration_ms=record.duration_ms,
+        ),
+        "waived": _usd(record.sla_waived_nusd),
+        "waived_nusd": record.sla_waived_nusd,
+    }
 
 
 def generation_record(record: UsageRecord, provider_names: dict[str, str]) -> dict[str, Any]:
@@ -86,6 +105,7 @@ def generation_record(record: UsageRecord, provider_names: dict[str, str]) -> di
         "streamed": record.streamed,
         "outcome": record.outcome,
         "refunded": record.refunded_at is not None,
+        "sla": _sla(record),
         "attempts": [
             {
                 "listing_id": attempt["listing_id"],
@@ -129,6 +149,7 @@ _SELLER_FIELDS = (
     "streamed",
     "outcome",
     "refunded",
+    "sla",
 )
 
 

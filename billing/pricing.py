@@ -2,7 +2,9 @@
 
 From the usage (units in and out at the listing's asks, how the request ended), the seller's fee
 and what the buyer can cover (the live hold, or the wallet's available balance without one), to
-every figure a settlement books: cost, fee, seller credit, buyer debit and overrun. The ORM path
+every figure a settlement books: cost, fee, seller credit, buyer debit and overrun. A request
+served under a time-to-first-token promise that the listing broke costs nothing (the SLA refund,
+docs/billing-policy.md): what it would have cost is kept as the amount waived. The ORM path
 (billing.services.settlement_orm) books exactly these; on PostgreSQL df_settle_apply books the
 cost and fee and applies only the split against the locked hold (docs/money.md, "One pricing
 function, one booking primitive").
@@ -16,13 +18,30 @@ from billing.settlement_data import Settlement
 
 @dataclass(frozen=True)
 class Price:
-    """A settled request's figures, in nano-USD. cost = buyer_debit + overrun = seller + fee."""
+    """A settled request's figures, in nano-USD. cost = buyer_debit + overrun = seller + fee.
+    `sla_waived_nusd`: the cost an SLA refund waived (then every other figure is 0)."""
 
     cost_nusd: int
     fee_nusd: int
     seller_credit_nusd: int
     buyer_debit_nusd: int
     overrun_nusd: int
+    sla_waived_nusd: int = 0
+
+
+def sla_breached(
+    *, sla_max_ttft_ms: int | None, ttft_ms: int | None, duration_ms: int | None
+) -> bool:
+    """The SLA refund's rule: the request carried a hard time-to-first-token promise (it was
+    admitted only to a listing whose measured p50 met it) and the listing's first token came
+    later, or never came within it. The first token's time is the serving listing's own, from the
+    gateway's call to it (a listing failed over before it is not counted); without a first token
+    (a buyer who gave up: an upstream failure before content costs nothing anyway) the request's
+    whole wait counts, as the buyer waited it."""
+    if sla_max_ttft_ms is None:
+        return False
+    waited = ttft_ms if ttft_ms is not None else duration_ms
+    return waited is not None and waited > sla_max_ttft_ms
 
 
 def billable_cost(
@@ -53,11 +72,13 @@ def price(
     ask_output_nusd: int,
     fee_bps: int,
     coverable_nusd: int,
+    sla_breached: bool = False,
 ) -> Price:
     """Price a request. The buyer pays min(cost, coverable) (coverable: the live hold's amount,
     or without one the wallet's available balance; never below zero); what exceeds it is the
     overrun, booked to the platform's overrun account so a balance never goes negative. The
-    seller earns cost - fee; the fee is rounded from the cost, so the four lines balance."""
+    seller earns cost - fee; the fee is rounded from the cost, so the four lines balance. A
+    breached SLA waives the whole cost: nobody pays, nobody earns, no fee."""
     cost = billable_cost(
         outcome=outcome,
         input_units=input_units,
@@ -65,6 +86,8 @@ def price(
         ask_input_nusd=ask_input_nusd,
         ask_output_nusd=ask_output_nusd,
     )
+    if sla_breached:
+        return Price(0, 0, 0, 0, 0, sla_waived_nusd=cost)
     fee = fee_nusd(cost_nusd=cost, fee_bps=fee_bps)
     debit = min(cost, max(coverable_nusd, 0))
     return Price(
@@ -86,4 +109,9 @@ def settlement_price(settlement: Settlement, *, fee_bps: int, coverable_nusd: in
         ask_output_nusd=settlement.ask_output_nusd,
         fee_bps=fee_bps,
         coverable_nusd=coverable_nusd,
+        sla_breached=sla_breached(
+            sla_max_ttft_ms=settlement.sla_max_ttft_ms,
+            ttft_ms=settlement.ttft_ms,
+            duration_ms=settlement.duration_ms,
+        ),
     )

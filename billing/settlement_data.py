@@ -27,6 +27,9 @@ class Settlement:
     # What the money columns do not say: the model name sent, how it resolved, each listing tried
     # and why it failed over (GET /v1/generation). Stored as given, on the usage record.
     route: dict | None = None
+    # The hard time-to-first-token promise the request was admitted under (X-Hard-Max-TTFT-Ms or
+    # its profile's), in ms: a listing that breaks it is not paid (billing.pricing.sla_breached).
+    sla_max_ttft_ms: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Its fields by name, in order. Shallow: the route is shared, not copied (a settlement is

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from billing.money import cost_nusd
-from billing.pricing import price
+from billing.pricing import price, sla_breached
 from billing.settlement_data import Settlement
 from gateway.errors import bad_request
 from gateway.route_trace import RouteTrace
@@ -183,6 +183,7 @@ class Meter:
     outcome: str = "completed"
     trace: RouteTrace = field(default_factory=RouteTrace)
     cover_nusd: int = 0  # the hold placed: the most the buyer's debit can be (billing policy 6)
+    sla_max_ttft_ms: int | None = None  # the hard TTFT promise served under (the SLA refund)
 
     def fit_output_cap(self, cap: int) -> None:
         """X-Max-Cost's step (max_cost.fit via trade.rank, before the hold): a lower output cap per
@@ -192,6 +193,10 @@ class Meter:
         choices = self.output_allowance // self.output_cap
         self.output_cap = cap
         self.output_allowance = cap * choices
+
+    def promise_ttft(self, hard_max_ttft_ms: float | None) -> None:
+        """The request's hard TTFT, whole milliseconds rounded up (never stricter than asked)."""
+        self.sla_max_ttft_ms = None if hard_max_ttft_ms is None else math.ceil(hard_max_ttft_ms)
 
     def attempt_start(self) -> None:
         """A new listing is tried: what a failed one delivered to us (never to the buyer) is
@@ -256,6 +261,11 @@ class Meter:
             ask_output_nusd=candidate.ask_output_nusd,
             fee_bps=0,
             coverable_nusd=self.cover_nusd,
+            sla_breached=sla_breached(
+                sla_max_ttft_ms=self.sla_max_ttft_ms,
+                ttft_ms=self.ttft_ms,
+                duration_ms=self.duration_ms,
+            ),
         ).buyer_debit_nusd
 
     @property
@@ -314,6 +324,7 @@ class Meter:
             streamed=streamed,
             outcome=outcome,
             route=self.trace.as_route(candidate),
+            sla_max_ttft_ms=self.sla_max_ttft_ms,
         )
 
 

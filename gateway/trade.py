@@ -136,8 +136,10 @@ async def rank(call: Call) -> None:
     """Eligible listings, best first, the session's pin first (503 when none is eligible), those
     the request may try (allow_fallbacks, then X-Max-Cost, which may lower the output cap: 400
     when nothing fits), and the worst case over them: what the key's spend limit counts while the
-    request is in flight, and the hold."""
+    request is in flight, and the hold. A hard TTFT admits only listings measured within it, so it
+    is the promise every one of them serves under (the SLA refund)."""
     route_, prefs = call.route, call.route.prefs
+    call.meter.promise_ttft(prefs.hard_max_ttft_ms)
     ranked = routing.rank_model(route_.table, route_.model["model_id"], prefs)
     ranked = await routing.stick(ranked, user_id=call.key["user_id"], session=route_.session)
     ranked, set_aside = routing.fallbacks(ranked, prefs)

@@ -56,7 +56,7 @@ def settlement_validate(settlement: Settlement) -> None:
     _nonneg_int(settlement.output_units, what="Output units", maximum=MAX_UNITS)
     if settlement.route is not None and not isinstance(settlement.route, dict):
         raise BillingError("A settlement's route must be a JSON object.")
-    for name in ("ttft_ms", "duration_ms"):
+    for name in ("ttft_ms", "duration_ms", "sla_max_ttft_ms"):
         value = getattr(settlement, name)
         if value is not None:
             _nonneg_int(value, what=name, maximum=2**31 - 1)

@@ -110,6 +110,8 @@ def settle_orm(s: Settlement) -> SettleResult:
             streamed=s.streamed,
             outcome=s.outcome,
             route=s.route,
+            sla_max_ttft_ms=s.sla_max_ttft_ms,
+            sla_waived_nusd=figures.sla_waived_nusd,
             transaction=txn,
         )
     if overrun:

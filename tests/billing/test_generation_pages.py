@@ -165,7 +165,7 @@ def test_the_seller_sees_the_earnings_side_and_only_its_own_listings_attempts(ro
         "ask_output_usd_per_million", "ask_input_nusd_per_million", "ask_output_nusd_per_million",
         "fee_profile", "fee_bps", "tokens_prompt", "tokens_completion", "cost_nusd",
         "seller_credit_nusd", "fee_nusd", "ttft_ms", "duration_ms", "throughput_tps", "streamed",
-        "outcome", "refunded", "attempts",
+        "outcome", "refunded", "sla", "attempts",
     }  # fmt: skip
     assert sale["attempts"] == [
         {
