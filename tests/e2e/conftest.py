@@ -165,6 +165,17 @@ class World:
             time.sleep(0.1)
         raise AssertionError(f"{server.url} still lists models after the database was flushed")
 
+    def catalogued(self, server) -> None:
+        """Wait until the server's routing table holds the catalogue again: a table loaded between
+        the last test's flush and this one's catalogue has no models at all, and a request would
+        get "Unknown model" for a model the test expects to exist."""
+        url = server.url + "/v1/models/deepseek/deepseek-chat"
+        deadline = time.monotonic() + 10
+        while httpx.get(url, timeout=2).status_code != 200:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{server.url} never loaded the catalogue")
+            time.sleep(0.1)
+
     def wallet(self, buyer) -> dict:
         from billing.selectors import wallet_summary
 
@@ -190,6 +201,7 @@ def world(servers, e2e_sim, django_db_blocker, transactional_db):
     world = World(servers, e2e_sim, django_db_blocker)
     for server in servers:
         world.unlisted(server)
+        world.catalogued(server)
     yield world
     # Let the servers finish settling before pytest-django truncates the tables under them.
     from billing.models import Hold
