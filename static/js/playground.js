@@ -311,9 +311,8 @@
     audioUrl = URL.createObjectURL(blob);
     const info = $("pg-speech-info");
     info.textContent = `${blob.size.toLocaleString("en")} bytes of ${blob.type || "audio"}`;
-    audio.addEventListener("loadedmetadata", () => {
-      info.textContent += `, ${audio.duration.toFixed(2)} s`;
-    }, { once: true });
+    audio.onloadedmetadata = () => { info.textContent += `, ${audio.duration.toFixed(2)} s`; };
+    audio.onerror = () => { info.textContent += ": the browser could not play it"; };
     audio.src = audioUrl;
     $("pg-speech").hidden = false;
     audio.play().catch(() => {}); // the browser may want a click on play first
