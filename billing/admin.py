@@ -12,7 +12,7 @@ from django.utils.html import format_html
 
 # admin_signup registers the signup credit queue; PayoutAdmin shows its free-credit figures.
 from billing import admin_signup, selectors, services
-from billing.admin_amounts import DollarAmountsAdmin
+from billing.admin_amounts import DollarAmountsAdmin, amount_range_filter
 from billing.errors import BillingError
 from billing.forms import RefundForm, WalletAdjustForm
 from billing.models import (
@@ -28,7 +28,7 @@ from billing.models import (
     TopUp,
     UsageRecord,
 )
-from billing.money import format_usd
+from billing.money import NUSD_PER_CENT, NUSD_PER_USD, format_usd
 from billing.services.operators import (
     ADJUST_WALLET,
     APPROVE_PAYOUT,
@@ -248,7 +248,14 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         "refunded_at",
         "created_at",
     )
-    list_filter = (OverrunFilter, "outcome", "streamed")
+    list_filter = (
+        OverrunFilter,
+        amount_range_filter(
+            "cost_nusd", "cost", [NUSD_PER_CENT // 10, NUSD_PER_CENT, NUSD_PER_USD]
+        ),
+        "outcome",
+        "streamed",
+    )
     list_select_related = ("buyer", "seller")
     search_fields = ("request_id", "buyer__email", "seller__email", "model_id")
     actions = [refund_requests]
@@ -298,7 +305,10 @@ class PayoutAdmin(ReadOnlyAdmin):
         "decided_by",
         "decided_at",
     )
-    list_filter = ("status",)
+    list_filter = (
+        "status",
+        amount_range_filter("amount_nusd", "amount", [10 * NUSD_PER_USD, 100 * NUSD_PER_USD]),
+    )
     list_select_related = ("seller", "decided_by")
     fields = (
         "seller",

@@ -8,6 +8,7 @@ per field:
 - a `*_nusd` column in `list_display`, and a `*_nusd` field shown read-only (in `readonly_fields`,
   or every field for staff who may only view), is shown through `format_usd` (exact dollars) and
   still sorts by the stored integer;
+- a list filter on an amount (`amount_range_filter`) offers ranges labelled in dollars;
 - an editable `*_nusd` field is a `DollarAmountField`: it shows the stored amount in dollars, is
   typed in dollars and parsed exactly as every dollar amount is (`billing.money.usd_to_nusd`:
   at most 9 places, finite, bounded before conversion), between the bounds the model allows.
@@ -19,6 +20,7 @@ money model that forgets the mixin fails there.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import pairwise
 from typing import Any
 
 from django import forms
@@ -47,6 +49,40 @@ def usd_display(field: str, description: str) -> Callable[[Any], str]:
         return "—" if amount is None else format_usd(int(amount))
 
     return show
+
+
+def amount_range_filter(field: str, title: str, edges_nusd: Sequence[int]) -> type:
+    """A list filter on the nano-dollar `field` by ranges between `edges_nusd` (ascending),
+    labelled in dollars ("$0.01 to $1.00"); each range includes its lower edge."""
+    edges = list(edges_nusd)
+    ranges = [(None, edges[0]), *pairwise(edges), (edges[-1], None)]
+
+    def label(low: int | None, high: int | None) -> str:
+        if low is None:
+            return f"under {format_usd(high or 0)}"
+        if high is None:
+            return f"{format_usd(low)} or more"
+        return f"{format_usd(low)} to {format_usd(high)}"
+
+    class AmountRangeFilter(admin.SimpleListFilter):
+        parameter_name = field.removesuffix(SUFFIX) + "_range"
+
+        def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+            return [(str(i), label(low, high)) for i, (low, high) in enumerate(ranges)]
+
+        def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+            value = self.value()
+            if value is None or not value.isdigit() or int(value) >= len(ranges):
+                return queryset
+            low, high = ranges[int(value)]
+            if low is not None:
+                queryset = queryset.filter(**{f"{field}__gte": low})
+            if high is not None:
+                queryset = queryset.filter(**{f"{field}__lt": high})
+            return queryset
+
+    AmountRangeFilter.title = title
+    return AmountRangeFilter
 
 
 def display_name(field: str) -> str:

@@ -321,3 +321,18 @@ def test_a_list_page_costs_the_same_queries_whatever_its_rows(operator):
     _more_rows()
     many = {url: _changelist_queries(operator, url) for url in urls}
     assert many == few
+
+
+def test_amount_filters_offer_dollar_ranges_and_filter_by_them(operator):
+    _money_world()  # req-settled cost $3.580246791
+    page = operator.get("/admin/billing/usagerecord/").content.decode()
+    for label in ("under $0.001", "$0.001 to $0.01", "$0.01 to $1.00", "$1.00 or more"):
+        assert label in page
+    above = operator.get("/admin/billing/usagerecord/?cost_range=3").content.decode()
+    below = operator.get("/admin/billing/usagerecord/?cost_range=2").content.decode()
+    assert "req-settled" in above and "req-settled" not in below
+    payouts = operator.get("/admin/billing/payout/?amount_range=0").content.decode()
+    assert "under $10.00" in payouts and "$1.234567892" in payouts  # the $1.23 payout
+    assert (
+        "$1.234567892" not in operator.get("/admin/billing/payout/?amount_range=1").content.decode()
+    )
