@@ -336,3 +336,28 @@ def test_amount_filters_offer_dollar_ranges_and_filter_by_them(operator):
     assert (
         "$1.234567892" not in operator.get("/admin/billing/payout/?amount_range=1").content.decode()
     )
+
+
+def test_the_signup_credit_queue_counts_each_network_in_the_lists_query(operator):
+    from billing.models import SignupCreditRequest
+
+    def request(network: str, status: str = "granted") -> None:
+        user = user_make(verified=None)
+        held = "address" if status == "pending" else ""
+        SignupCreditRequest.objects.create(
+            email_canonical=user.email, user=user, signup_network=network, status=status,
+            held_by=held,
+        )  # fmt: skip
+
+    request("203.0.113.7")
+    request("203.0.113.7", "pending")
+    url = "/admin/billing/signupcreditrequest/"
+    few = _changelist_queries(operator, url)
+    for _ in range(3):
+        request("203.0.113.7")
+    request("198.51.100.1", "pending")
+    request("")
+    assert _changelist_queries(operator, url) == few
+    page = operator.get(url).content.decode()
+    assert page.count('<td class="field-network_credits">4</td>') == 5  # granted here, 4 of 5
+    assert page.count('<td class="field-network_credits">0</td>') == 1  # none on its network
