@@ -322,18 +322,17 @@ _BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 def payouts_with_signup_credit_share(payouts: QuerySet[Payout]) -> QuerySet[Payout]:
     """`payouts` with what payout_signup_credit_exposure totals, `earned_nusd` and
     `free_credit_nusd`, computed in the same query (the admin's payout list, whatever its rows)."""
-    outer = {"seller_id": OuterRef("seller_id")}
     sales = (
-        _payout_sales(**outer, until=OuterRef("requested_at"))
+        _payout_sales(seller_id=OuterRef("seller_id"), until=OuterRef("requested_at"))
         .filter(created_at__gte=Coalesce(OuterRef("window_start"), Value(_BEGINNING)))
         .order_by()
         .values("seller_id")
     )
     return payouts.annotate(
         window_start=Subquery(
-            _payout_window_start(**outer, requested_at=OuterRef("requested_at")).values(
-                "requested_at"
-            )[:1]
+            _payout_window_start(
+                seller_id=OuterRef("seller_id"), requested_at=OuterRef("requested_at")
+            ).values("requested_at")[:1]
         )
     ).annotate(
         earned_nusd=Coalesce(

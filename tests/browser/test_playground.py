@@ -1,7 +1,11 @@
 """The dashboard's playground, driven in Chromium against the real server: a buyer pastes a key,
 sends a message with a routing header, and sees the answer, the route diagnostics of the listing
 that served it and a link to exactly what it was charged; a constraint no seller meets shows the
-market's 503 as sent; a streamed answer arrives with its time to first token. The page is kept as a screenshot (var/screenshots/playground.png)."""
+market's 503 as sent; a streamed answer arrives with its time to first token. Then the routing
+headers added in issue 21 (each one sent, the strict one applied by the gateway), the Anthropic
+Messages mode (plain and streamed), speech played in the page from a blob (the MP3's duration
+decoded by the browser, under the site's CSP), and wrong inputs named beside their fields with
+nothing sent. Screenshots: var/screenshots/playground*.png."""
 
 import json
 import re
@@ -96,8 +100,6 @@ def test_a_buyer_sends_a_request_from_the_playground_and_sees_its_route_and_char
 
 
 def _browser(pw):
-    from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
-
     return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
