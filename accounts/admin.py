@@ -17,6 +17,7 @@ from accounts.models import (
     RoutingProfile,
     User,
 )
+from billing.admin_amounts import DollarAmountsAdmin
 
 
 @admin.register(User)
@@ -114,7 +115,7 @@ class PlanAdminForm(forms.ModelForm):
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(DollarAmountsAdmin, admin.ModelAdmin):
     form = PlanAdminForm
     list_display = [
         "name",
@@ -142,12 +143,14 @@ class PlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(RoutingProfile)
-class RoutingProfileAdmin(admin.ModelAdmin):
+class RoutingProfileAdmin(DollarAmountsAdmin, admin.ModelAdmin):
     list_display = [
         "name",
         "user",
         "strategy",
         "privacy_mode",
+        "max_input_price_nusd",
+        "max_output_price_nusd",
         "aliases_enabled",
         "strict_models",
         "created_at",
@@ -158,8 +161,17 @@ class RoutingProfileAdmin(admin.ModelAdmin):
 
 
 @admin.register(AccessKey)
-class AccessKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "user", "profile", "last_used_at", "revoked_at", "created_at"]
+class AccessKeyAdmin(DollarAmountsAdmin, admin.ModelAdmin):
+    list_display = [
+        "name",
+        "prefix",
+        "user",
+        "profile",
+        "spend_limit_nusd",
+        "last_used_at",
+        "revoked_at",
+        "created_at",
+    ]
     list_filter = ["revoked_at"]
     search_fields = ["name", "prefix", "user__email"]
     list_select_related = ["user", "profile"]

@@ -225,15 +225,22 @@ def _live_models(modality: str) -> dict[str, int]:
     return cheapest
 
 
-def playground_models() -> list[tuple[str, bool]]:
-    """Every active chat model of the catalogue as (model id, live), the live ones first."""
+def playground_models(*, modality: str = "chat") -> list[tuple[str, bool]]:
+    """Every active model of `modality` in the catalogue as (model id, live), the live ones first."""
     from market import selectors as market_selectors
 
-    live = _live_models("chat")
-    ids = {m["model_id"] for m in market_selectors.catalogue_list() if m["modality"] == "chat"}
+    live = _live_models(modality)
+    ids = {m["model_id"] for m in market_selectors.catalogue_list() if m["modality"] == modality}
     return sorted(
         ((model_id, model_id in live) for model_id in ids), key=lambda m: (not m[1], m[0])
     )
+
+
+def playground_provider_slugs() -> list[str]:
+    """The providers of the active catalogue: what the provider headers may name."""
+    from market import selectors as market_selectors
+
+    return sorted({m["provider_slug"] for m in market_selectors.catalogue_list()})
 
 
 def quickstart_model(*, modality: str = "chat") -> tuple[str, bool]:

@@ -94,16 +94,40 @@ def quickstart(request: AuthedRequest) -> HttpResponse:
     return render(request, "accounts/quickstart.html", context)
 
 
+# What the playground's Messages mode sends as `anthropic-version` (the gateway accepts and
+# ignores it, as the Anthropic SDK sends it: docs/anthropic.md).
+ANTHROPIC_VERSION = "2023-06-01"
+
+
 @login_required
 @require_http_methods(["GET"])
 def playground(request: AuthedRequest) -> HttpResponse:
-    """One chat request through the market from the browser, with the route it took. The page
-    calls /v1 itself (static/js/playground.js) with a key the buyer pastes: the server never sees
-    the key here, and the page keeps it nowhere."""
+    """One request through the market from the browser (chat, Anthropic Messages or speech), with
+    the route it took. The page calls /v1 itself (static/js/playground.js) with a key the buyer
+    pastes: the server never sees the key here, and the page keeps it nowhere. The limits the
+    page checks before sending are the gateway's own, passed in here (the gateway still checks)."""
+    from billing.money import MAX_PRICE_PER_MILLION_NUSD, NUSD_PER_USD
+    from bounded_numbers.parse import TPS_MAX, TTFT_MS_MAX
+    from gateway.body_limits import MAX_TOKENS
+    from gateway.request import SPEECH_MAX_CHARS, VOICES
+
     model, _ = selectors.quickstart_model()
+    speech_model, _ = selectors.quickstart_model(modality="speech")
+    slugs = selectors.playground_provider_slugs()
     context = {
         "models": selectors.playground_models(),
         "selected": model,
+        "speech_models": selectors.playground_models(modality="speech"),
+        "speech_selected": speech_model,
+        "voices": list(VOICES),
+        "provider_slugs": slugs,
+        "provider_example": slugs[0] if slugs else "deepseek",
+        "anthropic_version": ANTHROPIC_VERSION,
+        "max_tokens_max": MAX_TOKENS,
+        "speech_input_max": SPEECH_MAX_CHARS,
+        "price_max_usd": MAX_PRICE_PER_MILLION_NUSD // NUSD_PER_USD,
+        "ttft_max": TTFT_MS_MAX,
+        "tps_max": TPS_MAX,
         "api_base": request.build_absolute_uri("/v1"),
         "nav": "playground",
     }

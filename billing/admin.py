@@ -3,7 +3,8 @@
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -11,6 +12,7 @@ from django.utils.html import format_html
 
 # admin_signup registers the signup credit queue; PayoutAdmin shows its free-credit figures.
 from billing import admin_signup, selectors, services
+from billing.admin_amounts import DollarAmountsAdmin, amount_range_filter
 from billing.errors import BillingError
 from billing.forms import RefundForm, WalletAdjustForm
 from billing.models import (
@@ -26,7 +28,7 @@ from billing.models import (
     TopUp,
     UsageRecord,
 )
-from billing.money import format_usd
+from billing.money import NUSD_PER_CENT, NUSD_PER_USD, format_usd
 from billing.services.operators import (
     ADJUST_WALLET,
     APPROVE_PAYOUT,
@@ -42,8 +44,9 @@ def _staff_id(request: HttpRequest) -> int:
     return int(request.user.pk)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Money rows are written by services only: no add, change or delete here."""
+class ReadOnlyAdmin(DollarAmountsAdmin, admin.ModelAdmin):
+    """Money rows are written by services only: no add, change or delete here. Their amounts are
+    shown in dollars (billing/admin_amounts.py)."""
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
@@ -55,7 +58,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class EntryInline(admin.TabularInline):
+class EntryInline(DollarAmountsAdmin, admin.TabularInline):
     model = LedgerEntry
     fields = ("account", "amount_nusd", "created_at")
     readonly_fields = fields
@@ -68,9 +71,19 @@ class EntryInline(admin.TabularInline):
 
 @admin.register(LedgerAccount)
 class LedgerAccountAdmin(ReadOnlyAdmin):
-    list_display = ("id", "kind", "user", "balance", "held", "adjust")
+    list_display = ("id", "kind", "user", "balance", "held_nusd", "adjust")
     list_filter = ("kind",)
     search_fields = ("user__email",)
+    list_select_related = ("user",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LedgerAccount]:
+        """The balance as the sum of the account's entries (the truth; the cached column is only
+        kept for user accounts), summed for every row of the page in the page's one query."""
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(entries_total_nusd=Coalesce(Sum("entries__amount_nusd"), 0))
+        )
 
     def get_urls(self):
         return [
@@ -136,19 +149,16 @@ class LedgerAccountAdmin(ReadOnlyAdmin):
             },
         )
 
-    @admin.display(description="balance (sum of entries)")
+    @admin.display(description="balance (sum of entries)", ordering="entries_total_nusd")
     def balance(self, obj: LedgerAccount) -> str:
-        return format_usd(selectors.account_balance_nusd(account=obj), places=6)
-
-    @admin.display(description="held")
-    def held(self, obj: LedgerAccount) -> str:
-        return format_usd(obj.held_nusd, places=6)
+        return format_usd(obj.entries_total_nusd)  # type: ignore[attr-defined]
 
 
 @admin.register(LedgerTransaction)
 class LedgerTransactionAdmin(ReadOnlyAdmin):
     list_display = ("id", "kind", "request_id", "memo", "created_by", "created_at")
     list_filter = ("kind",)
+    list_select_related = ("created_by",)
     search_fields = ("request_id", "memo", "idempotency_key")
     inlines = [EntryInline]
 
@@ -156,6 +166,7 @@ class LedgerTransactionAdmin(ReadOnlyAdmin):
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
     list_display = ("id", "transaction", "account", "amount_nusd", "created_at")
+    list_select_related = ("transaction", "account__user")
     search_fields = ("transaction__request_id", "account__user__email")
 
 
@@ -163,6 +174,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
 class HoldAdmin(ReadOnlyAdmin):
     list_display = ("request_id", "user", "amount_nusd", "status", "created_at", "released_at")
     list_filter = ("status",)
+    list_select_related = ("user",)
     search_fields = ("request_id", "user__email")
 
 
@@ -229,12 +241,22 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         "input_units",
         "output_units",
         "cost_nusd",
-        "overrun_nusd",
+        "buyer_debit_nusd",
+        "seller_credit_nusd",
         "fee_nusd",
+        "overrun_nusd",
         "refunded_at",
         "created_at",
     )
-    list_filter = (OverrunFilter, "outcome", "streamed")
+    list_filter = (
+        OverrunFilter,
+        amount_range_filter(
+            "cost_nusd", "cost", [NUSD_PER_CENT // 10, NUSD_PER_CENT, NUSD_PER_USD]
+        ),
+        "outcome",
+        "streamed",
+    )
+    list_select_related = ("buyer", "seller")
     search_fields = ("request_id", "buyer__email", "seller__email", "model_id")
     actions = [refund_requests]
 
@@ -276,14 +298,18 @@ class PayoutAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "seller",
-        "amount",
+        "amount_nusd",
         "status",
         "free_credit_share",
         "requested_at",
         "decided_by",
         "decided_at",
     )
-    list_filter = ("status",)
+    list_filter = (
+        "status",
+        amount_range_filter("amount_nusd", "amount", [10 * NUSD_PER_USD, 100 * NUSD_PER_USD]),
+    )
+    list_select_related = ("seller", "decided_by")
     fields = (
         "seller",
         "amount_nusd",
@@ -297,6 +323,9 @@ class PayoutAdmin(ReadOnlyAdmin):
     readonly_fields = ("requested_at", "free_credit_exposure")
     actions = [_payout_action("approve"), _payout_action("paid"), _payout_action("reject")]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Payout]:
+        return selectors.payouts_with_signup_credit_share(super().get_queryset(request))
+
     def has_payout_approve_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(APPROVE_PAYOUT)
 
@@ -305,10 +334,6 @@ class PayoutAdmin(ReadOnlyAdmin):
 
     def has_payout_reject_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(REJECT_PAYOUT)
-
-    @admin.display(description="amount")
-    def amount(self, obj: Payout) -> str:
-        return format_usd(obj.amount_nusd)
 
     @admin.display(description="earned from buyers who never paid")
     def free_credit_share(self, obj: Payout) -> str:
@@ -331,12 +356,14 @@ class TopUpAdmin(ReadOnlyAdmin):
         "created_at",
     )
     list_filter = ("status",)
+    list_select_related = ("user",)
     search_fields = ("user__email", "stripe_session_id")
 
 
 @admin.register(SignupGrant)
 class SignupGrantAdmin(ReadOnlyAdmin):
     list_display = ("email_canonical", "user", "amount_nusd", "created_at")
+    list_select_related = ("user",)
     search_fields = ("email_canonical", "user__email")
 
 

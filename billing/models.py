@@ -10,6 +10,8 @@ from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import F, Q
 
+from billing.money import format_usd
+
 
 class AccountKind(models.TextChoices):
     WALLET = "wallet", "buyer wallet"
@@ -165,7 +167,8 @@ class LedgerEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.amount_nusd:+} on {self.account_id}"
+        sign = "+" if self.amount_nusd > 0 else ""  # format_usd writes the minus
+        return f"{sign}{format_usd(self.amount_nusd)} on account #{self.account_id}"
 
 
 class HoldStatus(models.TextChoices):

@@ -1,11 +1,11 @@
 """Billing reads: fee profiles, wallet summaries, statements, earnings, daily series for charts."""
 
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from accounts.models import AccessKey
@@ -268,11 +268,6 @@ def daily_earnings(*, seller, days: int = 30) -> list[tuple[date, int]]:
     return _daily(UsageRecord.objects.filter(seller=seller), "seller_credit_nusd", days=days)
 
 
-def account_balance_nusd(*, account: LedgerAccount) -> int:
-    """The balance as the sum of entries (the truth; cached only for user accounts)."""
-    return account.entries.aggregate(s=Sum("amount_nusd"))["s"] or 0
-
-
 def listing_sales_today(*, listing_ids: Iterable[int]) -> dict[int, int]:
     """What buyers paid each listing since midnight UTC (cost at its asks), for daily spend caps."""
     ids = list(listing_ids)
@@ -292,6 +287,68 @@ def signup_credit_pending(*, user) -> bool:
     return SignupCreditRequest.objects.filter(user=user, status=SignupCreditStatus.PENDING).exists()
 
 
+def _payout_window_start(*, seller_id: Any, requested_at: Any) -> QuerySet[Payout]:
+    """The seller's payout request before this one that was not rejected (its `requested_at`
+    starts this one's window); values or OuterRefs."""
+    return (
+        Payout.objects.filter(seller_id=seller_id, requested_at__lt=requested_at)
+        .exclude(status=PayoutStatus.REJECTED)
+        .order_by("-requested_at")
+    )
+
+
+def _payout_sales(*, seller_id: Any, until: Any) -> QuerySet[UsageRecord]:
+    """The seller's sales before `until` that were not refunded (the seller gave those back)."""
+    return UsageRecord.objects.filter(
+        seller_id=seller_id, refunded_at__isnull=True, created_at__lt=until
+    )
+
+
+def _bought_with_paid_money() -> Exists:
+    """A sale whose buyer had completed a paid top-up by the time of the request."""
+    return Exists(
+        TopUp.objects.filter(
+            user_id=OuterRef("buyer_id"),
+            status=TopUpStatus.PAID,
+            completed_at__lte=OuterRef("created_at"),
+        )
+    )
+
+
+# Before any sale: the window of a seller's first payout request has no start.
+_BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def payouts_with_signup_credit_share(payouts: QuerySet[Payout]) -> QuerySet[Payout]:
+    """`payouts` with what payout_signup_credit_exposure totals, `earned_nusd` and
+    `free_credit_nusd`, computed in the same query (the admin's payout list, whatever its rows)."""
+    sales = (
+        _payout_sales(seller_id=OuterRef("seller_id"), until=OuterRef("requested_at"))
+        .filter(created_at__gte=Coalesce(OuterRef("window_start"), Value(_BEGINNING)))
+        .order_by()
+        .values("seller_id")
+    )
+    return payouts.annotate(
+        window_start=Subquery(
+            _payout_window_start(
+                seller_id=OuterRef("seller_id"), requested_at=OuterRef("requested_at")
+            ).values("requested_at")[:1]
+        )
+    ).annotate(
+        earned_nusd=Coalesce(
+            Subquery(sales.annotate(total=Sum("seller_credit_nusd")).values("total")), 0
+        ),
+        free_credit_nusd=Coalesce(
+            Subquery(
+                sales.filter(~_bought_with_paid_money())
+                .annotate(total=Sum("seller_credit_nusd"))
+                .values("total")
+            ),
+            0,
+        ),
+    )
+
+
 def payout_signup_credit_exposure(*, payout: Payout, top: int = 5) -> dict[str, Any]:
     """How much of the earnings behind `payout` came from buyers who had never paid.
 
@@ -303,26 +360,14 @@ def payout_signup_credit_exposure(*, payout: Payout, top: int = 5) -> dict[str, 
     from accounts.models import User
 
     previous = (
-        Payout.objects.filter(seller_id=payout.seller_id, requested_at__lt=payout.requested_at)
-        .exclude(status=PayoutStatus.REJECTED)
-        .order_by("-requested_at")
+        _payout_window_start(seller_id=payout.seller_id, requested_at=payout.requested_at)
         .values_list("requested_at", flat=True)
         .first()
     )
-    sales = UsageRecord.objects.filter(
-        seller_id=payout.seller_id,
-        refunded_at__isnull=True,
-        created_at__lt=payout.requested_at,
-    )
+    sales = _payout_sales(seller_id=payout.seller_id, until=payout.requested_at)
     if previous is not None:
         sales = sales.filter(created_at__gte=previous)
-    had_paid = Exists(
-        TopUp.objects.filter(
-            user_id=OuterRef("buyer_id"),
-            status=TopUpStatus.PAID,
-            completed_at__lte=OuterRef("created_at"),
-        )
-    )
+    had_paid = _bought_with_paid_money()
     totals = sales.aggregate(
         earned=Sum("seller_credit_nusd"), free=Sum("seller_credit_nusd", filter=~had_paid)
     )

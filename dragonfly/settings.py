@@ -264,8 +264,9 @@ SECURE_PROXY_SSL_HEADER = (
 )
 # Content-Security-Policy (django-csp) on every page: scripts and styles only from our own static
 # files (no inline code: the playground and the key page load theirs from static/js), fetches only
-# to our origin (the playground calls /v1), never framed. Forms post here, or to Stripe's Checkout
-# after the top-up form's redirect (form-action covers redirects).
+# to our origin (the playground calls /v1), audio from our origin or a blob: the page made (the
+# playground plays the MP3 it fetched from /v1/audio/speech), never framed. Forms post here, or to
+# Stripe's Checkout after the top-up form's redirect (form-action covers redirects).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [csp.SELF],
@@ -274,6 +275,7 @@ CONTENT_SECURITY_POLICY = {
         "img-src": [csp.SELF, "data:"],
         "font-src": [csp.SELF],
         "connect-src": [csp.SELF],
+        "media-src": [csp.SELF, "blob:"],
         "object-src": [csp.NONE],
         "base-uri": [csp.SELF],
         "frame-ancestors": [csp.NONE],

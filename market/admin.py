@@ -6,6 +6,7 @@ from django.utils.html import format_html_join
 
 from accounts.audit import audit_changes_record
 from accounts.models import OperatorAudit
+from billing.admin_amounts import DollarAmountsAdmin
 from market import services
 from market.models import (
     CatalogModel,
@@ -69,7 +70,7 @@ class ProviderAdmin(admin.ModelAdmin):
 
 
 @admin.register(CatalogModel)
-class CatalogModelAdmin(admin.ModelAdmin):
+class CatalogModelAdmin(DollarAmountsAdmin, admin.ModelAdmin):
     list_display = [
         "model_id",
         "provider",
@@ -82,6 +83,7 @@ class CatalogModelAdmin(admin.ModelAdmin):
         "platform_default",
     ]
     list_filter = ["provider", "modality", "is_active", "platform_default"]
+    list_select_related = ["provider"]
     search_fields = ["model_id", "upstream_name"]
     actions = ["make_platform_default"]
 
@@ -98,7 +100,7 @@ class CatalogModelAdmin(admin.ModelAdmin):
         )
 
 
-class ListingModelInline(admin.TabularInline):
+class ListingModelInline(DollarAmountsAdmin, admin.TabularInline):
     model = ListingModel
     extra = 0
     fields = ["model", "ask_input_nusd", "ask_output_nusd"]
@@ -109,8 +111,18 @@ class ListingModelInline(admin.TabularInline):
 
 
 @admin.register(Listing)
-class ListingAdmin(admin.ModelAdmin):
-    list_display = ["id", "name", "seller", "provider", "status", "trusted", "key_hint"]
+class ListingAdmin(DollarAmountsAdmin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "name",
+        "seller",
+        "provider",
+        "status",
+        "trusted",
+        "daily_spend_cap_nusd",
+        "key_hint",
+    ]
+    list_select_related = ["seller", "provider"]
     list_filter = ["status", "trusted", "provider"]
     search_fields = ["name", "seller__email"]
     # The ciphertext and kid are never rendered; operators see the last four characters only.

@@ -17,3 +17,9 @@ def usd(amount_nusd: int | None) -> str:
 def per_million(amount_nusd: int | None) -> str:
     """A per-million price (`$0.40/M`); `any` when no limit is set."""
     return "any" if amount_nusd is None else f"{format_usd(int(amount_nusd))}/M"
+
+
+@register.filter
+def bps_percent(bps: int) -> str:
+    """Basis points as a percentage (`1000` → `10%`, `125` → `1.25%`)."""
+    return f"{int(bps) / 100:g}%"
