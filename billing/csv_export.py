@@ -154,6 +154,9 @@ SALES = Export(
         "fee_bps",
         "earned_usd",
         "refunded",
+        "sla_max_ttft_ms",
+        "sla_breached",
+        "sla_waived_usd",
     ],
     fields=(
         "created_at",
@@ -168,6 +171,9 @@ SALES = Export(
         "fee_bps",
         "seller_credit_nusd",
         "refunded_at",
+        "sla_max_ttft_ms",
+        "sla_breached",
+        "sla_waived_nusd",
     ),
     row=lambda r: [
         _iso(r[0]),
@@ -177,6 +183,9 @@ SALES = Export(
         r[9],
         nusd_to_usd(r[10]),
         r[11] is not None,
+        "" if r[12] is None else r[12],
+        r[13],
+        nusd_to_usd(r[14]),
     ],
 )
 
@@ -198,6 +207,9 @@ LISTING_HEADER = [
     "sales_usd",
     "fee_usd",
     "earned_usd",
+    "sla_promised",
+    "sla_breached",
+    "sla_waived_usd",
 ]
 
 
@@ -214,6 +226,9 @@ def listing_rows(rows: Iterable[dict]) -> Iterable[list]:
             nusd_to_usd(row["cost_nusd"]),
             nusd_to_usd(row["fee_nusd"]),
             nusd_to_usd(row["earned_nusd"]),
+            row["sla_promised"],
+            row["sla_breached"],
+            nusd_to_usd(row["sla_waived_nusd"]),
         ]
 
 

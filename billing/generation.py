@@ -17,7 +17,6 @@ from typing import Any
 
 from billing.models import UsageRecord
 from billing.money import NUSD_PER_USD
-from billing.pricing import sla_breached
 
 # What a request id looks like: process.request_id gives "req_" and 24 hex digits; this admits that
 # with room, and nothing that could not be one (UsageRecord.request_id holds 100 characters at most).
@@ -49,17 +48,13 @@ def _usd(amount_nusd: int) -> float:
 
 def _sla(record: UsageRecord) -> dict[str, Any] | None:
     """The time-to-first-token promise the request was served under and whether its listing kept
-    it (billing.pricing.sla_breached); a broken one was not charged: `waived` is what it would
-    have cost. None: no promise."""
+    it (as settled); a broken one was not charged: `waived` is what it would have cost. None: no
+    promise."""
     if record.sla_max_ttft_ms is None:
         return None
     return {
         "max_ttft_ms": record.sla_max_ttft_ms,
-        "breached": sla_breached(
-            sla_max_ttft_ms=record.sla_max_ttft_ms,
-            ttft_ms=record.ttft_ms,
-            duration_ms=record.duration_ms,
-        ),
+        "breached": record.sla_breached,
         "waived": _usd(record.sla_waived_nusd),
         "waived_nusd": record.sla_waived_nusd,
     }

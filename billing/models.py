@@ -305,12 +305,17 @@ class UsageRecord(models.Model):
     )
     refunded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    # SLA refunds (billing.pricing.sla_breached): the promise the request was admitted under, and
-    # what it would have cost when its listing broke it (then every money column above is 0).
+    # SLA refunds (billing.pricing.sla_breached, decided once, at settlement): the promise the
+    # request was admitted under, whether its listing broke it, and what it would have cost then
+    # (every money column above is 0).
     sla_max_ttft_ms = models.PositiveIntegerField(
         null=True,
         blank=True,
         help_text="The time-to-first-token promise (ms) the request was admitted under.",
+    )
+    sla_breached = models.BooleanField(
+        db_default=False,
+        help_text="The listing's first token came later than promised: not charged.",
     )
     sla_waived_nusd = models.BigIntegerField(
         db_default=0, help_text="The cost not charged because the listing broke the SLA."
@@ -327,9 +332,14 @@ class UsageRecord(models.Model):
             # Not unique=True: see LedgerTransaction.Meta.
             models.UniqueConstraint(fields=["request_id"], name="usage_one_per_request"),
             models.CheckConstraint(
-                condition=Q(sla_waived_nusd=0)
-                | Q(sla_waived_nusd__gt=0, cost_nusd=0, sla_max_ttft_ms__isnull=False),
-                name="usage_sla_waiver_zeroes_the_cost",
+                condition=Q(sla_breached=False, sla_waived_nusd=0)
+                | Q(
+                    sla_breached=True,
+                    sla_waived_nusd__gte=0,
+                    cost_nusd=0,
+                    sla_max_ttft_ms__isnull=False,
+                ),
+                name="usage_sla_breach_costs_nothing",
             ),
             models.CheckConstraint(
                 condition=Q(cost_nusd=F("seller_credit_nusd") + F("fee_nusd"))

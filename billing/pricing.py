@@ -19,13 +19,14 @@ from billing.settlement_data import Settlement
 @dataclass(frozen=True)
 class Price:
     """A settled request's figures, in nano-USD. cost = buyer_debit + overrun = seller + fee.
-    `sla_waived_nusd`: the cost an SLA refund waived (then every other figure is 0)."""
+    `sla_breached`: an SLA refund; `sla_waived_nusd` the cost it waived (every other figure 0)."""
 
     cost_nusd: int
     fee_nusd: int
     seller_credit_nusd: int
     buyer_debit_nusd: int
     overrun_nusd: int
+    sla_breached: bool = False
     sla_waived_nusd: int = 0
 
 
@@ -87,7 +88,7 @@ def price(
         ask_output_nusd=ask_output_nusd,
     )
     if sla_breached:
-        return Price(0, 0, 0, 0, 0, sla_waived_nusd=cost)
+        return Price(0, 0, 0, 0, 0, sla_breached=True, sla_waived_nusd=cost)
     fee = fee_nusd(cost_nusd=cost, fee_bps=fee_bps)
     debit = min(cost, max(coverable_nusd, 0))
     return Price(

@@ -230,6 +230,11 @@ def earnings_by_listing(*, seller, date_range: ExportRange | None = None) -> lis
             cost_nusd=Sum("cost_nusd"),
             fee_nusd=Sum("fee_nusd"),
             earned_nusd=Sum("seller_credit_nusd"),
+            # SLA refunds: requests under a hard TTFT promise, those whose first token came late
+            # (served, not paid), and what they would have earned the seller before the fee.
+            sla_promised=Count("id", filter=Q(sla_max_ttft_ms__isnull=False)),
+            sla_breached=Count("id", filter=Q(sla_breached=True)),
+            sla_waived_nusd=Sum("sla_waived_nusd"),
         )
         .order_by("listing_id")
     )
@@ -280,6 +285,23 @@ def listing_sales_today(*, listing_ids: Iterable[int]) -> dict[int, int]:
         .annotate(total=Sum("cost_nusd"))
     )
     return {row["listing_id"]: row["total"] for row in rows}
+
+
+def sla_by_listing(*, listing_ids: Iterable[int], days: int = 7) -> dict[int, dict[str, int]]:
+    """Each listing's requests under a hard TTFT promise in the last `days` days, and how many of
+    those its first token broke (served, not paid): the seller's breach rate."""
+    since = timezone.now() - timedelta(days=days)
+    rows = (
+        UsageRecord.objects.filter(
+            listing_id__in=list(listing_ids), created_at__gte=since, sla_max_ttft_ms__isnull=False
+        )
+        .values("listing_id")
+        .annotate(promised=Count("id"), breached=Count("id", filter=Q(sla_breached=True)))
+    )
+    return {
+        row["listing_id"]: {"promised": row["promised"], "breached": row["breached"]}
+        for row in rows
+    }
 
 
 def signup_credit_pending(*, user) -> bool:

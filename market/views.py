@@ -16,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors as account_selectors
+from billing import selectors as billing_selectors
 from market import charts, health, selectors, services
 from market.forms import ListingCreateForm, ListingEditForm, ListingRekeyForm
 from market.models import ListingStatus, TermsAudience
@@ -70,6 +71,7 @@ def _probe_error(sample, note: str):
 def _rows(listings):
     views = health.health_many([listing.pk for listing in listings])
     errors = selectors.last_probe_errors(listing_ids=[listing.pk for listing in listings])
+    sla = billing_selectors.sla_by_listing(listing_ids=[listing.pk for listing in listings])
     rows = []
     for listing in listings:
         note = traffic_note(listing, views[listing.pk])
@@ -79,6 +81,7 @@ def _rows(listings):
                 "health": views[listing.pk],
                 "last_error": _probe_error(errors.get(listing.pk), note),
                 "note": note,
+                "sla": sla.get(listing.pk),
             }
         )
     return rows

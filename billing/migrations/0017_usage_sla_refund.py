@@ -2,9 +2,10 @@
 under and the cost waived when its listing broke it (billing.pricing.sla_breached).
 
 df_settle_apply, df_settle_items and df_settle_apply_batch are 0014's with two more arguments:
-`sla_max_ttft_ms` (after the route) and `sla_waived_nusd` (after the fee's basis points), stored
-on the usage record as given. billing.pricing prices the request: a breached SLA arrives as cost 0
-with the waived amount, which the function refuses in any other combination (DF003)."""
+`sla_max_ttft_ms` (after the route), `sla_breached` and `sla_waived_nusd` (after the fee's basis
+points), stored on the usage record as given. billing.pricing prices the request and decides the
+breach: a breached SLA arrives as cost 0 with the amount waived, which the function refuses in any
+other combination (DF003)."""
 
 from django.db import migrations, models
 
@@ -50,6 +51,7 @@ CREATE FUNCTION df_settle_apply(
     p_fee_nusd bigint,
     p_fee_profile_id bigint,
     p_fee_bps integer,
+    p_sla_breached boolean,
     p_sla_waived_nusd bigint,
     p_default_fee_bps integer,
     OUT status text,
@@ -77,7 +79,9 @@ DECLARE
     v_acct bigint;
 BEGIN
     IF p_cost_nusd < 0 OR p_fee_nusd < 0 OR p_fee_nusd > p_cost_nusd
-            OR p_sla_waived_nusd < 0 OR (p_sla_waived_nusd > 0 AND p_cost_nusd <> 0) THEN
+            OR p_sla_waived_nusd < 0
+            OR (p_sla_breached AND (p_cost_nusd <> 0 OR p_sla_max_ttft_ms IS NULL))
+            OR (NOT p_sla_breached AND p_sla_waived_nusd <> 0) THEN
         RAISE EXCEPTION 'Not a price: cost % with fee %, % waived.', p_cost_nusd, p_fee_nusd,
             p_sla_waived_nusd USING ERRCODE = 'DF003';
     END IF;
@@ -182,13 +186,13 @@ BEGIN
         price_unit, ask_input_nusd, ask_output_nusd, input_units, output_units, cost_nusd,
         buyer_debit_nusd, overrun_nusd, seller_credit_nusd, fee_nusd, fee_bps, fee_profile_id,
         ttft_ms, duration_ms, streamed, outcome, route, transaction_id, refunded_at, created_at,
-        sla_max_ttft_ms, sla_waived_nusd
+        sla_max_ttft_ms, sla_breached, sla_waived_nusd
     ) VALUES (
         p_request_id, p_buyer_id, p_access_key_id, p_listing_id, p_seller_id, p_model_id,
         p_upstream_model, p_price_unit, p_ask_input_nusd, p_ask_output_nusd, p_input_units,
         p_output_units, cost_nusd, buyer_debit_nusd, overrun_nusd, seller_credit_nusd, fee_nusd,
         fee_bps, fee_profile_id, p_ttft_ms, p_duration_ms, p_streamed, p_outcome, p_route, v_txn,
-        NULL, v_now, p_sla_max_ttft_ms, p_sla_waived_nusd
+        NULL, v_now, p_sla_max_ttft_ms, p_sla_breached, p_sla_waived_nusd
     );
 
     -- Last: the cached balances of the user accounts, in account id order.
@@ -232,7 +236,7 @@ RETURNS TABLE (
     ask_input_nusd bigint, ask_output_nusd bigint, input_units bigint, output_units bigint,
     ttft_ms integer, duration_ms integer, streamed boolean, outcome text, route jsonb,
     sla_max_ttft_ms integer, cost_nusd bigint, fee_nusd bigint, fee_profile_id bigint,
-    fee_bps integer, sla_waived_nusd bigint
+    fee_bps integer, sla_breached boolean, sla_waived_nusd bigint
 )
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT e.ord::integer, r.*
@@ -243,7 +247,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         ask_input_nusd bigint, ask_output_nusd bigint, input_units bigint,
         output_units bigint, ttft_ms integer, duration_ms integer, streamed boolean,
         outcome text, route jsonb, sla_max_ttft_ms integer, cost_nusd bigint, fee_nusd bigint,
-        fee_profile_id bigint, fee_bps integer, sla_waived_nusd bigint)
+        fee_profile_id bigint, fee_bps integer, sla_breached boolean, sla_waived_nusd bigint)
 $$;
 
 -- Items are a jsonb array of objects with df_settle_apply's arguments by name (without the p_
@@ -288,8 +292,8 @@ BEGIN
             v_item.ask_input_nusd, v_item.ask_output_nusd, v_item.input_units,
             v_item.output_units, v_item.ttft_ms, v_item.duration_ms, v_item.streamed,
             v_item.outcome, v_item.route, v_item.sla_max_ttft_ms, v_item.cost_nusd,
-            v_item.fee_nusd, v_item.fee_profile_id, v_item.fee_bps, v_item.sla_waived_nusd,
-            p_default_fee_bps) s;
+            v_item.fee_nusd, v_item.fee_profile_id, v_item.fee_bps, v_item.sla_breached,
+            v_item.sla_waived_nusd, p_default_fee_bps) s;
     END LOOP;
 END;
 $$;
@@ -301,8 +305,8 @@ BACKWARD = (
     "DROP FUNCTION IF EXISTS df_settle_items(jsonb);\n"
     "DROP FUNCTION IF EXISTS df_settle_apply("
     "text, bigint, bigint, bigint, bigint, text, text, text, bigint, bigint, bigint, bigint,"
-    " integer, integer, boolean, text, jsonb, integer, bigint, bigint, bigint, integer, bigint,"
-    " integer);\n"
+    " integer, integer, boolean, text, jsonb, integer, bigint, bigint, bigint, integer, boolean,"
+    " bigint, integer);\n"
 )
 
 
@@ -336,6 +340,14 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name="usagerecord",
+            name="sla_breached",
+            field=models.BooleanField(
+                db_default=False,
+                help_text="The listing's first token came later than promised: not charged.",
+            ),
+        ),
+        migrations.AddField(
+            model_name="usagerecord",
             name="sla_waived_nusd",
             field=models.BigIntegerField(
                 db_default=0, help_text="The cost not charged because the listing broke the SLA."
@@ -344,9 +356,14 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="usagerecord",
             constraint=models.CheckConstraint(
-                condition=models.Q(sla_waived_nusd=0)
-                | models.Q(sla_waived_nusd__gt=0, cost_nusd=0, sla_max_ttft_ms__isnull=False),
-                name="usage_sla_waiver_zeroes_the_cost",
+                condition=models.Q(sla_breached=False, sla_waived_nusd=0)
+                | models.Q(
+                    sla_breached=True,
+                    sla_waived_nusd__gte=0,
+                    cost_nusd=0,
+                    sla_max_ttft_ms__isnull=False,
+                ),
+                name="usage_sla_breach_costs_nothing",
             ),
         ),
         migrations.RunPython(forward, backward, elidable=False),

@@ -111,6 +111,7 @@ def settle_orm(s: Settlement) -> SettleResult:
             outcome=s.outcome,
             route=s.route,
             sla_max_ttft_ms=s.sla_max_ttft_ms,
+            sla_breached=figures.sla_breached,
             sla_waived_nusd=figures.sla_waived_nusd,
             transaction=txn,
         )

@@ -197,8 +197,11 @@ def test_seller_statement_listing_and_payout_csv_exports():
             "sales_usd",
             "fee_usd",
             "earned_usd",
+            "sla_promised",
+            "sla_breached",
+            "sla_waived_usd",
         ],
-        [str(listing.pk), "fast chat", "1", "0", "20000000", "22", "2.2", "19.8"],
+        [str(listing.pk), "fast chat", "1", "0", "20000000", "22", "2.2", "19.8", "0", "0", "0"],
     ]
     payouts = _csv(client.get("/billing/earnings/?format=payouts"))
     assert payouts[0] == ["requested_at", "payout", "amount_usd", "status", "decided_at", "note"]

@@ -4,9 +4,14 @@ cost on the usage record; a kept promise is charged as usual. Both implementatio
 loop's batches, and the database's refusal of a waiver that charges anyway (real commits)."""
 
 import asyncio
+import csv
+import io
+from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError, connection
+from django.test import Client
+from django.utils import timezone
 
 from billing import selectors, services
 from billing.checks import ledger_violations
@@ -15,8 +20,14 @@ from billing.money import NUSD_PER_USD
 from billing.pricing import price, sla_breached
 from billing.services import fastpath_async
 from tests.billing.factories import settlement_make
+from tests.market.factories import listing_row_make, seller_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _csv(response) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(b"".join(response).decode())))
+
 
 COST = 820_000  # settlement_make's 1,000 in at $0.27/M + 500 out at $1.10/M
 
@@ -49,6 +60,7 @@ def test_a_breach_waives_the_whole_cost_and_nobody_pays_or_earns():
     )
     assert (figures.cost_nusd, figures.fee_nusd, figures.seller_credit_nusd) == (0, 0, 0)
     assert (figures.buyer_debit_nusd, figures.overrun_nusd, figures.sla_waived_nusd) == (0, 0, COST)
+    assert figures.sla_breached
 
 
 def _wallet(user) -> tuple[int, int]:
@@ -74,6 +86,7 @@ def test_a_broken_promise_settles_free_releases_the_hold_and_keeps_the_waiver(ma
     assert Hold.objects.get(request_id="r1").status == "settled"
     record = UsageRecord.objects.get(request_id="r1")
     assert (record.sla_max_ttft_ms, record.sla_waived_nusd, record.ttft_ms) == (1_000, COST, 1_800)
+    assert record.sla_breached
     assert record.transaction_id is None
     assert not LedgerTransaction.objects.filter(kind="settlement").exists()
     assert selectors.wallet_summary(user=seller).get("balance_nusd", 0) == 0
@@ -95,6 +108,7 @@ def test_a_kept_promise_is_charged_as_usual_and_remembered(market):
     assert services.request_settle(settlement=on_time).cost_nusd == COST
     record = UsageRecord.objects.get(request_id="r1")
     assert (record.sla_max_ttft_ms, record.sla_waived_nusd, record.cost_nusd) == (1_000, 0, COST)
+    assert not record.sla_breached
     assert _wallet(buyer) == (NUSD_PER_USD - COST, 0)
     assert ledger_violations() == []
 
@@ -141,7 +155,7 @@ def test_the_database_refuses_a_waiver_beside_a_charge(market):
     with pytest.raises(Exception, match="Not a price"), connection.cursor() as cursor:
         cursor.execute(
             "SELECT * FROM df_settle_apply('x', %s, NULL, %s, %s, 'm', 'm', 'token', 1, 1, 1, 1,"
-            " 1, 1, false, 'completed', NULL, 1000, 5, 0, NULL, 0, 7, 1000)",
+            " 1, 1, false, 'completed', NULL, 1000, 5, 0, NULL, 0, true, 7, 1000)",
             [buyer.pk, listing.pk, seller.pk],
         )
     with pytest.raises(IntegrityError):
@@ -163,5 +177,61 @@ def test_the_database_refuses_a_waiver_beside_a_charge(market):
             fee_bps=0,
             outcome="completed",
             sla_max_ttft_ms=1000,
+            sla_breached=True,
             sla_waived_nusd=7,
         )
+
+
+def test_the_sellers_statement_shows_late_requests_per_listing_and_what_they_did_not_pay(market):
+    buyer, seller, listing = market
+    for rid, ttft in (("late", 1_500), ("kept", 400), ("free", None)):
+        services.request_settle(
+            settlement=settlement_make(
+                buyer=buyer,
+                seller=seller,
+                listing=listing,
+                request_id=rid,
+                ttft_ms=ttft if ttft is not None else 300,
+                sla_max_ttft_ms=1_000 if ttft is not None else None,
+            )
+        )
+    client = Client()
+    client.force_login(seller)
+    page = client.get("/billing/earnings/").content.decode()
+    assert "SLA late / promised" in page and "1 / 2" in page and "$0.00082" in page
+    listings = _csv(client.get("/billing/earnings/?format=listings"))
+    assert listings[0][-3:] == ["sla_promised", "sla_breached", "sla_waived_usd"]
+    assert listings[1][-3:] == ["2", "1", "0.00082"]
+    sales = {row[1]: row for row in _csv(client.get("/billing/earnings/?format=csv"))}
+    assert sales["request_id"][-3:] == ["sla_max_ttft_ms", "sla_breached", "sla_waived_usd"]
+    assert sales["late"][-3:] == ["1000", "True", "0.00082"] and sales["late"][10] == "0"
+    assert sales["kept"][-3:] == ["1000", "False", "0"]
+    assert sales["free"][-3:] == ["", "False", "0"]
+
+
+def test_the_seller_portal_shows_each_listings_late_share_of_the_last_seven_days(market):
+    buyer, _, _ = market
+    seller = seller_make()
+    listing = listing_row_make(seller=seller)
+    for n, ttft in enumerate((1_500, 1_200, 300, 200)):
+        services.request_settle(
+            settlement=settlement_make(
+                buyer=buyer,
+                seller=seller,
+                listing=listing,
+                request_id=f"r{n}",
+                ttft_ms=ttft,
+                sla_max_ttft_ms=1_000,
+            )
+        )
+    UsageRecord.objects.filter(request_id="r0").update(
+        created_at=timezone.now() - timedelta(days=8)
+    )  # outside the window
+    client = Client()
+    client.force_login(seller)
+    assert selectors.sla_by_listing(listing_ids=[listing.pk]) == {
+        listing.pk: {"promised": 3, "breached": 1}
+    }
+    for url in ("/seller/", f"/seller/listings/{listing.pk}/"):
+        page = client.get(url).content.decode()
+        assert "1 of 3" in page, url
