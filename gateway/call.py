@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
 
-from gateway import capacity, routing
+from gateway import capacity, price_lock, routing
 from gateway.headers import diagnostics
 from gateway.metering import Meter
 
@@ -85,6 +85,7 @@ class Call:
     reservation: Reservation | None = None  # counted against the key's spend limit (reserve)
     attempts: Attempts | None = None  # the listings it may try, the first's slot (slot_and_hold)
     held_nusd: int = 0  # the hold placed, at most hold_nusd (slot_and_hold)
+    pin: price_lock.Pin | None = None  # the session's pin as read (rank), renewed by commit
 
     @property
     def streamed(self) -> bool:
@@ -96,5 +97,8 @@ class Call:
         next request (sent once this answer is in) finds the pin."""
         self.meter.candidate = candidate
         await routing.pin(
-            user_id=self.key["user_id"], session=self.route.session, listing_id=candidate.listing_id
+            user_id=self.key["user_id"],
+            session=self.route.session,
+            served=candidate,
+            previous=self.pin,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from functools import lru_cache
 
@@ -21,13 +22,21 @@ def usd_text(nusd: int) -> str:
 usd_per_million = lru_cache(maxsize=4096)(usd_text)
 
 
+def _utc(epoch: float) -> bytes:
+    """When a session's price lock ends, RFC 3339 in UTC to the second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)).encode()
+
+
 def request_map(scope: dict) -> dict[bytes, bytes]:
     """Request headers by lower-case name (ASGI servers already lower-case them)."""
     return dict(scope["headers"])
 
 
 def diagnostics(candidate, *, fee_profile_id: int | None) -> list[tuple[bytes, bytes]]:
+    locked = candidate.price_locked_until
+    lock = [] if locked is None else [(b"x-df-market-price-locked-until", _utc(locked))]
     return [
+        *lock,
         (b"x-df-market-route", b"seller"),
         (b"x-df-market-provider", candidate.provider_slug.encode()),
         (b"x-df-market-listing-id", str(candidate.listing_id).encode()),

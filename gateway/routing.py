@@ -24,11 +24,12 @@ from django.conf import settings
 
 from billing.money import MAX_PRICE_PER_MILLION_NUSD, NUSD_PER_USD
 from bounded_numbers import parse as bounded
-from gateway import kv, max_cost, model_aliases, runtime
+from gateway import kv, max_cost, model_aliases, price_lock, runtime
 from gateway.db import db_call
 from gateway.errors import NO_ELIGIBLE_SELLER, GatewayError, bad_request
 from gateway.provider_field import ProviderField
 from gateway.runtime import caches
+from market.route_candidates import RouteCandidate
 
 logger = logging.getLogger("gateway")
 
@@ -491,22 +492,32 @@ def _sticky_key(user_id: int, session: str) -> str:
     return f"sticky:{user_id}:{session}"
 
 
-async def stick(ranked: list, *, user_id: int, session: str | None) -> list:
-    """Move the session's pinned listing to the front while it stays eligible."""
+async def stick(
+    ranked: list, *, user_id: int, session: str | None
+) -> tuple[list, price_lock.Pin | None]:
+    """Move the session's pinned listing to the front while it stays eligible, at the session's
+    locked asks (price_lock); also the pin as read, which `pin` renews."""
     if not session:
-        return ranked
-    pinned = await kv.attempt("stickiness", lambda r: r.get(_sticky_key(user_id, session)))
+        return ranked, None
+    pinned = price_lock.parse(
+        await kv.attempt("stickiness", lambda r: r.get(_sticky_key(user_id, session)))
+    )
     if pinned is None:
-        return ranked
+        return ranked, None
     for index, candidate in enumerate(ranked):
-        if str(candidate.listing_id) == pinned:
-            return [candidate, *ranked[:index], *ranked[index + 1 :]]
-    return ranked  # the pinned listing is no longer eligible: re-pinned after this request
+        if candidate.listing_id == pinned.listing_id:
+            first = price_lock.locked(candidate, pinned, time.time())
+            return [first, *ranked[:index], *ranked[index + 1 :]], pinned
+    return ranked, pinned  # the pinned listing is no longer eligible: re-pinned after this request
 
 
-async def pin(*, user_id: int, session: str | None, listing_id: int) -> None:
+async def pin(
+    *, user_id: int, session: str | None, served: RouteCandidate, previous: price_lock.Pin | None
+) -> None:
+    """Pin the session to the listing that serves it, keeping or starting its price lock."""
     if session:
+        value = price_lock.encode(price_lock.renewed(previous, served, time.time()))
         await kv.attempt(
             "stickiness",
-            lambda r: r.set(_sticky_key(user_id, session), listing_id, ex=STICKY_IDLE_SECONDS),
+            lambda r: r.set(_sticky_key(user_id, session), value, ex=STICKY_IDLE_SECONDS),
         )

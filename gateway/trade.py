@@ -141,7 +141,9 @@ async def rank(call: Call) -> None:
     route_, prefs = call.route, call.route.prefs
     call.meter.promise_ttft(prefs.hard_max_ttft_ms)
     ranked = routing.rank_model(route_.table, route_.model["model_id"], prefs)
-    ranked = await routing.stick(ranked, user_id=call.key["user_id"], session=route_.session)
+    ranked, call.pin = await routing.stick(
+        ranked, user_id=call.key["user_id"], session=route_.session
+    )
     ranked, set_aside = routing.fallbacks(ranked, prefs)
     call.dropped = dict.fromkeys((c.listing_id for c in set_aside), "allow_fallbacks")
     if prefs.max_cost_nusd is not None:

@@ -26,5 +26,7 @@ class RouteCandidate:
     tps_p50: float | None
     context_tokens: int | None
     daily_cap_reached: bool = False  # the seller's daily spend cap is used up (until midnight UTC)
+    # Set on a copy at a session's locked asks (gateway/price_lock.py): when the lock ends (epoch s).
+    price_locked_until: float | None = None
     # Fields the catalogue sets on every upstream request for this model (CatalogModel).
     upstream_params: dict = field(default_factory=dict, hash=False)

@@ -22,6 +22,7 @@ from gateway import (
     capacity,
     health_reports,
     limits,
+    price_lock,
     process,
     runtime,
     trade,
@@ -150,8 +151,8 @@ async def _assert_left_clean(buyer, out: Response, *, hold: str | None, tokens: 
     assert records == (1 if hold == "settled" else 0)
     assert runtime.caches.spend_in_flight.get(buyer.key_id) is None
     assert _tokens_counted(buyer.key_id) == tokens
-    pin = r.get(f"sticky:{buyer.user.pk}:{SESSION}")
-    assert pin == (None if pinned is None else str(pinned.pk))
+    pin = price_lock.parse(r.get(f"sticky:{buyer.user.pk}:{SESSION}"))
+    assert (pin and pin.listing_id) == (None if pinned is None else pinned.pk)
     assert (await sync_to_async(wallet_summary)(user=buyer.user))["held_nusd"] == 0
 
 
