@@ -68,19 +68,31 @@ def _wallet(user) -> tuple[int, int]:
     return summary["balance_nusd"], summary["held_nusd"]
 
 
+def _settle(market, request_id: str, *, ttft_ms: int, promise: int | None = 1_000, hold=True):
+    """Settle one request of the market's buyer at its listing (after a $0.05 hold)."""
+    buyer, seller, listing = market
+    if hold:
+        services.hold_place(request_id=request_id, user_id=buyer.pk, amount_nusd=50_000_000)
+    return services.request_settle(
+        settlement=settlement_make(
+            buyer=buyer,
+            seller=seller,
+            listing=listing,
+            request_id=request_id,
+            ttft_ms=ttft_ms,
+            sla_max_ttft_ms=promise,
+        )
+    )
+
+
+def _earnings(seller) -> int:
+    return selectors.earnings_summary(seller=seller)["lifetime_earned_nusd"]
+
+
 @pytest.mark.usefixtures("billing_impl")
 def test_a_broken_promise_settles_free_releases_the_hold_and_keeps_the_waiver(market):
-    buyer, seller, listing = market
-    services.hold_place(request_id="r1", user_id=buyer.pk, amount_nusd=50_000_000)
-    late = settlement_make(
-        buyer=buyer,
-        seller=seller,
-        listing=listing,
-        request_id="r1",
-        ttft_ms=1_800,
-        sla_max_ttft_ms=1_000,
-    )
-    result = services.request_settle(settlement=late)
+    buyer, seller, _ = market
+    result = _settle(market, "r1", ttft_ms=1_800)
     assert (result.cost_nusd, result.seller_credit_nusd, result.fee_nusd) == (0, 0, 0)
     assert _wallet(buyer) == (NUSD_PER_USD, 0)
     assert Hold.objects.get(request_id="r1").status == "settled"
@@ -89,27 +101,19 @@ def test_a_broken_promise_settles_free_releases_the_hold_and_keeps_the_waiver(ma
     assert record.sla_breached
     assert record.transaction_id is None
     assert not LedgerTransaction.objects.filter(kind="settlement").exists()
-    assert selectors.wallet_summary(user=seller).get("balance_nusd", 0) == 0
+    assert _earnings(seller) == 0
     assert ledger_violations() == []
 
 
 @pytest.mark.usefixtures("billing_impl")
 def test_a_kept_promise_is_charged_as_usual_and_remembered(market):
-    buyer, seller, listing = market
-    services.hold_place(request_id="r1", user_id=buyer.pk, amount_nusd=50_000_000)
-    on_time = settlement_make(
-        buyer=buyer,
-        seller=seller,
-        listing=listing,
-        request_id="r1",
-        ttft_ms=900,
-        sla_max_ttft_ms=1_000,
-    )
-    assert services.request_settle(settlement=on_time).cost_nusd == COST
+    buyer, seller, _ = market
+    assert _settle(market, "r1", ttft_ms=900).cost_nusd == COST
     record = UsageRecord.objects.get(request_id="r1")
     assert (record.sla_max_ttft_ms, record.sla_waived_nusd, record.cost_nusd) == (1_000, 0, COST)
     assert not record.sla_breached
     assert _wallet(buyer) == (NUSD_PER_USD - COST, 0)
+    assert _earnings(seller) == record.seller_credit_nusd > 0
     assert ledger_violations() == []
 
 
@@ -183,18 +187,10 @@ def test_the_database_refuses_a_waiver_beside_a_charge(market):
 
 
 def test_the_sellers_statement_shows_late_requests_per_listing_and_what_they_did_not_pay(market):
-    buyer, seller, listing = market
-    for rid, ttft in (("late", 1_500), ("kept", 400), ("free", None)):
-        services.request_settle(
-            settlement=settlement_make(
-                buyer=buyer,
-                seller=seller,
-                listing=listing,
-                request_id=rid,
-                ttft_ms=ttft if ttft is not None else 300,
-                sla_max_ttft_ms=1_000 if ttft is not None else None,
-            )
-        )
+    _, seller, _ = market
+    _settle(market, "late", ttft_ms=1_500, hold=False)
+    _settle(market, "kept", ttft_ms=400, hold=False)
+    _settle(market, "free", ttft_ms=300, promise=None, hold=False)
     client = Client()
     client.force_login(seller)
     page = client.get("/billing/earnings/").content.decode()
