@@ -22,15 +22,15 @@ objects) is moved out of the cyclic garbage collector's view (`gc.freeze()`): it
 the process, so no collection on the request path walks it. What each of these saves:
 docs/performance.md, "Measured stories behind the code".
 
-Three libraries Daphne brings are left out, for memory (docs/performance.md, "Optimisations").
+Two libraries Daphne brings are loaded leaner, for memory (docs/performance.md, "Optimisations").
 Twisted loads its TLS support (pyOpenSSL and its own OpenSSL bindings: 4.5 MB resident) whenever
 pyOpenSSL is importable, and Daphne's `-e ssl:` endpoints need it; this process serves plain HTTP
 behind the edge, which terminates TLS (docker/nginx/), so the import is refused and Twisted runs as
 it does where pyOpenSSL is not installed (outgoing TLS, aiohttp's and Stripe's, uses Python's `ssl`).
-And no websocket route exists (dragonfly/websocket_routes.py), so Daphne gets a websocket factory
-that builds nothing in place of its autobahn one (autobahn, txaio, cffi, click, cbor2: 5.3 MB), and
-the edge answers an upgrade request 404 (dragonfly/edge.py) where Channels used to fail it with a
-500 and a logged traceback. tests/dragonfly/test_websocket_routes.py fails once a route is added.
+And autobahn, Daphne's websocket protocol (the live pages: dragonfly/websocket_routes.py),
+validates the UTF-8 of text frames with a validator it builds through cffi at import (cffi and
+pycparser: 1 MB); the live pages' browsers send almost nothing, so its pure-Python validator is
+chosen (AUTOBAHN_USE_NVX=0).
 
 Daphne speaks no ASGI lifespan, so the gateway's startup (take the process's lease, which lets its
 peers settle what it leaves if it dies: gateway/process.py) runs when the reactor starts, and its
@@ -41,32 +41,15 @@ the requests Daphne cancels at shutdown have ended. Everything else is Daphne's 
 
 import asyncio
 import gc
+import os
 import sys
-import types
 
 import uvloop
 
 
-class NoWebSockets:
-    """Daphne's WebSocketFactory where no websocket route exists: the edge refuses every upgrade
-    request before Daphne would ask it for a protocol (EdgeRequest.process)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        pass
-
-    def setProtocolOptions(self, **options) -> None:
-        pass
-
-    def buildProtocol(self, addr) -> None:
-        return None
-
-
 def _load_lean() -> None:
     sys.modules.setdefault("OpenSSL", None)  # type: ignore[arg-type]  # import raises ImportError
-    # daphne.server imports its WebSocketFactory from here (and with it autobahn).
-    ws_protocol = types.ModuleType("daphne.ws_protocol")
-    ws_protocol.WebSocketFactory = NoWebSockets  # type: ignore[attr-defined]
-    sys.modules.setdefault("daphne.ws_protocol", ws_protocol)
+    os.environ.setdefault("AUTOBAHN_USE_NVX", "0")
 
 
 def _skip_form_parsing() -> None:

@@ -178,22 +178,9 @@ def _result_or_none(done: asyncio.Future):
 
 
 class EdgeRequest(http_protocol.WebRequest):
-    """Daphne's request, refusing a body over DRAGONFLY_MAX_BODY_BYTES before it is read, and
-    websocket upgrades: none is routed, and Daphne serves them no protocol (dragonfly/daphne.py)."""
+    """Daphne's request, refusing a body over DRAGONFLY_MAX_BODY_BYTES before it is read."""
 
     _body_bytes = 0
-
-    def process(self):
-        upgrade = self.requestHeaders.getRawHeaders(b"upgrade") or [b""]
-        if upgrade[0].lower() != b"websocket":
-            return super().process()
-        message = "No websocket endpoint is served here."
-        refuse = getattr(self.channel, "refuse", None)  # an EdgeChannel (HTTP/2 streams are not)
-        if refuse is None:
-            self.basic_error(404, b"Not Found", message)
-        else:
-            refuse(404, message)
-        return None
 
     def _too_large(self) -> bool:
         refuse = getattr(self.channel, "refuse", None)  # an EdgeChannel (HTTP/2 streams are not)

@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "billing",
     "gateway",
     "simulator",
+    "live",
 ]
 
 MIDDLEWARE = [
@@ -175,7 +176,19 @@ else:
         }
     }
 
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# The live pages' nudges (live/, docs/accounts.md "Live pages"): across processes through Redis;
+# on the embedded default in-process only (a nudge from another process is then lost, and the open
+# page sees the change at its next read, DRAGONFLY_LIVE_INTERVAL_SECONDS later).
+if DRAGONFLY_EMBEDDED or REDIS_URL.startswith("fakeredis://"):
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "df:live"},
+        }
+    }
+DRAGONFLY_LIVE_INTERVAL_SECONDS = env_int("DRAGONFLY_LIVE_INTERVAL_SECONDS", 2)
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [

@@ -1,8 +1,12 @@
-"""Websocket routes served by Channels (live dashboard feeds register here).
+"""Websocket routes served by Channels: the live pages (live/consumers.py, docs/accounts.md)."""
 
-While this list is empty, Daphne's process serves no websocket protocol and never loads autobahn
-(dragonfly/daphne.py, NoWebSockets); the first route here brings it back there
-(tests/dragonfly/test_websocket_routes.py says so when it fails).
-"""
+from django.urls import path, re_path
 
-websocket_urlpatterns: list = []
+from live import consumers
+
+websocket_urlpatterns = [
+    path("ws/live/account/", consumers.AccountConsumer.as_asgi()),
+    path("ws/live/listings/<int:listing_id>/", consumers.ListingConsumer.as_asgi()),
+    path("ws/live/topup/", consumers.TopUpConsumer.as_asgi()),
+    re_path(r"", consumers.NoRouteConsumer.as_asgi()),
+]

@@ -30,6 +30,7 @@ from django.conf import settings
 
 from gateway.upstream import jina, openai, statuses
 from gateway.upstream.base import UpstreamError
+from live.nudges import listing_nudge
 from market import crypto, health, health_record, selectors, services
 from market.models import HealthSource, Listing, ListingStatus, Modality
 from redis_clients.clients import get_redis
@@ -186,6 +187,8 @@ def result_apply(target: ProbeTarget, result: ProbeResult) -> None:
             status_code=result.status_code,
             error=result.error,
         )
+        if new is not None:
+            listing_nudge(listing_id=result.listing_id)  # the open listing page flips
         if new == ListingStatus.ACTIVE:
             health.health_reset(result.listing_id)
             health_record.health_report(

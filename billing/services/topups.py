@@ -10,6 +10,7 @@ from billing.errors import AlreadyDone, InvalidAmount
 from billing.models import AccountKind, TopUp, TopUpStatus, TransactionKind
 from billing.money import NUSD_PER_CENT, NUSD_PER_USD, usd_to_nusd
 from billing.services.ledger import account_for_user, account_platform, ledger_post
+from live.nudges import user_nudge
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ def topup_fulfil(
                     "stripe_payment_intent",
                 ]
             )
+            user_nudge(user_id=topup.user_id)  # the open top-up page shows the credit
     except (AlreadyDone, IntegrityError):
         return False
     return True

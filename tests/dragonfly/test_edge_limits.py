@@ -199,16 +199,22 @@ def test_a_malformed_request_line_is_a_json_400(daphne):
     assert error["message"] == "The request is not valid HTTP/1.1."
 
 
-def test_a_websocket_upgrade_is_a_json_404_and_the_server_keeps_serving(daphne):
-    """No websocket route exists, so Daphne serves no websocket protocol (dragonfly/daphne.py)."""
+@pytest.mark.parametrize("path", ["/ws/feed", "/ws/live/account/"])
+def test_a_websocket_handshake_without_a_session_or_route_is_refused_and_the_server_serves_on(
+    daphne, path
+):
+    """Daphne serves websockets (the live pages, dragonfly/websocket_routes.py): an upgrade with
+    no signed-in session, or for a path no route serves, is refused at the handshake (a 403,
+    never a 500 from Channels' router) and the process goes on serving."""
     upgrade = (
-        b"GET /ws/feed HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    )
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://127.0.0.1\r\n"
+        "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    ).encode()
     with connect(daphne) as sock:
         sock.sendall(upgrade)
-        error = assert_error(read_response(sock), 404, "not_found")
-    assert error["message"] == "No websocket endpoint is served here."
+        head = sock.recv(65536)
+    assert head.startswith(b"HTTP/1.1 403 "), head
     with connect(daphne) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
