@@ -130,10 +130,8 @@ class AccountFeed(Feed):
     def read(self) -> list[Message]:
         records = selectors.usage_since(user=self.user, since=self.rows.since, limit=ROWS_PER_READ)
         fresh = self.rows.take(records)
-        messages = self.wallet.read()
-        if fresh:
-            messages.append({"type": "requests", "rows": [request_row(r) for r in fresh]})
-        return messages
+        messages = [{"type": "requests", "rows": [request_row(r) for r in fresh]}] if fresh else []
+        return messages + self.wallet.read()
 
 
 class ListingFeed(Feed):
@@ -188,7 +186,7 @@ class TopUpFeed(Feed):
         self.last: Message | None = None
 
     def read(self) -> list[Message]:
-        messages = self.wallet.read()
+        messages: list[Message] = []
         state = (
             selectors.topup_state(user_id=self.user.pk, session_id=self.session_id)
             if self.session_id
@@ -204,4 +202,4 @@ class TopUpFeed(Feed):
             if message != self.last:
                 self.last = message
                 messages.append(message)
-        return messages
+        return messages + self.wallet.read()
