@@ -27,10 +27,9 @@ Twisted loads its TLS support (pyOpenSSL and its own OpenSSL bindings: 4.5 MB re
 pyOpenSSL is importable, and Daphne's `-e ssl:` endpoints need it; this process serves plain HTTP
 behind the edge, which terminates TLS (docker/nginx/), so the import is refused and Twisted runs as
 it does where pyOpenSSL is not installed (outgoing TLS, aiohttp's and Stripe's, uses Python's `ssl`).
-And autobahn, Daphne's websocket protocol (the live pages: dragonfly/websocket_routes.py),
-validates the UTF-8 of text frames with a validator it builds through cffi at import (cffi and
-pycparser: 1 MB); the live pages' browsers send almost nothing, so its pure-Python validator is
-chosen (AUTOBAHN_USE_NVX=0).
+And autobahn, Daphne's websocket protocol (the live pages: dragonfly/websocket_routes.py), would
+validate text frames and mask with its native helpers, which load cffi (1 MB); the live pages'
+browsers send almost nothing, so its pure-Python ones are chosen (AUTOBAHN_USE_NVX=0).
 
 Daphne speaks no ASGI lifespan, so the gateway's startup (take the process's lease, which lets its
 peers settle what it leaves if it dies: gateway/process.py) runs when the reactor starts, and its

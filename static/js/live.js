@@ -119,7 +119,12 @@
       setBadges("[data-live-listing-badge]", message.status);
       // The page heading's status badge (templates/market/listing_detail.html) is the first one.
       var heading = document.querySelector("h1 .badge");
-      if (heading) {
+      if (heading && !heading.classList.contains(message.status)) {
+        // The server's note on the traffic (#traffic-note) described the status it rendered.
+        var note = document.getElementById("traffic-note");
+        if (note) {
+          note.hidden = true;
+        }
         heading.className = "badge " + message.status;
         heading.textContent = message.fields.status;
       }

@@ -1,5 +1,5 @@
 """What a web process never imports (docs/performance.md, "Where the gateway process's memory goes"):
-Celery until a task is enqueued, pyOpenSSL and cffi (autobahn's UTF-8 validator) in Daphne's
+Celery until a task is enqueued, pyOpenSSL and cffi (autobahn's native helpers) in Daphne's
 process. A fresh interpreter, since the test process has loaded them all."""
 
 import subprocess
