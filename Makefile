@@ -70,7 +70,7 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 
 test: lint check-services system-deps
-	$(TEST_ENV) $(BIN)/mypy accounts market billing gateway dragonfly simulator bounded_numbers demo event_loop mail observability redis_clients
+	$(TEST_ENV) $(BIN)/mypy accounts market billing gateway dragonfly simulator bounded_numbers demo event_loop mail observability redis_clients live
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 # The suite alone, without installing or linting (handy while developing one app).

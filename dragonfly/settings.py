@@ -179,6 +179,7 @@ else:
 # The live pages' nudges (live/, docs/accounts.md "Live pages"): across processes through Redis;
 # on the embedded default in-process only (a nudge from another process is then lost, and the open
 # page sees the change at its next read, DRAGONFLY_LIVE_INTERVAL_SECONDS later).
+CHANNEL_LAYERS: dict[str, dict[str, object]]
 if DRAGONFLY_EMBEDDED or REDIS_URL.startswith("fakeredis://"):
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 else:

@@ -351,6 +351,10 @@ def test_a_buyer_pays_for_a_streamed_answer_over_https(topology):
             assert form["success_url"][0].startswith(world.url + "/billing/topup/success/")
             assert form["cancel_url"][0].startswith(world.url + "/billing/topup/cancel/")
             before = balance()
+            # Stripe sends the buyer back to the success page, whose live socket (wss through
+            # nginx) shows the credit when the webhook lands.
+            page.goto(world.url + "/billing/topup/success/?session_id=cs_test_123")
+            expect(page.locator("[data-live-socket]")).to_contain_text("Live", timeout=20_000)
             payload = json.dumps(
                 {
                     "id": "evt_topology",
@@ -380,6 +384,8 @@ def test_a_buyer_pays_for_a_streamed_answer_over_https(topology):
                 },
             )
             assert delivered.status_code == 200, delivered.text
+            expect(page.locator("#topup-credited")).to_contain_text("$10.00", timeout=20_000)
+            visited["/billing/topup/success/ (live)"] = _no_csp_violations(page)
             assert balance() - before == Decimal("10.00")
 
             for path in ("/dashboard/", "/market/", "/billing/usage/", "/seller/", "/"):
