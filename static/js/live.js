@@ -9,7 +9,9 @@
     return;
   }
   var attempts = 0;
-  var newest = "";
+  // The time of the newest row the page holds (at first, when it was rendered): a socket opened
+  // later asks for what settled since.
+  var newest = state.getAttribute("data-live-since") || "";
   var stopped = false;
   var NUMERIC = { input: true, output: true, cost: true, ttft_ms: true, latency_ms: true };
 
@@ -97,7 +99,7 @@
       }
     });
     rows.forEach(function (row) {
-      if (row.created > newest) {
+      if (!newest || Date.parse(row.created) > Date.parse(newest)) {
         newest = row.created;
       }
     });

@@ -9,6 +9,7 @@ import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from unittest.mock import patch
 
 import httpx
 import pytest
@@ -203,3 +204,39 @@ def test_the_top_up_page_shows_the_credit_when_the_webhook_lands(world, stripe_s
             page.screenshot(path=str(screenshot_dir() / "live_topup.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_an_open_page_reconnects_after_its_server_restarts_and_shows_what_it_missed(world):
+    buyer = world.buyer(credit_usd="1")
+    world.listing()
+    world.routable("deepseek/deepseek-chat", 1)
+    with world.blocker.unblock():
+        env = {**os.environ, "DATABASE_URL": database_url()}
+    server = Server(env)
+    port = server.port
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context().new_page()
+            log_in(page, server.url, buyer.user.email)
+            page.goto(server.url + "/billing/usage/")
+            _live(page)
+
+            server.stop()
+            expect(page.locator("[data-live-socket]")).to_have_text("Reconnecting…", timeout=LIVE)
+            # Settled while the page's server is down (through another server).
+            raw = world.client(buyer.key).chat.completions.with_raw_response.create(
+                model="deepseek/deepseek-chat",
+                messages=[{"role": "user", "content": "Anyone there?"}],
+            )
+            request_id = raw.headers["x-df-market-request-id"]
+            time.sleep(11)  # past the lag a fresh socket looks back (live/feeds.py, COMMIT_LAG)
+            with patch("tests.e2e.conftest.free_port", return_value=port):
+                server = Server(env)
+
+            _live(page)
+            expect(page.locator(f'tr[data-request-id="{request_id}"]')).to_be_visible(timeout=LIVE)
+        finally:
+            browser.close()
+            server.stop()
