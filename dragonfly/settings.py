@@ -186,7 +186,12 @@ else:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "df:live"},
+            # Each socket's receive blocks in Redis for 5 s (BZPOPMIN); redis-py's default read
+            # timeout is 5 s too, which cut that wait and failed the socket.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": "df:live",
+            },
         }
     }
 DRAGONFLY_LIVE_INTERVAL_SECONDS = env_int("DRAGONFLY_LIVE_INTERVAL_SECONDS", 2)

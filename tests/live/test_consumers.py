@@ -3,6 +3,7 @@ authentication and the Redis channel layer, against real PostgreSQL commits."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -198,6 +199,8 @@ async def test_the_top_up_page_shows_the_credit_when_the_webhook_lands(slow):
     assert connected
     await _next(snoop, "wallet")
 
+    # Longer than a socket's blocking receive in Redis (5 s), which once failed the socket.
+    await asyncio.sleep(7)
     await sync_to_async(services.topup_fulfil)(
         session_id="cs_test_live",
         topup_id=str(topup.pk),
