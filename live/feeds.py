@@ -58,7 +58,7 @@ def request_row(record: UsageRecord) -> Message:
     key = (
         f"{record.key_name} {record.key_prefix}…"  # type: ignore[attr-defined]
         if getattr(record, "key_name", None) is not None
-        else ("deleted key" if record.access_key_id else "none")
+        else (f"deleted key #{record.access_key_id}" if record.access_key_id else "none")
     )
     return {
         "request_id": record.request_id,
