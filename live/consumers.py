@@ -4,7 +4,7 @@ Each socket belongs to the signed-in user of its session (channels' AuthMiddlewa
 anonymous one, or one asking for another seller's listing, is closed before it is accepted. It
 joins its user's group (live/groups.py), reads its feed (live/feeds.py) at once, then every
 DRAGONFLY_LIVE_INTERVAL_SECONDS while open, and at once when nudged (live/nudges.py). Reads run in
-a thread (the ORM is sync); one read at a time per socket.
+a worker thread (the ORM is sync); one read at a time per socket.
 """
 
 from __future__ import annotations
@@ -27,6 +27,13 @@ from live.groups import user_group
 logger = logging.getLogger(__name__)
 
 
+def in_thread(read):
+    """`read` in the default executor's threads (as the gateway reads), not the one thread Django's
+    sync views share: many open pages must not queue the dashboard behind them. Each call takes a
+    pooled database connection and gives it back (channels.db closes old connections around it)."""
+    return database_sync_to_async(read, thread_sensitive=False)
+
+
 class LiveConsumer(AsyncJsonWebsocketConsumer):
     feed: Feed
     group: str
@@ -45,7 +52,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close()
             return
-        feed = await database_sync_to_async(self.feed_for)(user)
+        feed = await in_thread(self.feed_for)(user)
         if feed is None:
             await self.close()
             return
@@ -62,8 +69,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def receive_json(self, content, **kwargs) -> None:
-        """The page sends nothing that matters; what arrives is ignored."""
+    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        """The page sends nothing that matters; what arrives is ignored, never parsed."""
 
     async def live_nudge(self, event: dict) -> None:
         self.nudged.set()
@@ -71,7 +78,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def tick(self) -> None:
         try:
             while True:
-                for message in await database_sync_to_async(self.feed.read)():
+                for message in await in_thread(self.feed.read)():
                     await self.send_json(message)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(

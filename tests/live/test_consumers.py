@@ -213,3 +213,18 @@ async def test_the_top_up_page_shows_the_credit_when_the_webhook_lands(slow):
     assert await snoop.receive_nothing(timeout=QUIET)
     await socket.disconnect()
     await snoop.disconnect()
+
+
+async def test_what_a_page_sends_is_ignored_and_its_socket_keeps_serving(fast):
+    buyer = await sync_to_async(user_make)()
+    listing = await sync_to_async(lambda: listing_row_make(seller=user_make()))()
+    await sync_to_async(fund)(buyer, "1")
+    socket, connected = await _open("/ws/live/account/", buyer)
+    assert connected
+    await _next(socket, "wallet")
+    await socket.send_to(text_data="{not json")
+    await socket.send_to(bytes_data=b"\x00\x01")
+    await sync_to_async(_settle)(buyer=buyer, listing=listing, request_id="after-noise")
+    rows = (await _next(socket, "requests"))["rows"]
+    assert [row["request_id"] for row in rows] == ["after-noise"]
+    await socket.disconnect()
