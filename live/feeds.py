@@ -42,15 +42,14 @@ class NewRows:
         self.since = since
         self.sent: dict[int, datetime] = {}
 
-    def take(self, rows: list[UsageRecord]) -> list[UsageRecord]:
-        """The rows (newest first, as read) not sent before, oldest first."""
-        fresh = [row for row in rows if row.pk not in self.sent]
-        for row in fresh:
-            self.sent[row.pk] = row.created_at
+    def take(self, rows: list[tuple[int, datetime]]) -> list[int]:
+        """The ids of the (id, created_at) rows (newest first, as read) not sent before."""
+        fresh = [pk for pk, _ in rows if pk not in self.sent]
+        self.sent.update(rows)
         if rows:
-            self.since = max(self.since, rows[0].created_at - COMMIT_LAG)
+            self.since = max(self.since, rows[0][1] - COMMIT_LAG)
         self.sent = {pk: at for pk, at in self.sent.items() if at >= self.since}
-        return fresh[::-1]
+        return fresh
 
 
 def request_row(record: UsageRecord) -> Message:
@@ -128,8 +127,10 @@ class AccountFeed(Feed):
         self.rows = NewRows(since)
 
     def read(self) -> list[Message]:
-        records = selectors.usage_since(user=self.user, since=self.rows.since, limit=ROWS_PER_READ)
-        fresh = self.rows.take(records)
+        recent = selectors.usage_recent(
+            user_id=self.user.pk, since=self.rows.since, limit=ROWS_PER_READ
+        )
+        fresh = selectors.usage_rows(user=self.user, ids=self.rows.take(recent))
         messages = [{"type": "requests", "rows": [request_row(r) for r in fresh]}] if fresh else []
         return messages + self.wallet.read()
 

@@ -31,10 +31,23 @@ def wallet_now(*, user_id: int) -> Wallet:
     return Wallet(*row) if row else Wallet(0, 0, 0)
 
 
-def usage_since(*, user, since: datetime, limit: int) -> list[UsageRecord]:
-    """The buyer's newest settled requests created at or after `since` (at most `limit`, newest
-    first), in the Usage page's row shape (billing.selectors.usage_list: key and provider)."""
-    return list(billing_selectors.usage_list(buyer=user).filter(created_at__gte=since)[:limit])
+def usage_recent(*, user_id: int, since: datetime, limit: int) -> list[tuple[int, datetime]]:
+    """(id, created_at) of the buyer's newest settled requests created at or after `since` (at most
+    `limit`, newest first): from the `usage_buyer_recent` index alone, so re-reading the ones
+    already sent costs next to nothing."""
+    return list(
+        UsageRecord.objects.filter(buyer_id=user_id, created_at__gte=since)
+        .order_by("-created_at", "-id")
+        .values_list("id", "created_at")[:limit]
+    )
+
+
+def usage_rows(*, user, ids: list[int]) -> list[UsageRecord]:
+    """The buyer's requests `ids`, oldest first, in the Usage page's row shape
+    (billing.selectors.usage_list: key and provider)."""
+    if not ids:
+        return []
+    return list(billing_selectors.usage_list(buyer=user).filter(pk__in=ids).reverse())
 
 
 @dataclass(frozen=True)
