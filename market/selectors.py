@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts.selectors import email_is_verified
 from market import crypto, health
 from market.models import (
+    AuthenticityCheck,
     CatalogModel,
     HealthSample,
     HealthSource,
@@ -341,3 +342,20 @@ def _label(index: int) -> str:
         index, rem = divmod(index - 1, 26)
         letters = ascii_uppercase[rem] + letters
     return letters
+
+
+def listings_to_check_authenticity(*, listing_ids: list[int] | None = None) -> list[Listing]:
+    """Active listings of active providers (the authenticity probes' candidates)."""
+    qs = _listings_with_offers().filter(status=ListingStatus.ACTIVE, provider__is_active=True)
+    if listing_ids is not None:
+        qs = qs.filter(pk__in=listing_ids)
+    return list(qs)
+
+
+def authenticity_checks_recent(*, listing_id: int, limit: int = 10) -> list[AuthenticityCheck]:
+    """The listing's latest authenticity checks, newest first (the seller portal's table)."""
+    return list(
+        AuthenticityCheck.objects.filter(listing_id=listing_id)
+        .select_related("model")
+        .order_by("-at", "-pk")[:limit]
+    )
