@@ -17,6 +17,8 @@ substitute can be prompted to lie. The verdict is `judge`, a pure function.
 Which listings are due is kept in Redis like the health probes' single flight:
 `SET df:authenticity:lock:<id> NX EX <interval ± 20 %>`; a listing whose key is absent is due, and
 whoever sets it probes it. The jitter spreads the sweeps so listings are not all probed together.
+Trusted listings come first in a run, so that what they say about the provider (a changed count:
+market/authenticity_record.py) is known before the others' answers are judged.
 Transport errors (timeouts, 5xx, 429) prove nothing about the model and record nothing: the health
 probes own availability. What a failure leads to is market/authenticity_record.py.
 
@@ -209,7 +211,9 @@ def authenticity_run(
     whether due or not (the confirmation after a failure). Returns the checks recorded."""
     if not settings.DRAGONFLY_AUTHENTICITY_INTERVAL_SECONDS:
         return []
-    listings = selectors.listings_to_check_authenticity(listing_ids=listing_ids)
+    listings = selectors.listings_to_check_authenticity(
+        listing_ids=listing_ids, trusted_peers=recheck
+    )
     if not recheck:
         won = set(_claim([listing.pk for listing in listings]))
         listings = [listing for listing in listings if listing.pk in won]
@@ -239,6 +243,7 @@ def authenticity_run(
                 answered_tokens=answer.prompt_tokens,
                 verdict=verdict,
                 reason=reason,
+                count_only=not answer.model or name_matches(target.asked_model, answer.model),
             )
         except Exception:
             logger.exception("could not record the authenticity probe of #%s", target.listing_id)

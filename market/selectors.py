@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from string import ascii_uppercase
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -344,12 +344,19 @@ def _label(index: int) -> str:
     return letters
 
 
-def listings_to_check_authenticity(*, listing_ids: list[int] | None = None) -> list[Listing]:
-    """Active listings of active providers (the authenticity probes' candidates)."""
+def listings_to_check_authenticity(
+    *, listing_ids: list[int] | None = None, trusted_peers: bool = False
+) -> list[Listing]:
+    """Active listings of active providers (the authenticity probes' candidates), trusted ones
+    first; `trusted_peers` adds the trusted listings that offer a model of the given ones."""
     qs = _listings_with_offers().filter(status=ListingStatus.ACTIVE, provider__is_active=True)
     if listing_ids is not None:
-        qs = qs.filter(pk__in=listing_ids)
-    return list(qs)
+        wanted = Q(pk__in=listing_ids)
+        if trusted_peers:
+            models = ListingModel.objects.filter(listing_id__in=listing_ids).values("model_id")
+            wanted |= Q(trusted=True, offers__model_id__in=models)
+        qs = qs.filter(wanted).distinct()
+    return list(qs.order_by("-trusted", "pk"))
 
 
 def authenticity_checks_recent(*, listing_id: int, limit: int = 10) -> list[AuthenticityCheck]:

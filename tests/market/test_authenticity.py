@@ -94,7 +94,8 @@ def test_a_substitute_is_caught_confirmed_suspended_and_its_seller_told(
     page = client.get(f"/seller/listings/{listing.pk}/").content.decode()
     assert 'id="authenticity-checks"' in page
     assert "failed twice in a row" in page
-    assert f"<code>{QWEN}</code>" in page and f">{tokens}</td>" in page
+    assert f"<code>{QWEN}</code>" in page and f"{HONEST} → {tokens}</td>" in page
+    assert f"Why: {failed.reason}" in page.replace("&quot;", '"')
     assert name not in page
 
 
@@ -240,3 +241,54 @@ def test_the_target_hides_the_key_and_asks_for_one_token(seller, sim, catalogue)
     [target] = authenticity.targets_for(listing)
     assert name not in repr(target)
     assert b'"max_tokens":1' in target.body and b'"model":"deepseek-v4-flash"' in target.body
+
+
+def test_a_provider_wide_count_change_suspends_no_one(seller, other_seller, sim, catalogue):
+    """The provider's new chat template changes every listing's count: the trusted listing
+    (probed first) clears the stale fingerprint, the others are inconclusive, then all pass."""
+    CatalogModel.objects.filter(model_id=CHAT).update(probe_prompt_tokens=HONEST + 3)
+    trusted = listing_make(other_seller, key=key_name(), trusted=True)
+    honest = listing_make(seller, key=key_name())
+
+    authenticity.authenticity_run()
+
+    assert verdicts(trusted) == verdicts(honest) == [Verdict.INCONCLUSIVE]
+    assert CatalogModel.objects.get(model_id=CHAT).probe_prompt_tokens is None
+    assert AuthenticityCheck.objects.get(listing=honest).reason.endswith(
+        "a trusted listing counts the same: the provider changed, not the seller"
+    )
+    get_redis().delete(authenticity.lock_key(trusted.pk), authenticity.lock_key(honest.pk))
+    authenticity.authenticity_run()
+    assert CatalogModel.objects.get(model_id=CHAT).probe_prompt_tokens == HONEST
+    assert verdicts(honest)[-1] == Verdict.PASSED
+    assert set(Listing.objects.values_list("status", flat=True)) == {ListingStatus.ACTIVE}
+
+
+def test_the_confirmation_asks_the_trusted_listings_too(
+    seller, other_seller, sim, catalogue, mailoutbox
+):
+    """The trusted listing is not due when the other fails on the count alone; the confirmation
+    probe asks it as well, first, and its answer shows the provider changed."""
+    CatalogModel.objects.filter(model_id=CHAT).update(probe_prompt_tokens=HONEST + 3)
+    trusted = listing_make(other_seller, key=key_name(), trusted=True)
+    honest = listing_make(seller, key=key_name())
+    get_redis().set(authenticity.lock_key(trusted.pk), "1", ex=60)  # probed a moment ago
+
+    authenticity.authenticity_run()  # the recheck runs inline (eager Celery)
+
+    assert verdicts(honest) == [Verdict.FAILED, Verdict.INCONCLUSIVE]
+    assert verdicts(trusted) == [Verdict.INCONCLUSIVE]
+    assert Listing.objects.get(pk=honest.pk).status == ListingStatus.ACTIVE
+    assert mailoutbox == []
+
+
+def test_a_substitute_is_still_caught_when_a_trusted_listing_is_honest(
+    seller, other_seller, sim, fingerprinted
+):
+    trusted = listing_make(other_seller, key=key_name(), trusted=True)
+    listing = listing_make(seller, key=f"{key_name()}?as_model={QWEN}&mask_model=1")
+    authenticity.authenticity_run()
+    assert Listing.objects.get(pk=listing.pk).status == ListingStatus.SUSPENDED
+    assert verdicts(listing) == [Verdict.FAILED, Verdict.FAILED]
+    assert set(verdicts(trusted)) == {Verdict.PASSED}
+    assert CatalogModel.objects.get(model_id=CHAT).probe_prompt_tokens == HONEST
