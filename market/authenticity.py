@@ -40,7 +40,7 @@ from django.conf import settings
 from gateway.upstream import openai
 from gateway.upstream.base import UpstreamError
 from market import authenticity_record, crypto, selectors
-from market.models import AuthenticityCheck, Listing, Modality, Verdict
+from market.models import AuthenticityCheck, CatalogModel, Listing, Modality, Verdict
 from redis_clients.clients import get_redis
 
 logger = logging.getLogger(__name__)
@@ -116,13 +116,16 @@ def judge(
     return Verdict.PASSED, ""
 
 
-def targets_for(listing: Listing) -> list[AuthenticityTarget]:
-    """One target per active chat model of the listing (empty if the key cannot be decrypted)."""
-    models = sorted(
+def _chat_models(listing: Listing) -> list[CatalogModel]:
+    return sorted(
         (o.model for o in listing.offers.all() if o.model.modality == Modality.CHAT),
         key=lambda m: m.model_id,
     )
-    models = [m for m in models if m.is_active]
+
+
+def targets_for(listing: Listing) -> list[AuthenticityTarget]:
+    """One target per active chat model of the listing (empty if the key cannot be decrypted)."""
+    models = [m for m in _chat_models(listing) if m.is_active]
     if not models:
         return []
     try:
@@ -214,6 +217,7 @@ def authenticity_run(
     listings = selectors.listings_to_check_authenticity(
         listing_ids=listing_ids, trusted_peers=recheck
     )
+    listings = [listing for listing in listings if _chat_models(listing)]
     if not recheck:
         won = set(_claim([listing.pk for listing in listings]))
         listings = [listing for listing in listings if listing.pk in won]

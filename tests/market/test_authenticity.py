@@ -223,9 +223,10 @@ def test_only_active_chat_listings_are_probed(seller, sim, fingerprinted):
     name = key_name()
     listing_make(seller, key=name, status=ListingStatus.PAUSED)
     listing_make(seller, key=name, status=ListingStatus.PENDING)
-    listing_make(seller, key=name, provider="minimax", models=("minimax/speech-02-hd",))
+    speech = listing_make(seller, key=name, provider="minimax", models=("minimax/speech-02-hd",))
     assert authenticity.authenticity_run() == []
     assert name not in sim.app.registry.stats
+    assert get_redis().exists(authenticity.lock_key(speech.pk)) == 0
 
 
 def test_an_interval_of_zero_turns_the_probes_off(seller, sim, fingerprinted, settings):
