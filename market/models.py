@@ -1,4 +1,5 @@
-"""The catalogue (operators'), sellers' listings with encrypted keys, Trading Terms, health and authenticity history.
+"""The catalogue (operators'), sellers' listings with encrypted keys, Trading Terms, and the
+history of health and authenticity probes.
 
 Prices are nano-USD (1e-9 USD) per million units: tokens for text models, characters for speech.
 """

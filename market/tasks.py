@@ -33,7 +33,8 @@ def authenticity_probe_all_task() -> int:
 
 @app.task(ignore_result=True)
 def authenticity_recheck_task(listing_id: int) -> int:
-    """Ask one listing again after a failed authenticity probe (a second failure suspends it)."""
+    """Ask one listing again after a failed authenticity probe (a second failure suspends it), and
+    the trusted listings of its models with it (market/authenticity_record.py says why)."""
     return len(authenticity.authenticity_run(listing_ids=[int(listing_id)], recheck=True))
 
 
