@@ -35,6 +35,13 @@ app.conf.beat_schedule["market-probe-all"] = {
     "schedule": float(env_int("DRAGONFLY_PROBE_INTERVAL_SECONDS", 60)),  # as settings.py reads it
 }
 
+# market: authenticity probes; the sweep only picks the listings that are due (each about every
+# DRAGONFLY_AUTHENTICITY_INTERVAL_SECONDS, jittered: market/authenticity.py), so it can run often.
+app.conf.beat_schedule["market-authenticity-probe"] = {
+    "task": "market.tasks.authenticity_probe_all_task",
+    "schedule": 300.0,
+}
+
 
 @setup_logging.connect
 def project_logging(**_) -> None:

@@ -1,4 +1,5 @@
-"""Operator admin for the catalogue, listings (key never shown: last four only), health and terms."""
+"""Operator admin for the catalogue, listings (key never shown: last four only), health,
+authenticity checks and terms."""
 
 from django.contrib import admin, messages
 from django.db import transaction
@@ -9,6 +10,7 @@ from accounts.models import OperatorAudit
 from billing.admin_amounts import DollarAmountsAdmin
 from market import services
 from market.models import (
+    AuthenticityCheck,
     CatalogModel,
     HealthSample,
     Listing,
@@ -188,6 +190,32 @@ class HealthSampleAdmin(admin.ModelAdmin):
     list_display = ["at", "listing", "source", "ok", "status_code", "ttft_ms", "error"]
     list_filter = ["source", "ok"]
     search_fields = ["listing__name"]
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AuthenticityCheck)
+class AuthenticityCheckAdmin(admin.ModelAdmin):
+    """What each authenticity probe asked, expected and got (market/authenticity.py): read-only."""
+
+    list_display = [
+        "at",
+        "listing",
+        "model",
+        "verdict",
+        "answered_model",
+        "expected_prompt_tokens",
+        "answered_prompt_tokens",
+        "reason",
+    ]
+    list_filter = ["verdict", "model"]
+    list_select_related = ["listing", "model"]
+    search_fields = ["listing__name", "answered_model"]
     date_hierarchy = "at"
 
     def has_add_permission(self, request):

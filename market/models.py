@@ -1,4 +1,5 @@
-"""The catalogue (operators'), sellers' listings with encrypted keys, Trading Terms and health history.
+"""The catalogue (operators'), sellers' listings with encrypted keys, Trading Terms, and the
+history of health and authenticity probes.
 
 Prices are nano-USD (1e-9 USD) per million units: tokens for text models, characters for speech.
 """
@@ -79,6 +80,13 @@ class CatalogModel(models.Model):
     list_input_nusd = models.BigIntegerField(help_text="List price, nano-USD per million units.")
     list_output_nusd = models.BigIntegerField(default=0)
     is_active = models.BooleanField(default=True)
+    probe_prompt_tokens = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="The prompt_tokens this model's upstream reports for the authenticity probe's "
+        "fixed prompt (its tokenizer's fingerprint, docs/health.md). Empty: not checked until a "
+        "trusted listing's probe records it.",
+    )
     platform_default = models.BooleanField(
         default=False,
         help_text="Unknown model names sent to this model's endpoint go to it (one per modality; "
@@ -223,3 +231,39 @@ class HealthSample(models.Model):
 
     def __str__(self) -> str:
         return f"listing #{self.listing_id} {'ok' if self.ok else 'failed'} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class Verdict(models.TextChoices):
+    PASSED = "passed", "passed"
+    FAILED = "failed", "failed"
+    INCONCLUSIVE = "inconclusive", "inconclusive"
+
+
+class AuthenticityCheck(models.Model):
+    """One known-answer probe of one model on a listing: what was asked, expected and answered.
+
+    Never holds the upstream key; `prompt` is the fixed probe text, the same for every listing."""
+
+    listing = models.ForeignKey(
+        Listing, on_delete=models.CASCADE, related_name="authenticity_checks"
+    )
+    model = models.ForeignKey(
+        CatalogModel, on_delete=models.PROTECT, related_name="authenticity_checks"
+    )
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    verdict = models.CharField(max_length=16, choices=Verdict.choices)
+    prompt = models.CharField(max_length=300)
+    asked_model = models.CharField(max_length=100)
+    answered_model = models.CharField(max_length=100, blank=True)
+    expected_prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    answered_prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [
+            models.Index(fields=["listing", "model", "-at"], name="authenticity_listing_recent")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_id} on listing #{self.listing_id}: {self.verdict}"

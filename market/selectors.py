@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from string import ascii_uppercase
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.selectors import email_is_verified
 from market import crypto, health
 from market.models import (
+    AuthenticityCheck,
     CatalogModel,
     HealthSample,
     HealthSource,
@@ -341,3 +342,27 @@ def _label(index: int) -> str:
         index, rem = divmod(index - 1, 26)
         letters = ascii_uppercase[rem] + letters
     return letters
+
+
+def listings_to_check_authenticity(
+    *, listing_ids: list[int] | None = None, trusted_peers: bool = False
+) -> list[Listing]:
+    """Active listings of active providers (the authenticity probes' candidates), trusted ones
+    first; `trusted_peers` adds the trusted listings that offer a model of the given ones."""
+    qs = _listings_with_offers().filter(status=ListingStatus.ACTIVE, provider__is_active=True)
+    if listing_ids is not None:
+        wanted = Q(pk__in=listing_ids)
+        if trusted_peers:
+            models = ListingModel.objects.filter(listing_id__in=listing_ids).values("model_id")
+            wanted |= Q(trusted=True, offers__model_id__in=models)
+        qs = qs.filter(wanted).distinct()
+    return list(qs.order_by("-trusted", "pk"))
+
+
+def authenticity_checks_recent(*, listing_id: int, limit: int = 10) -> list[AuthenticityCheck]:
+    """The listing's latest authenticity checks, newest first (the seller portal's table)."""
+    return list(
+        AuthenticityCheck.objects.filter(listing_id=listing_id)
+        .select_related("model")
+        .order_by("-at", "-pk")[:limit]
+    )

@@ -1,4 +1,5 @@
-"""Celery tasks of the market: the periodic probe sweep and the verification of one listing.
+"""Celery tasks of the market: the health probe sweep, the verification of one listing, and the
+authenticity probes (the sweep, and the confirmation of one listing after a failure).
 
 Task arguments are listing ids only: keys are loaded and decrypted inside the worker.
 """
@@ -6,7 +7,7 @@ Task arguments are listing ids only: keys are loaded and decrypted inside the wo
 from celery.signals import beat_init
 
 from dragonfly.celery import app
-from market import probes
+from market import authenticity, probes
 
 FIRST_SWEEP_DELAY_S = 5
 
@@ -21,6 +22,20 @@ def probe_all_task() -> int:
 def probe_listing_task(listing_id: int) -> int:
     """Verify a new, re-keyed or resumed listing now (pending -> active or rejected)."""
     return len(probes.probe_run(listing_ids=[int(listing_id)], verify=True))
+
+
+@app.task(ignore_result=True)
+def authenticity_probe_all_task() -> int:
+    """Beat: probe the chat listings that are due (each about every
+    DRAGONFLY_AUTHENTICITY_INTERVAL_SECONDS, jittered, single-flight)."""
+    return len(authenticity.authenticity_run())
+
+
+@app.task(ignore_result=True)
+def authenticity_recheck_task(listing_id: int) -> int:
+    """Ask one listing again after a failed authenticity probe (a second failure suspends it), and
+    the trusted listings of its models with it (market/authenticity_record.py says why)."""
+    return len(authenticity.authenticity_run(listing_ids=[int(listing_id)], recheck=True))
 
 
 @beat_init.connect  # sent by standalone and embedded (`worker -B`) beat alike

@@ -14,7 +14,6 @@ from simulator.textgen import (
     content_text,
     default_length,
     greedy_prompt_tokens,
-    prompt_tokens,
     seed_of,
     space_pieces,
     split_pieces,
@@ -22,6 +21,7 @@ from simulator.textgen import (
     tool_call_id,
     word_pieces,
 )
+from simulator.tokenizers import model_prompt_tokens
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 TOOL_RESULT_PREFIX = "The tool returned: "
@@ -170,9 +170,13 @@ async def handle(ctx: Ctx, req: dict) -> None:
         await ctx.error(400, str(exc), code=exc.code, param=exc.param)
         return
     knobs = ctx.knobs
+    asked = req["model"]
+    if knobs.as_model:  # a substitute answers: its own words, its own tokenizer's counts
+        req = {**req, "model": knobs.as_model}
+    answered = asked if knobs.mask_model else req["model"]
     plan = plan_reply(req, knobs.tokens, greedy=knobs.greedy)
     if not knobs.no_usage:
-        prompt = prompt_tokens(req["messages"])
+        prompt = model_prompt_tokens(req["model"], req["messages"])
         completion = plan.completion_tokens
         if knobs.greedy:  # bills the most it may: every byte a token, every choice in full
             prompt = greedy_prompt_tokens(req)
@@ -184,9 +188,9 @@ async def handle(ctx: Ctx, req: dict) -> None:
         }
     if req.get("stream"):
         options = req.get("stream_options") or {}
-        await _stream(ctx, req["model"], plan, bool(options.get("include_usage")))
+        await _stream(ctx, answered, plan, bool(options.get("include_usage")))
     else:
-        await _complete(ctx, req["model"], plan)
+        await _complete(ctx, answered, plan)
 
 
 async def _complete(ctx: Ctx, model: str, plan: Plan) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from urllib.parse import parse_qsl
 
-# knob name -> kind ("float", "int", "bool")
+# knob name -> kind ("float", "int", "bool", "str")
 KNOB_KINDS: dict[str, str] = {
     "ttft_ms": "float",
     "tps": "float",
@@ -29,11 +29,14 @@ KNOB_KINDS: dict[str, str] = {
     "no_usage": "bool",
     "greedy": "bool",
     "base_resp": "bool",
+    "as_model": "str",
+    "mask_model": "bool",
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 _CACHE_LIMIT = 4096
+MAX_TEXT_KNOB = 100
 
 
 class KnobError(ValueError):
@@ -55,6 +58,8 @@ class Knobs:
     no_usage: bool = False
     greedy: bool = False
     base_resp: bool = False
+    as_model: str = ""
+    mask_model: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -62,6 +67,10 @@ class Knobs:
 
 def _coerce(name: str, value: object) -> object:
     kind = KNOB_KINDS[name]
+    if kind == "str":
+        if not isinstance(value, str) or len(value) > MAX_TEXT_KNOB:
+            raise KnobError(f"knob {name!r} must be a text of at most {MAX_TEXT_KNOB} characters")
+        return value
     if kind == "bool":
         if isinstance(value, bool):
             return value
