@@ -20,4 +20,5 @@ urlpatterns = [
         "profiles/<int:profile_id>/delete/", views.profile_delete, name="dashboard_profile_delete"
     ),
     path("terms/", views.terms, name="dashboard_terms"),
+    path("promises/", views.promises, name="dashboard_promises"),
 ]

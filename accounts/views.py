@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -17,6 +18,7 @@ from accounts.forms import AccessKeyForm, RoutingProfileForm, errors_apply
 from accounts.models import User
 from accounts.tokens_forms import PersonalTokenForm
 from billing.charts import bar_chart_svg
+from gateway.price_lock import PRICE_LOCK_SECONDS
 
 BUYER = "buyer"
 
@@ -343,3 +345,14 @@ def terms(request: AuthedRequest) -> HttpResponse:
         return redirect("dashboard_terms")
     context = {"terms": current, "accepted": accepted, "nav": "terms"}
     return render(request, "accounts/terms.html", context)
+
+
+@login_required
+def promises(request: AuthedRequest) -> HttpResponse:
+    """The four promises the market keeps by itself (Trading Terms v2), for buyers and sellers."""
+    context = {
+        "price_lock_minutes": PRICE_LOCK_SECONDS // 60,
+        "authenticity_hours": round(settings.DRAGONFLY_AUTHENTICITY_INTERVAL_SECONDS / 3600),
+        "nav": "promises",
+    }
+    return render(request, "accounts/promises.html", context)

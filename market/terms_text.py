@@ -46,3 +46,52 @@ page; we may withhold earnings obtained by fraud or in breach of these terms.
 5. Conduct. Do not log, inspect or reuse buyers' requests, and do not misrepresent the model you \
 serve. These terms may change: a new version applies once you accept it.
 """
+
+# v2 (migration 0007): v1 and four promises Dragonfly keeps automatically (docs/billing-policy.md
+# rules 11 and 12, docs/gateway.md "Price lock", docs/health.md "Authenticity probes"). The
+# dashboard's Promises page says the same in plain words.
+BUYER_V2_TITLE = BUYER_V1_TITLE
+BUYER_V2_BODY = (
+    BUYER_V1_BODY
+    + """
+6. Speed you require. A request that carries a hard time-to-first-token limit (the \
+X-Hard-Max-TTFT-Ms header, or your routing profile's hard limit) goes only to listings whose \
+measured median meets it. If the listing's first token still comes later than your limit, you \
+are not charged for that request.
+
+7. Price lock. Within one session (the X-Session-Id header), the asks at which a listing served \
+your session's first request apply to the session's requests there for 30 minutes, even if the \
+seller raises them; a lowered ask applies at once. The X-DF-Market-Price-Locked-Until header says \
+when a locked price was used.
+
+8. The model you ask for. Dragonfly regularly sends every listing small known-answer requests \
+to check that it serves the model it names, and takes a listing that does not off the market.
+
+9. Disputes. You may dispute a request you were charged for, with a reason, from its usage page \
+or the API, within the period shown there. An operator decides; an approved dispute refunds what \
+you paid for the request.
+"""
+)
+
+SELLER_V2_TITLE = SELLER_V1_TITLE
+SELLER_V2_BODY = (
+    SELLER_V1_BODY
+    + """
+6. Speed promises. A buyer's request that carries a hard time-to-first-token limit reaches your \
+listing only if its measured median meets the limit. If your first token comes later than the \
+limit, the request is not paid and the buyer is not charged. Your seller portal shows each \
+listing's share of late requests.
+
+7. Price lock. A raised ask applies to a buyer's session only after the 30 minutes in which that \
+session keeps the asks of its first request on your listing; a lowered ask applies at once.
+
+8. Authenticity probes. Dragonfly sends each listing small known-answer requests (a few dozen \
+prompt tokens and one output token per chat model, about four times a day; your provider bills \
+you for them like health probes) to check that it serves the model it names. A listing that \
+fails two of three checks is suspended with the reason, and we email you.
+
+9. Buyer disputes. A buyer may dispute a request your listing served. If an operator approves the \
+dispute, what you earned on that request is taken back from your earnings. Your seller portal \
+shows disputes against your listings and their outcome.
+"""
+)
