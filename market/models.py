@@ -267,3 +267,31 @@ class AuthenticityCheck(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_id} on listing #{self.listing_id}: {self.verdict}"
+
+
+class RouteOutcome(models.Model):
+    """How many requests for a model one listing offers it won or lost in one minute, and why
+    (market/route_outcomes.py holds the reasons). The gateway counts them where it decides
+    (gateway/route_outcomes.py) and adds each process's counts here in one statement per flush;
+    rows are kept RETENTION_DAYS (route_outcomes_prune)."""
+
+    # Indexed by the unique constraint's leading column, not on its own.
+    listing = models.ForeignKey(
+        Listing, on_delete=models.CASCADE, related_name="route_outcomes", db_index=False
+    )
+    minute = models.DateTimeField()
+    model_id = models.CharField(max_length=100)  # CatalogModel.model_id
+    reason = models.CharField(max_length=32)
+    requests = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            # The upsert's conflict target; its leading (listing, minute) serves the page's reads.
+            models.UniqueConstraint(
+                fields=["listing", "minute", "model_id", "reason"], name="one_outcome_per_minute"
+            )
+        ]
+        indexes = [models.Index(fields=["minute"], name="route_outcome_minute")]  # the prune
+
+    def __str__(self) -> str:
+        return f"listing #{self.listing_id} {self.reason} x{self.requests} at {self.minute:%H:%M}"

@@ -1,0 +1,284 @@
+"""Why traffic moved: the reasons a listing won or lost requests for its models, their one write
+(the gateway's flush), their reads for the seller's page, and the advice they lead to.
+
+The gateway decides and counts (gateway/route_outcomes.py); this module owns the vocabulary, so
+the page and the counter cannot drift apart: a reason the gateway counts and this module does not
+know is shown under "other" rather than dropped. Sellers see counts and the cheapest healthy ask
+of each model they offer, never another seller's or a buyer's identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import connection
+from django.db.models import Sum
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+
+from market import health
+from market.models import Listing, ListingModel, ListingStatus, RouteOutcome
+
+RETENTION_DAYS = 8  # the longest window (7 days) and a day of slack
+
+# The groups the chart stacks, in its order, with their colours and the seller's words.
+GROUPS = {
+    "won": ("Won", "#1f7a5c"),
+    "price": ("A cheaper listing won", "#b7791f"),
+    "buyer_filter": ("The buyer's filter removed it", "#2e6fd8"),
+    "health": ("Its health", "#c0392b"),
+    "caps": ("Its own caps", "#7b4bb7"),
+    "slower": ("Slower than the buyer's preference", "#2c8c99"),
+    "sticky": ("Session pinned elsewhere", "#8a6d3b"),
+    "other": ("Other", "#99a"),
+}
+
+# reason -> (group, what happened to the request, in the seller's words). The codes of the
+# filters are gateway/routing.REASONS'; the rest are gateway/route_outcomes.py's.
+REASONS: dict[str, tuple[str, str]] = {
+    "won": ("won", "Served by this listing"),
+    "cheaper": ("price", "A cheaper eligible listing served it"),
+    "tie": ("price", "An equally priced listing served it (ties go to the older listing)"),
+    "max_price": ("buyer_filter", "Input ask above the buyer's price cap"),
+    "max_output_price": ("buyer_filter", "Output ask above the buyer's price cap"),
+    "max_cost": ("buyer_filter", "Worst case above the buyer's X-Max-Cost"),
+    "provider_only": ("buyer_filter", "The buyer allowed only other providers"),
+    "provider_ignore": ("buyer_filter", "The buyer ignores this provider"),
+    "provider_order": ("buyer_filter", "The buyer's provider order put another first"),
+    "allow_fallbacks": ("buyer_filter", "The buyer allowed no fallback to this listing"),
+    "privacy_mode": ("buyer_filter", "The buyer asked for trusted listings only"),
+    "hard_max_ttft_ms": ("buyer_filter", "Time to first token above the buyer's hard limit"),
+    "hard_min_throughput_tps": ("buyer_filter", "Throughput below the buyer's hard minimum"),
+    "unmeasured": ("buyer_filter", "Not measured yet, and the buyer set a hard speed limit"),
+    "sort": ("buyer_filter", "The buyer sorted by latency or throughput"),
+    "suspended": ("health", "Suspended: the provider rejected the key"),
+    "cooling_down": ("health", "Cooling down after failures"),
+    "degraded": ("health", "Degraded health ranked it lower"),
+    "failed": ("health", "The upstream failed, another listing was tried"),
+    "capacity": ("caps", "At its concurrency cap or requests per minute"),
+    "daily_spend_cap": ("caps", "Its daily spend cap was used up"),
+    "slower": ("slower", "Slower than the buyer's soft TTFT or throughput preference"),
+    "sticky": ("sticky", "The buyer's session was pinned to another listing"),
+    "not_reached": ("other", "The request ended before this listing's turn"),
+}
+
+# window -> (its length, one chart bar)
+WINDOWS = {
+    "1h": (timedelta(hours=1), timedelta(minutes=5)),
+    "24h": (timedelta(hours=24), timedelta(hours=1)),
+    "7d": (timedelta(days=7), timedelta(hours=6)),
+}
+DEFAULT_WINDOW = "24h"
+
+
+# ---------------------------------------------------------------- the write (the gateway's flush)
+
+_ADD = """
+INSERT INTO {table} (listing_id, model_id, reason, minute, requests)
+SELECT u.listing_id, u.model_id, u.reason, to_timestamp(u.minute * 60), u.requests
+FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::bigint[])
+     WITH ORDINALITY AS u(listing_id, model_id, reason, minute, requests, n)
+JOIN {listings} l ON l.id = u.listing_id
+ORDER BY u.n
+ON CONFLICT (listing_id, minute, model_id, reason)
+DO UPDATE SET requests = {table}.requests + EXCLUDED.requests
+"""
+
+
+def route_outcomes_add(*, counts: dict[tuple[int, str, str, int], int]) -> None:
+    """Add `counts` ((listing id, model id, reason, minute since the epoch) -> requests) to the
+    rows, in one statement. Rows are written in key order, so two processes flushing at once lock
+    the rows they share in the same order and never deadlock; a listing deleted meanwhile is
+    skipped (the join) rather than failing the others."""
+    if not counts:
+        return
+    keys = sorted(counts)
+    sql = _ADD.format(table=RouteOutcome._meta.db_table, listings=Listing._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [k[2] for k in keys],
+                [k[3] for k in keys],
+                [counts[k] for k in keys],
+            ],
+        )
+
+
+def route_outcomes_prune(*, now: datetime | None = None) -> int:
+    """Delete the rows older than RETENTION_DAYS; how many."""
+    before = (now or timezone.now()) - timedelta(days=RETENTION_DAYS)
+    deleted, _ = RouteOutcome.objects.filter(minute__lt=before).delete()
+    return deleted
+
+
+# ---------------------------------------------------------------- the reads (the seller's page)
+
+
+@dataclass
+class ReasonRow:
+    reason: str
+    group: str
+    label: str
+    requests: int
+    share: float  # of every request for the listing's models that it saw in the window
+    advice: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrafficMoved:
+    window: str
+    since: datetime
+    bucket: timedelta
+    total: int  # requests for the listing's models in the window (each counted once)
+    won: int
+    rows: list[ReasonRow]  # by reason, most requests first
+    bars: list[tuple[datetime, dict[str, int]]]  # bar start -> group -> requests
+    price_notes: list[str]  # per model: this ask against the cheapest healthy one
+
+
+def _group_of(reason: str) -> str:
+    return REASONS.get(reason, ("other", ""))[0]
+
+
+def route_outcomes_summary(*, listing, window: str, now: datetime | None = None) -> TrafficMoved:
+    """Requests for `listing`'s models over `window` (WINDOWS; anything else is DEFAULT_WINDOW):
+    per reason, per chart bar, and what the seller could change. Two grouped queries, and one
+    for the market's cheapest healthy asks."""
+    if window not in WINDOWS:
+        window = DEFAULT_WINDOW
+    length, bucket = WINDOWS[window]
+    now = now or timezone.now()
+    since = now - length
+    rows = RouteOutcome.objects.filter(listing=listing, minute__gt=since)
+    by_reason = {
+        r["reason"]: r["n"] for r in rows.values("reason").annotate(n=Sum("requests")).order_by()
+    }
+    # Short windows read minutes, long ones hours (at most 168 rows per reason over 7 days).
+    if bucket < timedelta(hours=1):
+        timeline = rows.values("minute", "reason").annotate(n=Sum("requests")).order_by()
+        points = [(r["minute"], r["reason"], r["n"]) for r in timeline]
+    else:
+        timeline = (
+            rows.annotate(hour=TruncHour("minute"))
+            .values("hour", "reason")
+            .annotate(n=Sum("requests"))
+            .order_by()
+        )
+        points = [(r["hour"], r["reason"], r["n"]) for r in timeline]
+    step = bucket.total_seconds()
+    first = int(since.timestamp() // step) + 1
+    last = int(now.timestamp() // step)
+    bars: dict[int, dict[str, int]] = {i: {} for i in range(first, last + 1)}
+    for moment, reason, n in points:
+        index = min(max(int(moment.timestamp() // step), first), last)
+        groups = bars[index]
+        group = _group_of(reason)
+        groups[group] = groups.get(group, 0) + n
+    total = sum(by_reason.values())
+    reason_rows = [
+        ReasonRow(
+            reason=reason,
+            group=_group_of(reason),
+            label=REASONS.get(reason, ("other", reason))[1],
+            requests=n,
+            share=n / total,
+        )
+        for reason, n in sorted(by_reason.items(), key=lambda item: (-item[1], item[0]))
+    ]
+    price_notes = _price_notes(listing)
+    for row in reason_rows:
+        row.advice = _advice(row, listing, price_notes)
+    return TrafficMoved(
+        window=window,
+        since=since,
+        bucket=bucket,
+        total=total,
+        won=by_reason.get("won", 0),
+        rows=reason_rows,
+        bars=[
+            (datetime.fromtimestamp(i * step, tz=timezone.get_current_timezone()), groups)
+            for i, groups in sorted(bars.items())
+        ],
+        price_notes=price_notes,
+    )
+
+
+def _blended(ask_input_nusd: int, ask_output_nusd: int) -> int:
+    """The routing's base order (gateway/routing.blended_price): 3 parts input to 1 part output."""
+    return (3 * ask_input_nusd + ask_output_nusd) // 4
+
+
+def _price_notes(listing) -> list[str]:
+    """For each model the listing offers: its blended ask against the cheapest healthy active
+    listing's (cooling down and suspended listings are not eligible, so they do not count)."""
+    offers = list(listing.offers.select_related("model"))
+    model_ids = [offer.model_id for offer in offers]
+    market = list(
+        ListingModel.objects.filter(model_id__in=model_ids, listing__status=ListingStatus.ACTIVE)
+        .exclude(listing=listing)
+        .only("listing_id", "model_id", "ask_input_nusd", "ask_output_nusd")
+    )
+    views = health.health_many({o.listing_id for o in market})
+    cheapest: dict[int, int] = {}
+    for other in market:
+        if views[other.listing_id].state in (health.COOLING_DOWN, health.SUSPENDED):
+            continue
+        price = _blended(other.ask_input_nusd, other.ask_output_nusd)
+        cheapest[other.model_id] = min(price, cheapest.get(other.model_id, price))
+    notes = []
+    for offer in offers:
+        mine = _blended(offer.ask_input_nusd, offer.ask_output_nusd)
+        name = offer.model.model_id
+        best = cheapest.get(offer.model_id)
+        if best is None:
+            notes.append(f"{name}: no other healthy listing offers it now.")
+        elif mine > best:
+            above = (mine - best) / best * 100 if best else float("inf")
+            shown = f"{above:.0f}%" if best else "infinitely"
+            notes.append(
+                f"{name}: your ask is {shown} above the cheapest healthy listing "
+                f"(${_per_million(best)} against your ${_per_million(mine)} per million "
+                "tokens, 3 parts input to 1 part output)."
+            )
+        elif mine == best:
+            notes.append(f"{name}: your ask equals the cheapest healthy listing's.")
+        else:
+            notes.append(f"{name}: your ask is the cheapest healthy one.")
+    return notes
+
+
+def _per_million(nusd: int) -> str:
+    """USD per million with up to 4 decimals (asks are quoted so on the market page)."""
+    return f"{nusd / 1_000_000_000:,.4f}".rstrip("0").rstrip(".")
+
+
+def _advice(row: ReasonRow, listing, price_notes: list[str]) -> list[str]:
+    """What the seller could change, for the reasons they can act on."""
+    n = f"{row.requests:,} request{'s' if row.requests != 1 else ''}"
+    if row.reason in ("cheaper", "tie"):
+        return [note for note in price_notes if "above" in note or "equals" in note]
+    if row.reason == "capacity":
+        rpm = listing.requests_per_minute
+        caps = f"concurrency cap ({listing.concurrency_cap})" + (
+            f" or requests per minute ({rpm})" if rpm else ""
+        )
+        return [f"Your {caps} refused {n}: raise it if your upstream allows."]
+    if row.reason == "daily_spend_cap":
+        return [f"Your daily spend cap refused {n}: raise it to serve them."]
+    if row.reason in ("max_price", "max_output_price", "max_cost"):
+        return [f"Buyers' price limits excluded your ask on {n}: a lower ask would qualify."]
+    if row.reason == "privacy_mode":
+        return [f"{n} wanted trusted listings only: ask an operator about trusted status."]
+    if row.reason in ("hard_max_ttft_ms", "hard_min_throughput_tps", "slower", "degraded"):
+        return [f"{n} went to faster listings: a faster upstream or region would win them."]
+    if row.reason in ("cooling_down", "failed"):
+        return [f"Upstream failures cost {n}: check your key's quota and the provider's status."]
+    if row.reason == "suspended":
+        return ["The provider rejected your key: replace it on this page."]
+    if row.reason == "sticky":
+        return ["Sessions stay on the listing that served them (30 min idle): win the first."]
+    return []
