@@ -79,7 +79,10 @@ class Call:
     meter: Meter  # sized by the endpoint (size), filled as it is served (metering.Meter)
     verdict: Verdict | None = None  # the tokens/min counted up front (rate_limit)
     ranked: list | None = None  # eligible listings, best first, the pin first (rank)
-    # listings eligible but set aside after ranking, by reason (allow_fallbacks, max_cost) (rank)
+    # listings offering the model that ranking removed, by reason (routing.REASONS) (rank)
+    removed: dict[int, str] = field(default_factory=dict)
+    # listings eligible but set aside after ranking, by reason (allow_fallbacks, max_cost) (rank),
+    # or found at a cap by the first capacity take ("capacity") (slot_and_hold)
     dropped: dict[int, str] = field(default_factory=dict)
     hold_nusd: int = 0  # the worst case over `ranked`: the spend reservation (rank)
     reservation: Reservation | None = None  # counted against the key's spend limit (reserve)

@@ -386,6 +386,7 @@ def rank_model(
     *,
     full: AbstractSet[int] = frozenset(),
     dropped: Mapping[int, str] | None = None,
+    removed: dict[int, str] | None = None,
 ) -> list:
     """rank() over the table's candidates for the model, leaving out the listings whose key this
     process just saw rejected, and counting the model's offline listings in a 503."""
@@ -399,6 +400,7 @@ def rank_model(
         offline=table.offline.get(model_id),
         model_id=model_id,
         dropped=dropped,
+        removed=removed,
     )
 
 
@@ -411,17 +413,25 @@ def rank(
     offline: dict[str, int] | None = None,
     model_id: str = "",
     dropped: Mapping[int, str] | None = None,
+    removed: dict[int, str] | None = None,
 ) -> list:
     """Eligible candidates, best first, or 503 market_unavailable counting every listing offering
     the model under the reason that removed it (`offline`: those not in the table, by status;
     `dropped`: listings the request set aside after ranking, by reason: trade.rank's
-    allow_fallbacks and max_cost, so a 503 found later at capacity counts them under it)."""
+    allow_fallbacks and max_cost, so a 503 found later at capacity counts them under it).
+    `removed`, when given, receives each removed listing's reason (route_outcomes.py counts it)."""
     dropped = dropped or {}
 
     def why(c) -> str | None:
         return removed_by(c, prefs, full, dead) or dropped.get(c.listing_id)
 
-    eligible = [c for c in candidates if why(c) is None]
+    eligible = []
+    for c in candidates:
+        reason = why(c)
+        if reason is None:
+            eligible.append(c)
+        elif removed is not None:
+            removed[c.listing_id] = reason
     if not eligible:
         removed = dict(offline or {})
         for c in candidates:
@@ -433,29 +443,41 @@ def rank(
             "no eligible seller of %d candidates for %s: %s", len(candidates), model_id, removed
         )
         raise GatewayError(503, NO_ELIGIBLE_SELLER, extra=unavailable_extra(removed, model_id))
-    order = {slug: index for index, slug in enumerate(prefs.provider_order)}
+    order = provider_positions(prefs)
+    return sorted(eligible, key=lambda c: rank_key(c, prefs, order))
 
-    def key(c) -> tuple:
-        misses = 0
-        if prefs.soft_max_ttft_ms is not None and (
-            c.ttft_p50_ms is not None and c.ttft_p50_ms > prefs.soft_max_ttft_ms
-        ):
-            misses += 1
-        if prefs.soft_min_tps is not None and (
-            c.tps_p50 is not None and c.tps_p50 < prefs.soft_min_tps
-        ):
-            misses += 1
-        if c.health == "degraded":
-            misses += 1
-        return (
-            order.get(c.provider_slug, len(order)),
-            misses,
-            _sort_value(c, prefs.sort),
-            blended_price(c),
-            c.listing_id,
-        )
 
-    return sorted(eligible, key=key)
+def provider_positions(prefs: Preferences) -> dict[str, int]:
+    """The buyer's provider order as slug -> position (rank_key's first part)."""
+    return {slug: index for index, slug in enumerate(prefs.provider_order)}
+
+
+# What each part of rank_key stands for: the first part in which a listing's key is greater than
+# the winner's is why it lost (route_outcomes.py; "slower" also covers degraded health).
+RANK_KEY_PARTS = ("provider_order", "slower", "sort", "cheaper", "tie")
+
+
+def rank_key(c, prefs: Preferences, order: Mapping[str, int]) -> tuple:
+    """Ranking's order, best first: the buyer's provider order, then how many soft preferences
+    (and degraded health) it misses, then `provider.sort`, then the blended price, then the id."""
+    misses = 0
+    if prefs.soft_max_ttft_ms is not None and (
+        c.ttft_p50_ms is not None and c.ttft_p50_ms > prefs.soft_max_ttft_ms
+    ):
+        misses += 1
+    if prefs.soft_min_tps is not None and (
+        c.tps_p50 is not None and c.tps_p50 < prefs.soft_min_tps
+    ):
+        misses += 1
+    if c.health == "degraded":
+        misses += 1
+    return (
+        order.get(c.provider_slug, len(order)),
+        misses,
+        _sort_value(c, prefs.sort),
+        blended_price(c),
+        c.listing_id,
+    )
 
 
 def _sort_value(candidate, sort: str | None) -> float:

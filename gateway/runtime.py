@@ -80,6 +80,7 @@ class Runtime:
         self.streams: dict[str, Any] = {}  # checkpoints.py: request id -> a stream in flight
         self.streams_ended: list[str] = []
         self.health_pending: dict[int, Any] = {}  # health_reports.py: listing -> successes
+        self.outcomes_pending: dict[tuple, int] = {}  # route_outcomes.py: its counts
         self.settling: set[str] = set()  # money.py: request ids whose settlement is retried
         self.routing_lock = asyncio.Lock()  # routing.py: one forced table load at a time
         self.upstream: aiohttp.ClientSession | None = None  # upstream/base.py
@@ -148,13 +149,14 @@ class Runtime:
             await pool.close()
 
     async def close(self) -> None:
-        """Close everything this loop holds, in order: the routing refresher stops, pending health
-        and capacity releases are written, background work drains, the process's lease is given
-        back, then the upstream session, the money pool and the Redis client close."""
-        from gateway import capacity, health_reports, process
+        """Close everything this loop holds, in order: the routing refresher stops, pending health,
+        route outcomes and capacity releases are written, background work drains, the process's
+        lease is given back, then the upstream session, the money pool and the Redis client close."""
+        from gateway import capacity, health_reports, process, route_outcomes
 
         stopped = [self.stop_service("routing")]
         await health_reports.stop()
+        await route_outcomes.stop()
         if self.capacity_takes is not None:
             await self.capacity_takes.idle()  # a cancelled take gives its slot back
         await capacity.flush()

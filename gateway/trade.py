@@ -30,6 +30,7 @@ from gateway import (
     model_aliases,
     provider_field,
     request,
+    route_outcomes,
     routing,
     spend,
     stages,
@@ -87,6 +88,7 @@ async def run(scope, receive, out: Response, endpoint: Endpoint) -> None:
                 finally:
                     call.attempts.slot.release()  # a no-op once failover has given it back
         finally:
+            route_outcomes.count(call)
             await limits.correct(call.verdict, call.meter.units_used)
     watch.observe()
 
@@ -140,7 +142,7 @@ async def rank(call: Call) -> None:
     is the promise every one of them serves under (the SLA refund)."""
     route_, prefs = call.route, call.route.prefs
     call.meter.promise_ttft(prefs.hard_max_ttft_ms)
-    ranked = routing.rank_model(route_.table, route_.model["model_id"], prefs)
+    ranked = routing.rank_model(route_.table, route_.model["model_id"], prefs, removed=call.removed)
     ranked, call.pin = await routing.stick(
         ranked, user_id=call.key["user_id"], session=route_.session
     )
@@ -220,10 +222,16 @@ def _void_placed(request_id: str, placing: asyncio.Future) -> None:
 def _attempts(call: Call, slot: capacity.Slot | None, full: set[int]) -> Attempts:
     """From the slot's listing on, the ones not found full; 503 when every one is at a cap."""
     assert call.ranked is not None
+    call.dropped.update(dict.fromkeys(full, "capacity"))
     if slot is None:  # every eligible listing is at a cap: the 503 counts them with the rest
         route_ = call.route
         routing.rank_model(
-            route_.table, route_.model["model_id"], route_.prefs, full=full, dropped=call.dropped
+            route_.table,
+            route_.model["model_id"],
+            route_.prefs,
+            full=full,
+            dropped=call.dropped,
+            removed=call.removed,
         )
         raise AssertionError("rank() raises when nothing is eligible")
     start = call.ranked.index(slot.candidate)
