@@ -42,6 +42,12 @@ app.conf.beat_schedule["market-authenticity-probe"] = {
     "schedule": 300.0,
 }
 
+# market: drop why-traffic-moved counts older than their retention (market/route_outcomes.py).
+app.conf.beat_schedule["market-route-outcomes-prune"] = {
+    "task": "market.tasks.route_outcomes_prune_task",
+    "schedule": 3600.0,
+}
+
 
 @setup_logging.connect
 def project_logging(**_) -> None:

@@ -152,3 +152,68 @@ def uptime_chart(series: Series, *, bucket: timedelta, now: datetime | None = No
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - numbers and escaped labels only
+
+
+def stacked_bars(
+    bars: list[tuple[datetime, dict[str, int]]],
+    groups: dict[str, tuple[str, str]],
+    *,
+    bucket: timedelta,
+    aria_label: str,
+    empty_note: str,
+) -> SafeString:
+    """One bar per time bucket (its start), stacked by group in `groups`' order (group -> (label,
+    colour)); each segment's tooltip says its count. The legend lists only the groups shown."""
+    if not any(counts for _, counts in bars):
+        return mark_safe(f'<p class="muted">{escape(empty_note)}</p>')  # noqa: S308 - escaped
+    top = max(sum(counts.values()) for _, counts in bars)
+    plot_w, plot_h = WIDTH - PAD_L - PAD_R, HEIGHT - PAD_T - PAD_B
+    base_y = PAD_T + plot_h
+    slot = plot_w / len(bars)
+    bar_w = max(slot - 2, 1.0)
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'aria-label="{escape(aria_label)}" xmlns="http://www.w3.org/2000/svg">',
+        f'<line x1="{PAD_L}" y1="{base_y}" x2="{WIDTH - PAD_R}" y2="{base_y}" stroke="#ccd" />',
+        f'<text x="4" y="{PAD_T + 10}" font-size="11" fill="#667">{top:,}</text>',
+        f'<text x="4" y="{base_y}" font-size="11" fill="#667">0</text>',
+    ]
+    clock = "%m-%d %H:%M" if bucket >= timedelta(hours=6) else "%H:%M"
+    for i, (start, counts) in enumerate(bars):
+        x, y = PAD_L + i * slot + 1, float(base_y)
+        when = timezone.localtime(start).strftime(clock)
+        for group, (label, color) in groups.items():
+            n = counts.get(group, 0)
+            if not n:
+                continue
+            h = n / top * plot_h
+            y -= h
+            parts.append(
+                f'<rect class="bar" data-group="{group}" x="{x:.1f}" y="{y:.1f}" '
+                f'width="{bar_w:.1f}" height="{h:.1f}" fill="{color}">'
+                f"<title>{when}: {escape(label)}, {n:,}</title></rect>"
+            )
+    for anchor, index in (("start", 0), ("end", len(bars) - 1)):
+        x = PAD_L if anchor == "start" else WIDTH - PAD_R
+        label = timezone.localtime(bars[index][0]).strftime(clock)
+        parts.append(
+            f'<text class="tick" x="{x}" y="{base_y + 14}" font-size="11" fill="#667" '
+            f'text-anchor="{anchor}">{label}</text>'
+        )
+    shown = {g for _, counts in bars for g, n in counts.items() if n}
+    legend_x, legend_y = PAD_L, HEIGHT - 8
+    for group, (label, color) in groups.items():
+        if group not in shown:
+            continue
+        width = 22 + 6 * len(label)
+        if legend_x > PAD_L and legend_x + width > WIDTH - PAD_R:
+            legend_x, legend_y = PAD_L, legend_y + 16
+        parts.append(
+            f'<rect x="{legend_x}" y="{legend_y - 9}" width="10" height="10" fill="{color}" />'
+            f'<text x="{legend_x + 14}" y="{legend_y}" font-size="11" fill="#445">'
+            f"{escape(label)}</text>"
+        )
+        legend_x += width
+    parts[0] = parts[0].replace(f"0 0 {WIDTH} {HEIGHT}", f"0 0 {WIDTH} {legend_y + 8}")
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 - numbers and escaped labels only

@@ -17,6 +17,7 @@ from django.db.models import Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from billing.money import format_usd
 from market import health
 from market.models import Listing, ListingModel, ListingStatus, RouteOutcome
 
@@ -63,11 +64,11 @@ REASONS: dict[str, tuple[str, str]] = {
     "not_reached": ("other", "The request ended before this listing's turn"),
 }
 
-# window -> (its length, one chart bar)
+# window -> (its length, one chart bar, its name on the page)
 WINDOWS = {
-    "1h": (timedelta(hours=1), timedelta(minutes=5)),
-    "24h": (timedelta(hours=24), timedelta(hours=1)),
-    "7d": (timedelta(days=7), timedelta(hours=6)),
+    "1h": (timedelta(hours=1), timedelta(minutes=5), "last hour"),
+    "24h": (timedelta(hours=24), timedelta(hours=1), "last 24 hours"),
+    "7d": (timedelta(days=7), timedelta(hours=6), "last 7 days"),
 }
 DEFAULT_WINDOW = "24h"
 
@@ -131,6 +132,7 @@ class ReasonRow:
 @dataclass
 class TrafficMoved:
     window: str
+    window_label: str
     since: datetime
     bucket: timedelta
     total: int  # requests for the listing's models in the window (each counted once)
@@ -138,6 +140,10 @@ class TrafficMoved:
     rows: list[ReasonRow]  # by reason, most requests first
     bars: list[tuple[datetime, dict[str, int]]]  # bar start -> group -> requests
     price_notes: list[str]  # per model: this ask against the cheapest healthy one
+
+    @property
+    def won_share(self) -> float:
+        return self.won / self.total if self.total else 0.0
 
 
 def _group_of(reason: str) -> str:
@@ -150,7 +156,7 @@ def route_outcomes_summary(*, listing, window: str, now: datetime | None = None)
     for the market's cheapest healthy asks."""
     if window not in WINDOWS:
         window = DEFAULT_WINDOW
-    length, bucket = WINDOWS[window]
+    length, bucket, _ = WINDOWS[window]
     now = now or timezone.now()
     since = now - length
     rows = RouteOutcome.objects.filter(listing=listing, minute__gt=since)
@@ -190,10 +196,12 @@ def route_outcomes_summary(*, listing, window: str, now: datetime | None = None)
         for reason, n in sorted(by_reason.items(), key=lambda item: (-item[1], item[0]))
     ]
     price_notes = _price_notes(listing)
+    behind = [note for note, dearer in price_notes if dearer]
     for row in reason_rows:
-        row.advice = _advice(row, listing, price_notes)
+        row.advice = behind if row.reason in ("cheaper", "tie") else _advice(row, listing)
     return TrafficMoved(
         window=window,
+        window_label=WINDOWS[window][2],
         since=since,
         bucket=bucket,
         total=total,
@@ -203,7 +211,7 @@ def route_outcomes_summary(*, listing, window: str, now: datetime | None = None)
             (datetime.fromtimestamp(i * step, tz=timezone.get_current_timezone()), groups)
             for i, groups in sorted(bars.items())
         ],
-        price_notes=price_notes,
+        price_notes=[note for note, _ in price_notes],
     )
 
 
@@ -212,9 +220,10 @@ def _blended(ask_input_nusd: int, ask_output_nusd: int) -> int:
     return (3 * ask_input_nusd + ask_output_nusd) // 4
 
 
-def _price_notes(listing) -> list[str]:
+def _price_notes(listing) -> list[tuple[str, bool]]:
     """For each model the listing offers: its blended ask against the cheapest healthy active
-    listing's (cooling down and suspended listings are not eligible, so they do not count)."""
+    listing's (cooling down and suspended listings are not eligible, so they do not count), and
+    whether it is not below it (a tie loses too, to the older listing)."""
     offers = list(listing.offers.select_related("model"))
     model_ids = [offer.model_id for offer in offers]
     market = list(
@@ -235,32 +244,26 @@ def _price_notes(listing) -> list[str]:
         name = offer.model.model_id
         best = cheapest.get(offer.model_id)
         if best is None:
-            notes.append(f"{name}: no other healthy listing offers it now.")
+            notes.append((f"{name}: no other healthy listing offers it now.", False))
         elif mine > best:
-            above = (mine - best) / best * 100 if best else float("inf")
-            shown = f"{above:.0f}%" if best else "infinitely"
-            notes.append(
-                f"{name}: your ask is {shown} above the cheapest healthy listing "
-                f"(${_per_million(best)} against your ${_per_million(mine)} per million "
+            # A free cheapest ask has no percentage: the amounts say it.
+            shown = f"{(mine - best) / best * 100:.0f}% " if best else ""
+            text = (
+                f"{name}: your ask is {shown}above the cheapest healthy listing "
+                f"({format_usd(best)} against your {format_usd(mine)} per million "
                 "tokens, 3 parts input to 1 part output)."
             )
+            notes.append((text, True))
         elif mine == best:
-            notes.append(f"{name}: your ask equals the cheapest healthy listing's.")
+            notes.append((f"{name}: your ask equals the cheapest healthy listing's.", True))
         else:
-            notes.append(f"{name}: your ask is the cheapest healthy one.")
+            notes.append((f"{name}: your ask is the cheapest healthy one.", False))
     return notes
 
 
-def _per_million(nusd: int) -> str:
-    """USD per million with up to 4 decimals (asks are quoted so on the market page)."""
-    return f"{nusd / 1_000_000_000:,.4f}".rstrip("0").rstrip(".")
-
-
-def _advice(row: ReasonRow, listing, price_notes: list[str]) -> list[str]:
-    """What the seller could change, for the reasons they can act on."""
+def _advice(row: ReasonRow, listing) -> list[str]:
+    """What the seller could change, for the reasons they can act on (price: _price_notes)."""
     n = f"{row.requests:,} request{'s' if row.requests != 1 else ''}"
-    if row.reason in ("cheaper", "tie"):
-        return [note for note in price_notes if "above" in note or "equals" in note]
     if row.reason == "capacity":
         rpm = listing.requests_per_minute
         caps = f"concurrency cap ({listing.concurrency_cap})" + (

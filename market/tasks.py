@@ -1,5 +1,6 @@
-"""Celery tasks of the market: the health probe sweep, the verification of one listing, and the
-authenticity probes (the sweep, and the confirmation of one listing after a failure).
+"""Celery tasks of the market: the health probe sweep, the verification of one listing, the
+authenticity probes (the sweep, and the confirmation of one listing after a failure), and the
+pruning of old route outcomes.
 
 Task arguments are listing ids only: keys are loaded and decrypted inside the worker.
 """
@@ -7,7 +8,7 @@ Task arguments are listing ids only: keys are loaded and decrypted inside the wo
 from celery.signals import beat_init
 
 from dragonfly.celery import app
-from market import authenticity, probes
+from market import authenticity, probes, route_outcomes
 
 FIRST_SWEEP_DELAY_S = 5
 
@@ -36,6 +37,12 @@ def authenticity_recheck_task(listing_id: int) -> int:
     """Ask one listing again after a failed authenticity probe (a second failure suspends it), and
     the trusted listings of its models with it (market/authenticity_record.py says why)."""
     return len(authenticity.authenticity_run(listing_ids=[int(listing_id)], recheck=True))
+
+
+@app.task(ignore_result=True)
+def route_outcomes_prune_task() -> int:
+    """Beat: delete why-traffic-moved counts past their retention (market/route_outcomes.py)."""
+    return route_outcomes.route_outcomes_prune()
 
 
 @beat_init.connect  # sent by standalone and embedded (`worker -B`) beat alike

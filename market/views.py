@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors as account_selectors
 from billing import selectors as billing_selectors
-from market import charts, health, selectors, services
+from market import charts, health, route_outcomes, selectors, services
 from market.forms import ListingCreateForm, ListingEditForm, ListingRekeyForm
 from market.models import ListingStatus, TermsAudience
 
@@ -114,6 +114,20 @@ def _charts(listings) -> dict:
     return _charts_of({listing.pk: listing.name for listing in listings})
 
 
+def _traffic(listing, window: str) -> dict:
+    """Why traffic moved (market/route_outcomes.py): the summary over `window` and its chart."""
+    summary = route_outcomes.route_outcomes_summary(listing=listing, window=window)
+    chart = charts.stacked_bars(
+        summary.bars,
+        route_outcomes.GROUPS,
+        bucket=summary.bucket,
+        aria_label=f"Requests for this listing's models by outcome, {summary.window_label}",
+        empty_note=f"No requests for this listing's models in the {summary.window_label}.",
+    )
+    windows = [(name, label) for name, (_, _, label) in route_outcomes.WINDOWS.items()]
+    return {"traffic": summary, "traffic_chart": chart, "traffic_windows": windows}
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def seller_terms(request):
@@ -194,6 +208,7 @@ def listing_detail_view(request, listing_id: int):
             "listing": listing,
             "samples": samples,
             **_charts([listing]),
+            **_traffic(listing, request.GET.get("window", "")),
             "rekey_form": ListingRekeyForm(),
             "nav": "seller",
         },
