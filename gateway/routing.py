@@ -386,7 +386,7 @@ def rank_model(
     *,
     full: AbstractSet[int] = frozenset(),
     dropped: Mapping[int, str] | None = None,
-    removed: dict[int, str] | None = None,
+    why_removed: dict[int, str] | None = None,
 ) -> list:
     """rank() over the table's candidates for the model, leaving out the listings whose key this
     process just saw rejected, and counting the model's offline listings in a 503."""
@@ -400,7 +400,7 @@ def rank_model(
         offline=table.offline.get(model_id),
         model_id=model_id,
         dropped=dropped,
-        removed=removed,
+        why_removed=why_removed,
     )
 
 
@@ -413,13 +413,13 @@ def rank(
     offline: dict[str, int] | None = None,
     model_id: str = "",
     dropped: Mapping[int, str] | None = None,
-    removed: dict[int, str] | None = None,
+    why_removed: dict[int, str] | None = None,
 ) -> list:
     """Eligible candidates, best first, or 503 market_unavailable counting every listing offering
     the model under the reason that removed it (`offline`: those not in the table, by status;
     `dropped`: listings the request set aside after ranking, by reason: trade.rank's
     allow_fallbacks and max_cost, so a 503 found later at capacity counts them under it).
-    `removed`, when given, receives each removed listing's reason (route_outcomes.py counts it)."""
+    `why_removed`, when given, receives each removed listing's reason (route_outcomes.py)."""
     dropped = dropped or {}
 
     def why(c) -> str | None:
@@ -430,8 +430,8 @@ def rank(
         reason = why(c)
         if reason is None:
             eligible.append(c)
-        elif removed is not None:
-            removed[c.listing_id] = reason
+        elif why_removed is not None:
+            why_removed[c.listing_id] = reason
     if not eligible:
         removed = dict(offline or {})
         for c in candidates:

@@ -142,7 +142,9 @@ async def rank(call: Call) -> None:
     is the promise every one of them serves under (the SLA refund)."""
     route_, prefs = call.route, call.route.prefs
     call.meter.promise_ttft(prefs.hard_max_ttft_ms)
-    ranked = routing.rank_model(route_.table, route_.model["model_id"], prefs, removed=call.removed)
+    ranked = routing.rank_model(
+        route_.table, route_.model["model_id"], prefs, why_removed=call.removed
+    )
     ranked, call.pin = await routing.stick(
         ranked, user_id=call.key["user_id"], session=route_.session
     )
@@ -231,7 +233,7 @@ def _attempts(call: Call, slot: capacity.Slot | None, full: set[int]) -> Attempt
             route_.prefs,
             full=full,
             dropped=call.dropped,
-            removed=call.removed,
+            why_removed=call.removed,
         )
         raise AssertionError("rank() raises when nothing is eligible")
     start = call.ranked.index(slot.candidate)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
@@ -164,17 +164,9 @@ def route_outcomes_summary(*, listing, window: str, now: datetime | None = None)
         r["reason"]: r["n"] for r in rows.values("reason").annotate(n=Sum("requests")).order_by()
     }
     # Short windows read minutes, long ones hours (at most 168 rows per reason over 7 days).
-    if bucket < timedelta(hours=1):
-        timeline = rows.values("minute", "reason").annotate(n=Sum("requests")).order_by()
-        points = [(r["minute"], r["reason"], r["n"]) for r in timeline]
-    else:
-        timeline = (
-            rows.annotate(hour=TruncHour("minute"))
-            .values("hour", "reason")
-            .annotate(n=Sum("requests"))
-            .order_by()
-        )
-        points = [(r["hour"], r["reason"], r["n"]) for r in timeline]
+    at = F("minute") if bucket < timedelta(hours=1) else TruncHour("minute")
+    timeline = rows.annotate(at=at).values("at", "reason").annotate(n=Sum("requests")).order_by()
+    points = [(r["at"], r["reason"], r["n"]) for r in timeline]
     step = bucket.total_seconds()
     first = int(since.timestamp() // step) + 1
     last = int(now.timestamp() // step)

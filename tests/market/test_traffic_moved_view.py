@@ -33,9 +33,7 @@ def test_the_seller_sees_counts_by_reason_with_advice(client, catalogue, seller)
     client.force_login(seller)
     page = client.get(f"/seller/listings/{mine.pk}/?window=1h").content.decode()
     assert "Why traffic moved, last hour" in page
-    assert (
-        "10 requests for this listing's models reached the market; it served 7 (70.0%)" in page
-    )
+    assert "10 requests for this listing's models reached the market; it served 7 (70.0%)" in page
     assert '<tr data-reason="won"><td>Served by this listing</td><td class="num">7</td>' in page
     assert '<tr data-reason="cheaper">' in page and '<tr data-reason="sticky">' not in page
     assert "your ask is 12% above the cheapest healthy listing ($0.375 against your $0.42" in page
