@@ -189,7 +189,7 @@ def stacked_bars(
             h = n / top * plot_h
             y -= h
             parts.append(
-                f'<rect class="bar" data-group="{group}" x="{x:.1f}" y="{y:.1f}" '
+                f'<rect class="segment" data-group="{group}" x="{x:.1f}" y="{y:.1f}" '
                 f'width="{bar_w:.1f}" height="{h:.1f}" fill="{color}">'
                 f"<title>{when}: {escape(label)}, {n:,}</title></rect>"
             )
@@ -205,7 +205,7 @@ def stacked_bars(
     for group, (label, color) in groups.items():
         if group not in shown:
             continue
-        width = 22 + 6 * len(label)
+        width = 28 + 7 * len(label)
         if legend_x > PAD_L and legend_x + width > WIDTH - PAD_R:
             legend_x, legend_y = PAD_L, legend_y + 16
         parts.append(

@@ -40,7 +40,7 @@ def test_the_seller_sees_counts_by_reason_with_advice(client, catalogue, seller)
     assert (
         "Your concurrency cap (8) or requests per minute (30) refused 1 request: raise it" in page
     )
-    assert page.count('class="bar"') == 3  # won and cheaper in the last bar, capacity in one
+    assert page.count('class="segment"') == 3  # won and cheaper in the last bar, capacity in one
     assert "Rival listing" not in page and "999" not in page
     assert other_seller.email not in page
     day = client.get(f"/seller/listings/{mine.pk}/").content.decode()  # the default: 24 hours
