@@ -240,3 +240,18 @@ async def test_the_counts_reach_the_table_through_the_flush(market, client):
         )
     )()
     assert rows == sorted([(a.pk, MODEL, "won", 3), (b.pk, MODEL, "cheaper", 3)])
+
+
+async def test_shutdown_writes_what_the_flusher_has_not(market, client):
+    from gateway.asgi import shutdown
+    from market.models import RouteOutcome
+
+    buyer = await sync_to_async(buyer_make)()
+    a, b = await _pair()
+    assert (await _post(client, buyer)).status_code == 200
+    assert runtime.current().outcomes_pending  # not written yet: the flusher runs every 10 s
+    await shutdown()
+    rows = await sync_to_async(
+        lambda: sorted(RouteOutcome.objects.values_list("listing_id", "reason", "requests"))
+    )()
+    assert rows == sorted([(a.pk, "won", 1), (b.pk, "cheaper", 1)])
