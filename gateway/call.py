@@ -79,8 +79,10 @@ class Call:
     meter: Meter  # sized by the endpoint (size), filled as it is served (metering.Meter)
     verdict: Verdict | None = None  # the tokens/min counted up front (rate_limit)
     ranked: list | None = None  # eligible listings, best first, the pin first (rank)
-    # listings offering the model that ranking removed, by reason (routing.REASONS) (rank)
+    # listings offering the model that ranking removed, by reason (routing.REASONS), and the
+    # eligible ones' routing.rank_key, by listing id (rank; route_outcomes.py reads both)
     removed: dict[int, str] = field(default_factory=dict)
+    keys: dict[int, tuple] = field(default_factory=dict)
     # listings eligible but set aside after ranking, by reason (allow_fallbacks, max_cost) (rank),
     # or found at a cap by the first capacity take ("capacity") (slot_and_hold)
     dropped: dict[int, str] = field(default_factory=dict)

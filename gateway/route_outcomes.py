@@ -5,17 +5,18 @@ Counted once per request, when its routing is over (trade.run), from what each s
 it decided: ranking's filters (Call.removed, filled by routing.rank), the listings set aside after
 ranking (Call.dropped: allow_fallbacks, max_cost, and "capacity" from the first capacity take),
 failover's passes (the route trace) and the listing that served. A listing that stayed eligible
-but was not tried lost on ranking's own key (routing.rank_key): the first part in which its key is
-greater than the winner's is the reason; a key smaller than the winner's means the session's pin
-put the winner first ("sticky"). Nothing is looked up again: no Redis, no database, per request.
+but was not tried lost on ranking's own key (Call.keys, the routing.rank_key each had when it was
+sorted): the first part in which its key is greater than the winner's is the reason; a key smaller
+than the winner's means the session's pin put the winner first ("sticky"). Nothing is computed or
+looked up again: no Redis, no database, per request.
 
 A request refused for the buyer's own reasons after ranking (funds, spend limit, X-Max-Cost that
 nothing fits) is not counted: no listing lost it. A 503 with nothing eligible is: every listing
 under the reason that removed it. Listings out of the table (paused, suspended by status) are not
 counted; their sellers know why.
 
-Cost per request: one pass over the model's candidates with a dict increment each (rank_key only
-for eligible listings that were not tried), one time() call. Each event loop keeps its own counts
+Cost per request: one pass over the model's candidates with a dict increment each, one time()
+call; ranking stores each eligible listing's sort key (a dict store) and each removed one's reason. Each event loop keeps its own counts
 (Runtime.outcomes_pending) and writes them every FLUSH_SECONDS in one statement that adds to the
 rows (market.route_outcomes.route_outcomes_add), so processes and loops sum exactly. A write that
 fails keeps the counts for the next; shutdown writes what is left (Runtime.close).
@@ -70,10 +71,10 @@ def _count(call: Call) -> None:
     if winner is None and call.attempts is None and len(removed) < len(candidates):
         return  # refused after ranking for the buyer's own reasons, or never ranked
     passed = {listing_id: why for listing_id, _, why in call.meter.trace.passed}
+    keys = call.keys
     minute = int(time.time() // 60)
     state = runtime.current()
     pending = state.outcomes_pending
-    winner_key = order = None
     for c in candidates:
         listing_id = c.listing_id
         reason = removed.get(listing_id) or dropped.get(listing_id)
@@ -85,25 +86,22 @@ def _count(call: Call) -> None:
             elif winner is None:
                 reason = NOT_REACHED
             else:
-                if order is None:
-                    order = routing.provider_positions(route.prefs)
-                    winner_key = routing.rank_key(winner, route.prefs, order)
-                reason = _outranked(c, routing.rank_key(c, route.prefs, order), winner, winner_key)
+                reason = _outranked(c, keys[listing_id], winner, keys[winner.listing_id])
         key = (listing_id, model_id, reason, minute)
         pending[key] = pending.get(key, 0) + 1
     state.service("outcomes", _flush_forever)
 
 
-def _outranked(loser, loser_key: tuple, winner, winner_key) -> str:
+def _outranked(loser, loser_key: tuple, winner, winner_key: tuple) -> str:
     """Why an eligible listing that was not tried ranked after the one that served."""
-    for part, (mine, theirs) in enumerate(zip(loser_key, winner_key, strict=True)):
-        if mine != theirs:
-            if mine < theirs:
-                return STICKY  # it ranked first: only the session's pin puts another ahead
-            if part == 1 and loser.health == DEGRADED and winner.health != DEGRADED:
-                return DEGRADED
-            return routing.RANK_KEY_PARTS[part]
-    raise AssertionError("two listings share a rank key (it ends with the listing id)")
+    if loser_key < winner_key:
+        return STICKY  # it ranked first: only the session's pin puts another ahead
+    part = 0
+    while loser_key[part] == winner_key[part]:  # they differ: a key ends with the listing id
+        part += 1
+    if part == 1 and loser.health == DEGRADED and winner.health != DEGRADED:
+        return DEGRADED
+    return routing.RANK_KEY_PARTS[part]
 
 
 async def flush() -> None:

@@ -387,6 +387,7 @@ def rank_model(
     full: AbstractSet[int] = frozenset(),
     dropped: Mapping[int, str] | None = None,
     why_removed: dict[int, str] | None = None,
+    keys: dict[int, tuple] | None = None,
 ) -> list:
     """rank() over the table's candidates for the model, leaving out the listings whose key this
     process just saw rejected, and counting the model's offline listings in a 503."""
@@ -401,6 +402,7 @@ def rank_model(
         model_id=model_id,
         dropped=dropped,
         why_removed=why_removed,
+        keys=keys,
     )
 
 
@@ -414,12 +416,14 @@ def rank(
     model_id: str = "",
     dropped: Mapping[int, str] | None = None,
     why_removed: dict[int, str] | None = None,
+    keys: dict[int, tuple] | None = None,
 ) -> list:
     """Eligible candidates, best first, or 503 market_unavailable counting every listing offering
     the model under the reason that removed it (`offline`: those not in the table, by status;
     `dropped`: listings the request set aside after ranking, by reason: trade.rank's
     allow_fallbacks and max_cost, so a 503 found later at capacity counts them under it).
-    `why_removed`, when given, receives each removed listing's reason (route_outcomes.py)."""
+    `why_removed` and `keys`, when given, receive each removed listing's reason and each eligible
+    one's rank_key, by listing id (route_outcomes.py counts from them)."""
     dropped = dropped or {}
 
     def why(c) -> str | None:
@@ -444,7 +448,14 @@ def rank(
         )
         raise GatewayError(503, NO_ELIGIBLE_SELLER, extra=unavailable_extra(removed, model_id))
     order = provider_positions(prefs)
-    return sorted(eligible, key=lambda c: rank_key(c, prefs, order))
+    if keys is None:
+        return sorted(eligible, key=lambda c: rank_key(c, prefs, order))
+
+    def kept(c) -> tuple:
+        key = keys[c.listing_id] = rank_key(c, prefs, order)
+        return key
+
+    return sorted(eligible, key=kept)
 
 
 def provider_positions(prefs: Preferences) -> dict[str, int]:

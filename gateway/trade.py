@@ -143,7 +143,7 @@ async def rank(call: Call) -> None:
     route_, prefs = call.route, call.route.prefs
     call.meter.promise_ttft(prefs.hard_max_ttft_ms)
     ranked = routing.rank_model(
-        route_.table, route_.model["model_id"], prefs, why_removed=call.removed
+        route_.table, route_.model["model_id"], prefs, why_removed=call.removed, keys=call.keys
     )
     ranked, call.pin = await routing.stick(
         ranked, user_id=call.key["user_id"], session=route_.session
