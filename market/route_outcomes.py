@@ -152,28 +152,31 @@ def _group_of(reason: str) -> str:
 
 def route_outcomes_summary(*, listing, window: str, now: datetime | None = None) -> TrafficMoved:
     """Requests for `listing`'s models over `window` (WINDOWS; anything else is DEFAULT_WINDOW):
-    per reason, per chart bar, and what the seller could change. Two grouped queries, and one
-    for the market's cheapest healthy asks."""
+    per reason, per chart bar, and what the seller could change. One grouped query, and one
+    for the market's cheapest healthy asks (with their health, from Redis)."""
     if window not in WINDOWS:
         window = DEFAULT_WINDOW
     length, bucket, _ = WINDOWS[window]
     now = now or timezone.now()
     since = now - length
-    rows = RouteOutcome.objects.filter(listing=listing, minute__gt=since)
-    by_reason = {
-        r["reason"]: r["n"] for r in rows.values("reason").annotate(n=Sum("requests")).order_by()
-    }
     # Short windows read minutes, long ones hours (at most 168 rows per reason over 7 days).
     at = F("minute") if bucket < timedelta(hours=1) else TruncHour("minute")
-    timeline = rows.annotate(at=at).values("at", "reason").annotate(n=Sum("requests")).order_by()
-    points = [(r["at"], r["reason"], r["n"]) for r in timeline]
+    timeline = (
+        RouteOutcome.objects.filter(listing=listing, minute__gt=since)
+        .annotate(at=at)
+        .values("at", "reason")
+        .annotate(n=Sum("requests"))
+        .order_by()
+    )
     step = bucket.total_seconds()
     first = int(since.timestamp() // step) + 1
     last = int(now.timestamp() // step)
     bars: dict[int, dict[str, int]] = {i: {} for i in range(first, last + 1)}
-    for moment, reason, n in points:
-        index = min(max(int(moment.timestamp() // step), first), last)
-        groups = bars[index]
+    by_reason: dict[str, int] = {}
+    for point in timeline:
+        reason, n = point["reason"], point["n"]
+        by_reason[reason] = by_reason.get(reason, 0) + n
+        groups = bars[min(max(int(point["at"].timestamp() // step), first), last)]
         group = _group_of(reason)
         groups[group] = groups.get(group, 0) + n
     total = sum(by_reason.values())
