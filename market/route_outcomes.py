@@ -10,9 +10,9 @@ of each model they offer, never another seller's or a buyer's identity.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
@@ -91,10 +91,13 @@ def route_outcomes_add(*, counts: dict[tuple[int, str, str, int], int]) -> None:
     """Add `counts` ((listing id, model id, reason, minute since the epoch) -> requests) to the
     rows, in one statement. Rows are written in key order, so two processes flushing at once lock
     the rows they share in the same order and never deadlock; a listing deleted meanwhile is
-    skipped (the join) rather than failing the others."""
+    skipped (the join) rather than failing the others. PostgreSQL; SQLite: _add_embedded."""
     if not counts:
         return
     keys = sorted(counts)
+    if connection.vendor != "postgresql":
+        _add_embedded(keys, counts)
+        return
     sql = _ADD.format(table=RouteOutcome._meta.db_table, listings=Listing._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -107,6 +110,39 @@ def route_outcomes_add(*, counts: dict[tuple[int, str, str, int], int]) -> None:
                 [counts[k] for k in keys],
             ],
         )
+
+
+_ADD_EMBEDDED = """
+INSERT INTO {table} (listing_id, model_id, reason, minute, requests) VALUES {rows}
+ON CONFLICT (listing_id, minute, model_id, reason)
+DO UPDATE SET requests = {table}.requests + excluded.requests
+"""
+_EMBEDDED_ROWS = 150  # 5 parameters a row, under SQLite's 999 in older builds
+
+
+def _add_embedded(keys: list[tuple[int, str, str, int]], counts: dict) -> None:
+    """The same upsert for SQLite (the embedded default, docs/architecture.md): no unnest, so
+    VALUES rows; no join, so deleted listings are left out first. One writer at a time there."""
+    live = set(Listing.objects.filter(pk__in={k[0] for k in keys}).values_list("pk", flat=True))
+    keys = [k for k in keys if k[0] in live]
+    adapt = connection.ops.adapt_datetimefield_value
+    with transaction.atomic(), connection.cursor() as cursor:
+        for start in range(0, len(keys), _EMBEDDED_ROWS):
+            chunk = keys[start : start + _EMBEDDED_ROWS]
+            params: list = []
+            for listing_id, model_id, reason, minute in chunk:
+                at = datetime.fromtimestamp(minute * 60, tz=UTC)
+                params += [
+                    listing_id,
+                    model_id,
+                    reason,
+                    adapt(at),
+                    counts[(listing_id, model_id, reason, minute)],
+                ]
+            rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
+            cursor.execute(
+                _ADD_EMBEDDED.format(table=RouteOutcome._meta.db_table, rows=rows), params
+            )
 
 
 def route_outcomes_prune(*, now: datetime | None = None) -> int:

@@ -151,3 +151,13 @@ def test_the_advice_compares_the_ask_with_the_cheapest_healthy_listing():
     )
     assert summary.price_notes == [note]
     assert summary.rows[0].advice == [note]
+
+
+def test_the_embedded_default_s_write_adds_up_too():
+    """SQLite's statement (the embedded default) is plain SQL PostgreSQL runs as well: it adds,
+    and leaves a deleted listing out. (The SQLite run itself: `make run` without DATABASE_URL.)"""
+    a = listing_row_make(seller=seller_make(), name="a")
+    keys = [(a.pk, MODEL, "won", MINUTE), (a.pk + 1000, MODEL, "won", MINUTE)]
+    route_outcomes._add_embedded(keys, dict.fromkeys(keys, 2))
+    route_outcomes._add_embedded(keys[:1], {keys[0]: 3})
+    assert _rows() == [(a.pk, MODEL, "won", _at(MINUTE), 5)]
