@@ -84,7 +84,8 @@ class Call:
     removed: dict[int, str] = field(default_factory=dict)
     keys: dict[int, tuple] = field(default_factory=dict)
     # listings eligible but set aside after ranking, by reason (allow_fallbacks, max_cost) (rank),
-    # or found at a cap by the first capacity take ("capacity") (slot_and_hold)
+    # or found at a cap by the first capacity take (capacity.CONCURRENCY, REQUESTS_PER_MINUTE)
+    # (slot_and_hold)
     dropped: dict[int, str] = field(default_factory=dict)
     hold_nusd: int = 0  # the worst case over `ranked`: the spend reservation (rank)
     reservation: Reservation | None = None  # counted against the key's spend limit (reserve)

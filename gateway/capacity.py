@@ -33,7 +33,8 @@ logger = logging.getLogger("gateway")
 # slot given back since the last call. ARGV: now, expiry, member, minute TTL, candidate count, then
 # (cap, rpm or -1) per candidate, then the given-back members. Gives those slots back, then takes
 # a slot on the first candidate with room; returns {its 1-based position or 0, the positions of
-# the candidates found full before it...}.
+# the candidates found full before it...}, a position negated when its requests per minute (not
+# its concurrency) was the cap.
 _TAKE_FIRST = kv.Script(
     """
 local n = tonumber(ARGV[5])
@@ -45,9 +46,10 @@ for i = 1, n do
   local inflight, minute = KEYS[2*i-1], KEYS[2*i]
   local cap, rpm = tonumber(ARGV[4 + 2*i]), tonumber(ARGV[5 + 2*i])
   redis.call('ZREMRANGEBYSCORE', inflight, '-inf', ARGV[1])
-  if redis.call('ZCARD', inflight) >= cap
-      or (rpm >= 0 and tonumber(redis.call('GET', minute) or '0') >= rpm) then
+  if redis.call('ZCARD', inflight) >= cap then
     full[#full + 1] = i
+  elseif rpm >= 0 and tonumber(redis.call('GET', minute) or '0') >= rpm then
+    full[#full + 1] = -i
   else
     redis.call('ZADD', inflight, ARGV[2], ARGV[3])
     redis.call('EXPIRE', inflight, math.ceil(tonumber(ARGV[2]) - tonumber(ARGV[1])))
@@ -166,18 +168,26 @@ def _takes() -> Batcher:
     return takes
 
 
-async def take_first(candidates: list) -> tuple[Slot | None, set[int]]:
-    """A slot on the first candidate with room (None if every one is at a cap), and the listing
-    ids found full before it. Redis down: an uncounted slot on the first candidate."""
+CONCURRENCY = "capacity"  # at its concurrency cap (routing.REASONS' name, which covers both)
+REQUESTS_PER_MINUTE = "requests_per_minute"
+
+
+async def take_first(candidates: list) -> tuple[Slot | None, dict[int, str]]:
+    """A slot on the first candidate with room (None if every one is at a cap), and the listings
+    found full before it, each with the cap it was at (CONCURRENCY or REQUESTS_PER_MINUTE).
+    Redis down: an uncounted slot on the first candidate."""
     if not candidates:
-        return None, set()
+        return None, {}
     member = f"{process.ID}:{secrets.token_hex(8)}"
     keys, args = _script_args(candidates, _take_released(), member)
     result = await _takes().submit((keys, args))
     if result is None:
-        return Slot(candidates[0], member, taken=False), set()
+        return Slot(candidates[0], member, taken=False), {}
     position, *full_positions = (int(x) for x in result)
-    full = {candidates[p - 1].listing_id for p in full_positions}
+    full = {
+        candidates[abs(p) - 1].listing_id: CONCURRENCY if p > 0 else REQUESTS_PER_MINUTE
+        for p in full_positions
+    }
     if position == 0:
         return None, full
     return Slot(candidates[position - 1], member, taken=True), full

@@ -3,7 +3,8 @@ why not, counted in this process and added to market.RouteOutcome in the backgro
 
 Counted once per request, when its routing is over (trade.run), from what each step recorded as
 it decided: ranking's filters (Call.removed, filled by routing.rank), the listings set aside after
-ranking (Call.dropped: allow_fallbacks, max_cost, and "capacity" from the first capacity take),
+ranking (Call.dropped: allow_fallbacks, max_cost, and the first capacity take's full listings,
+"capacity" at the concurrency cap or "requests_per_minute"),
 failover's passes (the route trace) and the listing that served. A listing that stayed eligible
 but was not tried lost on ranking's own key (Call.keys, the routing.rank_key each had when it was
 sorted): the first part in which its key is greater than the winner's is the reason; a key smaller
@@ -45,8 +46,9 @@ NOT_REACHED = "not_reached"  # eligible, but the request ended before its turn
 STICKY = "sticky"
 DEGRADED = "degraded"
 
-# Failover's reasons (route_trace.py) as the seller's: any other pass is an upstream failure.
-_PASSED = {route_trace.AT_CAPACITY: "capacity", route_trace.KEY_SUSPENDED: "suspended"}
+# Failover's reasons (route_trace.py) as the seller's: any other pass is an upstream failure. A
+# listing failover found full (capacity.take) is at one cap or the other: "at_a_cap".
+_PASSED = {route_trace.AT_CAPACITY: "at_a_cap", route_trace.KEY_SUSPENDED: "suspended"}
 
 Counts = dict[tuple[int, str, str, int], int]  # (listing, model id, reason, minute) -> requests
 
@@ -77,7 +79,7 @@ def _count(call: Call) -> None:
     pending = state.outcomes_pending
     for c in candidates:
         listing_id = c.listing_id
-        reason = removed.get(listing_id) or dropped.get(listing_id)
+        reason = dropped.get(listing_id) or removed.get(listing_id)  # a 503's re-rank: dropped's
         if reason is None:
             if winner is not None and listing_id == winner.listing_id:
                 reason = WON

@@ -221,17 +221,17 @@ def _void_placed(request_id: str, placing: asyncio.Future) -> None:
         background.spawn(billing_calls.void(request_id=request_id, reason="request cancelled"))
 
 
-def _attempts(call: Call, slot: capacity.Slot | None, full: set[int]) -> Attempts:
+def _attempts(call: Call, slot: capacity.Slot | None, full: dict[int, str]) -> Attempts:
     """From the slot's listing on, the ones not found full; 503 when every one is at a cap."""
     assert call.ranked is not None
-    call.dropped.update(dict.fromkeys(full, "capacity"))
+    call.dropped.update(full)
     if slot is None:  # every eligible listing is at a cap: the 503 counts them with the rest
         route_ = call.route
         routing.rank_model(
             route_.table,
             route_.model["model_id"],
             route_.prefs,
-            full=full,
+            full=full.keys(),
             dropped=call.dropped,
             why_removed=call.removed,
         )

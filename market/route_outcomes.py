@@ -57,7 +57,9 @@ REASONS: dict[str, tuple[str, str]] = {
     "cooling_down": ("health", "Cooling down after failures"),
     "degraded": ("health", "Degraded health ranked it lower"),
     "failed": ("health", "The upstream failed, another listing was tried"),
-    "capacity": ("caps", "At its concurrency cap or requests per minute"),
+    "capacity": ("caps", "At its concurrency cap"),
+    "requests_per_minute": ("caps", "At its requests per minute"),
+    "at_a_cap": ("caps", "At its concurrency or per-minute cap when failover reached it"),
     "daily_spend_cap": ("caps", "Its daily spend cap was used up"),
     "slower": ("slower", "Slower than the buyer's soft TTFT or throughput preference"),
     "sticky": ("sticky", "The buyer's session was pinned to another listing"),
@@ -296,11 +298,14 @@ def _advice(row: ReasonRow, listing) -> list[str]:
     """What the seller could change, for the reasons they can act on (price: _price_notes)."""
     n = f"{row.requests:,} request{'s' if row.requests != 1 else ''}"
     if row.reason == "capacity":
-        rpm = listing.requests_per_minute
-        caps = f"concurrency cap ({listing.concurrency_cap})" + (
-            f" or requests per minute ({rpm})" if rpm else ""
-        )
-        return [f"Your {caps} refused {n}: raise it if your upstream allows."]
+        cap = listing.concurrency_cap
+        return [f"Your concurrency cap ({cap}) refused {n}: raise it if your upstream allows."]
+    if row.reason == "requests_per_minute":
+        rpm = listing.requests_per_minute  # None: removed since
+        cap = f"cap of {rpm} requests per minute" if rpm else "requests-per-minute cap"
+        return [f"Your {cap} refused {n}: raise it if your upstream allows."]
+    if row.reason == "at_a_cap":
+        return [f"Your caps refused {n} on failover: raise them if your upstream allows."]
     if row.reason == "daily_spend_cap":
         return [f"Your daily spend cap refused {n}: raise it to serve them."]
     if row.reason in ("max_price", "max_output_price", "max_cost"):

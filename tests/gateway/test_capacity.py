@@ -12,17 +12,17 @@ def _candidate(listing_id, cap=1, rpm=None):
 async def test_the_first_take_skips_full_listings_and_names_them():
     a, b, c = _candidate(901), _candidate(902, rpm=1), _candidate(903)
     first, full = await capacity.take_first([a, b, c])
-    assert (first.listing_id, full) == (901, set())
+    assert (first.listing_id, full) == (901, {})
 
     second, full = await capacity.take_first([a, b, c])  # a is busy with the first request
-    assert (second.listing_id, full) == (902, {901})
+    assert (second.listing_id, full) == (902, {901: "capacity"})
 
     second.release()  # b is free again, but has used its one request this minute
-    third, full = await capacity.take_first([a, b, c])
-    assert (third.listing_id, full) == (903, {901, 902})
+    third, full = await capacity.take_first([a, b, c])  # each named with the cap it is at
+    assert (third.listing_id, full) == (903, {901: "capacity", 902: "requests_per_minute"})
 
     none, full = await capacity.take_first([a, b, c])
-    assert (none, full) == (None, {901, 902, 903})
+    assert (none, full) == (None, {901: "capacity", 902: "requests_per_minute", 903: "capacity"})
 
     first.release()
     from gateway import background
@@ -45,7 +45,7 @@ async def test_a_given_back_slot_rides_with_the_next_take_or_goes_on_its_own():
     slot = await capacity.take(a)
     slot.release()  # not sent yet: the next take carries it, before it looks at a
     again, full = await capacity.take_first([a])
-    assert (again.listing_id, full) == (911, set())
+    assert (again.listing_id, full) == (911, {})
     assert get_redis().zcard("cap:inflight:911") == 1
 
     again.release()  # no take follows: it goes on its own within RELEASE_WITHIN

@@ -158,7 +158,7 @@ async def test_every_listing_failing_counts_failed_and_no_winner(market, client)
     assert _counted() == {(a.pk, "failed"): 1, (b.pk, "failed"): 1}
 
 
-async def test_requests_per_minute_used_up_counts_capacity(market, client):
+async def test_requests_per_minute_used_up_counts_requests_per_minute(market, client):
     buyer = await sync_to_async(buyer_make)()
     a = await _listing("sim-ro-a", percent=50, requests_per_minute=1)
     b = await _listing("sim-ro-b", percent=90)
@@ -168,9 +168,26 @@ async def test_requests_per_minute_used_up_counts_capacity(market, client):
     assert _counted() == {
         (a.pk, "won"): 1,
         (b.pk, "cheaper"): 1,
-        (a.pk, "capacity"): 1,
+        (a.pk, "requests_per_minute"): 1,
         (b.pk, "won"): 1,
     }
+
+
+async def test_a_full_concurrency_cap_counts_capacity(market, client):
+    from types import SimpleNamespace
+
+    from gateway import capacity
+
+    buyer = await sync_to_async(buyer_make)()
+    a = await _listing("sim-ro-a", percent=50, concurrency_cap=1)
+    b = await _listing("sim-ro-b", percent=90)
+    busy = await capacity.take(  # another request in flight on A
+        SimpleNamespace(listing_id=a.pk, concurrency_cap=1, requests_per_minute=None)
+    )
+    assert (await _post(client, buyer)).status_code == 200
+    assert _counted() == {(a.pk, "capacity"): 1, (b.pk, "won"): 1}
+    busy.release()
+    await capacity.flush()
 
 
 async def test_every_listing_at_its_cap_counts_capacity_for_each(market, client):
@@ -182,8 +199,8 @@ async def test_every_listing_at_its_cap_counts_capacity_for_each(market, client)
     _counted()
     response = await _post(client, buyer)
     assert response.status_code == 503
-    assert response.json()["error"]["constraints"] == {"capacity": 2}
-    assert _counted() == {(a.pk, "capacity"): 1, (b.pk, "capacity"): 1}
+    assert response.json()["error"]["constraints"] == {"capacity": 2}  # the 503 names both caps so
+    assert _counted() == {(a.pk, "requests_per_minute"): 1, (b.pk, "requests_per_minute"): 1}
 
 
 async def test_a_used_up_daily_spend_cap_is_counted(market, client):

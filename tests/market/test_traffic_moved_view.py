@@ -26,6 +26,7 @@ def test_the_seller_sees_counts_by_reason_with_advice(client, catalogue, seller)
             (mine.pk, MODEL, "won", now): 7,
             (mine.pk, MODEL, "cheaper", now): 2,
             (mine.pk, MODEL, "capacity", now - 2): 1,
+            (mine.pk, MODEL, "requests_per_minute", now - 2): 2,
             (mine.pk, MODEL, "sticky", now - 3 * 60): 5,  # outside the last hour
             (theirs.pk, MODEL, "won", now): 999,
         }
@@ -33,14 +34,13 @@ def test_the_seller_sees_counts_by_reason_with_advice(client, catalogue, seller)
     client.force_login(seller)
     page = client.get(f"/seller/listings/{mine.pk}/?window=1h").content.decode()
     assert "Why traffic moved, last hour" in page
-    assert "10 requests for this listing's models reached the market; it served 7 (70.0%)" in page
+    assert "12 requests for this listing's models reached the market; it served 7 (58.3%)" in page
     assert '<tr data-reason="won"><td>Served by this listing</td><td class="num">7</td>' in page
     assert '<tr data-reason="cheaper">' in page and '<tr data-reason="sticky">' not in page
     assert "your ask is 12% above the cheapest healthy listing ($0.375 against your $0.42" in page
-    assert (
-        "Your concurrency cap (8) or requests per minute (30) refused 1 request: raise it" in page
-    )
-    assert page.count('class="segment"') == 3  # won and cheaper in the last bar, capacity in one
+    assert "Your concurrency cap (8) refused 1 request: raise it" in page
+    assert "Your cap of 30 requests per minute refused 2 requests: raise it" in page
+    assert page.count('class="segment"') == 3  # won and price in the last bar; both caps in one
     assert "Rival listing" not in page and "999" not in page
     assert other_seller.email not in page
     day = client.get(f"/seller/listings/{mine.pk}/").content.decode()  # the default: 24 hours
