@@ -4,12 +4,12 @@ why not, counted in this process and added to market.RouteOutcome in the backgro
 Counted once per request, when its routing is over (trade.run), from what each step recorded as
 it decided: ranking's filters (Call.removed, filled by routing.rank), the listings set aside after
 ranking (Call.dropped: allow_fallbacks, max_cost, and the first capacity take's full listings,
-"capacity" at the concurrency cap or "requests_per_minute"),
-failover's passes (the route trace) and the listing that served. A listing that stayed eligible
-but was not tried lost on ranking's own key (Call.keys, the routing.rank_key each had when it was
-sorted): the first part in which its key is greater than the winner's is the reason; a key smaller
-than the winner's means the session's pin put the winner first ("sticky"). Nothing is computed or
-looked up again: no Redis, no database, per request.
+"capacity" at the concurrency cap or "requests_per_minute"), failover's passes (the route trace)
+and the listing that served. A listing that stayed eligible but was not tried lost on ranking's
+own key (Call.keys, the routing.rank_key each had when it was sorted): the first part in which its
+key is greater than the winner's is the reason; a key smaller than the winner's means the
+session's pin put the winner first ("sticky"). Nothing is computed or looked up again: no Redis,
+no database, per request.
 
 A request refused for the buyer's own reasons after ranking (funds, spend limit, X-Max-Cost that
 nothing fits) is not counted: no listing lost it. A 503 with nothing eligible is: every listing
@@ -17,10 +17,11 @@ under the reason that removed it. Listings out of the table (paused, suspended b
 counted; their sellers know why.
 
 Cost per request: one pass over the model's candidates with a dict increment each, one time()
-call; ranking stores each eligible listing's sort key (a dict store) and each removed one's reason. Each event loop keeps its own counts
-(Runtime.outcomes_pending) and writes them every FLUSH_SECONDS in one statement that adds to the
-rows (market.route_outcomes.route_outcomes_add), so processes and loops sum exactly. A write that
-fails keeps the counts for the next; shutdown writes what is left (Runtime.close).
+call; ranking stores each eligible listing's sort key and each removed one's reason (a dict store
+each). Each event loop keeps its own counts (Runtime.outcomes_pending) and writes them every
+FLUSH_SECONDS in one statement that adds to the rows (market.route_outcomes.route_outcomes_add),
+so processes and loops sum exactly. A write that fails keeps the counts for the next; shutdown
+writes what is left (Runtime.close).
 """
 
 from __future__ import annotations
@@ -49,8 +50,6 @@ DEGRADED = "degraded"
 # Failover's reasons (route_trace.py) as the seller's: any other pass is an upstream failure. A
 # listing failover found full (capacity.take) is at one cap or the other: "at_a_cap".
 _PASSED = {route_trace.AT_CAPACITY: "at_a_cap", route_trace.KEY_SUSPENDED: "suspended"}
-
-Counts = dict[tuple[int, str, str, int], int]  # (listing, model id, reason, minute) -> requests
 
 
 def count(call: Call) -> None:

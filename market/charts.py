@@ -1,4 +1,5 @@
-"""Inline, server-rendered SVG line charts (no JavaScript, no CDN): TTFT and uptime over time.
+"""Inline, server-rendered SVG charts (no JavaScript, no CDN): TTFT and uptime over time, and
+stacked bars (why traffic moved).
 
 The x axis is real time, from the first sample (at least CHART_MIN_SPAN before now) to now, with
 clock labels, so a few fresh samples are not stretched across the width as if they spanned a day.
