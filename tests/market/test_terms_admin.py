@@ -4,7 +4,7 @@ import pytest
 
 from accounts.models import User
 from market import services
-from market.models import TermsVersion
+from market.models import TermsAcceptance, TermsVersion
 from market.selectors import terms_accepted_current, terms_current
 from tests.market.factories import seller_make
 from tests.operators import operator_client as signed_in_operator
@@ -20,14 +20,15 @@ def operator_client():
 
 def test_a_draft_gets_the_next_number_and_counts_only_once_published(operator_client):
     seller = seller_make()
+    published = terms_current(audience="seller").version  # v1, and what migrations published since
     response = operator_client.post(
         "/admin/market/termsversion/add/",
         {"audience": "seller", "title": "Seller terms v2", "body": "New rules."},
     )
     assert response.status_code == 302
     draft = TermsVersion.objects.get(title="Seller terms v2")
-    assert (draft.version, draft.published_at) == (2, None)
-    assert terms_current(audience="seller").version == 1
+    assert (draft.version, draft.published_at) == (published + 1, None)
+    assert terms_current(audience="seller").version == published
     assert terms_accepted_current(user=seller, audience="seller") is True
 
     response = operator_client.post(
@@ -56,8 +57,36 @@ def test_a_published_version_cannot_be_edited_or_deleted(operator_client):
 
 def test_publishing_a_draft_twice_is_refused():
     services.terms_ensure_v1()
-    draft = TermsVersion.objects.create(audience="buyer", version=2, title="t", body="b")
+    before = TermsVersion.objects.filter(audience="buyer").count()
+    draft = TermsVersion.objects.create(
+        audience="buyer",
+        version=services.terms_next_version(audience="buyer"),
+        title="t",
+        body="b",
+    )
     services.terms_draft_publish(terms_id=draft.pk)
     with pytest.raises(services.ValidationError):
         services.terms_draft_publish(terms_id=draft.pk)
-    assert TermsVersion.objects.filter(audience="buyer").count() == 2
+    assert TermsVersion.objects.filter(audience="buyer").count() == before + 1
+
+
+def test_the_migrations_publish_v2_with_the_four_promises_and_every_user_accepts_again():
+    from market import terms_text
+
+    for audience, body in (
+        ("buyer", terms_text.BUYER_V2_BODY),
+        ("seller", terms_text.SELLER_V2_BODY),
+    ):
+        current = terms_current(audience=audience)
+        assert (current.version, current.body) == (2, body)
+        assert body.startswith(TermsVersion.objects.get(audience=audience, version=1).body)
+        for promise in ("time-to-first-token", "Price lock", "known-answer", "dispute"):
+            assert promise in body, (audience, promise)
+    on_v1 = seller_make()
+    TermsAcceptance.objects.filter(user=on_v1).delete()
+    TermsAcceptance.objects.create(
+        user=on_v1, terms=TermsVersion.objects.get(audience="seller", version=1)
+    )
+    assert terms_accepted_current(user=on_v1, audience="seller") is False  # asked to accept v2
+    services.terms_accept(user=on_v1, audience="seller", ip_address="127.0.0.1")
+    assert terms_accepted_current(user=on_v1, audience="seller") is True
