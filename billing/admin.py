@@ -10,8 +10,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-# admin_signup registers the signup credit queue; PayoutAdmin shows its free-credit figures.
-from billing import admin_signup, selectors, services
+# admin_signup registers the signup credit queue (PayoutAdmin shows its free-credit figures),
+# admin_disputes the buyer disputes' queue.
+from billing import admin_disputes, admin_signup, selectors, services
 from billing.admin_amounts import DollarAmountsAdmin, amount_range_filter
 from billing.errors import BillingError
 from billing.forms import RefundForm, WalletAdjustForm
@@ -37,6 +38,9 @@ from billing.services.operators import (
     REJECT_PAYOUT,
     SET_FEE_OVERRIDE,
 )
+
+
+__all__ = ["admin_disputes"]  # imported to be registered
 
 
 def _staff_id(request: HttpRequest) -> int:
