@@ -49,7 +49,6 @@ class DisputeQueueFilter(admin.SimpleListFilter):
         return queryset
 
 
-@admin.register(Dispute)
 class DisputeAdmin(DollarAmountsAdmin, admin.ModelAdmin):
     """Read-only rows; the only write is the decision page, through the services."""
 

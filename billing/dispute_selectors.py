@@ -13,9 +13,7 @@ from billing.models import Dispute, DisputeReason
 def dispute_list(*, buyer) -> QuerySet[Dispute]:
     """The buyer's disputes, newest first, with the request each is about."""
     return (
-        Dispute.objects.filter(buyer=buyer)
-        .select_related("usage")
-        .order_by("-created_at", "-id")
+        Dispute.objects.filter(buyer=buyer).select_related("usage").order_by("-created_at", "-id")
     )
 
 

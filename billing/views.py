@@ -226,9 +226,7 @@ def dispute_create(request: HttpRequest, request_id: str) -> HttpResponse:
         if isinstance(exc, NotFound):
             raise Http404("No such request") from None
         form.add_error(None, str(exc))
-        return _usage_detail_page(
-            request, request_id, form=form, status=http_status(exc)
-        )
+        return _usage_detail_page(request, request_id, form=form, status=http_status(exc))
     messages.success(request, "Dispute opened: an operator will decide it; we will email you.")
     return redirect("billing:usage_detail", request_id=request_id)
 

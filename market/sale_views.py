@@ -38,6 +38,8 @@ def sale_detail_view(request: HttpRequest, request_id: str) -> HttpResponse:
         "g": sale,
         "outcome_label": Outcome(sale["outcome"]).label,
         "nav": "seller",
-        "dispute": dispute_selectors.dispute_against_sale(seller=request.user, request_id=request_id),
+        "dispute": dispute_selectors.dispute_against_sale(
+            seller=request.user, request_id=request_id
+        ),
     }
     return render(request, "market/sale_detail.html", context)

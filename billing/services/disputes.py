@@ -65,7 +65,9 @@ def dispute_refusal(
         return f"Request {request_id} cost you nothing; there is nothing to refund."
     days = settings.DRAGONFLY_DISPUTE_WINDOW_DAYS
     if settled_at < now - timedelta(days=days):
-        return f"Request {request_id} settled more than {days} days ago: it can no longer be disputed."
+        return (
+            f"Request {request_id} settled more than {days} days ago: it can no longer be disputed."
+        )
     return None
 
 
