@@ -67,7 +67,7 @@ class DisputeAdmin(DollarAmountsAdmin, admin.ModelAdmin):
     list_filter = (DisputeQueueFilter, "reason")
     list_select_related = ("usage", "buyer", "seller", "decided_by")
     search_fields = ("usage__request_id", "buyer__email", "seller__email")
-    paid = usd_display("paid_nusd", "buyer paid")
+    paid = staticmethod(usd_display("paid_nusd", "buyer paid"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Dispute]:
         return super().get_queryset(request).annotate(paid_nusd=F("usage__buyer_debit_nusd"))
