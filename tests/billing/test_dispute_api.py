@@ -65,9 +65,12 @@ def test_a_token_with_the_dispute_scope_opens_one_and_reads_it_back(settled):
     listed = Client().get("/api/disputes/", **_bearer(buyer, "read"))
     assert listed.status_code == 200
     assert listed.json()["count"] == 1 and listed.json()["results"] == [body]
-    assert Client().get("/api/disputes/", **_bearer(user_make(verified=None), "read")).json()[
-        "results"
-    ] == []
+    assert (
+        Client()
+        .get("/api/disputes/", **_bearer(user_make(verified=None), "read"))
+        .json()["results"]
+        == []
+    )
 
 
 @pytest.mark.parametrize("scopes", [("read",), ("keys:write", "profiles:write")])
@@ -87,7 +90,10 @@ def test_the_rules_answer_with_their_status_and_change_nothing(settled):
     assert stranger.json() == {"detail": "No request req_a of yours."}
     assert _post(headers, {"reason": "other"}).status_code == 201
     again = _post(headers, {"reason": "other"})
-    assert (again.status_code, again.json()) == (409, {"detail": "Request req_a is already disputed."})
+    assert (again.status_code, again.json()) == (
+        409,
+        {"detail": "Request req_a is already disputed."},
+    )
     assert Dispute.objects.count() == 1
 
 

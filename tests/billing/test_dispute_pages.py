@@ -29,7 +29,9 @@ def _settle(market, request_id: str = "req_a") -> UsageRecord:
     buyer, seller, listing = market
     services.hold_place(request_id=request_id, user_id=buyer.pk, amount_nusd=50_000_000)
     services.request_settle(
-        settlement=settlement_make(buyer=buyer, seller=seller, listing=listing, request_id=request_id)
+        settlement=settlement_make(
+            buyer=buyer, seller=seller, listing=listing, request_id=request_id
+        )
     )
     return UsageRecord.objects.get(request_id=request_id)
 
@@ -106,7 +108,9 @@ def test_the_disputes_page_lists_the_buyers_own_with_the_outcome(market, staff):
     services.dispute_reject(dispute_id=dispute.pk, staff_user_id=staff.pk, note="It was fine.")
     html = _client(market[0]).get("/billing/disputes/").content.decode()
     assert "req_a" in html and "rejected" in html and "It was fine." in html
-    assert "req_a" not in _client(user_make(verified=None)).get("/billing/disputes/").content.decode()
+    assert (
+        "req_a" not in _client(user_make(verified=None)).get("/billing/disputes/").content.decode()
+    )
 
 
 def test_the_seller_sees_the_dispute_and_its_outcome_but_not_the_buyer(staff):
@@ -135,7 +139,7 @@ def test_the_seller_sees_the_dispute_and_its_outcome_but_not_the_buyer(staff):
 def test_the_queue_shows_open_disputes_oldest_first(market, staff):
     for n in range(3):
         _settle(market, f"req_{n}")
-    first, second, decided = (
+    _, second, decided = (
         services.dispute_open(buyer=market[0], request_id=f"req_{n}", reason="other")
         for n in range(3)
     )
@@ -158,12 +162,14 @@ def test_an_operator_approves_on_the_decision_page_once(market, staff):
     page = client.get(url).content.decode()
     assert "deepseek-chat" in page and 'id="dispute-approve"' in page  # the generation record
     balance = selectors.wallet_summary(user=buyer)["balance_nusd"]
+    earnings = selectors.earnings_summary(seller=seller)["available_nusd"]
     response = client.post(url, {"decision": "approve", "note": "Refunded."})
     assert response.status_code == 302
     again = client.post(url, {"decision": "approve", "note": "Refunded."})  # a double submission
     assert again.status_code == 200 and "was already approved" in again.content.decode()
     assert LedgerTransaction.objects.filter(kind=TransactionKind.REFUND).count() == 1
     assert selectors.wallet_summary(user=buyer)["balance_nusd"] == balance + 820_000
+    assert selectors.earnings_summary(seller=seller)["available_nusd"] == earnings - 738_000
     dispute.refresh_from_db()
     assert (dispute.status, dispute.decided_by_id) == ("approved", staff.pk)
 
