@@ -267,7 +267,22 @@ class DisputeListApi(APIView):
 
     pagination_class = UsagePagination
 
-    @extend_schema(responses={200: DisputeOutput(many=True)})
+    @extend_schema(
+        responses={
+            200: DisputeOutput(many=True),
+            400: OpenApiResponse(
+                response=inline_serializer(
+                    "DisputePageError",
+                    fields={
+                        name: serializers.ListField(child=serializers.CharField(), required=False)
+                        for name in ("page", "page_size")
+                    },
+                ),
+                description="`page` or `page_size` is not a whole number in its range.",
+            ),
+            404: OpenApiResponse(description="The page is past the last one."),
+        }
+    )
     def get(self, request: Request) -> Response:
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(
