@@ -30,11 +30,14 @@ from billing.models import (
     Dispute,
     DisputeReason,
     DisputeStatus,
+    LedgerTransaction,
     UsageRecord,
 )
 from billing.services.operators import DECIDE_DISPUTE, REFUND_REQUEST, operator_check
 from billing.services.settlement import request_refund
 from mail.notices import email_send
+
+REFUND_MEMO_MAX = LedgerTransaction._meta.get_field("memo").max_length or 500
 
 
 def _text(value: object, *, what: str, limit: int) -> str:
@@ -156,11 +159,10 @@ def dispute_approve(*, dispute_id: int, staff_user_id: int, note: object = "") -
         request_id = UsageRecord.objects.values_list("request_id", flat=True).get(
             pk=dispute.usage_id
         )
+        # The refund's memo names the dispute; the whole note stays on the dispute.
+        memo = f"dispute #{dispute.pk} approved ({dispute.reason})" + (f": {note}" if note else "")
         request_refund(
-            request_id=request_id,
-            reason=f"dispute #{dispute.pk} approved ({dispute.reason})"
-            + (f": {note}" if note else ""),
-            staff_user_id=staff_user_id,
+            request_id=request_id, reason=memo[:REFUND_MEMO_MAX], staff_user_id=staff_user_id
         )
         _record(dispute, status=DisputeStatus.APPROVED, note=note, staff_user_id=staff_user_id)
     return dispute

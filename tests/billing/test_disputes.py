@@ -243,6 +243,19 @@ def test_approving_refunds_the_request_once_and_the_ledger_stays_sound(market, s
     assert "req_a" in to_seller.body
 
 
+def test_the_longest_note_is_kept_whole_on_the_dispute_and_cut_in_the_refunds_memo(market, staff):
+    _settle(market)
+    dispute = _open(market)
+    note = "n" * 1000
+    services.dispute_approve(dispute_id=dispute.pk, staff_user_id=staff.pk, note=note)
+    dispute.refresh_from_db()
+    assert dispute.note == note
+    memo = LedgerTransaction.objects.get(kind=TransactionKind.REFUND).memo
+    assert len(memo) == 500 and memo.startswith(
+        f"dispute #{dispute.pk} approved (broken_output): n"
+    )
+
+
 def test_rejecting_moves_no_money_and_tells_the_buyer_why(market, staff):
     buyer, seller, _ = market
     record = _settle(market)
