@@ -80,7 +80,7 @@ class DisputeForm(forms.Form):
     """A buyer's dispute of one request: a reason from the short list and, optionally, details."""
 
     reason = forms.ChoiceField(
-        choices=DisputeReason.choices,
+        choices=[("", "Choose a reason…"), *DisputeReason.choices],
         error_messages={"required": "Choose a reason.", "invalid_choice": "Choose a reason."},
     )
     detail = forms.CharField(

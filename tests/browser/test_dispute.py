@@ -12,6 +12,7 @@ import pytest
 
 from tests.accounts.factories import PASSWORD, user_make
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, log_in, screenshot_dir
+from tests.browser.test_csp import RECORD_VIOLATIONS
 from tests.market.factories import seller_make
 from tests.operators import operator_enrol, totp_code
 
@@ -65,11 +66,15 @@ def test_a_buyer_disputes_a_request_and_an_operator_approves_it(world, monkeypat
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            # The buyer disputes the request from its page.
-            page = browser.new_page(viewport=DESKTOP)
+            # The buyer disputes the request from its page. Every page of the journey is held
+            # to the content security policy (tests/browser/test_csp.py's recorder).
+            buyer_context = browser.new_context(viewport=DESKTOP)
+            buyer_context.add_init_script(RECORD_VIOLATIONS)
+            page = buyer_context.new_page()
             page.set_default_timeout(15_000)
             log_in(page, world.server.url, buyer.user.email)
             page.goto(f"{world.server.url}/billing/usage/{request_id}/")
+            violations = {"usage page": page.evaluate("() => window.__cspViolations")}
             page.select_option("#id_reason", "broken_output")
             page.fill("#id_detail", "The answer was one word.")
             page.locator("#dispute-form").screenshot(path=str(shots / "dispute-form.png"))
@@ -81,7 +86,9 @@ def test_a_buyer_disputes_a_request_and_an_operator_approves_it(world, monkeypat
             assert _money(world, buyer, seller) == before  # opening moves nothing
 
             # An operator signs in (password, then a TOTP code) and approves it from the queue.
-            admin = browser.new_page(viewport=DESKTOP)
+            admin_context = browser.new_context(viewport=DESKTOP)
+            admin_context.add_init_script(RECORD_VIOLATIONS)
+            admin = admin_context.new_page()
             admin.set_default_timeout(15_000)
             admin.goto(f"{world.server.url}/admin/billing/dispute/")
             admin.wait_for_url(re.compile(r"/accounts/login/\?next="))
@@ -96,6 +103,7 @@ def test_a_buyer_disputes_a_request_and_an_operator_approves_it(world, monkeypat
             admin.wait_for_url(re.compile(r"/admin/billing/dispute/\d+/decide/$"))
             expect(admin.locator("#dispute-claim")).to_contain_text("The answer was one word.")
             expect(admin.locator("#dispute-record")).to_contain_text(request_id)
+            violations["decision page"] = admin.evaluate("() => window.__cspViolations")
             admin.fill("#id_note", "Refunded: the answer was cut off.")
             admin.screenshot(path=str(shots / "dispute-admin.png"), full_page=True)
             admin.click("#dispute-approve")
@@ -107,6 +115,10 @@ def test_a_buyer_disputes_a_request_and_an_operator_approves_it(world, monkeypat
             expect(page.locator("#dispute .dispute-status")).to_have_text("approved: refunded")
             expect(page.locator("#dispute-note")).to_have_text("Refunded: the answer was cut off.")
             page.screenshot(path=str(shots / "dispute.png"), full_page=True)
+            page.click("text=Your disputes")
+            expect(page.locator("#dispute-table")).to_contain_text("approved: refunded")
+            violations["disputes page"] = page.evaluate("() => window.__cspViolations")
+            assert violations == {"usage page": [], "decision page": [], "disputes page": []}
         finally:
             browser.close()
 
