@@ -360,3 +360,33 @@ def test_sellers_see_disputes_against_them_without_the_buyer(market, staff):
     assert rows[0]["status"] == "approved"
     assert dispute_selectors.disputes_against(seller=buyer) == []
     assert dispute_selectors.dispute_against_sale(seller=seller, request_id="req_a") == rows[0]
+
+
+def test_two_disputes_at_once_cannot_both_slip_under_the_open_limit(market, settings):
+    """The buyer's row is locked while the limits are counted: of two submissions at once for
+    two requests, with room for one, exactly one is opened."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL")
+    settings.DRAGONFLY_DISPUTES_OPEN_MAX = 1
+    _settle(market, "req_0")
+    _settle(market, "req_1")
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def dispute(request_id: str) -> None:
+        try:
+            barrier.wait()
+            _open(market, request_id)
+            outcomes.append("opened")
+        except TooMany:
+            outcomes.append("too many")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=dispute, args=(r,)) for r in ("req_0", "req_1")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["opened", "too many"]
+    assert Dispute.objects.count() == 1
