@@ -28,6 +28,12 @@ urlpatterns = [
     ),
     path("usage/", billing_api.UsageListApi.as_view(), name="api_usage_list"),
     path("usage/export.csv", billing_api.UsageExportApi.as_view(), name="api_usage_export"),
+    path(
+        "usage/<str:request_id>/dispute/",
+        billing_api.DisputeCreateApi.as_view(),
+        name="api_dispute_create",
+    ),
+    path("disputes/", billing_api.DisputeListApi.as_view(), name="api_dispute_list"),
     path("schema/", api.SchemaApi.as_view(), name="api_schema"),
     path("docs/", api.docs, name="api_docs"),
     # Last: any other /api/ path is DRF's JSON 404, not Django's HTML page (accounts/api_schema.py);

@@ -186,6 +186,7 @@ class TokenScope(models.TextChoices):
     READ = "read", "read: account, keys, profiles and usage"
     KEYS_WRITE = "keys:write", "keys:write: create and revoke access keys"
     PROFILES_WRITE = "profiles:write", "profiles:write: create, change and delete routing profiles"
+    DISPUTES_WRITE = "disputes:write", "disputes:write: dispute a settled request"
 
 
 class PersonalToken(models.Model):

@@ -11,12 +11,13 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 # admin_signup registers the signup credit queue; PayoutAdmin shows its free-credit figures.
-from billing import admin_signup, selectors, services
+from billing import admin_disputes, admin_signup, selectors, services
 from billing.admin_amounts import DollarAmountsAdmin, amount_range_filter
 from billing.errors import BillingError
 from billing.forms import RefundForm, WalletAdjustForm
 from billing.models import (
     AccountKind,
+    Dispute,
     FeeProfile,
     Hold,
     LedgerAccount,
@@ -392,3 +393,7 @@ class SellerFeeOverrideAdmin(admin.ModelAdmin):
             reason=obj.reason,
             staff_user_id=_staff_id(request),
         )
+
+
+# The buyer disputes' queue and decision page (billing/admin_disputes.py).
+admin.site.register(Dispute, admin_disputes.DisputeAdmin)

@@ -1,7 +1,8 @@
 """Management API for a buyer's usage (DRF): `GET /api/usage/`, the settled requests as paginated
 JSON, newest first, and `GET /api/usage/export.csv`, the same rows as the streaming CSV of the
 usage page. Both take the usage page's filters (billing.usage_filter); a bad one is a 400 in
-DRF's shape (`{"key": ["..."]}`), never someone else's rows."""
+DRF's shape (`{"key": ["..."]}`), never someone else's rows. And disputes:
+`POST /api/usage/<request_id>/dispute/` opens one, `GET /api/disputes/` lists them."""
 
 from __future__ import annotations
 
@@ -18,17 +19,18 @@ from drf_spectacular.utils import (
     extend_schema_serializer,
     inline_serializer,
 )
-from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing import selectors
+from billing import dispute_selectors, selectors, services
 from billing.csv_export import USAGE, csv_response
-from billing.models import UsageRecord
+from billing.errors import BillingError, http_status
+from billing.models import DISPUTE_DETAIL_MAX, DisputeReason, DisputeStatus, UsageRecord
 from billing.money import NUSD_PER_USD
 from billing.usage_filter import UsageFilter, UsageFilterForm
 from bounded_numbers import parse as bounded
@@ -193,3 +195,97 @@ class UsageExportApi(APIView):
     def get(self, request: Request) -> Any:
         filters = usage_filter_parse(request)
         return csv_response(USAGE, selectors.usage_list(buyer=request.user, filters=filters))
+
+
+class DisputeRefused(APIException):
+    """A dispute the rules refuse: DRF's `{"detail": "..."}` with the status the refusal names
+    (billing.errors.http_status: 404, 409 or 429)."""
+
+    def __init__(self, exc: BillingError) -> None:
+        self.status_code = http_status(exc)
+        super().__init__(detail=str(exc))
+
+
+@extend_schema_serializer(component_name="Dispute")
+class DisputeOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    request_id = serializers.CharField(source="usage.request_id")
+    reason = serializers.ChoiceField(choices=DisputeReason.choices)
+    detail = serializers.CharField()
+    status = serializers.ChoiceField(choices=DisputeStatus.choices)
+    note = serializers.CharField(help_text="The operator's note with the decision.")
+    created_at = serializers.DateTimeField()
+    decided_at = serializers.DateTimeField(allow_null=True)
+    paid_nusd = serializers.IntegerField(
+        source="usage.buyer_debit_nusd", help_text="What you paid for the request (nano-USD)."
+    )
+
+
+_DISPUTE_REFUSED = OpenApiResponse(
+    response=inline_serializer("DisputeRefused", fields={"detail": serializers.CharField()}),
+    description="404: no such request of yours. 409: already disputed, already refunded, not "
+    "charged, or settled longer ago than the dispute window. 429: too many disputes open or "
+    "opened today.",
+)
+
+
+class DisputeCreateApi(APIView):
+    """Dispute one settled request of yours (billing policy rule 12). A personal token needs the
+    `disputes:write` scope: a dispute can move money back to you, a write of its own kind."""
+
+    required_scope = "disputes:write"
+
+    @extend_schema_serializer(component_name="DisputeCreateInput")
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.ChoiceField(choices=DisputeReason.choices)
+        detail = serializers.CharField(
+            required=False, allow_blank=True, max_length=DISPUTE_DETAIL_MAX, default=""
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: DisputeOutput, 400: OpenApiTypes.OBJECT, 404: _DISPUTE_REFUSED,
+                   409: _DISPUTE_REFUSED, 429: _DISPUTE_REFUSED},
+    )  # fmt: skip
+    def post(self, request: Request, request_id: str) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            dispute = services.dispute_open(
+                buyer=request.user,
+                request_id=request_id,
+                reason=serializer.validated_data["reason"],
+                detail=serializer.validated_data["detail"],
+            )
+        except BillingError as exc:
+            raise DisputeRefused(exc) from None
+        return Response(DisputeOutput(dispute).data, status=status.HTTP_201_CREATED)
+
+
+class DisputeListApi(APIView):
+    """Your disputes and their outcomes, newest first, 50 a page (`page_size` up to 200)."""
+
+    pagination_class = UsagePagination
+
+    @extend_schema(
+        responses={
+            200: DisputeOutput(many=True),
+            400: OpenApiResponse(
+                response=inline_serializer(
+                    "DisputePageError",
+                    fields={
+                        name: serializers.ListField(child=serializers.CharField(), required=False)
+                        for name in ("page", "page_size")
+                    },
+                ),
+                description="`page` or `page_size` is not a whole number in its range.",
+            ),
+            404: OpenApiResponse(description="The page is past the last one."),
+        }
+    )
+    def get(self, request: Request) -> Response:
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(
+            dispute_selectors.dispute_list(buyer=request.user), request, view=self
+        )
+        return paginator.get_paginated_response(DisputeOutput(page, many=True).data)

@@ -35,3 +35,26 @@ class WebhookInvalid(BillingError):
 
 class NotPermitted(BillingError):
     """The acting user may not do this (operator actions need an active staff user)."""
+
+
+class InvalidInput(BillingError):
+    """A value the action cannot take: an unknown choice, text that is too long or not text."""
+
+
+class TooMany(BillingError):
+    """A per-user limit is reached (e.g. open disputes); trying again later may succeed."""
+
+
+# The HTTP status a refused action answers with, on the dashboard's pages as in the API.
+_HTTP_STATUS: dict[type[BillingError], int] = {
+    NotFound: 404,
+    NotPermitted: 403,
+    AlreadyDone: 409,
+    InvalidState: 409,
+    TooMany: 429,
+}
+
+
+def http_status(exc: BillingError) -> int:
+    """404, 403, 409 or 429 for those refusals; 400 for any other (bad input)."""
+    return next((code for kind, code in _HTTP_STATUS.items() if isinstance(exc, kind)), 400)

@@ -1,9 +1,10 @@
-"""Forms for top-ups, payout requests and operators' refunds and adjustments: parse dollars into
-nano-USD with the billing rules."""
+"""Forms for top-ups, payout requests, buyers' disputes and operators' refunds, adjustments and
+dispute decisions: parse dollars into nano-USD with the billing rules."""
 
 from django import forms
 
 from billing.errors import InvalidAmount
+from billing.models import DISPUTE_DETAIL_MAX, DISPUTE_NOTE_MAX, DisputeReason
 from billing.money import usd_to_nusd
 from billing.services import topup_amount_parse
 
@@ -73,3 +74,30 @@ class WalletAdjustForm(forms.Form):
         if not reason:
             raise forms.ValidationError("An adjustment needs a reason.")
         return reason
+
+
+class DisputeForm(forms.Form):
+    """A buyer's dispute of one request: a reason from the short list and, optionally, details."""
+
+    reason = forms.ChoiceField(
+        choices=[("", "Choose a reason…"), *DisputeReason.choices],
+        error_messages={"required": "Choose a reason.", "invalid_choice": "Choose a reason."},
+    )
+    detail = forms.CharField(
+        required=False,
+        max_length=DISPUTE_DETAIL_MAX,
+        strip=True,
+        label="Details (optional)",
+        widget=forms.Textarea(attrs={"rows": 3, "maxlength": DISPUTE_DETAIL_MAX}),
+    )
+
+
+class DisputeDecisionForm(forms.Form):
+    """Operators: the note the buyer reads with the decision (needed to reject)."""
+
+    note = forms.CharField(
+        required=False,
+        max_length=DISPUTE_NOTE_MAX,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Note to the buyer",
+    )

@@ -9,6 +9,8 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Length
+from django.db.models.lookups import LessThanOrEqual
 
 from billing.money import format_usd
 
@@ -574,3 +576,91 @@ class StripeReversal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.stripe_object_id} ({self.event_id})"
+
+
+class DisputeReason(models.TextChoices):
+    """Why a buyer disputes a request: a short list an operator can sort by, plus free text."""
+
+    WRONG_MODEL = "wrong_model", "The answer did not come from the model named"
+    BROKEN_OUTPUT = "broken_output", "The answer was empty, cut off or garbled"
+    TOO_SLOW = "too_slow", "It was far slower than the listing promised"
+    OVERCHARGED = "overcharged", "The units billed do not match what was sent or received"
+    OTHER = "other", "Something else"
+
+
+class DisputeStatus(models.TextChoices):
+    OPEN = "open", "open"
+    APPROVED = "approved", "approved: refunded"
+    REJECTED = "rejected", "rejected"
+
+
+# Bounds of the buyer's and the operator's free text (the form, the API and the database agree).
+DISPUTE_DETAIL_MAX = 1000
+DISPUTE_NOTE_MAX = 1000
+
+
+class Dispute(models.Model):
+    """A buyer's claim that one settled request of theirs should not have been charged
+    (billing.services.disputes). One per request, enforced by the one-to-one column. Approving it
+    refunds the request through billing.services.request_refund (billing policy rule 9);
+    `decided_by`/`decided_at` say which operator decided and when."""
+
+    usage = models.OneToOneField(UsageRecord, on_delete=models.PROTECT, related_name="dispute")
+    # Copied from the usage record: the queues read by buyer or seller without a join.
+    buyer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="disputes"
+    )
+    seller = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="disputes_against"
+    )
+    reason = models.CharField(max_length=24, choices=DisputeReason.choices)
+    detail = models.TextField(blank=True, max_length=DISPUTE_DETAIL_MAX)
+    status = models.CharField(
+        max_length=16, choices=DisputeStatus.choices, default=DisputeStatus.OPEN
+    )
+    note = models.TextField(
+        blank=True, max_length=DISPUTE_NOTE_MAX, help_text="The operator's note to the buyer."
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        permissions = [("decide_dispute", "Can approve or reject a buyer's dispute")]
+        indexes = [
+            models.Index(fields=["buyer", "-created_at"], name="dispute_buyer_recent"),
+            models.Index(fields=["seller", "-created_at"], name="dispute_seller_recent"),
+            models.Index(
+                fields=["created_at"], condition=Q(status="open"), name="dispute_open_queue"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(reason__in=DisputeReason.values), name="dispute_reason_known"
+            ),
+            # Open and undecided, or decided by someone at some time: never half of it.
+            models.CheckConstraint(
+                condition=Q(status="open", decided_by__isnull=True, decided_at__isnull=True)
+                | Q(
+                    status__in=["approved", "rejected"],
+                    decided_by__isnull=False,
+                    decided_at__isnull=False,
+                ),
+                name="dispute_decided_by_someone",
+            ),
+            models.CheckConstraint(
+                condition=Q(LessThanOrEqual(Length("detail"), DISPUTE_DETAIL_MAX))
+                & Q(LessThanOrEqual(Length("note"), DISPUTE_NOTE_MAX)),
+                name="dispute_text_bounded",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Dispute #{self.pk} ({self.status})"

@@ -1,4 +1,4 @@
-"""Billing pages: credits, usage, earnings, Stripe top-ups and the Stripe webhook."""
+"""Billing pages: credits, usage, disputes, earnings, Stripe top-ups and the Stripe webhook."""
 
 from django.urls import path
 
@@ -13,6 +13,8 @@ urlpatterns = [
     path("topup/cancel/", views.topup_cancel, name="topup_cancel"),
     path("usage/", views.usage, name="usage"),
     path("usage/<str:request_id>/", views.usage_detail, name="usage_detail"),
+    path("usage/<str:request_id>/dispute/", views.dispute_create, name="dispute_create"),
+    path("disputes/", views.disputes, name="disputes"),
     path("earnings/", views.earnings, name="earnings"),
     path("earnings/payout/", views.payout_request, name="payout_request"),
     path("stripe/webhook/", views.stripe_webhook, name="stripe_webhook"),

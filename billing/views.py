@@ -2,6 +2,7 @@
 
 import logging
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -10,10 +11,11 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from billing import selectors, services, stripe_gateway
+from billing import dispute_selectors, selectors, services, stripe_gateway
 from billing.charts import bar_chart_svg, count_label
 from billing.csv_export import (
     EARNINGS_STATEMENT,
@@ -25,11 +27,12 @@ from billing.csv_export import (
     csv_response,
     listings_csv_response,
 )
-from billing.errors import BillingError, NotFound, WebhookInvalid
+from billing.errors import BillingError, NotFound, WebhookInvalid, http_status
 from billing.export_range import ExportRangeForm
-from billing.forms import PayoutRequestForm, TopUpForm
+from billing.forms import DisputeForm, PayoutRequestForm, TopUpForm
 from billing.models import AccountKind, Outcome, UsageRecord
 from billing.money import NUSD_PER_USD
+from billing.services.disputes import dispute_refusal
 from billing.usage_filter import UsageFilterForm
 from bounded_numbers import parse as bounded
 
@@ -172,11 +175,68 @@ def _page_number(request: HttpRequest) -> int:
 
 @login_required
 def usage_detail(request: HttpRequest, request_id: str) -> HttpResponse:
+    return _usage_detail_page(request, request_id, form=DisputeForm())
+
+
+def _usage_detail_page(
+    request: HttpRequest, request_id: str, *, form: DisputeForm, status: int = 200
+) -> HttpResponse:
+    """The request's record, its dispute if any, else the dispute form when the request may
+    still be disputed (billing.services.disputes.dispute_refusal says why not otherwise)."""
     record = selectors.usage_generation(buyer=request.user, request_id=request_id)
     if record is None:
         raise Http404("No such request")
-    context = {"g": record, "outcome_label": Outcome(record["outcome"]).label, "nav": "usage"}
-    return render(request, "billing/usage_detail.html", context)
+    dispute = dispute_selectors.dispute_for_request(buyer=request.user, request_id=request_id)
+    refusal = dispute_refusal(
+        request_id=request_id,
+        refunded=record["refunded"],
+        sla_breached=bool(record["sla"] and record["sla"]["breached"]),
+        buyer_debit_nusd=record["buyer_debit_nusd"],
+        settled_at=record["created_at"],
+        now=timezone.now(),
+    )
+    context = {
+        "g": record,
+        "outcome_label": Outcome(record["outcome"]).label,
+        "nav": "usage",
+        "dispute": dispute,
+        "dispute_refusal": refusal,
+        "dispute_form": form,
+        "dispute_window_days": settings.DRAGONFLY_DISPUTE_WINDOW_DAYS,
+    }
+    return render(request, "billing/usage_detail.html", context, status=status)
+
+
+@login_required
+@require_POST
+def dispute_create(request: HttpRequest, request_id: str) -> HttpResponse:
+    """The usage page's dispute form: opened, back to the page with a note; refused, the page
+    again with the reason (and the form as typed)."""
+    form = DisputeForm(request.POST)
+    if not form.is_valid():
+        return _usage_detail_page(request, request_id, form=form, status=400)
+    try:
+        services.dispute_open(
+            buyer=request.user,
+            request_id=request_id,
+            reason=form.cleaned_data["reason"],
+            detail=form.cleaned_data["detail"],
+        )
+    except BillingError as exc:
+        if isinstance(exc, NotFound):
+            raise Http404("No such request") from None
+        form.add_error(None, str(exc))
+        return _usage_detail_page(request, request_id, form=form, status=http_status(exc))
+    messages.success(request, "Dispute opened: an operator will decide it; we will email you.")
+    return redirect("billing:usage_detail", request_id=request_id)
+
+
+@login_required
+def disputes(request: HttpRequest) -> HttpResponse:
+    page = Paginator(dispute_selectors.dispute_list(buyer=request.user), 50).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "billing/dispute_list.html", {"page": page, "nav": "disputes"})
 
 
 @login_required
@@ -211,6 +271,8 @@ def earnings(request: HttpRequest) -> HttpResponseBase:
             "summary": selectors.earnings_summary(seller=request.user),
             "by_listing": selectors.earnings_by_listing(seller=request.user),
             "payouts": selectors.payout_list(seller=request.user)[:50],
+            "disputes": dispute_selectors.disputes_against(seller=request.user),
+            "dispute_window_days": settings.DRAGONFLY_DISPUTE_WINDOW_DAYS,
             "minimum_nusd": services.PAYOUT_MINIMUM_NUSD,
             "minimum_usd": services.PAYOUT_MINIMUM_NUSD // NUSD_PER_USD,
             "form": PayoutRequestForm(),

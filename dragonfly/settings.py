@@ -390,6 +390,11 @@ DRAGONFLY_SIGNUP_CREDIT_EXEMPT_DOMAINS = env_list(
 DRAGONFLY_DEFAULT_FEE_BPS = env_int("DRAGONFLY_DEFAULT_FEE_BPS", 1000)
 DRAGONFLY_MAX_BODY_BYTES = env_int("DRAGONFLY_MAX_BODY_BYTES", 4 * 1024 * 1024)
 DRAGONFLY_HOLD_TTL_SECONDS = env_int("DRAGONFLY_HOLD_TTL_SECONDS", 900)
+# Buyer disputes (billing policy rule 12): how long after settlement a request may be disputed, and
+# per buyer at most this many undecided at once and this many opened in 24 hours.
+DRAGONFLY_DISPUTE_WINDOW_DAYS = env_int("DRAGONFLY_DISPUTE_WINDOW_DAYS", 7)
+DRAGONFLY_DISPUTES_OPEN_MAX = env_int("DRAGONFLY_DISPUTES_OPEN_MAX", 5)
+DRAGONFLY_DISPUTES_PER_DAY = env_int("DRAGONFLY_DISPUTES_PER_DAY", 10)
 # A gateway process renews its lease every quarter of this; one silent for this long is dead and
 # its peers settle what it left: holds, capacity slots, streams (gateway/process.py).
 DRAGONFLY_PROCESS_LEASE_SECONDS = env_int("DRAGONFLY_PROCESS_LEASE_SECONDS", 20)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from billing import dispute_selectors
 from billing import selectors as billing_selectors
 from billing.generation import REQUEST_ID
 from billing.models import Outcome
@@ -33,5 +34,12 @@ def sale_detail_view(request: HttpRequest, request_id: str) -> HttpResponse:
     sale = billing_selectors.sale_generation(seller=request.user, request_id=request_id)
     if sale is None:
         raise Http404("No request of yours with that id")
-    context = {"g": sale, "outcome_label": Outcome(sale["outcome"]).label, "nav": "seller"}
+    context = {
+        "g": sale,
+        "outcome_label": Outcome(sale["outcome"]).label,
+        "nav": "seller",
+        "dispute": dispute_selectors.dispute_against_sale(
+            seller=request.user, request_id=request_id
+        ),
+    }
     return render(request, "market/sale_detail.html", context)

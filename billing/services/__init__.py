@@ -1,6 +1,7 @@
 """Billing writes (HackSoft services): the names the other apps and docs/contracts.md rely on."""
 
 from billing.services.credits import credit_grant, wallet_adjust
+from billing.services.disputes import dispute_approve, dispute_open, dispute_reject
 from billing.services.fees import (
     fee_profile_create,
     fee_profile_default_ensure,
@@ -40,6 +41,9 @@ __all__ = [
     "account_platform",
     "billable_cost_nusd",
     "credit_grant",
+    "dispute_approve",
+    "dispute_open",
+    "dispute_reject",
     "fee_profile_create",
     "fee_profile_default_ensure",
     "hold_place",

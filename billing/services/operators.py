@@ -17,6 +17,8 @@ PAY_PAYOUT = "billing.pay_payout"
 REJECT_PAYOUT = "billing.reject_payout"
 SET_FEE_OVERRIDE = "billing.change_sellerfeeoverride"
 DECIDE_SIGNUP_CREDIT = "billing.decide_signupcreditrequest"
+# Deciding a buyer's dispute; approving one is a refund, so it needs REFUND_REQUEST too.
+DECIDE_DISPUTE = "billing.decide_dispute"
 
 
 def operator_check(*, staff_user_id: object, permission: str) -> int:
