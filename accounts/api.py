@@ -12,7 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_serializer
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
@@ -150,7 +150,17 @@ class KeyCreateApi(APIView):
         class Meta(KeyOutput.Meta):
             fields = [*KeyOutput.Meta.fields, "secret"]
 
-    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: OutputSerializer},
+        examples=[
+            OpenApiExample(
+                "A key on the default profile, with a spend limit",
+                value={"name": "nightly batch", "spend_limit_usd": "5.00"},
+                request_only=True,
+            )
+        ],
+    )
     def post(self, request: Request) -> Response:
         user = request.user
         if not selectors.email_is_verified(user=user):
