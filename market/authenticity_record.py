@@ -7,7 +7,7 @@ DRAGONFLY_AUTHENTICITY_RECHECK_SECONDS (default 5 minutes) instead of waiting ho
 sweep, so a substitute is off the market within minutes, while one odd answer (a provider's
 brief misrouting during a deploy, a canary snapshot) never suspends an honest listing by itself.
 An honest upstream answers the fixed prompt the same way every time (the checks ignore sampled
-text), so two failures in a row are not chance.
+text), so two failures among three checks are not chance.
 
 A provider can change its own count for everyone (a new chat template). The trusted listings
 tell that apart from a substitute: a count-only failure on a trusted listing clears the
@@ -34,7 +34,7 @@ WINDOW = 3
 
 def suspension_reason(*, model_id: str, asked_model: str, reason: str) -> str:
     return (
-        f"The authenticity probe of {model_id} failed twice in a row: {reason}. "
+        f"The authenticity probe of {model_id} failed twice in its last three checks: {reason}. "
         f'Make sure the key is answered by "{asked_model}" itself (no relay or model mapping '
         "in between), then re-key the listing."
     )

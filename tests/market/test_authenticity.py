@@ -79,7 +79,7 @@ def test_a_substitute_is_caught_confirmed_suspended_and_its_seller_told(
         f"prompt cost {tokens} prompt tokens (expected {HONEST}: another tokenizer)"
     )
     assert listing.status_reason == (
-        f"The authenticity probe of {CHAT} failed twice in a row: {failed.reason}. Make sure the "
+        f"The authenticity probe of {CHAT} failed twice in its last three checks: {failed.reason}. Make sure the "
         'key is answered by "deepseek-v4-flash" itself (no relay or model mapping in between), '
         "then re-key the listing."
     )
@@ -93,7 +93,7 @@ def test_a_substitute_is_caught_confirmed_suspended_and_its_seller_told(
     client.force_login(seller)
     page = client.get(f"/seller/listings/{listing.pk}/").content.decode()
     assert 'id="authenticity-checks"' in page
-    assert "failed twice in a row" in page
+    assert "failed twice in its last three checks" in page
     assert f"<code>{QWEN}</code>" in page and f"{HONEST} → {tokens}</td>" in page
     assert f"Why: {failed.reason}" in page.replace("&quot;", '"')
     assert name not in page
