@@ -105,7 +105,10 @@ def test_a_substituted_model_is_caught_and_traffic_moves_to_the_honest_listing(
             table = page.locator("#authenticity-checks")
             assert table.locator("tbody tr").count() == 4  # two checks, each with its reason
             assert SUBSTITUTE in table.inner_text()
-            assert "failed twice in its last three checks" in page.locator("#traffic-note").inner_text()
+            assert (
+                "failed twice in its last three checks"
+                in page.locator("#traffic-note").inner_text()
+            )
             table.scroll_into_view_if_needed()
             page.screenshot(path=str(screenshot_dir() / "seller_authenticity.png"), full_page=True)
         finally:
