@@ -12,7 +12,7 @@ from django.utils.html import format_html
 
 # admin_signup registers the signup credit queue; PayoutAdmin shows its free-credit figures.
 from billing import admin_disputes, admin_signup, selectors, services
-from billing.admin_amounts import DollarAmountsAdmin, amount_range_filter
+from billing.admin_amounts import DollarAmountsAdmin, ReadOnlyAdmin, amount_range_filter
 from billing.errors import BillingError
 from billing.forms import RefundForm, WalletAdjustForm
 from billing.models import (
@@ -43,20 +43,6 @@ from billing.services.operators import (
 def _staff_id(request: HttpRequest) -> int:
     assert request.user.pk is not None  # the admin only serves logged-in staff
     return int(request.user.pk)
-
-
-class ReadOnlyAdmin(DollarAmountsAdmin, admin.ModelAdmin):
-    """Money rows are written by services only: no add, change or delete here. Their amounts are
-    shown in dollars (billing/admin_amounts.py)."""
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 class EntryInline(DollarAmountsAdmin, admin.TabularInline):

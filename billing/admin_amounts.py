@@ -205,3 +205,17 @@ class DollarAmountsAdmin:
             help_text=f"In dollars{per} (e.g. 1.25), from {format_usd(low)} to "
             f"{format_usd(high)}{empty}.",
         )
+
+
+class ReadOnlyAdmin(DollarAmountsAdmin, admin.ModelAdmin):
+    """Money rows are written by services only: no add, change or delete here. Their amounts are
+    shown in dollars."""
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

@@ -11,7 +11,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from billing import selectors, services
-from billing.admin_amounts import DollarAmountsAdmin, usd_display
+from billing.admin_amounts import ReadOnlyAdmin, usd_display
 from billing.errors import BillingError
 from billing.forms import DisputeDecisionForm
 from billing.models import Dispute, DisputeStatus
@@ -49,7 +49,7 @@ class DisputeQueueFilter(admin.SimpleListFilter):
         return queryset
 
 
-class DisputeAdmin(DollarAmountsAdmin, admin.ModelAdmin):
+class DisputeAdmin(ReadOnlyAdmin):
     """Read-only rows; the only write is the decision page, through the services."""
 
     list_display = (
@@ -71,15 +71,6 @@ class DisputeAdmin(DollarAmountsAdmin, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Dispute]:
         return super().get_queryset(request).annotate(paid_nusd=F("usage__buyer_debit_nusd"))
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     def get_urls(self):
         return [
