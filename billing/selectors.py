@@ -214,6 +214,11 @@ def sales_list(*, seller) -> QuerySet[UsageRecord]:
     return UsageRecord.objects.filter(seller=seller).order_by("-created_at", "-id")
 
 
+# Requests sent under a hard TTFT promise, and those whose listing broke it (as settled).
+_SLA_PROMISED = Q(sla_max_ttft_ms__isnull=False)
+_SLA_BREACHED = Q(sla_breached=True)
+
+
 def earnings_by_listing(*, seller, date_range: ExportRange | None = None) -> list[dict[str, Any]]:
     """Sales per listing, all time or within `date_range` (UTC days)."""
     within = date_range.lookups("created_at") if date_range else {}
@@ -232,8 +237,8 @@ def earnings_by_listing(*, seller, date_range: ExportRange | None = None) -> lis
             earned_nusd=Sum("seller_credit_nusd"),
             # SLA refunds: requests under a hard TTFT promise, those whose first token came late
             # (served, not paid), and what they would have earned the seller before the fee.
-            sla_promised=Count("id", filter=Q(sla_max_ttft_ms__isnull=False)),
-            sla_breached=Count("id", filter=Q(sla_breached=True)),
+            sla_promised=Count("id", filter=_SLA_PROMISED),
+            sla_breached=Count("id", filter=_SLA_BREACHED),
             sla_waived_nusd=Sum("sla_waived_nusd"),
         )
         .order_by("listing_id")
@@ -293,10 +298,10 @@ def sla_by_listing(*, listing_ids: Iterable[int], days: int = 7) -> dict[int, di
     since = timezone.now() - timedelta(days=days)
     rows = (
         UsageRecord.objects.filter(
-            listing_id__in=list(listing_ids), created_at__gte=since, sla_max_ttft_ms__isnull=False
+            _SLA_PROMISED, listing_id__in=list(listing_ids), created_at__gte=since
         )
         .values("listing_id")
-        .annotate(promised=Count("id"), breached=Count("id", filter=Q(sla_breached=True)))
+        .annotate(promised=Count("id"), breached=Count("id", filter=_SLA_BREACHED))
     )
     return {
         row["listing_id"]: {"promised": row["promised"], "breached": row["breached"]}
