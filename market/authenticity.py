@@ -1,16 +1,18 @@
 """Authenticity probes: does a listing serve the model it claims? One known-answer request per
-chat model of each active listing, every few hours (DRAGONFLY_AUTHENTICITY_INTERVAL_SECONDS).
+model of each active listing, every few hours (DRAGONFLY_AUTHENTICITY_INTERVAL_SECONDS).
 
-The probe sends a fixed prompt (PROMPT) with `max_tokens: 1` (a few dozen tokens paid by the
-seller) and reads two things from the answer, both of which a real provider returns on every
-completion and neither of which depends on sampling:
+What each modality asks and what it reads from the answer is market/authenticity_asks.py; all of
+it is what a real provider returns on every call and none of it depends on sampling:
 - the `model` field, which must name the catalogue's upstream model (a dated snapshot of it,
   `deepseek-chat-2025-01-01`, counts as the same model; `MiniMax-M2.5-highspeed` for
   `MiniMax-M2.5` does not);
-- `usage.prompt_tokens`: what the fixed prompt costs under the serving model's tokenizer and chat
-  template, which differs between model families; the expected count is the catalogue's
+- the input tokens the fixed text costs under the serving model's tokenizer (and chat template),
+  which differ between model families; the expected count is the catalogue's
   `probe_prompt_tokens` (learned from the first passing probe on an operator-trusted listing).
-  A relay that rewrites `model` to hide a cheaper model still counts with the cheaper tokenizer.
+  A relay that rewrites `model` to hide a cheaper model still counts with the cheaper tokenizer;
+- a fingerprint where the modality has one (an embedding's vector, a ranking's scores, speech's
+  billed characters and length), compared with the catalogue's `probe_fingerprint`, learned the
+  same way.
 A behavioural question ("what model are you?") is not asked: models answer it unreliably and a
 substitute can be prompted to lie. The verdict is `judge`, a pure function.
 
@@ -37,9 +39,9 @@ from dataclasses import dataclass, field
 import aiohttp
 from django.conf import settings
 
-from gateway.upstream import openai
 from gateway.upstream.base import UpstreamError
 from market import authenticity_record, crypto, selectors
+from market.authenticity_asks import ASKS, Evidence, fingerprint_gap
 from market.models import AuthenticityCheck, CatalogModel, Listing, Modality, Verdict
 from redis_clients.clients import get_redis
 
@@ -48,22 +50,18 @@ logger = logging.getLogger(__name__)
 CONCURRENCY = 8
 TIMEOUT_S = 30.0
 JITTER = 0.2
-# Digits, Arabic-Indic digits, CJK, an emoji, accents, a tab and JSON: tokenizers of different
-# families split these differently, so the count tells them apart. Changing it invalidates every
-# catalogue `probe_prompt_tokens` (clear them: trusted listings then record the new counts).
-PROMPT = (
-    'Dragonfly authenticity probe 7: 1234567890 ٣٤٥ 市场 🐉 naïve façade\t{"k": [1, 2]} '
-    "Reply with one word."
-)
 
 
 @dataclass(frozen=True, slots=True)
 class AuthenticityTarget:
     listing_id: int
     model_pk: int
+    modality: str
     asked_model: str  # the catalogue's upstream name
     expected_prompt_tokens: int | None
+    expected_fingerprint: dict | None
     trusted: bool
+    provider: str  # the provider's slug (its embeddings wire format)
     base_url: str
     body: bytes
     upstream_key: str = field(repr=False)
@@ -72,8 +70,7 @@ class AuthenticityTarget:
 @dataclass(frozen=True, slots=True)
 class Answer:
     target: AuthenticityTarget
-    model: str  # "" when the answer named none
-    prompt_tokens: int | None
+    evidence: Evidence
 
 
 def lock_key(listing_id: int) -> str:
@@ -93,9 +90,13 @@ def judge(
     answered_model: str,
     expected_tokens: int | None,
     answered_tokens: int | None,
+    modality: str = Modality.CHAT,
+    expected_fingerprint: dict | None = None,
+    answered_fingerprint: dict | None = None,
 ) -> tuple[str, str]:
-    """The verdict and its reason. What the answer does not say (no `model`, no usage, or no
-    expected count yet) is no evidence either way: inconclusive when nothing could be compared."""
+    """The verdict and its reason. What the answer does not say (no `model`, no usage, no
+    fingerprint, or nothing expected yet) is no evidence either way: inconclusive when nothing
+    could be compared."""
     wrongs = []
     compared = False
     if answered_model:
@@ -106,9 +107,14 @@ def judge(
         compared = True
         if answered_tokens != expected_tokens:
             wrongs.append(
-                f"the fixed probe prompt cost {answered_tokens} prompt tokens "
+                f"the fixed probe text cost {answered_tokens} input tokens "
                 f"(expected {expected_tokens}: another tokenizer)"
             )
+    gap = fingerprint_gap(modality, expected_fingerprint, answered_fingerprint)
+    if gap is not None:
+        compared = True
+        if gap:
+            wrongs.append(gap)
     if wrongs:
         return Verdict.FAILED, "; ".join(wrongs)
     if not compared:
@@ -116,16 +122,16 @@ def judge(
     return Verdict.PASSED, ""
 
 
-def _chat_models(listing: Listing) -> list[CatalogModel]:
+def _probed_models(listing: Listing) -> list[CatalogModel]:
     return sorted(
-        (o.model for o in listing.offers.all() if o.model.modality == Modality.CHAT),
+        (o.model for o in listing.offers.all() if o.model.is_active),
         key=lambda m: m.model_id,
     )
 
 
 def targets_for(listing: Listing) -> list[AuthenticityTarget]:
-    """One target per active chat model of the listing (empty if the key cannot be decrypted)."""
-    models = [m for m in _chat_models(listing) if m.is_active]
+    """One target per active model of the listing (empty if the key cannot be decrypted)."""
+    models = _probed_models(listing)
     if not models:
         return []
     try:
@@ -135,45 +141,36 @@ def targets_for(listing: Listing) -> list[AuthenticityTarget]:
     except crypto.KeyDecryptionError as exc:
         logger.error("listing #%s: %s", listing.pk, exc)
         return []
+    provider = listing.provider.slug
     return [
         AuthenticityTarget(
             listing_id=listing.pk,
             model_pk=model.pk,
+            modality=model.modality,
             asked_model=model.upstream_name,
             expected_prompt_tokens=model.probe_prompt_tokens,
+            expected_fingerprint=model.probe_fingerprint,
             trusted=listing.trusted,
+            provider=provider,
             base_url=listing.provider.base_url.rstrip("/"),
-            body=openai.chat_body(  # as the gateway calls it (the catalogue's thinking mode too)
-                {"messages": [{"role": "user", "content": PROMPT}], "stream": False},
-                upstream_model=model.upstream_name,
-                upstream_params=model.upstream_params,
-                stream=False,
-                max_tokens=1,
-            ),
+            body=ASKS[Modality(model.modality)].body(model, provider),
             upstream_key=key,
         )
         for model in models
     ]
 
 
-def _prompt_tokens(data: dict) -> int | None:
-    usage = data.get("usage")
-    count = usage.get("prompt_tokens") if isinstance(usage, dict) else None
-    return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None
-
-
 async def ask(session: aiohttp.ClientSession, target: AuthenticityTarget) -> Answer | None:
-    """The probe's answer, or None when the upstream did not answer with a completion."""
+    """The probe's answer, or None when the upstream did not answer as the modality does."""
+    call = ASKS[Modality(target.modality)].call
     try:
-        response = await openai.chat_open(
-            target.base_url, key=target.upstream_key, body=target.body, client=session
+        evidence = await call(
+            session, target.base_url, target.upstream_key, target.body, target.provider
         )
-        data = await openai.read_json(response)
     except UpstreamError as exc:
         logger.info("authenticity probe of listing #%s: %s", target.listing_id, exc.reason)
         return None
-    model = data.get("model")
-    return Answer(target, model[:100] if isinstance(model, str) else "", _prompt_tokens(data))
+    return Answer(target, evidence)
 
 
 async def ask_many(targets: list[AuthenticityTarget]) -> list[Answer | None]:
@@ -207,54 +204,61 @@ def _claim(listing_ids: list[int]) -> list[int]:
     return [i for i, won in zip(listing_ids, pipe.execute(), strict=True) if won]
 
 
+def _record(answer: Answer) -> AuthenticityCheck | None:
+    target, evidence = answer.target, answer.evidence
+    verdict, reason = judge(
+        asked_model=target.asked_model,
+        answered_model=evidence.model,
+        expected_tokens=target.expected_prompt_tokens,
+        answered_tokens=evidence.tokens,
+        modality=target.modality,
+        expected_fingerprint=target.expected_fingerprint,
+        answered_fingerprint=evidence.fingerprint,
+    )
+    try:
+        check, suspended = authenticity_record.authenticity_check_apply(
+            listing_id=target.listing_id,
+            model_pk=target.model_pk,
+            modality=target.modality,
+            trusted=target.trusted,
+            prompt=ASKS[Modality(target.modality)].text,
+            asked_model=target.asked_model,
+            answered_model=evidence.model,
+            expected_tokens=target.expected_prompt_tokens,
+            answered_tokens=evidence.tokens,
+            expected_fingerprint=target.expected_fingerprint,
+            answered_fingerprint=evidence.fingerprint,
+            verdict=verdict,
+            reason=reason,
+            fingerprint_only=not evidence.model or name_matches(target.asked_model, evidence.model),
+        )
+    except Exception:
+        logger.exception("could not record the authenticity probe of #%s", target.listing_id)
+        return None
+    if suspended:  # probed again as soon as it is back on the market (re-key, operator)
+        get_redis().delete(lock_key(target.listing_id))
+    return check
+
+
 def authenticity_run(
     *, listing_ids: list[int] | None = None, recheck: bool = False
 ) -> list[AuthenticityCheck]:
-    """Probe the due active chat listings (all, or the given ones); `recheck` probes the given ones
+    """Probe the due active listings (all, or the given ones); `recheck` probes the given ones
     whether due or not (the confirmation after a failure). Returns the checks recorded."""
     if not settings.DRAGONFLY_AUTHENTICITY_INTERVAL_SECONDS:
         return []
     listings = selectors.listings_to_check_authenticity(
         listing_ids=listing_ids, trusted_peers=recheck
     )
-    listings = [listing for listing in listings if _chat_models(listing)]
+    listings = [listing for listing in listings if _probed_models(listing)]
     if not recheck:
         won = set(_claim([listing.pk for listing in listings]))
         listings = [listing for listing in listings if listing.pk in won]
     targets = [t for listing in listings for t in targets_for(listing)]
     if not targets:
         return []
-    checks = []
-    for answer in _run_async(targets):
-        if answer is None:
-            continue
-        target = answer.target
-        verdict, reason = judge(
-            asked_model=target.asked_model,
-            answered_model=answer.model,
-            expected_tokens=target.expected_prompt_tokens,
-            answered_tokens=answer.prompt_tokens,
-        )
-        try:
-            check, suspended = authenticity_record.authenticity_check_apply(
-                listing_id=target.listing_id,
-                model_pk=target.model_pk,
-                trusted=target.trusted,
-                prompt=PROMPT,
-                asked_model=target.asked_model,
-                answered_model=answer.model,
-                expected_tokens=target.expected_prompt_tokens,
-                answered_tokens=answer.prompt_tokens,
-                verdict=verdict,
-                reason=reason,
-                count_only=not answer.model or name_matches(target.asked_model, answer.model),
-            )
-        except Exception:
-            logger.exception("could not record the authenticity probe of #%s", target.listing_id)
-            continue
-        checks.append(check)
-        if suspended:  # probed again as soon as it is back on the market (re-key, operator)
-            get_redis().delete(lock_key(target.listing_id))
-    failed = sum(1 for c in checks if c.verdict == Verdict.FAILED)
-    logger.info("authenticity: %d checks, %d failed", len(checks), failed)
-    return checks
+    checks = [_record(answer) for answer in _run_async(targets) if answer is not None]
+    recorded = [check for check in checks if check is not None]
+    failed = sum(1 for c in recorded if c.verdict == Verdict.FAILED)
+    logger.info("authenticity: %d checks, %d failed", len(recorded), failed)
+    return recorded

@@ -9,11 +9,12 @@ brief misrouting during a deploy, a canary snapshot) never suspends an honest li
 An honest upstream answers the fixed prompt the same way every time (the checks ignore sampled
 text), so two failures among three checks are not chance.
 
-A provider can change its own count for everyone (a new chat template). The trusted listings
-tell that apart from a substitute: a count-only failure on a trusted listing clears the
-catalogue's fingerprint (the next passing probe learns the new one) instead of counting against
-it, and a count-only failure elsewhere is inconclusive when the fingerprint it was judged by is
-gone or a trusted listing of the model recently counted the same. Its confirmation probe asks
+A provider can change its own answer for everyone (a new chat template, a re-trained embedding
+model under the same name). The trusted listings tell that apart from a substitute: a
+fingerprint-only failure (the count or the fingerprint, under the right name) on a trusted
+listing clears the catalogue's fingerprint (the next passing probe learns the new one) instead of
+counting against it, and one elsewhere is inconclusive when the fingerprint it was judged by is
+gone or a trusted listing of the model recently answered the same. Its confirmation probe asks
 the model's trusted listings too, first, so that evidence is minutes old.
 """
 
@@ -26,6 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from market import services
+from market.authenticity_asks import fingerprint_gap
 from market.models import AuthenticityCheck, CatalogModel, Verdict
 
 FAILURES_TO_SUSPEND = 2
@@ -53,25 +55,50 @@ def _failures_recent(*, listing_id: int, model_pk: int) -> int:
     return sum(1 for v in verdicts if v == Verdict.FAILED)
 
 
+def _same_evidence(
+    check: AuthenticityCheck, *, modality: str, tokens: int | None, fingerprint: dict | None
+) -> bool:
+    """`check` answered what this answer did: the same count, a matching fingerprint."""
+    if check.answered_prompt_tokens != tokens:
+        return False
+    if check.answered_fingerprint is None or fingerprint is None:
+        return check.answered_fingerprint == fingerprint
+    return fingerprint_gap(modality, check.answered_fingerprint, fingerprint) == ""
+
+
 def _provider_changed(
-    *, listing_id: int, model_pk: int, trusted: bool, expected: int | None, answered: int | None
+    *,
+    listing_id: int,
+    model_pk: int,
+    modality: str,
+    trusted: bool,
+    expected: tuple[int | None, dict | None],
+    answered: tuple[int | None, dict | None],
 ) -> str:
-    """Why a count-only failure is the provider's doing, not the seller's ("" if it is not)."""
-    if trusted:
-        CatalogModel.objects.filter(pk=model_pk, probe_prompt_tokens=expected).update(
-            probe_prompt_tokens=None
-        )
-        return "a trusted listing: the provider's count changed, the fingerprint is learned again"
-    current = CatalogModel.objects.values_list("probe_prompt_tokens", flat=True).get(pk=model_pk)
+    """Why a fingerprint-only failure is the provider's doing, not the seller's ("" if it is
+    not). `expected` and `answered` are (input tokens, fingerprint)."""
+    with transaction.atomic():
+        model = CatalogModel.objects.select_for_update().get(pk=model_pk)
+        current = (model.probe_prompt_tokens, model.probe_fingerprint)
+        if trusted:
+            if current == expected:  # not already cleared or relearned by another probe
+                model.probe_prompt_tokens = model.probe_fingerprint = None
+                model.save(update_fields=["probe_prompt_tokens", "probe_fingerprint"])
+            return (
+                "a trusted listing: the provider's answer changed, the fingerprint is learned again"
+            )
+    if current != expected:
+        return "a trusted listing answers the same: the provider changed, not the seller"
     since = timezone.now() - timedelta(seconds=2 * settings.DRAGONFLY_AUTHENTICITY_INTERVAL_SECONDS)
-    if current != expected or (
-        AuthenticityCheck.objects.filter(
-            model_id=model_pk, listing__trusted=True, answered_prompt_tokens=answered, at__gte=since
-        )
-        .exclude(listing_id=listing_id)
-        .exists()
+    peers = AuthenticityCheck.objects.filter(
+        model_id=model_pk, listing__trusted=True, at__gte=since
+    ).exclude(listing_id=listing_id)[:20]
+    tokens, fingerprint = answered
+    if any(
+        _same_evidence(peer, modality=modality, tokens=tokens, fingerprint=fingerprint)
+        for peer in peers
     ):
-        return "a trusted listing counts the same: the provider changed, not the seller"
+        return "a trusted listing answers the same: the provider changed, not the seller"
     return ""
 
 
@@ -89,29 +116,43 @@ def authenticity_check_apply(
     *,
     listing_id: int,
     model_pk: int,
+    modality: str,
     trusted: bool,
     prompt: str,
     asked_model: str,
     answered_model: str,
     expected_tokens: int | None,
     answered_tokens: int | None,
+    expected_fingerprint: dict | None,
+    answered_fingerprint: dict | None,
     verdict: str,
     reason: str,
-    count_only: bool = False,
+    fingerprint_only: bool = False,
 ) -> tuple[AuthenticityCheck, bool]:
     """Record one check and act on it. Returns the check and whether it suspended the listing.
 
-    `count_only`: the failure is the prompt-token count alone (the `model` named the right one)."""
-    if verdict == Verdict.FAILED and count_only:
+    `fingerprint_only`: the failure is the token count or the fingerprint alone (the `model`
+    named the right one, or none)."""
+    if verdict == Verdict.FAILED and fingerprint_only:
         excuse = _provider_changed(
             listing_id=listing_id,
             model_pk=model_pk,
+            modality=modality,
             trusted=trusted,
-            expected=expected_tokens,
-            answered=answered_tokens,
+            expected=(expected_tokens, expected_fingerprint),
+            answered=(answered_tokens, answered_fingerprint),
         )
         if excuse:
             verdict, reason = Verdict.INCONCLUSIVE, f"{reason}; {excuse}"
+    learns = trusted and (
+        verdict == Verdict.PASSED
+        # Nothing to compare yet (a wire that names no model): the trusted answer is the reference.
+        or (
+            verdict == Verdict.INCONCLUSIVE and expected_tokens is None and not expected_fingerprint
+        )
+    )
+    if learns and verdict == Verdict.INCONCLUSIVE:
+        reason = f"{reason}; a trusted listing: its answer is learned as the model's fingerprint"
     check = AuthenticityCheck.objects.create(
         listing_id=listing_id,
         model_id=model_pk,
@@ -121,16 +162,12 @@ def authenticity_check_apply(
         answered_model=answered_model[:100],
         expected_prompt_tokens=expected_tokens,
         answered_prompt_tokens=answered_tokens,
+        expected_fingerprint=expected_fingerprint,
+        answered_fingerprint=answered_fingerprint,
         reason=reason[:300],
     )
-    if verdict == Verdict.PASSED:
-        if trusted and expected_tokens is None and answered_tokens is not None:
-            # An operator-trusted key named the right model: its count becomes the fingerprint
-            # (only where none is set: an operator's value, or the first one learned, stays).
-            CatalogModel.objects.filter(pk=model_pk, probe_prompt_tokens__isnull=True).update(
-                probe_prompt_tokens=answered_tokens
-            )
-        return check, False
+    if learns:
+        _learn(model_pk, tokens=answered_tokens, fingerprint=answered_fingerprint)
     if verdict != Verdict.FAILED:
         return check, False
     if _failures_recent(listing_id=listing_id, model_pk=model_pk) >= FAILURES_TO_SUSPEND:
@@ -142,3 +179,16 @@ def authenticity_check_apply(
         return check, suspended
     _recheck_enqueue(listing_id)
     return check, False
+
+
+def _learn(model_pk: int, *, tokens: int | None, fingerprint: dict | None) -> None:
+    """An operator-trusted key named the right model: what it answered becomes the catalogue's
+    fingerprint (only where none is set: an operator's value, or the first one learned, stays)."""
+    if tokens is not None:
+        CatalogModel.objects.filter(pk=model_pk, probe_prompt_tokens__isnull=True).update(
+            probe_prompt_tokens=tokens
+        )
+    if fingerprint is not None:
+        CatalogModel.objects.filter(pk=model_pk, probe_fingerprint__isnull=True).update(
+            probe_fingerprint=fingerprint
+        )

@@ -87,6 +87,13 @@ class CatalogModel(models.Model):
         "fixed prompt (its tokenizer's fingerprint, docs/health.md). Empty: not checked until a "
         "trusted listing's probe records it.",
     )
+    probe_fingerprint = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="What this model answers the authenticity probe's fixed request, beyond the "
+        "token count: an embedding's vector head, a ranking's scores, speech's billed characters "
+        "and length (market/authenticity_asks.py). Empty: learned from a trusted listing.",
+    )
     platform_default = models.BooleanField(
         default=False,
         help_text="Unknown model names sent to this model's endpoint go to it (one per modality; "
@@ -242,7 +249,8 @@ class Verdict(models.TextChoices):
 class AuthenticityCheck(models.Model):
     """One known-answer probe of one model on a listing: what was asked, expected and answered.
 
-    Never holds the upstream key; `prompt` is the fixed probe text, the same for every listing."""
+    Never holds the upstream key; `prompt` is the modality's fixed probe text, the same for every
+    listing; `*_prompt_tokens` are the input tokens it cost (market/authenticity_asks.py)."""
 
     listing = models.ForeignKey(
         Listing, on_delete=models.CASCADE, related_name="authenticity_checks"
@@ -257,6 +265,8 @@ class AuthenticityCheck(models.Model):
     answered_model = models.CharField(max_length=100, blank=True)
     expected_prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     answered_prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    expected_fingerprint = models.JSONField(null=True, blank=True)
+    answered_fingerprint = models.JSONField(null=True, blank=True)
     reason = models.CharField(max_length=300, blank=True)
 
     class Meta:

@@ -24,7 +24,7 @@ import orjson
 
 from simulator import speech
 from simulator.asgi import Ctx, drop_connection
-from simulator.textgen import text_tokens
+from simulator.tokenizers import model_text_tokens
 
 DEFAULT_DIMENSIONS = 64
 MAX_DIMENSIONS = 4096
@@ -47,15 +47,15 @@ def vector(model: str, text: str, dimensions: int) -> list[float]:
     return [v / norm for v in values]
 
 
-def _inputs(value: object, *, greedy: bool = False) -> list[tuple[str, int]] | None:
-    """(text, tokens) per input: a string, strings, a token array, or token arrays. A greedy
-    upstream counts the most it may (greedy_tokens)."""
+def _inputs(value: object, *, model: str, greedy: bool = False) -> list[tuple[str, int]] | None:
+    """(text, tokens) per input: a string, strings, a token array, or token arrays; texts are
+    counted by `model`'s tokenizer. A greedy upstream counts the most it may (greedy_tokens)."""
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value:
         return None
     if all(isinstance(v, str) for v in value):
-        return [(v, greedy_tokens(v) if greedy else text_tokens(v)) for v in value]
+        return [(v, greedy_tokens(v) if greedy else model_text_tokens(model, v)) for v in value]
     if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         value = [value]
     if all(isinstance(v, list) and v and all(isinstance(t, int) for t in v) for v in value):
@@ -90,7 +90,9 @@ async def handle(ctx: Ctx, req: dict) -> None:
             400, "'model' is required", code="missing_required_parameter", param="model"
         )
         return
-    inputs = _inputs(req.get("input"), greedy=ctx.knobs.greedy)
+    # A substitute (the as_model knob) embeds and counts as itself; mask_model hides its name.
+    served = ctx.knobs.as_model or model
+    inputs = _inputs(req.get("input"), model=served, greedy=ctx.knobs.greedy)
     if inputs is None:
         await ctx.error(
             400,
@@ -116,10 +118,11 @@ async def handle(ctx: Ctx, req: dict) -> None:
         return
     data = []
     for index, (text, _) in enumerate(inputs):
-        values = vector(model, text, dimensions)
+        values = vector(served, text, dimensions)
         embedding = _encode(values) if encoding == "base64" else values
         data.append({"object": "embedding", "index": index, "embedding": embedding})
-    payload: dict = {"object": "list", "data": data, "model": model}
+    answered = model if ctx.knobs.mask_model else served
+    payload: dict = {"object": "list", "data": data, "model": answered}
     if not ctx.knobs.no_usage:
         tokens = sum(t for _, t in inputs)
         payload["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
@@ -147,13 +150,16 @@ async def _minimax(ctx: Ctx, req: dict) -> None:
     if kind not in MINIMAX_TYPES:
         await speech.error(ctx, speech.INVALID_PARAMS, "type must be db or query")
         return
+    served = ctx.knobs.as_model or model
     payload: dict = {
-        "vectors": [vector(model, f"{kind}\0{text}", MINIMAX_DIMENSIONS) for text in texts],
+        "vectors": [vector(served, f"{kind}\0{text}", MINIMAX_DIMENSIONS) for text in texts],
         "base_resp": {"status_code": speech.OK, "status_msg": "success"},
     }
     if not ctx.knobs.no_usage:
-        count = greedy_tokens if ctx.knobs.greedy else text_tokens
-        payload["total_tokens"] = sum(count(t) for t in texts)
+        counts = [
+            greedy_tokens(t) if ctx.knobs.greedy else model_text_tokens(served, t) for t in texts
+        ]
+        payload["total_tokens"] = sum(counts)
     wait = (ctx.knobs.delay_ms + ctx.knobs.ttft_ms) / 1000
     if wait > 0:
         await asyncio.sleep(wait)

@@ -20,7 +20,7 @@ import re
 import orjson
 
 from simulator.asgi import Ctx, drop_connection
-from simulator.textgen import text_tokens
+from simulator.tokenizers import model_text_tokens
 
 GREEDY_WINDOW = 1024  # tokens of one (query, document piece) pair
 GREEDY_QUERY_TOKENS = 512  # the query is cut to this many tokens in each pair
@@ -92,8 +92,9 @@ async def handle(ctx: Ctx, req: dict) -> None:
     if not isinstance(return_documents, bool):
         await ctx.error(400, "'return_documents' must be a boolean", param="return_documents")
         return
+    served = ctx.knobs.as_model or model  # a substitute scores and counts as itself
     ranked = sorted(
-        ((score(model, query, text), index) for index, text in enumerate(documents)),
+        ((score(served, query, text), index) for index, text in enumerate(documents)),
         key=lambda pair: (-pair[0], pair[1]),
     )[:top_n]
     results = []
@@ -102,12 +103,13 @@ async def handle(ctx: Ctx, req: dict) -> None:
         if return_documents:
             result["document"] = {"text": documents[index]}
         results.append(result)
-    payload: dict = {"model": model, "results": results}
+    payload: dict = {"model": model if ctx.knobs.mask_model else served, "results": results}
     if not ctx.knobs.no_usage:
         if ctx.knobs.greedy:
             tokens = greedy_tokens(query, documents)
         else:
-            tokens = sum(text_tokens(query) + text_tokens(text) for text in documents)
+            query_tokens = model_text_tokens(served, query)
+            tokens = sum(query_tokens + model_text_tokens(served, text) for text in documents)
         payload["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
     wait = (ctx.knobs.delay_ms + ctx.knobs.ttft_ms) / 1000
     if wait > 0:

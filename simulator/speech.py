@@ -18,6 +18,9 @@ from simulator.mp3 import samples_per_frame, silent_frame
 MAX_TEXT_CHARS = 10_000
 MS_PER_CHAR = 60  # speech duration: 60 ms per input character at speed 1.0, at least 250 ms
 MIN_MS = 250
+# Cheaper speech engines a relay might serve instead (the as_model knob): each speaks at its own
+# pace, which is what the authenticity probes' length fingerprint sees. Name prefix -> ms/char.
+ENGINE_MS_PER_CHAR = (("kokoro", 48), ("piper", 75))
 SAMPLE_RATES = frozenset({8000, 16000, 22050, 24000, 32000, 44100})
 BITRATES = frozenset({32000, 64000, 128000, 256000})
 FORMATS = frozenset({"mp3", "pcm", "wav", "flac"})
@@ -127,11 +130,23 @@ def wav_header(data_size: int, sample_rate: int, channels: int) -> bytes:
     )
 
 
+def pace(model: str) -> int:
+    """Milliseconds per character at speed 1.0 for `model` (MS_PER_CHAR unless an engine below)."""
+    folded = model.casefold()
+    return next((ms for prefix, ms in ENGINE_MS_PER_CHAR if folded.startswith(prefix)), MS_PER_CHAR)
+
+
 def synthesize(
-    text: str, speed: float, sample_rate: int, bitrate: int, fmt: str, channels: int
+    text: str,
+    speed: float,
+    sample_rate: int,
+    bitrate: int,
+    fmt: str,
+    channels: int,
+    ms_per_char: int = MS_PER_CHAR,
 ) -> tuple[list[bytes], str, int, int]:
     """Silent audio as stream-sized chunks: (chunks, format actually used, length ms, bitrate)."""
-    wanted_ms = max(MIN_MS, len(text) * MS_PER_CHAR / speed)
+    wanted_ms = max(MIN_MS, len(text) * ms_per_char / speed)
     if fmt in ("pcm", "wav"):
         frame_bytes = channels * 2
         samples = round(wanted_ms * sample_rate / 1000)
@@ -154,11 +169,14 @@ def synthesize(
 
 async def handle(ctx: Ctx, req: dict) -> None:
     try:
-        _model, text, stream, speed, sample_rate, bitrate, fmt, channels = _parse(req)
+        model, text, stream, speed, sample_rate, bitrate, fmt, channels = _parse(req)
     except _Invalid as exc:
         await error(ctx, INVALID_PARAMS, str(exc))
         return
-    chunks, used_format, length_ms, _ = synthesize(text, speed, sample_rate, bitrate, fmt, channels)
+    served = ctx.knobs.as_model or model  # a substitute engine speaks at its own pace
+    chunks, used_format, length_ms, _ = synthesize(
+        text, speed, sample_rate, bitrate, fmt, channels, pace(served)
+    )
     audio = b"".join(chunks)
     trace_id = new_id().rjust(32, "0")
     extra_info = {

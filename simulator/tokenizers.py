@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from simulator.textgen import content_text
+from simulator.textgen import content_text, text_tokens
 from simulator.textgen import prompt_tokens as default_prompt_tokens
 
 
@@ -24,8 +24,14 @@ class Tokenizer:
 
     def count(self, messages: list[dict]) -> int:
         texts = [content_text(m.get("content")) for m in messages]
-        size = sum(len(t.encode()) if self.unit == "bytes" else len(t) for t in texts)
-        return max(1, -(-size // self.divisor) + self.per_message * len(messages))
+        return max(1, -(-self._size(texts) // self.divisor) + self.per_message * len(messages))
+
+    def count_text(self, text: str) -> int:
+        """One bare text (an embedding's or a ranking's input: no chat template)."""
+        return max(1, -(-self._size([text]) // self.divisor))
+
+    def _size(self, texts: list[str]) -> int:
+        return sum(len(t.encode()) if self.unit == "bytes" else len(t) for t in texts)
 
 
 # name prefix (case-folded) -> its tokenizer; the first prefix that matches wins.
@@ -44,3 +50,9 @@ def model_prompt_tokens(model: str, messages: list[dict]) -> int:
     """The prompt tokens `model` counts for `messages` (the default rule unless a family claims it)."""
     tokenizer = family_tokenizer(model)
     return default_prompt_tokens(messages) if tokenizer is None else tokenizer.count(messages)
+
+
+def model_text_tokens(model: str, text: str) -> int:
+    """The tokens `model` counts for one bare text (the default rule unless a family claims it)."""
+    tokenizer = family_tokenizer(model)
+    return text_tokens(text) if tokenizer is None else tokenizer.count_text(text)

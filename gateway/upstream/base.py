@@ -92,6 +92,13 @@ async def send(
     return response
 
 
+def model_named(data: object) -> str:
+    """The `model` a JSON answer names ("" when it names none), capped at 100 characters: what the
+    authenticity probes compare with the model asked for (market/authenticity.py)."""
+    model = data.get("model") if isinstance(data, dict) else None
+    return model[:100] if isinstance(model, str) else ""
+
+
 async def read_all(response: aiohttp.ClientResponse, *, max_bytes: int, what: str) -> bytes:
     """The whole body, up to `max_bytes` (`content.read(n)` would return only what has arrived so
     far); UpstreamError if it is larger or the connection breaks. `what` names it in the error."""

@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 
 from gateway.body_limits import is_int, is_number
-from gateway.upstream.base import UpstreamError, post, read_all
+from gateway.upstream.base import UpstreamError, model_named, post, read_all
 
 _MAX_BYTES = 16 * 1024 * 1024
 
@@ -26,6 +26,7 @@ _MAX_BYTES = 16 * 1024 * 1024
 class Ranking:
     results: list[tuple[int, float]]  # (document index, relevance score), best first
     tokens: int | None  # what Jina counted (usage.total_tokens), None when it said nothing
+    model: str = ""  # the model the answer named
 
 
 def rerank_body(*, upstream_model: str, query: str, documents: list[str], top_n: int) -> bytes:
@@ -69,7 +70,7 @@ async def read_ranking(response: aiohttp.ClientResponse, *, documents: int, top_
         seen.add(index)  # type: ignore[arg-type]
         ranking.append((index, float(relevance)))  # type: ignore[arg-type]
     ranking.sort(key=lambda pair: (-pair[1], pair[0]))
-    return Ranking(results=ranking, tokens=_tokens(data.get("usage")))
+    return Ranking(results=ranking, tokens=_tokens(data.get("usage")), model=model_named(data))
 
 
 def _tokens(usage: object) -> int | None:

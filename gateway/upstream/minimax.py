@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import aiohttp
 import orjson
 
 from gateway.request import SpeechRequest
@@ -38,6 +39,7 @@ _MAX_EMBEDDING_BYTES = 128 * 1024 * 1024
 class Speech:
     audio: bytes
     characters: int  # what MiniMax bills: usage_characters (or len(text) if absent)
+    audio_ms: int | None = None  # the length MiniMax reports (extra_info.audio_length)
 
 
 def in_body_error(data: object) -> UpstreamError | None:
@@ -88,10 +90,14 @@ async def read_answer(response, *, max_bytes: int, what: str) -> object:
     return data
 
 
-async def speech(base_url: str, *, key: str, request: SpeechRequest, upstream_model: str) -> Speech:
-    response = await post(
-        f"{base_url}/t2a_v2", key=key, body=t2a_body(request, upstream_model=upstream_model)
-    )
+async def speech_open(
+    base_url: str, *, key: str, body: bytes, client: aiohttp.ClientSession | None = None
+) -> aiohttp.ClientResponse:
+    return await post(f"{base_url}/t2a_v2", key=key, body=body, client=client)
+
+
+async def speech_read(response: aiohttp.ClientResponse, *, text: str) -> Speech:
+    """The audio of a T2A answer, what MiniMax bills for `text`, and the length it reports."""
     data = await read_answer(response, max_bytes=_MAX_BYTES, what="the audio")
     if not isinstance(data, dict):
         raise UpstreamError("response carried no decodable audio")
@@ -101,11 +107,23 @@ async def speech(base_url: str, *, key: str, request: SpeechRequest, upstream_mo
         raise UpstreamError("response carried no decodable audio") from None
     if not audio:
         raise UpstreamError("response carried empty audio")
-    extra = data.get("extra_info") or {}
-    characters = extra.get("usage_characters")
-    if not isinstance(characters, int) or characters < 0:
-        characters = len(request.text)
-    return Speech(audio=audio, characters=characters)
+    extra = data.get("extra_info")
+    extra = extra if isinstance(extra, dict) else {}
+    characters = _count(extra.get("usage_characters"))
+    return Speech(
+        audio, len(text) if characters is None else characters, _count(extra.get("audio_length"))
+    )
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+async def speech(base_url: str, *, key: str, request: SpeechRequest, upstream_model: str) -> Speech:
+    response = await speech_open(
+        base_url, key=key, body=t2a_body(request, upstream_model=upstream_model)
+    )
+    return await speech_read(response, text=request.text)
 
 
 def embeddings_body(texts: list[str], *, input_type: str, upstream_model: str) -> bytes:
@@ -114,8 +132,10 @@ def embeddings_body(texts: list[str], *, input_type: str, upstream_model: str) -
     )
 
 
-async def embeddings_open(base_url: str, *, key: str, body: bytes):
-    return await post(f"{base_url}/embeddings", key=key, body=body)
+async def embeddings_open(
+    base_url: str, *, key: str, body: bytes, client: aiohttp.ClientSession | None = None
+) -> aiohttp.ClientResponse:
+    return await post(f"{base_url}/embeddings", key=key, body=body, client=client)
 
 
 async def embeddings_read(response, *, count: int) -> Embedded:

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from gateway.upstream.base import UpstreamError, get, post
+from gateway.upstream.base import UpstreamError, get, model_named, post
 from gateway.upstream.minimax import read_answer
 from gateway.upstream.vectors import Embedded, embedded
 
@@ -84,8 +84,10 @@ def embeddings_body(
     return orjson.dumps(body)
 
 
-async def embeddings_open(base_url: str, *, key: str, body: bytes) -> aiohttp.ClientResponse:
-    return await post(f"{base_url}/embeddings", key=key, body=body)
+async def embeddings_open(
+    base_url: str, *, key: str, body: bytes, client: aiohttp.ClientSession | None = None
+) -> aiohttp.ClientResponse:
+    return await post(f"{base_url}/embeddings", key=key, body=body, client=client)
 
 
 async def embeddings_read(response: aiohttp.ClientResponse, *, count: int) -> Embedded:
@@ -103,7 +105,12 @@ async def embeddings_read(response: aiohttp.ClientResponse, *, count: int) -> Em
         raise UpstreamError("response's embedding indexes were not 0..n-1")
     usage = data.get("usage")
     tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
-    return embedded([item.get("embedding") for item in ordered], count=count, tokens=tokens)
+    return embedded(
+        [item.get("embedding") for item in ordered],
+        count=count,
+        tokens=tokens,
+        model=model_named(data),
+    )
 
 
 async def events(response: aiohttp.ClientResponse) -> AsyncGenerator[list[bytes], None]:

@@ -14,9 +14,10 @@ from gateway.upstream.base import UpstreamError
 class Embedded:
     vectors: list[array]  # one per input, in input order (array of doubles)
     tokens: int | None  # the input tokens the upstream counted, None when it said nothing
+    model: str = ""  # the model the answer named ("" when the wire format names none)
 
 
-def embedded(raw: object, *, count: int, tokens: object) -> Embedded:
+def embedded(raw: object, *, count: int, tokens: object, model: str = "") -> Embedded:
     """`raw` as `count` vectors (UpstreamError if it is not exactly that), `tokens` if it is a
     non-negative integer."""
     if not isinstance(raw, list) or len(raw) != count:
@@ -35,4 +36,4 @@ def embedded(raw: object, *, count: int, tokens: object) -> Embedded:
     if len({len(v) for v in vectors}) > 1:
         raise UpstreamError("response carried vectors of different lengths")
     usable = isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0
-    return Embedded(vectors, tokens if usable else None)  # type: ignore[arg-type]
+    return Embedded(vectors, tokens if usable else None, model)  # type: ignore[arg-type]

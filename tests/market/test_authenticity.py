@@ -6,7 +6,7 @@ import uuid
 import httpx
 import pytest
 
-from market import authenticity, authenticity_record
+from market import authenticity, authenticity_asks, authenticity_record
 from market.models import AuthenticityCheck, CatalogModel, Listing, ListingStatus, Verdict
 from redis_clients.clients import get_redis
 from simulator.textgen import text_tokens
@@ -15,8 +15,8 @@ from tests.market.factories import listing_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CHAT = "deepseek/deepseek-chat"
-MESSAGES = [{"role": "user", "content": authenticity.PROMPT}]
-HONEST = text_tokens(authenticity.PROMPT)  # what every simulated deepseek/MiniMax model counts
+MESSAGES = [{"role": "user", "content": authenticity_asks.PROMPT}]
+HONEST = text_tokens(authenticity_asks.PROMPT)  # what every simulated deepseek/MiniMax model counts
 QWEN = "qwen2.5-7b-instruct"
 
 
@@ -73,10 +73,10 @@ def test_a_substitute_is_caught_confirmed_suspended_and_its_seller_told(
         failed.answered_model,
         failed.expected_prompt_tokens,
         failed.answered_prompt_tokens,
-    ) == (authenticity.PROMPT, "deepseek-v4-flash", QWEN, HONEST, tokens)
+    ) == (authenticity_asks.PROMPT, "deepseek-v4-flash", QWEN, HONEST, tokens)
     assert failed.reason == (
         f'the upstream answered as "{QWEN}" (expected "deepseek-v4-flash"); the fixed probe '
-        f"prompt cost {tokens} prompt tokens (expected {HONEST}: another tokenizer)"
+        f"text cost {tokens} input tokens (expected {HONEST}: another tokenizer)"
     )
     assert listing.status_reason == (
         f"The authenticity probe of {CHAT} failed twice in its last three checks: {failed.reason}. Make sure the "
@@ -108,7 +108,7 @@ def test_a_relay_that_rewrites_the_model_name_is_caught_by_the_prompt_count(
     assert listing.status == ListingStatus.SUSPENDED
     check = AuthenticityCheck.objects.filter(listing=listing).first()
     assert check.answered_model == "deepseek-v4-flash"
-    assert check.reason.startswith("the fixed probe prompt cost")
+    assert check.reason.startswith("the fixed probe text cost")
     assert len(mailoutbox) == 1
 
 
@@ -219,14 +219,12 @@ def test_the_sweep_is_single_flight_and_jittered(seller, sim, fingerprinted, set
     assert len(set(ttls)) > 1
 
 
-def test_only_active_chat_listings_are_probed(seller, sim, fingerprinted):
+def test_only_active_listings_are_probed(seller, sim, fingerprinted):
     name = key_name()
     listing_make(seller, key=name, status=ListingStatus.PAUSED)
     listing_make(seller, key=name, status=ListingStatus.PENDING)
-    speech = listing_make(seller, key=name, provider="minimax", models=("minimax/speech-02-hd",))
     assert authenticity.authenticity_run() == []
     assert name not in sim.app.registry.stats
-    assert get_redis().exists(authenticity.lock_key(speech.pk)) == 0
 
 
 def test_an_interval_of_zero_turns_the_probes_off(seller, sim, fingerprinted, settings):
@@ -256,7 +254,7 @@ def test_a_provider_wide_count_change_suspends_no_one(seller, other_seller, sim,
     assert verdicts(trusted) == verdicts(honest) == [Verdict.INCONCLUSIVE]
     assert CatalogModel.objects.get(model_id=CHAT).probe_prompt_tokens is None
     assert AuthenticityCheck.objects.get(listing=honest).reason.endswith(
-        "a trusted listing counts the same: the provider changed, not the seller"
+        "a trusted listing answers the same: the provider changed, not the seller"
     )
     get_redis().delete(authenticity.lock_key(trusted.pk), authenticity.lock_key(honest.pk))
     authenticity.authenticity_run()

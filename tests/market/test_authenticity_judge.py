@@ -48,7 +48,7 @@ def test_a_wrong_count_fails_even_under_the_right_name():
         asked_model="m", answered_model="m", expected_tokens=30, answered_tokens=31
     )
     assert verdict == "failed"
-    assert reason == "the fixed probe prompt cost 31 prompt tokens (expected 30: another tokenizer)"
+    assert reason == "the fixed probe text cost 31 input tokens (expected 30: another tokenizer)"
 
 
 def test_an_answer_that_says_nothing_is_inconclusive_not_a_failure():

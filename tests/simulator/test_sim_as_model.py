@@ -89,3 +89,49 @@ def test_as_model_refuses_an_overlong_name():
     assert split_key("k?as_model=qwen")[1] == {"as_model": "qwen"}
     with pytest.raises(KnobError):
         split_key("k?as_model=" + "q" * 101)
+
+
+def post(sim, path, key, body):
+    response = httpx.post(sim.url + path, json=body, headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_every_endpoint_answers_as_the_substitute_would_when_asked_directly(sim):
+    """Embeddings (both wire formats), rerank and speech: the substitute's vectors, scores,
+    counts and pace, whatever model the request names."""
+    sub = "sim-sub?as_model=qwen3-embedding-0.6b"
+    openai_body = {"model": "embo-01", "input": TEXT}
+    substituted = post(sim, "/v1/embeddings", sub, openai_body)
+    direct = post(
+        sim, "/v1/embeddings", "sim-direct", {**openai_body, "model": "qwen3-embedding-0.6b"}
+    )
+    honest = post(sim, "/v1/embeddings", "sim-honest", openai_body)
+    assert substituted == direct and substituted["usage"]["prompt_tokens"] == 12  # ceil(35 / 3)
+    assert substituted["data"] != honest["data"] and honest["usage"]["prompt_tokens"] == 7
+    masked = post(sim, "/v1/embeddings", sub + "&mask_model=1", openai_body)
+    assert masked["model"] == "embo-01" and masked["data"] == direct["data"]
+
+    native = {"model": "embo-01", "texts": [TEXT], "type": "db"}
+    assert (
+        post(sim, "/v1/embeddings", sub, native)["vectors"]
+        == post(sim, "/v1/embeddings", "sim-direct", {**native, "model": "qwen3-embedding-0.6b"})[
+            "vectors"
+        ]
+    )
+    assert post(sim, "/v1/embeddings", sub, native)["total_tokens"] == 12
+
+    ranking = {"model": "jina-reranker-v2", "query": "dragonfly prey", "documents": [TEXT, "prey"]}
+    reranked = post(sim, "/v1/rerank", "sim-sub?as_model=bge-reranker&mask_model=1", ranking)
+    assert reranked["model"] == "jina-reranker-v2"
+    assert (
+        reranked["results"]
+        == post(sim, "/v1/rerank", "sim-direct", {**ranking, "model": "bge-reranker"})["results"]
+    )
+    assert reranked["results"] != post(sim, "/v1/rerank", "sim-honest", ranking)["results"]
+
+    speech = {"model": "speech-02-hd", "text": TEXT}
+    spoken = post(sim, "/v1/t2a_v2", "sim-sub?as_model=kokoro-82m", speech)["extra_info"]
+    honest_speech = post(sim, "/v1/t2a_v2", "sim-honest", speech)["extra_info"]
+    assert honest_speech["audio_length"] > spoken["audio_length"]  # 60 against 48 ms a character
+    assert spoken["usage_characters"] == honest_speech["usage_characters"] == len(TEXT)
