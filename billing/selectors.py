@@ -210,6 +210,22 @@ def sale_generation(*, seller, request_id: str) -> dict[str, Any] | None:
     return generation.seller_record(full, own)
 
 
+def usage_refundable_ids(*, listing_id: int, model_id: str, since: datetime) -> list[str]:
+    """Request ids a listing served with a model since `since` that cost something and were not
+    refunded (what market/authenticity_refunds.py gives back), oldest first."""
+    return list(
+        UsageRecord.objects.filter(
+            listing_id=listing_id,
+            model_id=model_id,
+            created_at__gte=since,
+            refunded_at__isnull=True,
+            cost_nusd__gt=0,
+        )
+        .order_by("created_at", "pk")
+        .values_list("request_id", flat=True)
+    )
+
+
 def sales_list(*, seller) -> QuerySet[UsageRecord]:
     return UsageRecord.objects.filter(seller=seller).order_by("-created_at", "-id")
 

@@ -20,13 +20,13 @@ the model's trusted listings too, first, so that evidence is minutes old.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from market import services
+from market import authenticity_refunds, services
 from market.authenticity_asks import fingerprint_gap
 from market.models import AuthenticityCheck, CatalogModel, Verdict
 
@@ -34,9 +34,11 @@ FAILURES_TO_SUSPEND = 2
 WINDOW = 3
 
 
-def suspension_reason(*, model_id: str, asked_model: str, reason: str) -> str:
+def suspension_reason(*, model_id: str, asked_model: str, reason: str, since: datetime) -> str:
     return (
         f"The authenticity probe of {model_id} failed twice in its last three checks: {reason}. "
+        f"What the listing served with {model_id} since {since:%Y-%m-%d %H:%M} UTC is refunded "
+        "to its buyers from your earnings (Trading Terms, clause 8). "
         f'Make sure the key is answered by "{asked_model}" itself (no relay or model mapping '
         "in between), then re-key the listing."
     )
@@ -100,6 +102,14 @@ def _provider_changed(
     ):
         return "a trusted listing answers the same: the provider changed, not the seller"
     return ""
+
+
+def _refunds_enqueue(listing_id: int, model_pk: int, since: datetime) -> None:
+    from market.tasks import authenticity_refunds_task
+
+    transaction.on_commit(
+        lambda: authenticity_refunds_task.delay(listing_id, model_pk, since.isoformat())
+    )
 
 
 def _recheck_enqueue(listing_id: int) -> None:
@@ -172,10 +182,16 @@ def authenticity_check_apply(
         return check, False
     if _failures_recent(listing_id=listing_id, model_pk=model_pk) >= FAILURES_TO_SUSPEND:
         model_id = CatalogModel.objects.values_list("model_id", flat=True).get(pk=model_pk)
-        suspended = services.listing_suspend(
-            listing_id=listing_id,
-            reason=suspension_reason(model_id=model_id, asked_model=asked_model, reason=reason),
-        )
+        since = authenticity_refunds.unproven_since(listing_id=listing_id, model_pk=model_pk)
+        with transaction.atomic():
+            suspended = services.listing_suspend(
+                listing_id=listing_id,
+                reason=suspension_reason(
+                    model_id=model_id, asked_model=asked_model, reason=reason, since=since
+                ),
+            )
+            if suspended:
+                _refunds_enqueue(listing_id, model_pk, since)
         return check, suspended
     _recheck_enqueue(listing_id)
     return check, False

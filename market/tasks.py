@@ -1,14 +1,16 @@
 """Celery tasks of the market: the health probe sweep, the verification of one listing, the
-authenticity probes (the sweep, and the confirmation of one listing after a failure), and the
-pruning of old route outcomes.
+authenticity probes (the sweep, the confirmation of one listing after a failure, and the refunds
+after a suspension), and the pruning of old route outcomes.
 
-Task arguments are listing ids only: keys are loaded and decrypted inside the worker.
+Task arguments are ids (and a time) only: keys are loaded and decrypted inside the worker.
 """
+
+from datetime import datetime
 
 from celery.signals import beat_init
 
 from dragonfly.celery import app
-from market import authenticity, probes, route_outcomes
+from market import authenticity, authenticity_refunds, probes, route_outcomes
 
 FIRST_SWEEP_DELAY_S = 5
 
@@ -27,7 +29,7 @@ def probe_listing_task(listing_id: int) -> int:
 
 @app.task(ignore_result=True)
 def authenticity_probe_all_task() -> int:
-    """Beat: probe the chat listings that are due (each about every
+    """Beat: probe the listings that are due (each about every
     DRAGONFLY_AUTHENTICITY_INTERVAL_SECONDS, jittered, single-flight)."""
     return len(authenticity.authenticity_run())
 
@@ -37,6 +39,15 @@ def authenticity_recheck_task(listing_id: int) -> int:
     """Ask one listing again after a failed authenticity probe (a second failure suspends it), and
     the trusted listings of its models with it (market/authenticity_record.py says why)."""
     return len(authenticity.authenticity_run(listing_ids=[int(listing_id)], recheck=True))
+
+
+@app.task(ignore_result=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=8)
+def authenticity_refunds_task(listing_id: int, model_pk: int, since: str) -> int:
+    """Refund what a listing suspended by its authenticity probes served with the failed model
+    (market/authenticity_refunds.py); run again after an error, it refunds only what is left."""
+    return authenticity_refunds.refund_unproven(
+        listing_id=int(listing_id), model_pk=int(model_pk), since=datetime.fromisoformat(since)
+    )
 
 
 @app.task(ignore_result=True)

@@ -95,3 +95,26 @@ dispute, what you earned on that request is taken back from your earnings. Your 
 shows disputes against your listings and their outcome.
 """
 )
+
+# v3 for sellers (migration 0009): the authenticity probes cover every model, not only chat, and a
+# listing they suspend has what it served with the failed model refunded to its buyers
+# (docs/health.md "Authenticity probes"). Buyers' terms stay at v2: nothing they agreed changes.
+SELLER_V3_TITLE = SELLER_V1_TITLE
+SELLER_V3_BODY = SELLER_V2_BODY.replace(
+    """\
+8. Authenticity probes. Dragonfly sends each listing small known-answer requests (a few dozen \
+prompt tokens and one output token per chat model, about four times a day; your provider bills \
+you for them like health probes) to check that it serves the model it names. A listing that \
+fails two of three checks is suspended with the reason, and we email you.
+""",
+    """\
+8. Authenticity probes. Dragonfly sends each listing small known-answer requests for every model \
+it offers (a few dozen input tokens each, plus one output token for a chat model and a \
+60-character sentence for a speech model, about four times a day; your provider bills you for \
+them like health probes) to check that it serves the model it names. A listing that fails two of \
+three checks of a model is suspended with the reason, and we email you. Every request it served \
+with that model since the model last passed a check on it (since the listing was created, if it \
+never did) is then refunded to its buyer in full, and what you earned on those requests is taken \
+back from your earnings.
+""",
+)

@@ -17,7 +17,12 @@ from billing.services.payouts import (
     payout_request,
 )
 from billing.services.reversals import ReversalResult, topup_reversal_book
-from billing.services.settlement import billable_cost_nusd, request_refund, request_settle
+from billing.services.settlement import (
+    billable_cost_nusd,
+    request_refund,
+    request_refund_unproven,
+    request_settle,
+)
 from billing.services.signup_credits import (
     signup_credit_approve,
     signup_credit_grant,
@@ -55,6 +60,7 @@ __all__ = [
     "payout_reject",
     "payout_request",
     "request_refund",
+    "request_refund_unproven",
     "request_settle",
     "seller_fee_profile_set",
     "signup_credit_approve",

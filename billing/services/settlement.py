@@ -111,6 +111,17 @@ def request_refund(*, request_id: str, reason: str, staff_user_id: int) -> Ledge
     if not reason.strip():
         raise BillingError("A refund needs a reason.")
     operator_check(staff_user_id=staff_user_id, permission=REFUND_REQUEST)
+    return _refund(request_id=request_id, reason=reason, created_by_id=staff_user_id)
+
+
+def request_refund_unproven(*, request_id: str, reason: str) -> LedgerTransaction:
+    """The market, with no operator: the same refund of a request served by a listing that was
+    suspended for failing its authenticity probes (Trading Terms v3, docs/health.md)."""
+    check_request_id(request_id)
+    return _refund(request_id=request_id, reason=reason, created_by_id=None)
+
+
+def _refund(*, request_id: str, reason: str, created_by_id: int | None) -> LedgerTransaction:
     with transaction.atomic():
         record = UsageRecord.objects.select_for_update().filter(request_id=request_id).first()
         if record is None:
@@ -125,7 +136,7 @@ def request_refund(*, request_id: str, reason: str, staff_user_id: int) -> Ledge
             idempotency_key=f"refund:{request_id}",
             request_id=request_id,
             memo=reason,
-            created_by_id=staff_user_id,
+            created_by_id=created_by_id,
             lines=[
                 (wallet, record.buyer_debit_nusd),
                 (account_platform(kind=AccountKind.OVERRUN), record.overrun_nusd),

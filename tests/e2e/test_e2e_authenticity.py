@@ -1,7 +1,8 @@
 """Authenticity probes through the real servers and the simulator: a listing that answers with a
 cheaper model takes the buyer's first request (it asks least), the probe sweep catches it (the
 `model` the upstream names, then its tokenizer's count), it is suspended and its seller emailed,
-and both servers route the next request to the honest listing. An honest listing is never flagged."""
+what it served is refunded, and both servers route the next request to the honest listing. An
+honest listing is never flagged."""
 
 import pytest
 from playwright.sync_api import sync_playwright
@@ -88,12 +89,25 @@ def test_a_substituted_model_is_caught_and_traffic_moves_to_the_honest_listing(
     assert {c[1] for c in checks if c[0] == honest.pk} == {"passed"}
     assert learned is not None  # learned from the trusted honest listing
 
+    # What the substitute served is given back: the buyer's debit, the seller's credit and the fee
+    # each reversed by a refund transaction (Trading Terms v3, clause 8), so every account nets 0.
+    assert "is refunded to its buyers from your earnings" in caught.status_reason
+    rows = world.db(_ledger, before)
+    print("the substitute's request after the refund:", before, rows)
+    assert [kind for kind, *_ in rows].count("refund") == 3  # wallet, earnings, fee revenue
+    net: dict[tuple[str, str], int] = {}
+    for _, account, owner, amount in rows:
+        net[account, owner] = net.get((account, owner), 0) + amount
+    assert set(net.values()) == {0}, net
+    assert world.usage(before).refunded_at is not None
+
     for server in world.servers:
         world.routable(MODEL, 1, server=server)
     served_by, after = _served(world, buyer)
     assert served_by == honest.pk
     assert world.db(Listing.objects.get, pk=honest.pk).status == "active"
     print("next request, served by the honest listing:", after, world.db(_ledger, after))
+    assert world.usage(after).refunded_at is None
 
     # The seller sees what was asked, expected and answered, and why the listing is suspended.
     with sync_playwright() as playwright:

@@ -78,11 +78,19 @@ def test_a_substitute_is_caught_confirmed_suspended_and_its_seller_told(
         f'the upstream answered as "{QWEN}" (expected "deepseek-v4-flash"); the fixed probe '
         f"text cost {tokens} input tokens (expected {HONEST}: another tokenizer)"
     )
+    since = listing.created_at  # the model never passed on it: all it served is refunded
     assert listing.status_reason == (
-        f"The authenticity probe of {CHAT} failed twice in its last three checks: {failed.reason}. Make sure the "
+        f"The authenticity probe of {CHAT} failed twice in its last three checks: {failed.reason}. "
+        f"What the listing served with {CHAT} since {since:%Y-%m-%d %H:%M} UTC is refunded to "
+        "its buyers from your earnings (Trading Terms, clause 8). Make sure the "
         'key is answered by "deepseek-v4-flash" itself (no relay or model mapping in between), '
         "then re-key the listing."
     )
+    assert (
+        "market.tasks.authenticity_refunds_task",
+        [listing.pk, CatalogModel.objects.get(model_id=CHAT).pk, since.isoformat()],
+        {},
+    ) in task_calls
     assert [m.to for m in mailoutbox] == [[seller.email]]
     assert failed.reason in mailoutbox[0].body
     assert name not in mailoutbox[0].body

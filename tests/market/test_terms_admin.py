@@ -70,23 +70,29 @@ def test_publishing_a_draft_twice_is_refused():
     assert TermsVersion.objects.filter(audience="buyer").count() == before + 1
 
 
-def test_the_migrations_publish_v2_with_the_four_promises_and_every_user_accepts_again():
+def test_the_migrations_publish_the_four_promises_and_every_user_accepts_again():
+    """Buyers' v2 and sellers' v3: v1 and the four promises (sellers' v3 adds what a listing the
+    authenticity probes suspend gives back)."""
     from market import terms_text
 
-    for audience, body in (
-        ("buyer", terms_text.BUYER_V2_BODY),
-        ("seller", terms_text.SELLER_V2_BODY),
+    for audience, version, body in (
+        ("buyer", 2, terms_text.BUYER_V2_BODY),
+        ("seller", 3, terms_text.SELLER_V3_BODY),
     ):
         current = terms_current(audience=audience)
-        assert (current.version, current.body) == (2, body)
+        assert (current.version, current.body) == (version, body)
         assert body.startswith(TermsVersion.objects.get(audience=audience, version=1).body)
         for promise in ("time-to-first-token", "Price lock", "known-answer", "dispute"):
             assert promise in body, (audience, promise)
-    on_v1 = seller_make()
-    TermsAcceptance.objects.filter(user=on_v1).delete()
+    seller_v2 = TermsVersion.objects.get(audience="seller", version=2).body
+    assert seller_v2 == terms_text.SELLER_V2_BODY != terms_text.SELLER_V3_BODY
+    assert "for every model" in terms_text.SELLER_V3_BODY
+    assert "refunded to its buyer in full" in terms_text.SELLER_V3_BODY
+    on_v2 = seller_make()
+    TermsAcceptance.objects.filter(user=on_v2).delete()
     TermsAcceptance.objects.create(
-        user=on_v1, terms=TermsVersion.objects.get(audience="seller", version=1)
+        user=on_v2, terms=TermsVersion.objects.get(audience="seller", version=2)
     )
-    assert terms_accepted_current(user=on_v1, audience="seller") is False  # asked to accept v2
-    services.terms_accept(user=on_v1, audience="seller", ip_address="127.0.0.1")
-    assert terms_accepted_current(user=on_v1, audience="seller") is True
+    assert terms_accepted_current(user=on_v2, audience="seller") is False  # asked to accept v3
+    services.terms_accept(user=on_v2, audience="seller", ip_address="127.0.0.1")
+    assert terms_accepted_current(user=on_v2, audience="seller") is True
