@@ -17,6 +17,8 @@ from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, log_in, screenshot_d
 # The real-server fixtures (two Daphne processes, the simulator, committed data) of tests/e2e.
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# The outcome reads "HTTP 200" once the headers arrive, "HTTP 200 in N ms" once the answer is whole.
+ANSWERED = re.compile(r"HTTP 200 in \d+ ms")
 
 
 def test_a_buyer_sends_a_request_from_the_playground_and_sees_its_route_and_charge(world):
@@ -45,7 +47,7 @@ def test_a_buyer_sends_a_request_from_the_playground_and_sees_its_route_and_char
             page.click("#pg-routing summary")
             page.fill("#pg-provider-only", "deepseek")
             page.click("#pg-send")
-            expect(page.locator("#pg-outcome")).to_contain_text("HTTP 200")
+            expect(page.locator("#pg-outcome")).to_contain_text(ANSWERED)
             assert page.locator("#pg-answer").inner_text().strip()
             expect(page.locator("#pg-usage")).to_contain_text("completion tokens")
             diagnostics = {
@@ -179,7 +181,7 @@ def test_messages_mode_answers_in_anthropics_format_plain_and_streamed(world):
             page.fill("#pg-max-tokens", "40")
             with page.expect_request(lambda r: r.url.endswith("/v1/messages")) as sent:
                 page.click("#pg-send")
-            expect(page.locator("#pg-outcome")).to_contain_text("HTTP 200")
+            expect(page.locator("#pg-outcome")).to_contain_text(ANSWERED)
             headers = sent.value.all_headers()
             assert headers["x-api-key"] == buyer.key and "authorization" not in headers
             assert headers["anthropic-version"] == "2023-06-01"
