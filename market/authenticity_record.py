@@ -20,6 +20,7 @@ the model's trusted listings too, first, so that evidence is minutes old.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -30,8 +31,11 @@ from market import authenticity_refunds, services
 from market.authenticity_asks import fingerprint_gap
 from market.models import AuthenticityCheck, CatalogModel, Verdict
 
+logger = logging.getLogger(__name__)
+
 FAILURES_TO_SUSPEND = 2
 WINDOW = 3
+REFUND_RETRY_SECONDS = 60
 
 
 def suspension_reason(*, model_id: str, asked_model: str, reason: str, since: datetime) -> str:
@@ -104,21 +108,36 @@ def _provider_changed(
     return ""
 
 
-def _refunds_enqueue(listing_id: int, model_pk: int, since: datetime) -> None:
+def _refund_after_commit(listing_id: int, model_pk: int, since: datetime) -> None:
+    """Refund what the listing served, here, once the suspension has committed: no broker in
+    between, so a Redis blink cannot lose the refunds. Should the database fail midway, the rest
+    is left to the Celery task (queued with a delay; what was refunded is not refunded twice)."""
     from market.tasks import authenticity_refunds_task
 
-    transaction.on_commit(
-        lambda: authenticity_refunds_task.delay(listing_id, model_pk, since.isoformat())
-    )
+    def refund() -> None:
+        try:
+            authenticity_refunds.refund_unproven(
+                listing_id=listing_id, model_pk=model_pk, since=since
+            )
+        except Exception:
+            logger.exception("refunds of listing #%s stopped; queued to finish", listing_id)
+            authenticity_refunds_task.apply_async(
+                (listing_id, model_pk, since.isoformat()), countdown=REFUND_RETRY_SECONDS
+            )
+
+    transaction.on_commit(refund, robust=True)  # robust: a failure here is logged, not raised
 
 
 def _recheck_enqueue(listing_id: int) -> None:
+    """The confirmation probe, queued after commit. If the broker cannot take it, that is logged
+    and the listing's next sweep asks again."""
     from market.tasks import authenticity_recheck_task
 
     transaction.on_commit(
         lambda: authenticity_recheck_task.apply_async(
             (listing_id,), countdown=settings.DRAGONFLY_AUTHENTICITY_RECHECK_SECONDS
-        )
+        ),
+        robust=True,
     )
 
 
@@ -191,7 +210,7 @@ def authenticity_check_apply(
                 ),
             )
             if suspended:
-                _refunds_enqueue(listing_id, model_pk, since)
+                _refund_after_commit(listing_id, model_pk, since)
         return check, suspended
     _recheck_enqueue(listing_id)
     return check, False

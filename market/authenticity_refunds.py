@@ -4,7 +4,8 @@ since that model last passed a check on it (since the listing was created, if it
 refunded in full (sellers' Trading Terms v3, clause 8): the buyer gets back what they paid, the
 seller's earnings lose what they earned (a clawback, even below zero), the fee and any overrun
 are reversed. It is billing's one refund (billing.services.request_refund_unproven), made by no
-operator, in a Celery task after the suspension commits.
+operator, by the process that suspended the listing as soon as the suspension commits (with a
+Celery task to finish it should the database fail midway).
 
 Each refund is its own transaction and happens once per request (its idempotency key): a task
 that runs again refunds only what is left, and a request refunded already (an approved dispute,

@@ -43,8 +43,9 @@ def authenticity_recheck_task(listing_id: int) -> int:
 
 @app.task(ignore_result=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=8)
 def authenticity_refunds_task(listing_id: int, model_pk: int, since: str) -> int:
-    """Refund what a listing suspended by its authenticity probes served with the failed model
-    (market/authenticity_refunds.py); run again after an error, it refunds only what is left."""
+    """Finish the refunds of what a listing suspended by its authenticity probes served with the
+    failed model, when doing them at the suspension stopped on an error
+    (market/authenticity_record.py); it refunds only what is left."""
     return authenticity_refunds.refund_unproven(
         listing_id=int(listing_id), model_pk=int(model_pk), since=datetime.fromisoformat(since)
     )
