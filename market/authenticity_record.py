@@ -209,8 +209,9 @@ def authenticity_check_apply(
                     model_id=model_id, asked_model=asked_model, reason=reason, since=since
                 ),
             )
-            if suspended:
-                _refund_after_commit(listing_id, model_pk, since)
+            # Each model that fails so is refunded, also one whose failure finds the listing
+            # already suspended by another model's (one key serves both: both were substituted).
+            _refund_after_commit(listing_id, model_pk, since)
         return check, suspended
     _recheck_enqueue(listing_id)
     return check, False

@@ -158,3 +158,26 @@ def test_refunds_stopped_by_an_error_are_queued_to_finish(
     assert Listing.objects.get(pk=listing.pk).status == ListingStatus.SUSPENDED
     assert [name for name, *_ in task_calls].count("market.tasks.authenticity_refunds_task") == 1
     assert len(calls) == 2  # the inline attempt, then the queued task's
+
+
+def test_every_model_that_fails_is_refunded_not_only_the_one_that_suspended(seller, sim, catalogue):
+    """One key serves both of the listing's models: both fail, the first suspends the listing,
+    and what it served with each is refunded."""
+    buyer = user_make()
+    fund(buyer, "5")
+    CatalogModel.objects.filter(model_id__in=[CHAT, REASONER]).update(probe_prompt_tokens=HONEST)
+    listing = listing_make(
+        seller,
+        key=f"sim-{uuid.uuid4().hex[:8]}?as_model=qwen2.5-7b-instruct&mask_model=1",
+        models=(CHAT, REASONER),
+    )
+    _settle(buyer, listing, "req_chat")
+    _settle(buyer, listing, "req_reasoner", model_id=REASONER)
+
+    authenticity.authenticity_run()  # both fail, the confirmation (eager) fails both again
+
+    assert Listing.objects.get(pk=listing.pk).status == ListingStatus.SUSPENDED
+    assert set(
+        UsageRecord.objects.filter(refunded_at__isnull=False).values_list("request_id", flat=True)
+    ) == {"req_chat", "req_reasoner"}
+    assert ledger_violations() == []
