@@ -171,9 +171,12 @@ def _store_key(listing: Listing, key: str) -> None:
 
 
 def _enqueue_verification(listing_id: int) -> None:
+    """The verification probe, queued after commit. A broker that cannot take it is logged, not
+    raised (the seller's listing is saved either way), and the next health sweep, which probes
+    pending listings too, verifies it."""
     from market.tasks import probe_listing_task
 
-    transaction.on_commit(lambda: probe_listing_task.delay(listing_id))
+    transaction.on_commit(lambda: probe_listing_task.delay(listing_id), robust=True)
 
 
 def listing_create(

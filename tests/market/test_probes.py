@@ -101,6 +101,25 @@ def test_a_new_listing_is_verified_by_a_probe_and_goes_live(seller, sim, task_ca
     assert health_get(listing.pk).state == "healthy"
 
 
+def test_a_broker_that_cannot_take_the_verification_leaves_it_to_the_sweep(
+    seller, sim, monkeypatch
+):
+    """The listing is saved (no error for the seller) and stays pending; the next health sweep,
+    which probes pending listings too, verifies it."""
+    from market import tasks
+
+    def refuse(*args, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(tasks.probe_listing_task, "delay", refuse)
+    name = key_name()
+    listing = listing_make(seller, key=name, status=ListingStatus.PENDING, verify=True)
+    assert Listing.objects.get(pk=listing.pk).status == ListingStatus.PENDING
+    assert requests_seen(sim, name) == 0
+    probes.probe_run()
+    assert Listing.objects.get(pk=listing.pk).status == ListingStatus.ACTIVE
+
+
 def test_a_new_listing_with_a_rejected_key_is_rejected_with_the_reason(seller, mailoutbox):
     listing = listing_make(
         seller, key=f"{key_name()}?reject=401", status=ListingStatus.PENDING, verify=True
