@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from importlib import import_module
 from typing import Any
@@ -11,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from accounts import keys, selectors, validation
 from accounts.emails import email_canonicalize
@@ -36,6 +38,8 @@ PROFILE_FIELDS = (
     "default_model",
     "strict_models",
 )
+
+logger = logging.getLogger(__name__)
 
 
 _PROFILE_INT_CEILINGS = {
@@ -290,10 +294,17 @@ def access_key_touch(*, key_id: int) -> None:
 def last_used_touch(
     *, model: type[AccessKey | PersonalToken], row_id: int, cache_name: str
 ) -> None:
-    """Record a credential's use, at most once a minute: a cache gate, then one conditional UPDATE."""
+    """Record a credential's use, at most once a minute: a cache gate, then one conditional UPDATE.
+
+    The UPDATE is a gate of its own (it writes only a value a minute old), so when the cache
+    (Redis) cannot answer the request goes on without it: a Redis blink must not fail every API
+    call over a last-used timestamp."""
     gate = f"accounts:{cache_name}-touch:{row_id}"
-    if not cache.add(gate, 1, int(TOUCH_INTERVAL.total_seconds())):
-        return
+    try:
+        if not cache.add(gate, 1, int(TOUCH_INTERVAL.total_seconds())):
+            return
+    except (RedisError, OSError) as exc:
+        logger.warning("last-used gate unavailable (%r); updating without it", exc)
     now = timezone.now()
     model.objects.filter(id=row_id).filter(
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - TOUCH_INTERVAL)

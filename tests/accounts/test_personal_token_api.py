@@ -239,3 +239,18 @@ def test_a_view_that_declares_nothing_reads_with_read_and_refuses_token_writes(b
     refused = call("post", ALL)
     assert refused.status_code == 403
     assert refused.data == {"detail": "Personal tokens cannot do this; use the dashboard."}
+
+
+def test_a_redis_blink_does_not_fail_the_call_over_its_last_used_gate(buyer, client, monkeypatch):
+    """The cache that gates the last-used write is Redis: down, the call still answers and the
+    timestamp is still written (its conditional UPDATE is a gate of its own)."""
+    from django.core.cache import cache
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    def down(*args, **kwargs):
+        raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(cache, "add", down)
+    headers = _bearer(buyer, ["read"])
+    assert client.get(reverse("api_account"), **headers).status_code == 200
+    assert PersonalToken.objects.get().last_used_at is not None
