@@ -29,8 +29,6 @@ Decrypted keys live only in AuthenticityTarget (repr hides them) for the duratio
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import logging
 import random
 import re
@@ -43,6 +41,7 @@ from gateway.upstream.base import UpstreamError
 from market import authenticity_record, crypto, selectors
 from market.authenticity_asks import ASKS, Evidence, fingerprint_gap
 from market.models import AuthenticityCheck, CatalogModel, Listing, Modality, Verdict
+from market.upstream_batch import run_batch
 from redis_clients.clients import get_redis
 
 logger = logging.getLogger(__name__)
@@ -173,27 +172,6 @@ async def ask(session: aiohttp.ClientSession, target: AuthenticityTarget) -> Ans
     return Answer(target, evidence)
 
 
-async def ask_many(targets: list[AuthenticityTarget]) -> list[Answer | None]:
-    semaphore = asyncio.Semaphore(CONCURRENCY)
-    timeout = aiohttp.ClientTimeout(total=TIMEOUT_S, connect=5)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-
-        async def bounded(target: AuthenticityTarget) -> Answer | None:
-            async with semaphore:
-                return await ask(session, target)
-
-        return await asyncio.gather(*(bounded(t) for t in targets))
-
-
-def _run_async(targets: list[AuthenticityTarget]) -> list[Answer | None]:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(ask_many(targets))
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:  # called from async code
-        return pool.submit(asyncio.run, ask_many(targets)).result()
-
-
 def _claim(listing_ids: list[int]) -> list[int]:
     """The due listings this process won (SET NX EX jittered interval on each, one round trip)."""
     interval = settings.DRAGONFLY_AUTHENTICITY_INTERVAL_SECONDS
@@ -257,7 +235,8 @@ def authenticity_run(
     targets = [t for listing in listings for t in targets_for(listing)]
     if not targets:
         return []
-    checks = [_record(answer) for answer in _run_async(targets) if answer is not None]
+    answers = run_batch(ask, targets, concurrency=CONCURRENCY, timeout_s=TIMEOUT_S)
+    checks = [_record(answer) for answer in answers if answer is not None]
     recorded = [check for check in checks if check is not None]
     failed = sum(1 for c in recorded if c.verdict == Verdict.FAILED)
     logger.info("authenticity: %d checks, %d failed", len(recorded), failed)

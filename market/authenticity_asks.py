@@ -34,7 +34,7 @@ import aiohttp
 from gateway import embeddings
 from gateway.request import VOICES, SpeechRequest
 from gateway.upstream import jina, minimax, openai
-from gateway.upstream.base import model_named
+from gateway.upstream.base import model_named, reported_count
 from market.models import CatalogModel, Modality
 
 # Digits, Arabic-Indic digits, CJK, an emoji, accents, a tab and JSON: tokenizers of different
@@ -84,9 +84,8 @@ async def _chat_call(session, base_url: str, key: str, body: bytes, provider: st
         await openai.chat_open(base_url, key=key, body=body, client=session)
     )
     usage = data.get("usage")
-    count = usage.get("prompt_tokens") if isinstance(usage, dict) else None
-    usable = isinstance(count, int) and not isinstance(count, bool) and count >= 0
-    return Evidence(model_named(data), count if usable else None)
+    count = reported_count(usage.get("prompt_tokens")) if isinstance(usage, dict) else None
+    return Evidence(model_named(data), count)
 
 
 def _embedding_request(model: CatalogModel) -> embeddings.EmbeddingsRequest:

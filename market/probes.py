@@ -19,8 +19,6 @@ Decrypted keys live only in ProbeTarget (repr hides them) for the duration of th
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import logging
 import time
 from dataclasses import dataclass, field
@@ -33,6 +31,7 @@ from gateway.upstream.base import UpstreamError
 from live.nudges import listing_nudge
 from market import crypto, health, health_record, selectors, services
 from market.models import HealthSource, Listing, ListingStatus, Modality
+from market.upstream_batch import gather_bounded, run_batch
 from redis_clients.clients import get_redis
 
 logger = logging.getLogger(__name__)
@@ -124,25 +123,9 @@ async def probe_one(session: aiohttp.ClientSession, target: ProbeTarget) -> Prob
 
 async def probe_many(targets: list[ProbeTarget], *, concurrency: int | None = None) -> list:
     """Probe the targets, at most `concurrency` (default CONCURRENCY) requests in flight."""
-    semaphore = asyncio.Semaphore(concurrency or CONCURRENCY)
-    timeout = aiohttp.ClientTimeout(total=TIMEOUT_S, connect=5)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-
-        async def bounded(target: ProbeTarget) -> ProbeResult:
-            async with semaphore:
-                return await probe_one(session, target)
-
-        return await asyncio.gather(*(bounded(t) for t in targets))
-
-
-def _run_async(targets: list[ProbeTarget]) -> list[ProbeResult]:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(probe_many(targets))
-    # Called from async code (e.g. an eager task): run the batch on its own loop in a thread.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, probe_many(targets)).result()
+    return await gather_bounded(
+        probe_one, targets, concurrency=concurrency or CONCURRENCY, timeout_s=TIMEOUT_S
+    )
 
 
 def _claim(listing_ids: list[int], *, force: bool = False) -> list[int]:
@@ -218,7 +201,7 @@ def probe_run(*, listing_ids: list[int] | None = None, verify: bool = False) -> 
     targets = [t for t in (probe_target(listing) for listing in listings) if t is not None]
     if not targets:
         return []
-    results = _run_async(targets)
+    results = run_batch(probe_one, targets, concurrency=CONCURRENCY, timeout_s=TIMEOUT_S)
     by_id = {t.listing_id: t for t in targets}
     for result in results:
         try:

@@ -92,6 +92,12 @@ async def send(
     return response
 
 
+def reported_count(value: object) -> int | None:
+    """A count an upstream reported (tokens, characters, milliseconds): a non-negative JSON
+    integer, else None (absent, negative, a float or a boolean: not a count to bill or compare)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def model_named(data: object) -> str:
     """The `model` a JSON answer names ("" when it names none), capped at 100 characters: what the
     authenticity probes compare with the model asked for (market/authenticity.py)."""

@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 
 from gateway.body_limits import is_int, is_number
-from gateway.upstream.base import UpstreamError, model_named, post, read_all
+from gateway.upstream.base import UpstreamError, model_named, post, read_all, reported_count
 
 _MAX_BYTES = 16 * 1024 * 1024
 
@@ -77,7 +77,7 @@ def _tokens(usage: object) -> int | None:
     if not isinstance(usage, dict):
         return None
     for field in ("total_tokens", "prompt_tokens"):
-        value = usage.get(field)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
+        count = reported_count(usage.get(field))
+        if count is not None:
+            return count
     return None

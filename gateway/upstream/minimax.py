@@ -20,7 +20,7 @@ import aiohttp
 import orjson
 
 from gateway.request import SpeechRequest
-from gateway.upstream.base import UpstreamError, post, read_all, status_error
+from gateway.upstream.base import UpstreamError, post, read_all, reported_count, status_error
 from gateway.upstream.vectors import Embedded, embedded
 
 # MiniMax's in-body codes → the HTTP status they mean for health and failover.
@@ -109,14 +109,9 @@ async def speech_read(response: aiohttp.ClientResponse, *, text: str) -> Speech:
         raise UpstreamError("response carried empty audio")
     extra = data.get("extra_info")
     extra = extra if isinstance(extra, dict) else {}
-    characters = _count(extra.get("usage_characters"))
-    return Speech(
-        audio, len(text) if characters is None else characters, _count(extra.get("audio_length"))
-    )
-
-
-def _count(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    characters = reported_count(extra.get("usage_characters"))
+    length = reported_count(extra.get("audio_length"))
+    return Speech(audio, len(text) if characters is None else characters, length)
 
 
 async def speech(base_url: str, *, key: str, request: SpeechRequest, upstream_model: str) -> Speech:

@@ -7,7 +7,7 @@ import math
 from array import array
 from dataclasses import dataclass
 
-from gateway.upstream.base import UpstreamError
+from gateway.upstream.base import UpstreamError, reported_count
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,5 +35,4 @@ def embedded(raw: object, *, count: int, tokens: object, model: str = "") -> Emb
         vectors.append(values)
     if len({len(v) for v in vectors}) > 1:
         raise UpstreamError("response carried vectors of different lengths")
-    usable = isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0
-    return Embedded(vectors, tokens if usable else None, model)  # type: ignore[arg-type]
+    return Embedded(vectors, reported_count(tokens), model)
