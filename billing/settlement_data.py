@@ -30,6 +30,9 @@ class Settlement:
     # The hard time-to-first-token promise the request was admitted under (X-Hard-Max-TTFT-Ms or
     # its profile's), in ms: a listing that breaks it is not paid (billing.pricing.sla_breached).
     sla_max_ttft_ms: int | None = None
+    # The balance lease the request drew from instead of placing a hold of its own (its hold's
+    # request id, gateway/balance_leases.py): the settlement is debited against it.
+    lease_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Its fields by name, in order. Shallow: the route is shared, not copied (a settlement is

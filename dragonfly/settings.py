@@ -390,6 +390,12 @@ DRAGONFLY_SIGNUP_CREDIT_EXEMPT_DOMAINS = env_list(
 DRAGONFLY_DEFAULT_FEE_BPS = env_int("DRAGONFLY_DEFAULT_FEE_BPS", 1000)
 DRAGONFLY_MAX_BODY_BYTES = env_int("DRAGONFLY_MAX_BODY_BYTES", 4 * 1024 * 1024)
 DRAGONFLY_HOLD_TTL_SECONDS = env_int("DRAGONFLY_HOLD_TTL_SECONDS", 900)
+# Balance leases (gateway/balance_leases.py): a busy buyer's requests draw their worst case from
+# one hold of this many times it (0: every request places its own hold), taking draws for this
+# many seconds, placed only while the wallet's available balance is this many times the lease.
+DRAGONFLY_BALANCE_LEASE_REQUESTS = env_int("DRAGONFLY_BALANCE_LEASE_REQUESTS", 64)
+DRAGONFLY_BALANCE_LEASE_SECONDS = env_int("DRAGONFLY_BALANCE_LEASE_SECONDS", 5)
+DRAGONFLY_BALANCE_LEASE_HEADROOM = env_int("DRAGONFLY_BALANCE_LEASE_HEADROOM", 10)
 # Buyer disputes (billing policy rule 12): how long after settlement a request may be disputed, and
 # per buyer at most this many undecided at once and this many opened in 24 hours.
 DRAGONFLY_DISPUTE_WINDOW_DAYS = env_int("DRAGONFLY_DISPUTE_WINDOW_DAYS", 7)

@@ -13,6 +13,12 @@ cannot land is retried in the background with backoff (SETTLE_RETRY_DELAYS, then
 it lands, so an answered request is billed once the database is back. A settlement waiting so is
 also kept in Redis under this process's id (`unsettled_key`) until it lands: should the process
 die meanwhile, whoever reaps it settles it from there (reaper.py) instead of voiding its hold.
+
+A busy buyer's requests draw from a balance lease instead of placing holds of their own
+(balance_leases.py keeps the books): `hold` places the lease when one is wanted, `settle` and `void`
+give each draw back, and a lease whose time or cover has run out is voided here once its
+requests have settled (`_end`), or at the latest by the process's sweep (`sweep_leases`, every
+turn of its lease loop) and at its stop (`end_leases`).
 """
 
 from __future__ import annotations
@@ -23,12 +29,13 @@ import time
 from collections.abc import Awaitable, Callable
 
 import orjson
+from django.conf import settings
 
 from billing import services
 from billing.errors import InsufficientBalance
 from billing.services import fastpath_async
 from billing.settlement_data import Settlement, SettleResult
-from gateway import background, kv, process, runtime
+from gateway import background, balance_leases, kv, process, runtime
 from gateway.db import DatabaseUnavailable, db_call
 from gateway.errors import GatewayError
 from observability.metrics import GATEWAY_SETTLEMENTS
@@ -69,13 +76,16 @@ def unreachable(exc: BaseException) -> bool:
     return isinstance(exc, DatabaseUnavailable) or fastpath_async.connection_error(exc)
 
 
-async def hold(*, request_id: str, user_id: int, amount_nusd: int) -> None:
-    """Reserve the worst case, or 403 with the seed's exact "Insufficient balance", or 503 when the
-    database cannot be reached (nothing held)."""
+async def hold(*, request_id: str, user_id: int, amount_nusd: int) -> str | None:
+    """Reserve the worst case: drawn from the buyer's balance lease (its hold id is returned), else
+    a hold of the request's own (None). 403 with the seed's exact "Insufficient balance", or 503
+    when the database cannot be reached (nothing held)."""
     if amount_nusd <= 0:
-        return  # a free listing: nothing to reserve
+        return None  # a free listing: nothing to reserve
     try:
-        await _hold_place(request_id=request_id, user_id=user_id, amount_nusd=amount_nusd)
+        lease_id = await _lease_draw(request_id, user_id, amount_nusd)
+        if lease_id is None:
+            await _hold_place(request_id=request_id, user_id=user_id, amount_nusd=amount_nusd)
     except InsufficientBalance:
         raise GatewayError(403, "Insufficient balance") from None
     except Exception as exc:
@@ -83,6 +93,79 @@ async def hold(*, request_id: str, user_id: int, amount_nusd: int) -> None:
             raise
         logger.error("hold for %s not placed: database unreachable (%r)", request_id, exc)
         raise DatabaseUnavailable() from exc
+    return lease_id
+
+
+async def _lease_draw(request_id: str, user_id: int, amount_nusd: int) -> str | None:
+    """The hold id of the lease the request drew from; None: it places a hold of its own. A
+    request that finds none, from a buyer whose previous request was a moment ago, places one
+    (concurrent ones wait for that placement)."""
+    if not settings.DRAGONFLY_BALANCE_LEASE_REQUESTS or not fastpath_async.available():
+        return None
+    leases = runtime.current().balance_leases
+    now = asyncio.get_running_loop().time()
+    lease_id = leases.draw(request_id, user_id, amount_nusd, now)
+    _end(leases)
+    if lease_id is not None or not leases.wants(user_id, now):
+        return lease_id
+    placing = leases.placing.get(user_id)
+    if placing is None:  # a task of its own: a request cancelled meanwhile leaks no lease
+        placing = background.spawn(_lease_place(leases, user_id, amount_nusd))
+        leases.placing[user_id] = placing
+    await asyncio.shield(placing)  # a refused lease: the request places its own hold
+    return leases.draw(request_id, user_id, amount_nusd, asyncio.get_running_loop().time())
+
+
+async def _lease_place(leases: balance_leases.Leases, user_id: int, amount_nusd: int) -> None:
+    hold_id = balance_leases.new_hold_id(process.request_id_prefix(process.ID))
+    size = balance_leases.size_for(amount_nusd)
+    try:
+        placed = await fastpath_async.lease_place(
+            lease_id=hold_id,
+            user_id=user_id,
+            amount_nusd=size,
+            headroom=settings.DRAGONFLY_BALANCE_LEASE_HEADROOM,
+        )
+    finally:
+        del leases.placing[user_id]
+    now = asyncio.get_running_loop().time()
+    if placed:
+        leases.placed(user_id, hold_id, size, now)
+    else:
+        leases.refused(user_id, now)
+    _end(leases)
+
+
+def _end(leases: balance_leases.Leases) -> None:
+    """Void what the ended leases still hold (off the request's path)."""
+    for lease in leases.take_ended():
+        background.spawn(void(request_id=lease.hold_id, reason="balance lease ended"))
+
+
+def sweep_leases() -> None:
+    """Retire the leases whose time is up; void those with nothing in flight."""
+    leases = runtime.current().balance_leases
+    leases.sweep(asyncio.get_running_loop().time())
+    _end(leases)
+
+
+async def end_leases() -> None:
+    """At a clean stop, once every request has settled: void what every lease still holds."""
+    leases = runtime.current().balance_leases
+    leases.retire_all()
+    ended = leases.take_ended()
+    await asyncio.gather(
+        *(void(request_id=lease.hold_id, reason="balance lease ended") for lease in ended)
+    )
+
+
+def _draw_done(request_id: str, debit_nusd: int | None) -> bool:
+    """The request's draw from a lease is over (False if it drew from none)."""
+    leases = runtime.current().balance_leases
+    drew = leases.done(request_id, debit_nusd)
+    if drew:
+        _end(leases)
+    return drew
 
 
 async def settle(settlement: Settlement) -> SettleResult | None:
@@ -92,6 +175,7 @@ async def settle(settlement: Settlement) -> SettleResult | None:
         result = await _request_settle(settlement)
     except Exception as exc:
         if not unreachable(exc):
+            _draw_done(settlement.request_id, None)
             raise
         await _keep(settlement)
         _retry_in_background(
@@ -103,11 +187,15 @@ async def settle(settlement: Settlement) -> SettleResult | None:
         )
         return None
     GATEWAY_SETTLEMENTS.labels(settlement.outcome).inc()
+    _draw_done(settlement.request_id, result.cost_nusd)
     return result
 
 
 async def void(*, request_id: str, reason: str) -> None:
-    """Release the hold; if the database cannot be reached now, retried in the background."""
+    """Release the hold (a draw from a lease goes back to it, no call); if the database cannot be
+    reached now, retried in the background."""
+    if _draw_done(request_id, 0):
+        return
     try:
         await _hold_void(request_id=request_id, reason=reason)
     except Exception as exc:
@@ -137,6 +225,7 @@ async def _keep(settlement: Settlement) -> None:
 
 def _landed(settlement: Settlement) -> None:
     GATEWAY_SETTLEMENTS.labels(settlement.outcome).inc()
+    _draw_done(settlement.request_id, None)
     key = unsettled_key(process.ID)
     background.spawn(kv.attempt("unsettled", lambda r: r.hdel(key, settlement.request_id)))
 

@@ -91,6 +91,7 @@ class Call:
     reservation: Reservation | None = None  # counted against the key's spend limit (reserve)
     attempts: Attempts | None = None  # the listings it may try, the first's slot (slot_and_hold)
     held_nusd: int = 0  # the hold placed, at most hold_nusd (slot_and_hold)
+    lease_id: str | None = None  # the balance lease it was drawn from, if any (slot_and_hold)
     pin: price_lock.Pin | None = None  # the session's pin as read (rank), renewed by commit
 
     @property

@@ -161,7 +161,8 @@ class Meter:
     - `outcome`: `cut()`, when the committed listing failed mid-stream (relay.py);
     - `trace`: the model name sent and how it resolved (trade.run), the listings passed over
       (proxy.failover); settlement() stores it as the record's route (route_trace.py).
-    - `cover_nusd`: `cover()`, the hold placed, copied in by the serve step (proxy.failover).
+    - `cover_nusd`, `lease_id`: `cover()`, the hold placed and the balance lease it was drawn
+      from, copied in by the serve step (proxy.failover).
     Settlement reads it (`settlement()`), the rate limits read `units_used`, checkpoints read it
     while a stream runs.
     """
@@ -183,6 +184,7 @@ class Meter:
     outcome: str = "completed"
     trace: RouteTrace = field(default_factory=RouteTrace)
     cover_nusd: int = 0  # the hold placed: the most the buyer's debit can be (billing policy 6)
+    lease_id: str | None = None  # the balance lease the hold was drawn from (its settlement's)
     sla_max_ttft_ms: int | None = None  # the hard TTFT promise served under (the SLA refund)
 
     def fit_output_cap(self, cap: int) -> None:
@@ -240,9 +242,10 @@ class Meter:
         """The serving listing failed after content reached the buyer."""
         self.outcome = "upstream_failed"
 
-    def cover(self, held_nusd: int) -> None:
-        """The hold this request serves under (what settlement caps the buyer's debit at)."""
-        self.cover_nusd = held_nusd
+    def cover(self, held_nusd: int, lease_id: str | None = None) -> None:
+        """The hold this request serves under (what settlement caps the buyer's debit at), and the
+        balance lease it was drawn from."""
+        self.cover_nusd, self.lease_id = held_nusd, lease_id
 
     def debit_nusd(self) -> int:
         """What the buyer is debited when this request settles as metered so far: the figure an
@@ -325,6 +328,7 @@ class Meter:
             outcome=outcome,
             route=self.trace.as_route(candidate),
             sla_max_ttft_ms=self.sla_max_ttft_ms,
+            lease_id=self.lease_id,
         )
 
 

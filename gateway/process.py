@@ -76,6 +76,8 @@ def _leave() -> None:
 
 
 async def _keep_lease() -> None:
+    from gateway import billing_calls
+
     lease = settings.DRAGONFLY_PROCESS_LEASE_SECONDS
     renew_every = reap_every = lease / 4
     loop = asyncio.get_running_loop()
@@ -96,6 +98,7 @@ async def _keep_lease() -> None:
                 await db_call(reaper.reap_dead, exclude=ID, idempotent=True)
             except Exception as exc:
                 logger.warning("reaping dead gateway processes failed: %r", exc)
+        billing_calls.sweep_leases()  # balance leases whose time is up, idle, are voided
         await asyncio.sleep(checkpoints.EVERY_SECONDS)
 
 

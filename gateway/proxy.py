@@ -114,7 +114,7 @@ async def failover(call: Call, attempt: Attempt) -> None:
     failure: UpstreamError | None = None
     tried = dead = 0
     full: set[int] = set()
-    meter.cover(call.held_nusd)  # what the answer's cost is capped at, as its settlement is
+    meter.cover(call.held_nusd, call.lease_id)  # the answer's cost is capped at it, as settled
     for index, candidate in enumerate(attempts.candidates):
         if dead_keys.marked(candidate.listing_id):
             if index == 0:

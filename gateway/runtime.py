@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
+from gateway.balance_leases import Leases
 from gateway.local_counts import LocalCounts
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ class Runtime:
         self.upstream: aiohttp.ClientSession | None = None  # upstream/base.py
         self.money_pool: AsyncConnectionPool | None = None  # billing fastpath_async
         self.money_batchers: tuple[Batcher, Batcher, Batcher] | None = None  # holds, settles, voids
+        self.balance_leases = Leases()  # balance_leases.py, through billing_calls.py
         self.redis: aioredis.Redis | None = None  # redis_clients/clients.py
 
     # ------------------------------------------------------------ the background-task registry
@@ -150,9 +152,10 @@ class Runtime:
 
     async def close(self) -> None:
         """Close everything this loop holds, in order: the routing refresher stops, pending health,
-        route outcomes and capacity releases are written, background work drains, the process's
-        lease is given back, then the upstream session, the money pool and the Redis client close."""
-        from gateway import capacity, health_reports, process, route_outcomes
+        route outcomes and capacity releases are written, background work drains, the balance
+        leases end, the process's lease is given back, then the upstream session, the money pool
+        and the Redis client close."""
+        from gateway import billing_calls, capacity, health_reports, process, route_outcomes
 
         stopped = [self.stop_service("routing")]
         await health_reports.stop()
@@ -161,6 +164,7 @@ class Runtime:
             await self.capacity_takes.idle()  # a cancelled take gives its slot back
         await capacity.flush()
         await self.drain()
+        await billing_calls.end_leases()  # every request has settled: what the leases left
         await process.stop()
         stopped += [self.stop_service(name) for name in list(self.services)]  # any other
         await asyncio.gather(

@@ -168,8 +168,8 @@ async def slot_and_hold(call: Call) -> None:
     """A capacity slot and the hold, asked for at once (one round trip less before the upstream
     call). The hold covers every eligible listing, whichever capacity picks; if the wallet cannot
     cover that, the hold is asked again for exactly the listings this request may try, so nobody
-    is refused who could pay for those. Sets `call.attempts` and `call.held_nusd`; when this
-    raises, no slot is kept and no hold is left."""
+    is refused who could pay for those. Sets `call.attempts`, `call.held_nusd` and
+    `call.lease_id`; when this raises, no slot is kept and no hold is left."""
     assert call.ranked is not None
     request_id = call.out.request_id
     taking = asyncio.ensure_future(capacity.take_first(call.ranked))
@@ -202,7 +202,8 @@ async def slot_and_hold(call: Call) -> None:
 
 
 async def _hold(call: Call, amount_nusd: int) -> None:
-    """billing_calls.hold; a request cancelled while its hold is being placed voids it once placed."""
+    """billing_calls.hold (sets `call.lease_id`); a request cancelled while its hold is being
+    placed voids it once placed."""
     request_id = call.out.request_id
     placing = asyncio.ensure_future(
         billing_calls.hold(
@@ -210,7 +211,7 @@ async def _hold(call: Call, amount_nusd: int) -> None:
         )
     )
     try:
-        await asyncio.shield(placing)
+        call.lease_id = await asyncio.shield(placing)
     except asyncio.CancelledError:
         placing.add_done_callback(functools.partial(_void_placed, request_id))
         raise

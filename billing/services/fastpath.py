@@ -83,7 +83,7 @@ SETTLE_SQL = (
     "SELECT status, cost_nusd, buyer_debit_nusd, overrun_nusd, seller_credit_nusd, fee_nusd,"
     " fee_profile_id, fee_bps FROM df_settle_apply("
     "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s,"
-    " %s, %s, %s, %s)"
+    " %s, %s, %s, %s, %s)"
 )
 REPRICE_ATTEMPTS = 3  # an operator changing the seller's fee between two calls, twice: give up
 

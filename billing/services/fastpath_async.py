@@ -209,6 +209,18 @@ async def hold_place(*, request_id: str, user_id: int, amount_nusd: int) -> None
     hold_outcome(str(outcome))
 
 
+LEASE_SQL = "SELECT df_lease_place(%s, %s, %s, %s)"
+
+
+async def lease_place(*, lease_id: str, user_id: int, amount_nusd: int, headroom: int) -> bool:
+    """Place a balance lease (billing migration 0019): True if placed, False when the wallet's
+    available balance is under `headroom` times it (or there is no wallet). One statement, its
+    own transaction, not batched: a process places one per busy buyer every few seconds."""
+    hold_check(request_id=lease_id, amount_nusd=amount_nusd)
+    (outcome,) = await _call(LEASE_SQL, (lease_id, user_id, amount_nusd, headroom))
+    return outcome in ("placed", "exists")
+
+
 async def _void_single(item: tuple[str, str]) -> tuple[Any, ...]:
     return await _call(VOID_SQL, item)
 

@@ -54,6 +54,8 @@ def settlement_validate(settlement: Settlement) -> None:
     )
     _nonneg_int(settlement.input_units, what="Input units", maximum=MAX_UNITS)
     _nonneg_int(settlement.output_units, what="Output units", maximum=MAX_UNITS)
+    if settlement.lease_id is not None:
+        check_request_id(settlement.lease_id)
     if settlement.route is not None and not isinstance(settlement.route, dict):
         raise BillingError("A settlement's route must be a JSON object.")
     for name in ("ttft_ms", "duration_ms", "sla_max_ttft_ms"):

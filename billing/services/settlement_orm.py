@@ -35,7 +35,9 @@ def result_from_record(record: UsageRecord, *, already_settled: bool) -> SettleR
 
 def settle_orm(s: Settlement) -> SettleResult:
     with transaction.atomic():
-        hold = Hold.objects.select_for_update().filter(request_id=s.request_id).first()
+        # A request's own hold, or the balance lease it drew from (what the lease still covers).
+        held_under = s.lease_id or s.request_id
+        hold = Hold.objects.select_for_update().filter(request_id=held_under).first()
         existing = UsageRecord.objects.filter(request_id=s.request_id).first()
         if existing is not None:
             return result_from_record(existing, already_settled=True)
@@ -49,14 +51,16 @@ def settle_orm(s: Settlement) -> SettleResult:
         if hold_active:
             assert hold is not None
             coverable = hold.amount_nusd
-            held_delta = -hold.amount_nusd
         else:
             # No live hold (never placed, or voided by the reaper): charge what is available now.
             coverable = LedgerAccount.objects.select_for_update().get(pk=wallet.pk).available_nusd
-            held_delta = 0
         figures = settlement_price(s, fee_bps=fee_bps, coverable_nusd=coverable)
         cost, fee, seller_credit = figures.cost_nusd, figures.fee_nusd, figures.seller_credit_nusd
         debit, overrun = figures.buyer_debit_nusd, figures.overrun_nusd
+        held_delta = 0
+        if hold_active:  # its own hold is released whole; a lease by this request's debit
+            assert hold is not None
+            held_delta = -(debit if s.lease_id else hold.amount_nusd)
 
         txn = None
         if cost > 0:
@@ -82,9 +86,7 @@ def settle_orm(s: Settlement) -> SettleResult:
             LedgerAccount.objects.filter(pk=wallet.pk).update(spent_nusd=F("spent_nusd") + debit)
         if hold_active:
             assert hold is not None
-            hold.status = HoldStatus.SETTLED
-            hold.released_at = timezone.now()
-            hold.save(update_fields=["status", "released_at"])
+            _hold_settled(hold, debit, lease=s.lease_id is not None)
         record = UsageRecord.objects.create(
             request_id=s.request_id,
             buyer_id=s.buyer_id,
@@ -118,3 +120,15 @@ def settle_orm(s: Settlement) -> SettleResult:
     if overrun:
         overrun_report(request_id=s.request_id, overrun_nusd=overrun)
     return result_from_record(record, already_settled=False)
+
+
+def _hold_settled(hold: Hold, debit_nusd: int, *, lease: bool) -> None:
+    """A request's own hold ends settled; a lease covers the debit less, and ends once spent."""
+    if lease and debit_nusd < hold.amount_nusd:
+        if debit_nusd:
+            hold.amount_nusd -= debit_nusd
+            hold.save(update_fields=["amount_nusd"])
+        return
+    hold.status = HoldStatus.SETTLED
+    hold.released_at = timezone.now()
+    hold.save(update_fields=["status", "released_at"])

@@ -159,7 +159,7 @@ def test_the_database_refuses_a_waiver_beside_a_charge(market):
     with pytest.raises(Exception, match="Not a price"), connection.cursor() as cursor:
         cursor.execute(
             "SELECT * FROM df_settle_apply('x', %s, NULL, %s, %s, 'm', 'm', 'token', 1, 1, 1, 1,"
-            " 1, 1, false, 'completed', NULL, 1000, 5, 0, NULL, 0, true, 7, 1000)",
+            " 1, 1, false, 'completed', NULL, 1000, NULL, 5, 0, NULL, 0, true, 7, 1000)",
             [buyer.pk, listing.pk, seller.pk],
         )
     with pytest.raises(IntegrityError):

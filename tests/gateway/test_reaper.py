@@ -162,3 +162,47 @@ def test_a_dead_processs_settlement_that_never_reached_the_database_is_settled_n
     assert (record.outcome, record.output_units) == ("completed", answered.output_units)
     assert not redis.exists(billing_calls.unsettled_key(DEAD))
     assert ledger_violations() == []
+
+
+def test_a_dead_processs_balance_lease_settles_what_it_covered_then_is_voided(settings):
+    """A crash with a balance lease (gateway/balance_leases.py): the stream it checkpointed and the
+    settlement it kept, both drawn from the lease, are settled against it, then the rest voided."""
+    settings.DRAGONFLY_PROCESS_LEASE_SECONDS = 1800
+    buyer, seller = user_make(verified=None), user_make(verified=None)
+    listing = listing_row_make(seller=seller)
+    fund(buyer, "1")
+    _process(DEAD, seconds_ago=2000)
+    lease_id = f"req_{DEAD}lease{0:016x}"
+    services.hold_place(request_id=lease_id, user_id=buyer.pk, amount_nusd=100_000_000)
+    streaming, kept = (
+        settlement_make(
+            buyer=buyer,
+            seller=seller,
+            listing=listing,
+            request_id=f"req_{DEAD}{n:016x}",
+            lease_id=lease_id,
+            outcome=outcome,
+        )
+        for n, outcome in ((1, "client_disconnected"), (2, "completed"))
+    )
+    StreamCheckpoint.objects.create(
+        request_id=streaming.request_id,
+        process_id=DEAD,
+        settlement=streaming.as_dict(),
+        updated_at=timezone.now(),
+    )
+    redis = get_redis()
+    redis.hset(billing_calls.unsettled_key(DEAD), kept.request_id, orjson.dumps(kept.as_dict()))
+
+    reaped = reaper.reap_dead()
+
+    assert (reaped.processes, reaped.settled, reaped.voided) == (1, 2, 1)
+    debits = UsageRecord.objects.filter(buyer=buyer).values_list("buyer_debit_nusd", "overrun_nusd")
+    assert sorted(debits) == [(820_000, 0)] * 2  # each covered by the lease
+    lease = Hold.objects.get(request_id=lease_id)
+    assert (lease.status, lease.amount_nusd) == ("voided", 100_000_000 - 2 * 820_000)
+    wallet = services.account_for_user(user_id=buyer.pk, kind="wallet")
+    wallet.refresh_from_db()
+    assert (wallet.balance_nusd, wallet.held_nusd) == (1_000_000_000 - 2 * 820_000, 0)
+    assert not redis.exists(billing_calls.unsettled_key(DEAD))
+    assert ledger_violations() == []
