@@ -170,7 +170,13 @@ def _draw_done(request_id: str, debit_nusd: int | None) -> bool:
 
 async def settle(settlement: Settlement) -> SettleResult | None:
     """Settle now; None when the database cannot be reached now: the settlement is then retried in
-    the background until it lands (the buyer already has their answer)."""
+    the background until it lands (the buyer already has their answer). In a task of its own: a
+    request cancelled meanwhile (the buyer hung up, the server is stopping) leaves it to run to
+    its end, keeping the settlement or its retry and giving the lease draw back when it lands."""
+    return await asyncio.shield(background.spawn(_settle(settlement)))
+
+
+async def _settle(settlement: Settlement) -> SettleResult | None:
     try:
         result = await _request_settle(settlement)
     except Exception as exc:

@@ -109,6 +109,9 @@ def servers(django_db_setup, django_db_blocker, e2e_sim):
             # They outlive the e2e tests: an hour's lease keeps their reapers off the gateway
             # tests' own leases (tests/gateway/test_reaper.py), which share the database.
             "DRAGONFLY_PROCESS_LEASE_SECONDS": "3600",
+            # A buyer's balance lease (gateway/balance_leases.py) ends a second after their last
+            # request, not five: `World.wallet(..., leases_ended=True)` waits for that.
+            "DRAGONFLY_BALANCE_LEASE_SECONDS": "1",
         }
     started = [Server(env), Server(env)]
     yield started
@@ -176,10 +179,17 @@ class World:
                 raise AssertionError(f"{server.url} never loaded the catalogue")
             time.sleep(0.1)
 
-    def wallet(self, buyer) -> dict:
+    def wallet(self, buyer, *, leases_ended: bool = False) -> dict:
+        """The buyer's wallet; with `leases_ended`, once nothing is held (up to 5 s: a balance
+        lease is voided within its lifetime and a sweep of the buyer's last request)."""
         from billing.selectors import wallet_summary
 
-        return self.db(wallet_summary, user=buyer.user)
+        deadline = time.monotonic() + 5.0
+        while True:
+            wallet = self.db(wallet_summary, user=buyer.user)
+            if not leases_ended or wallet["held_nusd"] == 0 or time.monotonic() > deadline:
+                return wallet
+            time.sleep(0.1)
 
     def usage(self, request_id: str, *, wait: float = 5.0):
         """The UsageRecord of a request (settlement runs just after the response ends)."""

@@ -58,7 +58,7 @@ def test_the_sdk_embeds_floats_and_base64_and_each_answer_is_billed_its_tokens(w
     second = world.usage(default.headers["x-df-market-request-id"])
     assert second.input_units == 6
     spent = cost + cost_nusd(units=6, price_per_million_nusd=ASK_NUSD)
-    wallet = world.wallet(buyer)
+    wallet = world.wallet(buyer, leases_ended=True)
     assert (wallet["balance_nusd"], wallet["held_nusd"]) == (START_NUSD - spent, 0)
 
 

@@ -141,7 +141,10 @@ def test_a_killed_servers_streams_are_billed_as_delivered_and_its_holds_and_slot
         thread.start()
     time.sleep(3.0)  # 8 streams delivering (about 50 tokens each), 2 requests still waiting
     with world.blocker.unblock():
-        assert Hold.objects.filter(status="active").count() == 10
+        # The buyer's first request held alone; the others arrived a moment later and drew from
+        # a balance lease (gateway/balance_leases.py): fewer holds than requests, a lease among them.
+        active = list(Hold.objects.filter(status="active").values_list("request_id", flat=True))
+        assert 2 <= len(active) < 10 and any("lease" in hold_id for hold_id in active), active
     server.process.kill()  # SIGKILL: no shutdown of any kind
     killed_at = time.monotonic()
     for thread in threads:
@@ -175,11 +178,14 @@ def test_a_killed_servers_streams_are_billed_as_delivered_and_its_holds_and_slot
                 # the write (3 s allowed, for a loaded machine).
                 assert 0 < record.output_units <= delivered, (record.output_units, delivered)
                 assert delivered - record.output_units <= 3 * 20
+                assert record.overrun_nusd == 0  # settled against its hold or its lease
             killed = next(iter(streams))[4:12]  # request ids start with their process's id
+            # Its other holds (the waiting requests' own, the leases, settled against first) voided.
             waited = Hold.objects.filter(request_id__startswith="req_" + killed).exclude(
                 request_id__in=list(streams)
             )
-            assert [(h.status, h.void_reason) for h in waited] == [("voided", VOID_REASON)] * 2
+            assert {(h.status, h.void_reason) for h in waited} == {("voided", VOID_REASON)}
+            assert any("lease" in h.request_id for h in waited)
             assert not GatewayProcess.objects.filter(id=killed).exists()
             call_command("ledger_check")
 

@@ -221,6 +221,38 @@ def test_a_request_released_before_it_is_served_gives_its_draw_back(wallet):
     assert not Hold.objects.filter(request_id="req_full0000").exists()  # no call was made
 
 
+def test_a_request_cancelled_while_it_settles_gives_its_draw_back_once_that_lands(wallet):
+    buyer, seller, listing = wallet
+
+    async def main():
+        await _request(wallet, "req_first0000")
+        lease_id = await billing_calls.hold(
+            request_id="req_gone0000", user_id=buyer.pk, amount_nusd=W
+        )
+        settlement = settlement_make(
+            buyer=buyer,
+            seller=seller,
+            listing=listing,
+            request_id="req_gone0000",
+            output_units=0,
+            lease_id=lease_id,
+        )
+        settling = asyncio.ensure_future(billing_calls.settle(settlement))
+        await asyncio.sleep(0)
+        settling.cancel()  # the buyer hung up (Daphne cancels the request's task)
+        with pytest.raises(asyncio.CancelledError):
+            await settling
+        await runtime.current().drain()
+        lease = runtime.current().balance_leases.current[buyer.pk]
+        return lease_id, lease.drawn, lease.in_flight
+
+    lease_id, drawn, in_flight = asyncio.run(_closed(main()))
+    assert lease_id is not None and (drawn, in_flight) == (0, 0)
+    assert UsageRecord.objects.get(request_id="req_gone0000").buyer_debit_nusd == 270_000
+    assert selectors.wallet_summary(user=buyer)["held_nusd"] == 0  # the lease ended at close
+    assert ledger_violations() == []
+
+
 # Two event loops, each with its own runtime and so its own leases (as two gateway processes
 # have), race one wallet down to nothing: every request served was covered by a hold or a draw,
 # so nothing is overrun, and every request is settled once.

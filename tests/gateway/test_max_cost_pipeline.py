@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 
 from billing.models import Hold, UsageRecord
 from billing.money import cost_nusd, format_usd
-from gateway import metering
+from gateway import billing_calls, metering
 from market.health_record import health_report
 from tests.gateway.factories import buyer_make
 from tests.market.factories import listing_make, seller_make
@@ -186,4 +186,5 @@ async def test_the_charge_never_exceeds_the_max_for_random_prompts_caps_and_maxi
         assert record.overrun_nusd == 0
         served += 1
     assert served > 5 and refused > 5  # both ways were exercised
+    await billing_calls.end_leases()  # every draw given back: the buyer's leases end empty
     assert await sync_to_async(Hold.objects.filter(user=buyer.user, status="active").count)() == 0
