@@ -393,7 +393,7 @@ DRAGONFLY_HOLD_TTL_SECONDS = env_int("DRAGONFLY_HOLD_TTL_SECONDS", 900)
 # Balance leases (gateway/balance_leases.py): a busy buyer's requests draw their worst case from
 # one hold of this many times it (0: every request places its own hold), taking draws for this
 # many seconds, placed only while the wallet's available balance is this many times the lease.
-DRAGONFLY_BALANCE_LEASE_REQUESTS = env_int("DRAGONFLY_BALANCE_LEASE_REQUESTS", 64)
+DRAGONFLY_BALANCE_LEASE_REQUESTS = env_int("DRAGONFLY_BALANCE_LEASE_REQUESTS", 256)
 DRAGONFLY_BALANCE_LEASE_SECONDS = env_int("DRAGONFLY_BALANCE_LEASE_SECONDS", 5)
 DRAGONFLY_BALANCE_LEASE_HEADROOM = env_int("DRAGONFLY_BALANCE_LEASE_HEADROOM", 10)
 # Buyer disputes (billing policy rule 12): how long after settlement a request may be disputed, and
