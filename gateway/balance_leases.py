@@ -33,6 +33,7 @@ from django.conf import settings
 from billing.money import MAX_AMOUNT_NUSD
 
 BUSY_SECONDS = 1.0  # a buyer's second request within this gets a lease
+VOID_REASON = "balance lease ended"  # what an ended lease's hold says it was voided for
 
 
 @dataclass(eq=False)

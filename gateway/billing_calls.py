@@ -139,7 +139,7 @@ async def _lease_place(leases: balance_leases.Leases, user_id: int, amount_nusd:
 def _end(leases: balance_leases.Leases) -> None:
     """Void what the ended leases still hold (off the request's path)."""
     for lease in leases.take_ended():
-        background.spawn(void(request_id=lease.hold_id, reason="balance lease ended"))
+        background.spawn(void(request_id=lease.hold_id, reason=balance_leases.VOID_REASON))
 
 
 def sweep_leases() -> None:
@@ -154,9 +154,8 @@ async def end_leases() -> None:
     leases = runtime.current().balance_leases
     leases.retire_all()
     ended = leases.take_ended()
-    await asyncio.gather(
-        *(void(request_id=lease.hold_id, reason="balance lease ended") for lease in ended)
-    )
+    reason = balance_leases.VOID_REASON
+    await asyncio.gather(*(void(request_id=lease.hold_id, reason=reason) for lease in ended))
 
 
 def _draw_done(request_id: str, debit_nusd: int | None) -> bool:
