@@ -396,6 +396,9 @@ DRAGONFLY_HOLD_TTL_SECONDS = env_int("DRAGONFLY_HOLD_TTL_SECONDS", 900)
 DRAGONFLY_BALANCE_LEASE_REQUESTS = env_int("DRAGONFLY_BALANCE_LEASE_REQUESTS", 256)
 DRAGONFLY_BALANCE_LEASE_SECONDS = env_int("DRAGONFLY_BALANCE_LEASE_SECONDS", 5)
 DRAGONFLY_BALANCE_LEASE_HEADROOM = env_int("DRAGONFLY_BALANCE_LEASE_HEADROOM", 10)
+# A capacity slot whose request ended stays in this process's share of the listing, for its next
+# request, until a second passes unused (gateway/capacity_shares.py); False: given back at once.
+DRAGONFLY_CAPACITY_SHARES = env_bool("DRAGONFLY_CAPACITY_SHARES", True)
 # Buyer disputes (billing policy rule 12): how long after settlement a request may be disputed, and
 # per buyer at most this many undecided at once and this many opened in 24 hours.
 DRAGONFLY_DISPUTE_WINDOW_DAYS = env_int("DRAGONFLY_DISPUTE_WINDOW_DAYS", 7)

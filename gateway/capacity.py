@@ -13,6 +13,11 @@ listings it found full are dropped like a hard filter (counted as "capacity" in 
 to a later candidate takes its slot the same way. Redis down: fail open (kv.py), like rate limits.
 Concurrent takes share one pipelined round trip (event_loop/batching.py); a slot taken for a
 request that was cancelled meanwhile is given back at once.
+
+On a listing capped by concurrency alone, a slot whose request ended is not given back at once:
+it stays counted in Redis, in this process's share of the listing, and the process's next
+request there takes it with no round trip (capacity_shares.py; DRAGONFLY_CAPACITY_SHARES). The
+process's sweep gives back what its share did not use for a second.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from django.conf import settings
 
 from event_loop.batching import Batcher
 from gateway import background, kv, process, runtime
+from gateway.capacity_shares import Shares
 from redis_clients.clients import get_redis
 
 logger = logging.getLogger("gateway")
@@ -32,9 +38,9 @@ logger = logging.getLogger("gateway")
 # KEYS: (in-flight set, minute counter) per candidate, in order, then the in-flight set of each
 # slot given back since the last call. ARGV: now, expiry, member, minute TTL, candidate count, then
 # (cap, rpm or -1) per candidate, then the given-back members. Gives those slots back, then takes
-# a slot on the first candidate with room; returns {its 1-based position or 0, the positions of
-# the candidates found full before it...}, a position negated when its requests per minute (not
-# its concurrency) was the cap.
+# a slot on the first candidate with room; returns {its 1-based position or 0, its slots in use
+# with this one, the positions of the candidates found full before it...}, a position negated
+# when its requests per minute (not its concurrency) was the cap.
 _TAKE_FIRST = kv.Script(
     """
 local n = tonumber(ARGV[5])
@@ -55,10 +61,10 @@ for i = 1, n do
     redis.call('EXPIRE', inflight, math.ceil(tonumber(ARGV[2]) - tonumber(ARGV[1])))
     redis.call('INCR', minute)
     redis.call('EXPIRE', minute, ARGV[4])
-    return {i, unpack(full)}
+    return {i, redis.call('ZCARD', inflight), unpack(full)}
   end
 end
-return {0, unpack(full)}
+return {0, 0, unpack(full)}
 """
 )
 
@@ -82,19 +88,44 @@ def _slot_seconds() -> int:
     return settings.DRAGONFLY_UPSTREAM_TOTAL_TIMEOUT + 60
 
 
-class Slot:
-    """One request's place in a listing's capacity, given back (off the response path) on exit."""
+def _shared(candidate) -> bool:
+    """Whether this listing's slots may go to the process's share when their requests end."""
+    return candidate.requests_per_minute is None and settings.DRAGONFLY_CAPACITY_SHARES
 
-    def __init__(self, candidate, member: str, *, taken: bool) -> None:
+
+def _keepable(candidate, in_use: int) -> bool:
+    """A slot taken in Redis may be kept if, with it, the listing used at most half its cap. Every
+    share's slots are in use in Redis, so all shares together keep at most half of any listing;
+    the other half is taken request by request, first come first served, by every process."""
+    return _shared(candidate) and in_use * 2 <= candidate.concurrency_cap
+
+
+def _shares() -> Shares:
+    return runtime.current().capacity_shares
+
+
+class Slot:
+    """One request's place in a listing's capacity, given back (off the response path) or kept
+    in the process's share on exit."""
+
+    def __init__(
+        self, candidate, member: str, expires_at: float, *, taken: bool, keepable: bool = False
+    ) -> None:
         self.candidate = candidate
         self.listing_id = candidate.listing_id
         self.member = member
+        self.expires_at = expires_at  # when Redis drops it unless renewed
         self.taken = taken
+        self.keepable = keepable  # goes to the process's share when its request ends
 
     def release(self) -> None:
         if not self.taken:
             return
         self.taken = False
+        if self.keepable and _shares().keep(
+            self.listing_id, self.member, self.expires_at, self.candidate.concurrency_cap
+        ):
+            return
         _release(_inflight_key(self.listing_id), self.member)
 
 
@@ -123,8 +154,30 @@ def _send_released() -> None:
         background.spawn(kv.attempt("capacity", lambda r: _TAKE_FIRST(r, *_script_args([], batch))))
 
 
+def sweep() -> None:
+    """Give back the slots each share left unused since the last sweep and renew the expiry of
+    those it keeps (the process's lease loop, about once a second)."""
+    unused, renew = _shares().sweep(time.time(), _slot_seconds())
+    for listing_id, member in unused:
+        _release(_inflight_key(listing_id), member)
+    if renew:
+        background.spawn(kv.attempt("capacity", lambda r: _renew(r, renew)))
+
+
+async def _renew(r, renew: list[tuple[int, str, float]]) -> None:
+    """A kept slot's new expiry (one it lost meanwhile, as to a flushed Redis, is counted again)."""
+    async with r.pipeline(transaction=False) as pipe:
+        for listing_id, member, expires_at in renew:
+            key = _inflight_key(listing_id)
+            pipe.zadd(key, {member: expires_at})
+            pipe.expire(key, _slot_seconds())
+        await pipe.execute()
+
+
 async def flush() -> None:
-    """Give back every released slot now (shutdown and tests)."""
+    """Give back every released slot and every share's free slots now (shutdown and tests)."""
+    for listing_id, member in _shares().take_all():
+        _release(_inflight_key(listing_id), member)
     batch = _take_released()
     if batch:
         await kv.attempt("capacity", lambda r: _TAKE_FIRST(r, *_script_args([], batch)))
@@ -178,19 +231,28 @@ async def take_first(candidates: list) -> tuple[Slot | None, dict[int, str]]:
     Redis down: an uncounted slot on the first candidate."""
     if not candidates:
         return None, {}
+    first = candidates[0]
+    if _shared(first):
+        kept = _shares().take(first.listing_id)
+        if kept is not None:
+            return Slot(first, *kept, taken=True, keepable=True), {}
     member = f"{process.ID}:{secrets.token_hex(8)}"
     keys, args = _script_args(candidates, _take_released(), member)
     result = await _takes().submit((keys, args))
     if result is None:
-        return Slot(candidates[0], member, taken=False), {}
-    position, *full_positions = (int(x) for x in result)
+        return Slot(first, member, 0.0, taken=False), {}
+    position, in_use, *full_positions = (int(x) for x in result)
     full = {
         candidates[abs(p) - 1].listing_id: CONCURRENCY if p > 0 else REQUESTS_PER_MINUTE
         for p in full_positions
     }
     if position == 0:
         return None, full
-    return Slot(candidates[position - 1], member, taken=True), full
+    chosen = candidates[position - 1]
+    keepable = _keepable(chosen, in_use)
+    if keepable:
+        _shares().taken(chosen.listing_id)
+    return Slot(chosen, member, args[1], taken=True, keepable=keepable), full
 
 
 async def take(candidate) -> Slot | None:

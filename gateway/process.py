@@ -76,7 +76,7 @@ def _leave() -> None:
 
 
 async def _keep_lease() -> None:
-    from gateway import billing_calls
+    from gateway import billing_calls, capacity
 
     lease = settings.DRAGONFLY_PROCESS_LEASE_SECONDS
     renew_every = reap_every = lease / 4
@@ -99,6 +99,7 @@ async def _keep_lease() -> None:
             except Exception as exc:
                 logger.warning("reaping dead gateway processes failed: %r", exc)
         billing_calls.sweep_leases()  # balance leases whose time is up, idle, are voided
+        capacity.sweep()  # capacity slots a share did not use since the last turn go back
         await asyncio.sleep(checkpoints.EVERY_SECONDS)
 
 

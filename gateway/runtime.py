@@ -21,6 +21,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from gateway.balance_leases import Leases
+from gateway.capacity_shares import Shares
 from gateway.local_counts import LocalCounts
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ class Runtime:
         self.capacity_released: list[tuple[str, str]] = []  # capacity.py: (in-flight key, member)
         self.capacity_flush: asyncio.TimerHandle | None = None
         self.capacity_takes: Batcher | None = None  # capacity.py
+        self.capacity_shares = Shares()  # capacity_shares.py, through capacity.py
         self.streams: dict[str, Any] = {}  # checkpoints.py: request id -> a stream in flight
         self.streams_ended: list[str] = []
         self.health_pending: dict[int, Any] = {}  # health_reports.py: listing -> successes

@@ -41,7 +41,9 @@ async def test_a_given_back_slot_rides_with_the_next_take_or_goes_on_its_own():
     from gateway import background
     from redis_clients.clients import get_redis
 
-    a = _candidate(911)
+    a = _candidate(
+        911, rpm=100
+    )  # counted per request: no share keeps its slot (test_capacity_shares)
     slot = await capacity.take(a)
     slot.release()  # not sent yet: the next take carries it, before it looks at a
     again, full = await capacity.take_first([a])
