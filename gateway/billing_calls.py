@@ -96,24 +96,41 @@ async def hold(*, request_id: str, user_id: int, amount_nusd: int) -> str | None
     return lease_id
 
 
+def draw(*, request_id: str, user_id: int, amount_nusd: int) -> str | None:
+    """The worst case drawn in memory from the buyer's balance lease in this process: the lease's
+    hold id, or None when there is none that covers it."""
+    if not _leasing():
+        return None
+    leases = runtime.current().balance_leases
+    lease_id = leases.draw(request_id, user_id, amount_nusd, _now())
+    _end(leases)
+    return lease_id
+
+
+def _leasing() -> bool:
+    return bool(settings.DRAGONFLY_BALANCE_LEASE_REQUESTS) and fastpath_async.available()
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
 async def _lease_draw(request_id: str, user_id: int, amount_nusd: int) -> str | None:
     """The hold id of the lease the request drew from; None: it places a hold of its own. A
     request that finds none, from a buyer whose previous request was a moment ago, places one
     (concurrent ones wait for that placement)."""
-    if not settings.DRAGONFLY_BALANCE_LEASE_REQUESTS or not fastpath_async.available():
-        return None
-    leases = runtime.current().balance_leases
-    now = asyncio.get_running_loop().time()
-    lease_id = leases.draw(request_id, user_id, amount_nusd, now)
-    _end(leases)
-    if lease_id is not None or not leases.wants(user_id, now):
+    lease_id = draw(request_id=request_id, user_id=user_id, amount_nusd=amount_nusd)
+    if lease_id is not None or not _leasing():
         return lease_id
+    leases = runtime.current().balance_leases
+    if not leases.wants(user_id, _now()):
+        return None
     placing = leases.placing.get(user_id)
     if placing is None:  # a task of its own: a request cancelled meanwhile leaks no lease
         placing = background.spawn(_lease_place(leases, user_id, amount_nusd))
         leases.placing[user_id] = placing
     await asyncio.shield(placing)  # a refused lease: the request places its own hold
-    return leases.draw(request_id, user_id, amount_nusd, asyncio.get_running_loop().time())
+    return leases.draw(request_id, user_id, amount_nusd, _now())
 
 
 async def _lease_place(leases: balance_leases.Leases, user_id: int, amount_nusd: int) -> None:
@@ -128,7 +145,7 @@ async def _lease_place(leases: balance_leases.Leases, user_id: int, amount_nusd:
         )
     finally:
         del leases.placing[user_id]
-    now = asyncio.get_running_loop().time()
+    now = _now()
     if placed:
         leases.placed(user_id, hold_id, size, now)
     else:
@@ -145,7 +162,7 @@ def _end(leases: balance_leases.Leases) -> None:
 def sweep_leases() -> None:
     """Retire the leases whose time is up; void those with nothing in flight."""
     leases = runtime.current().balance_leases
-    leases.sweep(asyncio.get_running_loop().time())
+    leases.sweep(_now())
     _end(leases)
 
 

@@ -225,17 +225,25 @@ CONCURRENCY = "capacity"  # at its concurrency cap (routing.REASONS' name, which
 REQUESTS_PER_MINUTE = "requests_per_minute"
 
 
+def kept(candidates: list) -> Slot | None:
+    """A slot of the best-ranked candidate that this process kept, taken in memory; None: none."""
+    first = candidates[0]
+    if not _shared(first):
+        return None
+    slot = _shares().take(first.listing_id)
+    return None if slot is None else Slot(first, *slot, taken=True, keepable=True)
+
+
 async def take_first(candidates: list) -> tuple[Slot | None, dict[int, str]]:
     """A slot on the first candidate with room (None if every one is at a cap), and the listings
     found full before it, each with the cap it was at (CONCURRENCY or REQUESTS_PER_MINUTE).
     Redis down: an uncounted slot on the first candidate."""
     if not candidates:
         return None, {}
+    slot = kept(candidates)
+    if slot is not None:
+        return slot, {}
     first = candidates[0]
-    if _shared(first):
-        kept = _shares().take(first.listing_id)
-        if kept is not None:
-            return Slot(first, *kept, taken=True, keepable=True), {}
     member = f"{process.ID}:{secrets.token_hex(8)}"
     keys, args = _script_args(candidates, _take_released(), member)
     result = await _takes().submit((keys, args))

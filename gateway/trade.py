@@ -172,6 +172,21 @@ async def slot_and_hold(call: Call) -> None:
     `call.lease_id`; when this raises, no slot is kept and no hold is left."""
     assert call.ranked is not None
     request_id = call.out.request_id
+    slot = capacity.kept(call.ranked)
+    if slot is not None:  # both in memory, when a kept slot and a lease's draw cover it
+        free = call.hold_nusd <= 0  # nothing to reserve
+        lease_id = (
+            None
+            if free
+            else billing_calls.draw(
+                request_id=request_id, user_id=call.key["user_id"], amount_nusd=call.hold_nusd
+            )
+        )
+        if free or lease_id is not None:
+            call.lease_id = lease_id
+            call.attempts, call.held_nusd = _attempts(call, slot, {}), call.hold_nusd
+            return
+        slot.release()  # kept again, and taken with the hold below
     taking = asyncio.ensure_future(capacity.take_first(call.ranked))
     try:
         await _hold(call, call.hold_nusd)

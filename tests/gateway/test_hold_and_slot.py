@@ -68,3 +68,41 @@ async def test_every_listing_full_is_a_503_that_leaves_no_hold(market, client):
     assert (await sync_to_async(wallet_summary)(user=buyer.user))["held_nusd"] == 0
     busy.release()
     await capacity.flush()
+
+
+async def test_a_busy_buyers_request_takes_its_slot_and_its_reserve_with_no_round_trip(
+    market, client, monkeypatch
+):
+    """With a slot kept by the previous request (capacity shares) and a balance lease to draw
+    from, the request asks neither Redis nor PostgreSQL before the upstream call."""
+    from gateway import billing_calls, kv
+    from gateway.trade import background
+
+    buyer = await sync_to_async(buyer_make)(credit_usd="10")
+    await sync_to_async(lambda: listing_make(seller_make(), key="sim-busy", percent=40))()
+    body = {**BODY, "max_tokens": 100}
+    scripts = []
+    real_call = kv.Script.__call__
+
+    async def counting(self, r, keys, args):
+        scripts.append(keys)
+        return await real_call(self, r, keys, args)
+
+    monkeypatch.setattr(kv.Script, "__call__", counting)
+    for _ in range(2):  # the first places a hold of its own; the second, the buyer's lease
+        response = await client.post("/v1/chat/completions", headers=_auth(buyer), json=body)
+        assert response.status_code == 200, response.text
+    await background.drain()
+    holds, taken = await sync_to_async(Hold.objects.count)(), len(scripts)
+    assert holds == 2
+
+    response = await client.post("/v1/chat/completions", headers=_auth(buyer), json=body)
+    assert response.status_code == 200, response.text
+    await background.drain()
+    assert (await sync_to_async(Hold.objects.count)(), len(scripts)) == (holds, taken)
+    await billing_calls.end_leases()
+    await capacity.flush()
+    summary = await sync_to_async(wallet_summary)(user=buyer.user)
+    assert summary["held_nusd"] == 0
+    records = await sync_to_async(list)(UsageRecord.objects.filter(buyer=buyer.user))
+    assert len(records) == 3 and all(r.buyer_debit_nusd > 0 for r in records)
