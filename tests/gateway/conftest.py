@@ -32,3 +32,19 @@ async def client():
     from gateway.asgi import shutdown
 
     await shutdown()
+
+
+@pytest.fixture
+def redis_scripts(monkeypatch):
+    """The keys of every Redis script the gateway runs on its own (kv.Script.__call__), in order."""
+    from gateway import kv
+
+    calls: list[list[str]] = []
+    real_call = kv.Script.__call__
+
+    async def counting(self, r, keys, args):
+        calls.append(keys)
+        return await real_call(self, r, keys, args)
+
+    monkeypatch.setattr(kv.Script, "__call__", counting)
+    return calls

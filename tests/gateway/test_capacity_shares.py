@@ -11,7 +11,7 @@ import random
 import threading
 from types import SimpleNamespace
 
-from gateway import capacity, capacity_shares, kv, runtime
+from gateway import capacity, capacity_shares, runtime
 from gateway.capacity_shares import Shares
 from redis_clients.clients import get_redis
 
@@ -76,15 +76,8 @@ def test_at_a_clean_stop_every_free_slot_is_given_back():
 # ------------------------------------------------------------------------ through capacity.py
 
 
-async def test_the_next_request_takes_the_kept_slot_with_no_round_trip(monkeypatch):
-    calls = []
-    real_call = kv.Script.__call__
-
-    async def counting_call(self, r, keys, args):
-        calls.append(keys)
-        return await real_call(self, r, keys, args)
-
-    monkeypatch.setattr(kv.Script, "__call__", counting_call)
+async def test_the_next_request_takes_the_kept_slot_with_no_round_trip(redis_scripts):
+    calls = redis_scripts
     a = _candidate(941)
     slot = await capacity.take(a)
     assert len(calls) == 1 and _in_flight(941) == {slot.member}

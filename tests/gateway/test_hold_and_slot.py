@@ -71,24 +71,16 @@ async def test_every_listing_full_is_a_503_that_leaves_no_hold(market, client):
 
 
 async def test_a_busy_buyers_request_takes_its_slot_and_its_reserve_with_no_round_trip(
-    market, client, monkeypatch
+    market, client, redis_scripts
 ):
     """With a slot kept by the previous request (capacity shares) and a balance lease to draw
     from, the request asks neither Redis nor PostgreSQL before the upstream call."""
-    from gateway import billing_calls, kv
-    from gateway.trade import background
+    from gateway import background, billing_calls
 
     buyer = await sync_to_async(buyer_make)(credit_usd="10")
     await sync_to_async(lambda: listing_make(seller_make(), key="sim-busy", percent=40))()
     body = {**BODY, "max_tokens": 100}
-    scripts = []
-    real_call = kv.Script.__call__
-
-    async def counting(self, r, keys, args):
-        scripts.append(keys)
-        return await real_call(self, r, keys, args)
-
-    monkeypatch.setattr(kv.Script, "__call__", counting)
+    scripts = redis_scripts
     for _ in range(2):  # the first places a hold of its own; the second, the buyer's lease
         response = await client.post("/v1/chat/completions", headers=_auth(buyer), json=body)
         assert response.status_code == 200, response.text
