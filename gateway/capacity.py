@@ -227,21 +227,18 @@ REQUESTS_PER_MINUTE = "requests_per_minute"
 
 def kept(candidates: list) -> Slot | None:
     """A slot of the best-ranked candidate that this process kept, taken in memory; None: none."""
-    first = candidates[0]
-    if not _shared(first):
+    if not candidates or not _shared(candidates[0]):
         return None
-    slot = _shares().take(first.listing_id)
-    return None if slot is None else Slot(first, *slot, taken=True, keepable=True)
+    slot = _shares().take(candidates[0].listing_id)
+    return None if slot is None else Slot(candidates[0], *slot, taken=True, keepable=True)
 
 
 async def take_first(candidates: list) -> tuple[Slot | None, dict[int, str]]:
     """A slot on the first candidate with room (None if every one is at a cap), and the listings
     found full before it, each with the cap it was at (CONCURRENCY or REQUESTS_PER_MINUTE).
     Redis down: an uncounted slot on the first candidate."""
-    if not candidates:
-        return None, {}
     slot = kept(candidates)
-    if slot is not None:
+    if slot is not None or not candidates:
         return slot, {}
     first = candidates[0]
     member = f"{process.ID}:{secrets.token_hex(8)}"
