@@ -137,7 +137,17 @@ class SimulatorApp:
             return
         ctx.key_name = name
         ctx.knobs = knobs
-        ctx.stats = registry.record(name, ctx.path, ctx.body, scope["headers"])
+        stats = ctx.stats = registry.record(name, ctx.path, ctx.body, scope["headers"])
+        stats.in_flight += 1
+        stats.most_in_flight = max(stats.most_in_flight, stats.in_flight)
+        try:
+            await self._answer(ctx, name, knobs, minimax, handler)
+        finally:
+            stats.in_flight -= 1
+
+    async def _answer(
+        self, ctx: Ctx, name: str, knobs: Knobs, minimax: bool, handler: Handler
+    ) -> None:
         if await self._knob_error(ctx, name, knobs, minimax or knobs.base_resp):
             return
         if handler is None:
@@ -225,6 +235,7 @@ class SimulatorApp:
                 last_body = s.last_body.decode("utf-8", "replace")
             keys[name] = {
                 "requests": s.requests,
+                "most_in_flight": s.most_in_flight,
                 "paths": dict(s.paths),
                 "statuses": {str(k): v for k, v in s.statuses.items()},
                 "last_path": s.last_path,

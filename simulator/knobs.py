@@ -136,10 +136,21 @@ def split_key(key: str) -> tuple[str, dict[str, object]]:
 class KeyStats:
     """What the simulator saw for one key name (read by tests through ``GET /_sim/stats``)."""
 
-    __slots__ = ("last_body", "last_headers", "last_path", "paths", "requests", "statuses")
+    __slots__ = (
+        "in_flight",
+        "last_body",
+        "last_headers",
+        "last_path",
+        "most_in_flight",
+        "paths",
+        "requests",
+        "statuses",
+    )
 
     def __init__(self) -> None:
         self.requests = 0
+        self.in_flight = 0  # requests being answered now (a stream until its end)
+        self.most_in_flight = 0  # the most at once: what a concurrency cap must bound
         self.paths: dict[str, int] = {}
         self.statuses: dict[int, int] = {}
         self.last_path = ""

@@ -192,6 +192,16 @@ def test_stats_count_requests_per_key_name(sim):
     assert stats["keys"][""]["statuses"] == {"401": 1}
 
 
+def test_stats_count_the_most_requests_in_flight_at_once(sim):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda _: post_chat(sim, "sim-slow?ttft_ms=300"), range(3)))
+    post_chat(sim, "sim-slow?ttft_ms=300")  # alone
+
+    assert httpx.get(sim.url + "/_sim/stats").json()["keys"]["sim-slow"]["most_in_flight"] == 3
+
+
 def test_stats_keep_the_last_request_of_each_key(sim):
     post_chat(sim, "sim-a", {**CHAT, "max_tokens": 7})
 
