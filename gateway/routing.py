@@ -60,16 +60,30 @@ class Table:
 _STALE_RETRY_SECONDS = 1.0
 
 
+# A table load that waits this long for a lock gives up (the previous table serves on, and the
+# next refresh tries again): shorter than PostgreSQL's deadlock_timeout (1 s), so when a load's
+# reads meet a TRUNCATE or a migration's lock in the other order, the load is the one that
+# yields, not the operator's statement.
+LOCK_TIMEOUT_MS = 200
+
+
 def _load() -> Table:
+    from django.db import connection, transaction
+
     from billing.selectors import fee_profile_for_seller
     from market.selectors import catalogue_list, routing_offline_counts, routing_table
 
     started = time.monotonic()
-    candidates = routing_table()
-    catalogue = {entry["model_id"]: entry for entry in catalogue_list()}
-    sellers = {c.seller_id for rows in candidates.values() for c in rows}
-    fees = {seller_id: fee_profile_for_seller(seller_id=seller_id) for seller_id in sellers}
-    return Table(candidates, catalogue, fees, started, offline=routing_offline_counts())
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
+        candidates = routing_table()
+        catalogue = {entry["model_id"]: entry for entry in catalogue_list()}
+        sellers = {c.seller_id for rows in candidates.values() for c in rows}
+        fees = {seller_id: fee_profile_for_seller(seller_id=seller_id) for seller_id in sellers}
+        offline = routing_offline_counts()
+    return Table(candidates, catalogue, fees, started, offline=offline)
 
 
 async def _refresh_forever() -> None:
