@@ -55,7 +55,9 @@ def test_a_kept_slot_is_renewed_before_its_expiry_comes_near():
     shares = Shares()
     shares.taken(1)
     shares.keep(1, "a", 100.0, cap=4)
-    renew_at = 100.0 - (100.0 - capacity_shares.RENEW_AFTER)  # set RENEW_AFTER seconds ago
+    # "a" expires at 100.0 with a lifetime of 100: its expiry was set at 0, so it is renewed
+    # once RENEW_AFTER seconds have passed.
+    renew_at = capacity_shares.RENEW_AFTER
     assert shares.sweep(now=renew_at - 1, lifetime=100.0) == ([], [])
     assert shares.take(1) == ("a", 100.0)
     shares.keep(1, "a", 100.0, cap=4)
