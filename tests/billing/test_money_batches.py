@@ -5,17 +5,21 @@ single call gives. Real PostgreSQL commits, real concurrency (one loop, and two 
 import asyncio
 import logging
 import threading
+import time
 
+import orjson
+import psycopg
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from billing import selectors, services
 from billing.checks import ledger_violations
 from billing.errors import BillingError, InsufficientBalance
-from billing.models import AccountKind, Hold, TransactionKind, UsageRecord
+from billing.models import AccountKind, Hold, LedgerAccount, TransactionKind, UsageRecord
 from billing.money import usd_to_nusd
 from billing.services import fastpath, fastpath_async
-from billing.services.ledger import account_platform, ledger_post
+from billing.services.ledger import account_for_user, account_platform, ledger_post
 from billing.services.settlement import billable_cost_nusd
 from tests.accounts.factories import user_make
 from tests.billing.factories import fund, settlement_make
@@ -322,4 +326,96 @@ def test_batches_from_two_event_loops_cross_accounts_without_deadlock(caplog):
     assert sum(selectors.wallet_summary(user=b)["held_nusd"] for b in buyers) == 0
     assert UsageRecord.objects.count() == 120
     assert not [r for r in caplog.records if "failed as a whole" in r.getMessage()]
+    assert ledger_violations() == []
+
+
+def _connection_params() -> dict:
+    params = connection.get_connection_params()
+    return {k: v for k, v in params.items() if k not in ("cursor_factory", "context")}
+
+
+class _Session:
+    """A PostgreSQL session of its own (autocommit) that runs one statement in a thread."""
+
+    def __init__(self) -> None:
+        self.conn = psycopg.connect(**_connection_params(), autocommit=True)
+        self.pid = self.conn.info.backend_pid
+        self.outcome: list[object] = []
+        self.thread: threading.Thread | None = None
+
+    def start(self, sql: str, params) -> None:
+        def run() -> None:
+            try:
+                self.outcome.append(self.conn.execute(sql, params).fetchall())
+            except psycopg.Error as exc:
+                self.outcome.append(exc)
+
+        self.thread = threading.Thread(target=run)
+        self.thread.start()
+
+    def waits_on_a_lock(self, observer: psycopg.Connection) -> bool:
+        for _ in range(1000):
+            (wait,) = observer.execute(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [self.pid]
+            ).fetchone()
+            if wait == "Lock":
+                return True
+            time.sleep(0.01)
+        return False
+
+    def finish(self) -> object:
+        assert self.thread is not None
+        self.thread.join(30)
+        self.conn.close()
+        return self.outcome[0]
+
+
+def test_a_batch_creates_the_platform_accounts_before_it_locks_a_wallet():
+    """A fresh database: the first settlements create the overrun and fee revenue accounts. A
+    single settlement creates them, then waits for a seller's earnings row (held by a third
+    session) before it reaches the buyer's wallet (a higher id); a batch for the same buyer starts
+    meanwhile. The batch must wait for the new accounts before it locks the wallet. Locking it
+    first (0019's batch), the single settlement then waits on the batch's wallet and the batch on
+    the settlement's new accounts: a deadlock, which PostgreSQL breaks by failing one of them
+    (seen in CI as two event loops' first settlements for one buyer)."""
+    first, other = user_make(verified=None), user_make(verified=None)
+    first_earnings = account_for_user(user_id=first.pk, kind=AccountKind.EARNINGS)
+    buyer = user_make(verified=None)
+    fund(buyer, "1")
+    wallet = account_for_user(user_id=buyer.pk, kind=AccountKind.WALLET)
+    assert first_earnings.pk < wallet.pk  # the single settlement's lock order: earnings, wallet
+    assert not LedgerAccount.objects.filter(
+        kind__in=[AccountKind.OVERRUN, AccountKind.FEE_REVENUE]
+    ).exists()
+    listings = {s: listing_row_make(seller=s, name=f"l{s.pk}") for s in (first, other)}
+    settlements = []
+    for request_id, seller in (("single", first), ("batched-1", other), ("batched-2", other)):
+        fastpath.fee_learn(seller_id=seller.pk)
+        services.hold_place(request_id=request_id, user_id=buyer.pk, amount_nusd=2_000_000)
+        settlements.append(
+            settlement_make(
+                buyer=buyer, seller=seller, listing=listings[seller], request_id=request_id
+            )
+        )
+    single, batch = _Session(), _Session()
+    with psycopg.connect(**_connection_params()) as blocker:
+        blocker.execute(
+            "SELECT id FROM billing_ledgeraccount WHERE id = %s FOR NO KEY UPDATE",
+            [first_earnings.pk],
+        )
+        single.start(fastpath.SETTLE_SQL, fastpath.settle_params(settlements[0]))
+        assert single.waits_on_a_lock(blocker)  # its new accounts made, at the earnings row
+        batch.start(
+            fastpath_async.SETTLE_BATCH_SQL,
+            (
+                orjson.dumps([fastpath.settle_fields(s) for s in settlements[1:]]).decode(),
+                settings.DRAGONFLY_DEFAULT_FEE_BPS,
+            ),
+        )
+        assert batch.waits_on_a_lock(blocker)  # on the single settlement's new accounts
+        blocker.rollback()
+    assert [row[0] for row in single.finish()] == ["settled"]
+    assert [row[1] for row in batch.finish()] == ["settled", "settled"]
+    assert UsageRecord.objects.filter(buyer=buyer).count() == 3
+    assert selectors.wallet_summary(user=buyer)["held_nusd"] == 0
     assert ledger_violations() == []
