@@ -25,11 +25,11 @@ from gateway.capacity_shares import Shares
 from gateway.local_counts import LocalCounts
 
 if TYPE_CHECKING:
-    import aiohttp
     import redis.asyncio as aioredis
     from psycopg_pool import AsyncConnectionPool
 
     from event_loop.batching import Batcher
+    from gateway.upstream.client import Client
 
 logger = logging.getLogger("gateway")
 
@@ -86,7 +86,7 @@ class Runtime:
         self.outcomes_pending: dict[tuple, int] = {}  # route_outcomes.py: its counts
         self.settling: set[str] = set()  # money.py: request ids whose settlement is retried
         self.routing_lock = asyncio.Lock()  # routing.py: one forced table load at a time
-        self.upstream: aiohttp.ClientSession | None = None  # upstream/base.py
+        self.upstream: Client | None = None  # upstream/base.py
         self.money_pool: AsyncConnectionPool | None = None  # billing fastpath_async
         self.money_batchers: tuple[Batcher, Batcher, Batcher] | None = None  # holds, settles, voids
         self.balance_leases = Leases()  # balance_leases.py, through billing_calls.py

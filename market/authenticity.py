@@ -34,10 +34,10 @@ import random
 import re
 from dataclasses import dataclass, field
 
-import aiohttp
 from django.conf import settings
 
 from gateway.upstream.base import UpstreamError
+from gateway.upstream.client import Client
 from market import authenticity_record, crypto, selectors
 from market.authenticity_asks import ASKS, Evidence, fingerprint_gap
 from market.models import AuthenticityCheck, CatalogModel, Listing, Modality, Verdict
@@ -159,7 +159,7 @@ def targets_for(listing: Listing) -> list[AuthenticityTarget]:
     ]
 
 
-async def ask(session: aiohttp.ClientSession, target: AuthenticityTarget) -> Answer | None:
+async def ask(session: Client, target: AuthenticityTarget) -> Answer | None:
     """The probe's answer, or None when the upstream did not answer as the modality does."""
     call = ASKS[Modality(target.modality)].call
     try:

@@ -29,12 +29,11 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import aiohttp
-
 from gateway import embeddings
 from gateway.request import VOICES, SpeechRequest
 from gateway.upstream import jina, minimax, openai
 from gateway.upstream.base import model_named, reported_count
+from gateway.upstream.client import Client
 from market.models import CatalogModel, Modality
 
 # Digits, Arabic-Indic digits, CJK, an emoji, accents, a tab and JSON: tokenizers of different
@@ -199,7 +198,7 @@ class Ask:
     text: str  # the fixed input, recorded on each check
     body: Callable[[CatalogModel, str], bytes]  # (model, provider slug) -> the request body
     # (session, base_url, key, body, provider slug) -> what the answer showed, or UpstreamError
-    call: Callable[[aiohttp.ClientSession, str, str, bytes, str], Awaitable[Evidence]]
+    call: Callable[[Client, str, str, bytes, str], Awaitable[Evidence]]
     # (expected, answered) fingerprints -> why they differ, "" when they match
     gap: Callable[[dict, dict], str] | None = None
 

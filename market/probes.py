@@ -23,11 +23,11 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-import aiohttp
 from django.conf import settings
 
 from gateway.upstream import jina, openai, statuses
 from gateway.upstream.base import UpstreamError
+from gateway.upstream.client import Client
 from live.nudges import listing_nudge
 from market import crypto, health, health_record, selectors, services
 from market.models import HealthSource, Listing, ListingStatus, Modality
@@ -102,7 +102,7 @@ def probe_target(listing: Listing) -> ProbeTarget | None:
     )
 
 
-async def probe_one(session: aiohttp.ClientSession, target: ProbeTarget) -> ProbeResult:
+async def probe_one(session: Client, target: ProbeTarget) -> ProbeResult:
     key, base = target.upstream_key, target.base_url
     started = time.perf_counter()
     try:

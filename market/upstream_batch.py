@@ -1,6 +1,6 @@
 """A batch of upstream calls made from synchronous code (a Celery task, a command): the health
 probes' and the authenticity probes'. Each target goes through `one(session, target)`, at most
-`concurrency` at a time, in an aiohttp session of the batch's own (with its own timeouts, never
+`concurrency` at a time, in an upstream client of the batch's own (with its own timeouts, never
 the gateway's pooled one), on an event loop of its own: in a worker thread when the caller is
 already running a loop (an eager task called from async code)."""
 
@@ -11,22 +11,21 @@ import concurrent.futures
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-import aiohttp
+from gateway.upstream.client import Client
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 async def gather_bounded(
-    one: Callable[[aiohttp.ClientSession, T], Awaitable[R]],
+    one: Callable[[Client, T], Awaitable[R]],
     targets: Sequence[T],
     *,
     concurrency: int,
     timeout_s: float,
 ) -> list[R]:
     semaphore = asyncio.Semaphore(concurrency)
-    timeout = aiohttp.ClientTimeout(total=timeout_s, connect=5)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with Client(connect_timeout=5, total_timeout=timeout_s) as session:
 
         async def bounded(target: T) -> R:
             async with semaphore:
@@ -36,7 +35,7 @@ async def gather_bounded(
 
 
 def run_batch(
-    one: Callable[[aiohttp.ClientSession, T], Awaitable[R]],
+    one: Callable[[Client, T], Awaitable[R]],
     targets: Sequence[T],
     *,
     concurrency: int,

@@ -1,4 +1,4 @@
-"""What every upstream adapter shares: the pooled aiohttp session and the error that drives failover.
+"""What every upstream adapter shares: the pooled client (client.py) and the error that drives failover.
 
 `UpstreamError.retryable` answers one question: may another listing succeed where this one failed?
 The table in statuses.py decides it for each status (a request the provider calls invalid is
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
 from django.conf import settings
 
 from gateway import runtime
 from gateway.upstream import statuses
+from gateway.upstream.client import Client, ConnectError, HTTPError, Response
 
 
 class UpstreamError(Exception):
@@ -31,35 +31,25 @@ def status_error(status: int, *, reason: str | None = None) -> UpstreamError:
     )
 
 
-def session() -> aiohttp.ClientSession:
-    """The process's pooled client for the running loop (created lazily: sessions are loop-bound)."""
+def session() -> Client:
+    """The process's pooled client for the running loop (created lazily: clients are loop-bound)."""
     state = runtime.current()
     client = state.upstream
     if client is None or client.closed:
-        client = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60),
-            timeout=aiohttp.ClientTimeout(
-                total=settings.DRAGONFLY_UPSTREAM_TOTAL_TIMEOUT,
-                sock_connect=settings.DRAGONFLY_UPSTREAM_CONNECT_TIMEOUT,
-            ),
-            auto_decompress=True,
-            cookie_jar=aiohttp.DummyCookieJar(),  # one session serves every buyer: keep none
-            skip_auto_headers=("User-Agent",),
+        client = Client(
+            connect_timeout=settings.DRAGONFLY_UPSTREAM_CONNECT_TIMEOUT,
+            total_timeout=settings.DRAGONFLY_UPSTREAM_TOTAL_TIMEOUT,
         )
         state.upstream = client
     return client
 
 
-async def post(
-    url: str, *, key: str, body: bytes, client: aiohttp.ClientSession | None = None
-) -> aiohttp.ClientResponse:
+async def post(url: str, *, key: str, body: bytes, client: Client | None = None) -> Response:
     """POST a JSON body; the response head, or UpstreamError (send())."""
     return await send("POST", url, key=key, body=body, client=client)
 
 
-async def get(
-    url: str, *, key: str, client: aiohttp.ClientSession | None = None
-) -> aiohttp.ClientResponse:
+async def get(url: str, *, key: str, client: Client | None = None) -> Response:
     return await send("GET", url, key=key, client=client)
 
 
@@ -69,8 +59,8 @@ async def send(
     *,
     key: str,
     body: bytes | None = None,
-    client: aiohttp.ClientSession | None = None,
-) -> aiohttp.ClientResponse:
+    client: Client | None = None,
+) -> Response:
     """Send and wait for the response head within the first-token timeout; errors, and any status
     of 400 or more, as UpstreamError. `client` is the caller's session (the probes keep their own,
     with their timeouts), else this loop's pooled one."""
@@ -79,12 +69,14 @@ async def send(
         headers["Content-Type"] = "application/json"
     try:
         async with asyncio.timeout(settings.DRAGONFLY_UPSTREAM_FIRST_TOKEN_TIMEOUT):
-            response = await (client or session()).request(method, url, data=body, headers=headers)
+            response = await (client or session()).request(method, url, headers=headers, body=body)
     except TimeoutError:
         raise UpstreamError("timed out waiting for the response") from None
-    except aiohttp.ClientConnectorError:
+    except ConnectError:
         raise UpstreamError("could not connect") from None
-    except aiohttp.ClientError as exc:
+    except ValueError:  # a URL or key that cannot go on the wire as it is (client.py)
+        raise UpstreamError("the request could not be sent") from None
+    except HTTPError as exc:
         raise UpstreamError(f"connection failed ({type(exc).__name__})") from None
     if response.status >= 400:
         response.release()  # the body is never read, logged or forwarded
@@ -105,18 +97,18 @@ def model_named(data: object) -> str:
     return model[:100] if isinstance(model, str) else ""
 
 
-async def read_all(response: aiohttp.ClientResponse, *, max_bytes: int, what: str) -> bytes:
-    """The whole body, up to `max_bytes` (`content.read(n)` would return only what has arrived so
-    far); UpstreamError if it is larger or the connection breaks. `what` names it in the error."""
+async def read_all(response: Response, *, max_bytes: int, what: str) -> bytes:
+    """The whole body, up to `max_bytes`; UpstreamError if it is larger or the connection breaks.
+    `what` names it in the error."""
     parts: list[bytes] = []
     size = 0
     try:
-        async for part in response.content.iter_any():
+        async for part in response.chunks():
             size += len(part)
             if size > max_bytes:
                 raise UpstreamError(f"{what} was larger than we accept")
             parts.append(part)
-    except (aiohttp.ClientError, TimeoutError):
+    except (HTTPError, TimeoutError):
         raise UpstreamError(f"connection lost while reading {what}") from None
     finally:
         response.release()

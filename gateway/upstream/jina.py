@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiohttp
 import orjson
 
 from gateway.body_limits import is_int, is_number
 from gateway.upstream.base import UpstreamError, model_named, post, read_all, reported_count
+from gateway.upstream.client import Client, Response
 
 _MAX_BYTES = 16 * 1024 * 1024
 
@@ -42,13 +42,13 @@ def rerank_body(*, upstream_model: str, query: str, documents: list[str], top_n:
 
 
 async def rerank_open(
-    base_url: str, *, key: str, body: bytes, client: aiohttp.ClientSession | None = None
-) -> aiohttp.ClientResponse:
+    base_url: str, *, key: str, body: bytes, client: Client | None = None
+) -> Response:
     """The response head (what the provider has accepted), or UpstreamError."""
     return await post(f"{base_url}/rerank", key=key, body=body, client=client)
 
 
-async def read_ranking(response: aiohttp.ClientResponse, *, documents: int, top_n: int) -> Ranking:
+async def read_ranking(response: Response, *, documents: int, top_n: int) -> Ranking:
     """The ranking of `documents` documents, `min(top_n, documents)` results, best first."""
     raw = await read_all(response, max_bytes=_MAX_BYTES, what="the ranking")
     try:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiohttp
 import orjson
 
 from gateway.request import SpeechRequest
 from gateway.upstream.base import UpstreamError, post, read_all, reported_count, status_error
+from gateway.upstream.client import Client, Response
 from gateway.upstream.vectors import Embedded, embedded
 
 # MiniMax's in-body codes → the HTTP status they mean for health and failover.
@@ -91,12 +91,12 @@ async def read_answer(response, *, max_bytes: int, what: str) -> object:
 
 
 async def speech_open(
-    base_url: str, *, key: str, body: bytes, client: aiohttp.ClientSession | None = None
-) -> aiohttp.ClientResponse:
+    base_url: str, *, key: str, body: bytes, client: Client | None = None
+) -> Response:
     return await post(f"{base_url}/t2a_v2", key=key, body=body, client=client)
 
 
-async def speech_read(response: aiohttp.ClientResponse, *, text: str) -> Speech:
+async def speech_read(response: Response, *, text: str) -> Speech:
     """The audio of a T2A answer, what MiniMax bills for `text`, and the length it reports."""
     data = await read_answer(response, max_bytes=_MAX_BYTES, what="the audio")
     if not isinstance(data, dict):
@@ -128,8 +128,8 @@ def embeddings_body(texts: list[str], *, input_type: str, upstream_model: str) -
 
 
 async def embeddings_open(
-    base_url: str, *, key: str, body: bytes, client: aiohttp.ClientSession | None = None
-) -> aiohttp.ClientResponse:
+    base_url: str, *, key: str, body: bytes, client: Client | None = None
+) -> Response:
     return await post(f"{base_url}/embeddings", key=key, body=body, client=client)
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
-import aiohttp
 import orjson
 
 from gateway.upstream.base import UpstreamError, get, model_named, post
+from gateway.upstream.client import Client, HTTPError, Response
 from gateway.upstream.minimax import read_answer
 from gateway.upstream.vectors import Embedded, embedded
 
@@ -45,16 +45,16 @@ def chat_body(
 
 
 async def chat_open(
-    base_url: str, *, key: str, body: bytes, client: aiohttp.ClientSession | None = None
-) -> aiohttp.ClientResponse:
+    base_url: str, *, key: str, body: bytes, client: Client | None = None
+) -> Response:
     return await post(f"{base_url}/chat/completions", key=key, body=body, client=client)
 
 
-async def _read_object(response: aiohttp.ClientResponse) -> object:
+async def _read_object(response: Response) -> object:
     return await read_answer(response, max_bytes=_MAX_PLAIN_BYTES, what="the response")
 
 
-async def read_json(response: aiohttp.ClientResponse) -> dict:
+async def read_json(response: Response) -> dict:
     """A plain completion; a body that is not one (in-body error, junk, cut short) is retryable."""
     data = await _read_object(response)
     if not isinstance(data, dict) or "error" in data or not isinstance(data.get("choices"), list):
@@ -62,9 +62,7 @@ async def read_json(response: aiohttp.ClientResponse) -> dict:
     return data
 
 
-async def models_list(
-    base_url: str, *, key: str, client: aiohttp.ClientSession | None = None
-) -> dict:
+async def models_list(base_url: str, *, key: str, client: Client | None = None) -> dict:
     """GET {base}/models (free: what proves a key of a listing without chat models)."""
     data = await _read_object(await get(f"{base_url}/models", key=key, client=client))
     if not isinstance(data, dict) or "data" not in data:
@@ -85,12 +83,12 @@ def embeddings_body(
 
 
 async def embeddings_open(
-    base_url: str, *, key: str, body: bytes, client: aiohttp.ClientSession | None = None
-) -> aiohttp.ClientResponse:
+    base_url: str, *, key: str, body: bytes, client: Client | None = None
+) -> Response:
     return await post(f"{base_url}/embeddings", key=key, body=body, client=client)
 
 
-async def embeddings_read(response: aiohttp.ClientResponse, *, count: int) -> Embedded:
+async def embeddings_read(response: Response, *, count: int) -> Embedded:
     """`data[].embedding` put in `index` order; `usage.prompt_tokens` as the tokens counted."""
     data = await _read_object(response)
     if not isinstance(data, dict):
@@ -113,7 +111,7 @@ async def embeddings_read(response: aiohttp.ClientResponse, *, count: int) -> Em
     )
 
 
-async def events(response: aiohttp.ClientResponse) -> AsyncGenerator[list[bytes], None]:
+async def events(response: Response) -> AsyncGenerator[list[bytes], None]:
     """The `data:` payloads of an SSE stream, in order, as one list per network read: what arrived
     together is relayed together (one write to the buyer, not one per event), and nothing waits
     for more. The read that carries `[DONE]` is the last, and its list ends with DONE, so the
@@ -125,7 +123,7 @@ async def events(response: aiohttp.ClientResponse) -> AsyncGenerator[list[bytes]
         raise UpstreamError("stream answered with a plain body")
     rest = b""  # what came after the last blank line: an event not complete yet
     try:
-        async for chunk in response.content.iter_any():
+        async for chunk in response.chunks():
             text = rest + chunk
             if b"\r" in text:
                 text = text.replace(b"\r\n", b"\n")
@@ -141,7 +139,7 @@ async def events(response: aiohttp.ClientResponse) -> AsyncGenerator[list[bytes]
                     return
             if ready:
                 yield ready
-    except (aiohttp.ClientError, TimeoutError):
+    except (HTTPError, TimeoutError):
         raise UpstreamError("stream broke off") from None
     finally:
         response.release()

@@ -1,7 +1,6 @@
 """gateway/upstream/jina.py against a real HTTP server answering what a broken provider might: an
 answer that is not a ranking of the documents sent is a retryable UpstreamError, never a result."""
 
-import aiohttp
 import orjson
 import pytest
 from aiohttp import web
@@ -9,6 +8,7 @@ from aiohttp.test_utils import TestServer
 
 from gateway.upstream import jina
 from gateway.upstream.base import UpstreamError
+from gateway.upstream.client import Client
 
 
 async def _rank(answer: bytes | dict, *, documents: int = 3, top_n: int = 2, status: int = 200):
@@ -27,7 +27,7 @@ async def _rank(answer: bytes | dict, *, documents: int = 3, top_n: int = 2, sta
 
     app = web.Application()
     app.router.add_post("/v1/rerank", handle)
-    async with TestServer(app) as server, aiohttp.ClientSession() as session:
+    async with TestServer(app) as server, Client(connect_timeout=5, total_timeout=10) as session:
         body = jina.rerank_body(
             upstream_model="jina-reranker-v2-base-multilingual",
             query="q",

@@ -78,7 +78,7 @@ async def test_close_leaves_no_task_session_pool_connection_or_lease_open(market
 
     assert _others() == set()
     assert state.services == {} and state.tasks == set()
-    assert session.closed and session.connector is None
+    assert session.closed and session.connections == 0
     assert pool.closed
     assert await _until(lambda: not _backend_alive(pid))
     assert await _until(lambda: not (redis_ids & _redis_client_ids()))

@@ -8,22 +8,17 @@ from gateway.upstream.base import UpstreamError
 from gateway.upstream.openai import DONE, events
 
 
-class FakeContent:
-    def __init__(self, parts):
-        self.parts = parts
-
-    async def iter_any(self):
-        for part in self.parts:
-            await asyncio.sleep(0)
-            yield part
-
-
 class FakeResponse:
     content_type = "text/event-stream"
 
     def __init__(self, parts):
-        self.content = FakeContent(parts)
+        self.parts = parts
         self.released = False
+
+    async def chunks(self):
+        for part in self.parts:
+            await asyncio.sleep(0)
+            yield part
 
     def release(self):
         self.released = True
