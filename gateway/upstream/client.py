@@ -31,6 +31,8 @@ from urllib.parse import urlsplit
 import httptools
 
 BUFFER_LIMIT = 256 * 1024  # unread body bytes at which the socket stops being read
+DRAIN_SECONDS = 1.0  # how long a drained answer may take to end (Response.release)
+DRAIN_BYTES = 64 * 1024  # and how much it may still send
 HEAD_LIMIT = 64 * 1024  # the most a response head (status line and headers) may take
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _NO_BODY_STATUSES = {204, 304}
@@ -94,6 +96,8 @@ class Response:
         self._waiter: asyncio.Future[None] | None = None
         self._complete = False
         self._failure: BaseException | None = None
+        self._draining = False  # released with drain=True, the answer's end not in yet
+        self._drained = 0
         self._timer = self._loop.call_at(deadline, self._expire)
 
     @property
@@ -126,9 +130,28 @@ class Response:
         finally:
             self.release()
 
-    def release(self) -> None:
+    def release(self, *, drain: bool = False) -> None:
         """Done with the answer: its connection is kept for the next request if the answer came
-        in whole (read or not), else closed. Idempotent."""
+        in whole (read or not), else closed. Idempotent.
+
+        `drain`: the caller has all it wants and what is left is the end of the framing (an SSE
+        stream after `[DONE]`, whose last chunk may come in a later read). The connection then
+        reads on, discarding, for up to DRAIN_SECONDS and DRAIN_BYTES, and is kept if the
+        answer ends. Never for a caller who leaves mid-answer: closing the connection is what
+        tells the upstream to stop generating."""
+        if self._draining:
+            return  # the drain decides
+        if drain and not self._complete and self._failure is None and self._connection:
+            self._draining = True
+            self._buffer.clear()
+            self._buffered = 0
+            self._connection.resume()
+            self._timer.cancel()
+            self._timer = self._loop.call_later(DRAIN_SECONDS, self._expire)
+            return
+        self._detach()
+
+    def _detach(self) -> None:
         self._timer.cancel()
         connection, self._connection = self._connection, None
         if connection is not None:
@@ -145,6 +168,11 @@ class Response:
         """Buffered; True once the unread part has reached BUFFER_LIMIT (stop reading)."""
         if self._failure is not None:  # what a broken answer's parser still hands on
             return False
+        if self._draining:
+            self._drained += len(data)
+            if self._drained > DRAIN_BYTES:
+                self._expire()
+            return False
         self._buffer.append(data)
         self._buffered += len(data)
         self._wake()
@@ -154,6 +182,8 @@ class Response:
         self._complete = True
         self._timer.cancel()
         self._wake()
+        if self._draining:
+            self._detach()  # the drain is over: the connection is kept
 
     def _fail(self, failure: BaseException) -> None:
         if self._complete or self._failure is not None:
@@ -164,15 +194,18 @@ class Response:
             self._head.set_exception(failure)
             self._head.exception()  # retrieved: the caller may have stopped waiting
         self._wake()
+        if self._draining:
+            self._detach()
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
     def _expire(self) -> None:
-        if self._connection is not None:
+        connection = self._connection
+        if connection is not None:
             self._fail(TimeoutError())
-            self._connection.abort()
+            connection.abort()
 
 
 class _Connection(asyncio.Protocol):

@@ -122,6 +122,7 @@ async def events(response: Response) -> AsyncGenerator[list[bytes], None]:
         await read_json(response)
         raise UpstreamError("stream answered with a plain body")
     rest = b""  # what came after the last blank line: an event not complete yet
+    done = False  # [DONE] read: what may follow is only the end of the chunked framing
     try:
         async for chunk in response.chunks():
             text = rest + chunk
@@ -135,6 +136,7 @@ async def events(response: Response) -> AsyncGenerator[list[bytes], None]:
                     continue
                 ready.append(payload)
                 if payload == DONE:
+                    done = True
                     yield ready
                     return
             if ready:
@@ -142,7 +144,7 @@ async def events(response: Response) -> AsyncGenerator[list[bytes], None]:
     except (HTTPError, TimeoutError):
         raise UpstreamError("stream broke off") from None
     finally:
-        response.release()
+        response.release(drain=done)
     if _payload(rest.rstrip(b"\n")) == DONE:  # `[DONE]` without its blank line, then the end
         return
     raise UpstreamError("stream ended before [DONE]")

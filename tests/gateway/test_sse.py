@@ -20,8 +20,9 @@ class FakeResponse:
             await asyncio.sleep(0)
             yield part
 
-    def release(self):
+    def release(self, *, drain=False):
         self.released = True
+        self.drained = drain
 
 
 async def collect(parts):
@@ -40,7 +41,7 @@ async def test_it_skips_comments_and_keepalives_and_joins_split_events():
     ]
     got, response = await collect(parts)
     assert got == [b'{"a":1}', b"2", DONE]
-    assert response.released
+    assert response.released and response.drained  # after [DONE]: only the framing's end left
 
 
 async def test_a_stream_ending_without_done_is_an_upstream_error():

@@ -18,6 +18,8 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.upstream import client as client_module
+from gateway.upstream import openai
 from gateway.upstream.client import (
     BUFFER_LIMIT,
     HEAD_LIMIT,
@@ -436,3 +438,80 @@ async def test_close_closes_connections_in_use_and_idle():
             await read(response)
         with pytest.raises(RuntimeError):
             await upstream.request("GET", idle_server.url(), headers={})
+
+
+def _sse_then(tail: Callable[[asyncio.StreamWriter], Awaitable[None]]) -> Answer:
+    """A chunked SSE answer whose `[DONE]` event comes in one write; `tail` writes the rest."""
+
+    async def answer(reader, writer, request) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n")
+        writer.write(b"Transfer-Encoding: chunked\r\n\r\n")
+        event = b"data: 1\n\ndata: [DONE]\n\n"
+        writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+        await writer.drain()
+        await tail(writer)
+        return True
+
+    return answer
+
+
+async def _stream(upstream: Client, url: str) -> list[bytes]:
+    response = await upstream.request("POST", url, headers={}, body=b"{}")
+    return [payload async for batch in openai.events(response) for payload in batch]
+
+
+async def test_a_stream_whose_end_comes_after_done_keeps_its_connection():
+    async def late_end(writer):
+        await asyncio.sleep(0.05)
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+    async with Server(_sse_then(late_end)) as server, client() as upstream:
+        assert await _stream(upstream, server.url()) == [b"1", openai.DONE]
+        assert upstream.connections == 1  # draining the last chunk
+        await asyncio.sleep(0.1)
+        assert await _stream(upstream, server.url()) == [b"1", openai.DONE]
+        assert server.connections == 1
+
+
+async def test_a_drained_stream_that_never_ends_is_closed_after_the_drain_time(monkeypatch):
+    monkeypatch.setattr(client_module, "DRAIN_SECONDS", 0.1)
+
+    async def never(writer):
+        await asyncio.sleep(5)
+
+    async with Server(_sse_then(never)) as server, client() as upstream:
+        assert await _stream(upstream, server.url()) == [b"1", openai.DONE]
+        assert upstream.connections == 1
+        await asyncio.sleep(0.2)
+        assert upstream.connections == 0
+
+
+async def test_a_drained_stream_that_sends_on_is_closed_past_the_drain_bytes():
+    async def flood(writer):
+        await asyncio.sleep(0.05)  # the client is draining by now
+        junk = b"data: x\n\n" * 1000
+        for _ in range(200):
+            writer.write(b"%x\r\n%s\r\n" % (len(junk), junk))
+            await writer.drain()
+
+    async with Server(_sse_then(flood)) as server, client() as upstream:
+        await _stream(upstream, server.url())
+        await asyncio.sleep(0.2)
+        assert upstream.connections == 0
+
+
+async def test_a_caller_leaving_mid_stream_closes_the_connection_at_once():
+    async def half(reader, writer, request) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n")
+        writer.write(b"Transfer-Encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(5)
+        return False
+
+    async with Server(half) as server, client() as upstream:
+        response = await upstream.request("POST", server.url(), headers={}, body=b"{}")
+        events = openai.events(response)
+        assert await anext(events) == [b"1"]
+        await events.aclose()  # the buyer left: the upstream must stop generating
+        assert upstream.connections == 0
