@@ -158,6 +158,19 @@ async def test_an_answer_released_half_read_closes_its_connection():
         assert server.connections == 2
 
 
+async def test_an_answer_nobody_asked_for_closes_the_connection_and_leaves_the_first_whole():
+    two = ok(b'{"first":1}') + ok(b'{"second":2}')  # a second answer in the same write
+    async with Server(fixed(two)) as server, client() as upstream:
+        response = await upstream.request("GET", server.url(), headers={})
+        assert await read(response) == b'{"first":1}'
+        assert response.status == 200 and response.headers["content-length"] == "11"
+        assert upstream.connections == 0
+        assert await read(await upstream.request("GET", server.url(), headers={})) == (
+            b'{"first":1}'
+        )
+        assert server.connections == 2
+
+
 async def test_connection_close_and_http_1_0_are_not_reused():
     answers = [
         ok(extra=b"Connection: close\r\n"),
