@@ -6,15 +6,10 @@ reuse, and never send a header that could smuggle a second request."""
 from __future__ import annotations
 
 import asyncio
-import datetime
 import ssl
 from collections.abc import Awaitable, Callable
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +23,7 @@ from gateway.upstream.client import (
     HTTPError,
     ProtocolError,
 )
+from tests.deploy.topology import certificate_make
 
 Answer = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Awaitable[bool]]
 
@@ -387,35 +383,10 @@ async def test_a_url_or_header_that_could_split_the_request_is_never_sent(url, h
         assert upstream.connections == 0
 
 
-def _self_signed() -> tuple[bytes, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
-
-
 async def test_https_verifies_the_certificate_and_talks_tls(tmp_path):
-    cert, key = _self_signed()
-    (tmp_path / "cert.pem").write_bytes(cert)
-    (tmp_path / "key.pem").write_bytes(key)
+    cert = certificate_make(tmp_path, "localhost")  # self-signed
     served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    served.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    served.load_cert_chain(cert, tmp_path / "privkey.pem")
     server = await asyncio.start_server(
         lambda r, w: Server(fixed(ok()))._serve(r, w), "127.0.0.1", 0, ssl=served
     )
@@ -425,7 +396,7 @@ async def test_https_verifies_the_certificate_and_talks_tls(tmp_path):
             with pytest.raises(ConnectError):  # not signed by a CA this machine trusts
                 await upstream.request("GET", url, headers={})
         async with client() as upstream:
-            trusting = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+            trusting = ssl.create_default_context(cafile=str(cert))
             upstream._tls = trusting  # as if the test CA were in the system store
             response = await upstream.request("GET", url, headers={})
             assert await read(response) == b'{"ok":true}'
