@@ -26,7 +26,7 @@ Two libraries Daphne brings are loaded leaner, for memory (docs/performance.md, 
 Twisted loads its TLS support (pyOpenSSL and its own OpenSSL bindings: 4.5 MB resident) whenever
 pyOpenSSL is importable, and Daphne's `-e ssl:` endpoints need it; this process serves plain HTTP
 behind the edge, which terminates TLS (docker/nginx/), so the import is refused and Twisted runs as
-it does where pyOpenSSL is not installed (outgoing TLS, aiohttp's and Stripe's, uses Python's `ssl`).
+it does where pyOpenSSL is not installed (outgoing TLS, the upstream client's and Stripe's, uses Python's `ssl`).
 And autobahn, Daphne's websocket protocol (the live pages: dragonfly/websocket_routes.py), would
 validate text frames and mask with its native helpers, which load cffi (1 MB); the live pages'
 browsers send almost nothing, so its pure-Python ones are chosen (AUTOBAHN_USE_NVX=0).
