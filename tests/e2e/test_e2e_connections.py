@@ -104,6 +104,9 @@ def test_the_connection_count_stays_under_the_two_pools_under_dashboard_and_v1_l
         "DATABASE_URL": dsn,
         "PGAPPNAME": APP_NAME,  # libpq tags every connection the server opens, both pools
         "DRAGONFLY_DB_POOL_SIZE": str(DJANGO_POOL),
+        # 200 pages at once queue for Django's 10 connections: about 10 s on a slow 2-core
+        # machine, past the default 10 s wait for one (a 500). The bound is what is tested.
+        "DRAGONFLY_DB_POOL_TIMEOUT_SECONDS": "60",
         "DRAGONFLY_GATEWAY_DB_POOL_SIZE": str(GATEWAY_POOL),
         "DRAGONFLY_GATEWAY_ADMISSION": "64",
         "DRAGONFLY_ROUTING_REFRESH_SECONDS": "1",
