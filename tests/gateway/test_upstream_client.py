@@ -67,10 +67,13 @@ class Server:
             writer.close()
 
 
-def fixed(raw: bytes, *, keep: bool = True) -> Answer:
+def fixed(raw: bytes, *, keep: bool = True, stall: float = 0.0) -> Answer:
+    """Answers `raw`, then waits `stall` seconds (a server gone quiet) before the next request."""
+
     async def answer(reader, writer, request) -> bool:
         writer.write(raw)
         await writer.drain()
+        await asyncio.sleep(stall)
         return keep
 
     return answer
@@ -306,12 +309,7 @@ def test_garbage_from_the_upstream_is_an_http_error_or_an_answer_never_a_crash(g
 
 
 async def test_a_stalled_answer_fails_at_the_total_timeout_and_closes():
-    async def stall(reader, writer, request) -> bool:
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
-        await writer.drain()
-        await asyncio.sleep(5)
-        return False
-
+    stall = fixed(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial", keep=False, stall=5)
     async with Server(stall) as server, client(total_timeout=0.2) as upstream:
         response = await upstream.request("GET", server.url(), headers={})
         parts = response.chunks()
@@ -324,11 +322,7 @@ async def test_a_stalled_answer_fails_at_the_total_timeout_and_closes():
 
 
 async def test_a_caller_that_stops_waiting_for_the_head_closes_the_connection():
-    async def silent(reader, writer, request) -> bool:
-        await asyncio.sleep(5)
-        return False
-
-    async with Server(silent) as server, client() as upstream:
+    async with Server(fixed(b"", keep=False, stall=5)) as server, client() as upstream:
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.1):
                 await upstream.request("GET", server.url(), headers={})
@@ -405,12 +399,7 @@ async def test_https_verifies_the_certificate_and_talks_tls(tmp_path):
 
 
 async def test_close_closes_connections_in_use_and_idle():
-    async def slow(reader, writer, request) -> bool:
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345")
-        await writer.drain()
-        await asyncio.sleep(5)
-        return False
-
+    slow = fixed(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345", keep=False, stall=5)
     async with Server(fixed(ok())) as idle_server, Server(slow) as busy_server:
         upstream = client()
         await read(await upstream.request("GET", idle_server.url(), headers={}))
@@ -486,13 +475,12 @@ async def test_a_drained_stream_that_sends_on_is_closed_past_the_drain_bytes():
 
 
 async def test_a_caller_leaving_mid_stream_closes_the_connection_at_once():
-    async def half(reader, writer, request) -> bool:
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n")
-        writer.write(b"Transfer-Encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n")
-        await writer.drain()
-        await asyncio.sleep(5)
-        return False
-
+    half = fixed(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n",
+        keep=False,
+        stall=5,
+    )
     async with Server(half) as server, client() as upstream:
         response = await upstream.request("POST", server.url(), headers={}, body=b"{}")
         events = openai.events(response)
