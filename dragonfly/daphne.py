@@ -17,6 +17,9 @@ DRAGONFLY_MAX_BODY_BYTES from its Content-Length or as a chunked body passes the
 too many headers and malformed requests in JSON, in the contract's error shape. Its request and
 channel classes are installed below, as the two settings are.
 
+Daphne's server is replaced by one that forgets a request as soon as its response has ended and
+its application returned, instead of at a sweep once a second (dragonfly/daphne_server.py).
+
 Once serving, everything loaded at start (Django, the apps, the libraries: about a million
 objects) is moved out of the cyclic garbage collector's view (`gc.freeze()`): it lives as long as
 the process, so no collection on the request path walks it. What each of these saves:
@@ -125,7 +128,10 @@ def main() -> None:
     from daphne.cli import CommandLineInterface  # installs Twisted's asyncio reactor
     from twisted.internet import reactor
 
+    from dragonfly.daphne_server import Server
+
     cli = CommandLineInterface()
+    cli.server_class = Server  # forgets a request once it has ended (dragonfly/daphne_server.py)
     reactor.callWhenRunning(_freeze_startup_objects)  # type: ignore[attr-defined]
     # Once the loop runs (callWhenRunning fires before it does).
     reactor.callLater(0, _gateway_start)  # type: ignore[attr-defined,arg-type]
