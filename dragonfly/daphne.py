@@ -15,7 +15,8 @@ one kept; Twisted's line is no longer made.
 The edge refuses what it must before reading it (dragonfly/edge.py): a body over
 DRAGONFLY_MAX_BODY_BYTES from its Content-Length or as a chunked body passes the cap, oversized or
 too many headers and malformed requests in JSON, in the contract's error shape. Its request and
-channel classes are installed below, as the two settings are.
+channel classes are installed below, as the two settings are, with what makes an answer leave at
+once instead of at the event loop's next poll (dragonfly/daphne_output.py).
 
 Daphne's server is replaced by one that forgets a request as soon as its response has ended and
 its application returned, instead of at a sweep once a second (dragonfly/daphne_server.py).
@@ -57,9 +58,9 @@ def _load_lean() -> None:
 def _skip_form_parsing() -> None:
     from daphne import http_protocol
 
-    from dragonfly.edge import EdgeRequest
+    from dragonfly.daphne_output import OutputRequest
 
-    class WebRequest(EdgeRequest):
+    class WebRequest(OutputRequest):
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             self._parsePOSTFormSubmission = False
@@ -72,12 +73,13 @@ def _install_http_factory() -> None:
     from daphne import http_protocol, server
     from twisted.web import http
 
-    from dragonfly.edge import EdgeChannel
+    from dragonfly.daphne_output import OutputChannel
 
     class HTTPFactory(http_protocol.HTTPFactory):
         def protocol(self):
-            """Twisted's HTTP/1.1 channel with the edge's refusals (dragonfly/edge.py)."""
-            return http._GenericHTTPChannelProtocol(EdgeChannel())
+            """Twisted's HTTP/1.1 channel with the edge's refusals (dragonfly/edge.py) and its
+            output sent at once (dragonfly/daphne_output.py)."""
+            return http._GenericHTTPChannelProtocol(OutputChannel())
 
         def log(self, request) -> None:
             """Daphne's own access log covers this (Server.log_action)."""

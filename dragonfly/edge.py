@@ -33,7 +33,6 @@ from twisted.internet.base import DelayedCall
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from twisted.web import http
-from twisted.web.http_headers import Headers
 
 logger = logging.getLogger("dragonfly.edge")
 
@@ -156,21 +155,6 @@ class EdgeChannel(http.HTTPChannel):
     def allContentReceived(self) -> None:
         if not self.refused:
             super().allContentReceived()
-
-    def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers) -> None:
-        """The status line and headers as one write. Twisted's own hands the transport four pieces
-        per header, each type-checked and buffered on its own (a /v1 answer has about twenty)."""
-        if not isinstance(headers, Headers):
-            super().writeHeaders(version, code, reason, headers)
-            return
-        lines = [b"%s %s %s\r\n" % (version, code, reason)]
-        lines += [
-            b"%s: %s\r\n" % (name, value)
-            for name, values in headers.getAllRawHeaders()
-            for value in values
-        ]
-        lines.append(b"\r\n")
-        self.transport.write(b"".join(lines))
 
     def _send100Continue(self) -> None:
         if not self.refused:

@@ -105,36 +105,3 @@ async def test_an_application_that_raised_before_answering_gets_its_500_from_the
     assert [str(e) for e in request.errors] == ["boom"]
     server.protocol_disconnected(request)  # the 500 was sent
     assert server.connections == {}
-
-
-def test_the_edge_writes_a_responses_head_byte_for_byte_as_twisted_does_in_one_write():
-    from twisted.internet.testing import StringTransport
-    from twisted.web import http
-    from twisted.web.http_headers import Headers
-
-    from dragonfly.edge import EdgeChannel
-
-    class Transport(StringTransport):
-        calls = 0
-
-        def write(self, data: bytes) -> None:
-            self.calls += 1
-            super().write(data)
-
-    headers = Headers()
-    headers.addRawHeader(b"content-type", b"application/json")
-    headers.addRawHeader(b"set-cookie", b"a=1")
-    headers.addRawHeader(b"set-cookie", b"b=2")
-    headers.addRawHeader(b"x-df-upstream-model", b"m\r\nInjected: 1")  # sanitised on the way in
-    heads = []
-    for channel in (http.HTTPChannel(), EdgeChannel()):
-        transport = Transport()
-        channel.makeConnection(transport)
-        transport.clear()
-        transport.calls = 0
-        channel.writeHeaders(b"HTTP/1.1", b"200", b"OK", headers)
-        heads.append((transport.value(), transport.calls))
-    (twisted_head, _), (edge_head, edge_writes) = heads
-    assert edge_head == twisted_head
-    assert edge_writes == 1
-    assert edge_head.endswith(b"X-Df-Upstream-Model: m Injected: 1\r\n\r\n")
