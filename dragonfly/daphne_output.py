@@ -34,7 +34,7 @@ class OutputChannel(EdgeChannel):
             for value in values
         ]
         lines.append(b"\r\n")
-        self.transport.write(b"".join(lines))
+        self.write(b"".join(lines))
 
 
 class OutputRequest(EdgeRequest):
