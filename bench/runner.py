@@ -341,7 +341,7 @@ class Run:
         )
         if phase["via"] == "gateway":
             self._whole_machine(phase, m, cpu)
-            timed = stages.wall(m["stages"], [stages.scrape(url) for url in self.gateway_urls()])
+            timed = stages.wall(m["stages"], stages.scrape_settled(self.gateway_urls()))
             phase["stages_ms"] = {stage: round(sec * 1000, 3) for stage, (sec, _) in timed.items()}
             phase["stages_timed"] = max((n for _, n in timed.values()), default=0)
             memory = [procstat.memory_kb(pid) for pid in m["cpu"]]

@@ -22,6 +22,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -156,6 +157,26 @@ def scrape(url: str) -> str:
             return response.read().decode()
     except OSError:
         return ""
+
+
+def scrape_settled(urls: list[str], *, every_s: float = 0.25, limit_s: float = 5.0) -> list[str]:
+    """Each process's /metrics once the requests of a phase that just ended are all timed. A
+    request's stages are observed when its settlement has ended, after its answer (settlement
+    batches take 0.1 s and more under load), so the scrape is repeated every `every_s` until the
+    count of requests timed stops rising, for at most `limit_s`."""
+    texts = [scrape(url) for url in urls]
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        time.sleep(every_s)
+        again = [scrape(url) for url in urls]
+        if _timed(again) == _timed(texts):
+            return again
+        texts = again
+    return texts
+
+
+def _timed(texts: list[str]) -> float:
+    return sum(count for text in texts for _, count in _stage_sums(text).values())
 
 
 def wall_table(means: dict[str, tuple[float, int]]) -> str:

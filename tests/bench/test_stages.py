@@ -1,6 +1,7 @@
 """bench/stages.py: py-spy samples attributed to the request's stages by their innermost frame that
 names one, and the gateway's own stage timings read from two scrapes of /metrics."""
 
+from bench import stages
 from bench.stages import EVENT_LOOP, OTHER, ROOT, shares, stage_of, wall
 
 SITE = f"{ROOT}/.venv/lib/python3.11/site-packages/"
@@ -57,3 +58,24 @@ def test_wall_is_each_stages_mean_over_the_requests_timed_between_two_scrapes():
     assert means.keys() == {"auth", "settle"}
     assert means["auth"][1] == 20 and abs(means["auth"][0] - 0.0002) < 1e-12
     assert means["settle"] == (0.005, 4)
+
+
+def test_the_phases_last_scrape_waits_until_its_settling_requests_are_timed(monkeypatch):
+    # A request is timed when its settlement ends, after the load that sent it has stopped.
+    texts = iter(
+        [_scrape(auth=(10, 0.001)), _scrape(auth=(14, 0.0014))] + [_scrape(auth=(16, 0.0016))] * 3
+    )
+    monkeypatch.setattr(stages, "scrape", lambda url: next(texts))
+    monkeypatch.setattr(stages.time, "sleep", lambda seconds: None)
+    assert stages.scrape_settled(["http://gw"]) == [_scrape(auth=(16, 0.0016))]
+    assert len(list(texts)) == 1  # two scrapes agreed, the third unread
+
+
+def test_the_phases_last_scrape_gives_up_at_its_limit(monkeypatch):
+    counts = iter(range(1, 10_000))
+    monkeypatch.setattr(stages, "scrape", lambda url: _scrape(auth=(next(counts), 0.001)))
+    monkeypatch.setattr(stages.time, "sleep", lambda seconds: None)
+    clock = iter(range(100))
+    monkeypatch.setattr(stages.time, "monotonic", lambda: next(clock))
+    # one scrape, then one a (fake) second until 5 s have passed: still rising, the last is kept
+    assert stages.scrape_settled(["http://gw"], limit_s=5) == [_scrape(auth=(5, 0.001))]
