@@ -39,10 +39,9 @@ class OutputChannel(EdgeChannel):
 
 class OutputRequest(EdgeRequest):
     def handle_reply(self, message) -> None:
-        transport = self.transport  # finishing the response lets go of it
         super().handle_reply(message)
         if message.get("type") == "http.response.body":
-            send_now(transport)
+            send_now(self.transport)
 
 
 def send_now(transport) -> None:

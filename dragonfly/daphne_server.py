@@ -9,9 +9,9 @@ for the garbage collector's older generations. Here a request is forgotten the m
 happened: its response ended (or its client left) and its application returned.
 
 What the sweep does beyond that is left to it: an application that raised (the sweep logs it and
-answers 500 if the client is still there), one still running after its client left (cancelled
-after `application_close_timeout`), and a websocket's close. docs/performance.md, "Optimisations",
-has what this saves. Imported by dragonfly/daphne.py after uvloop's policy is installed (importing
+answers 500 if the client is still there), and one still running after its client left
+(cancelled after `application_close_timeout`). docs/performance.md, "Optimisations", has what
+this saves. Imported by dragonfly/daphne.py after uvloop's policy is installed (importing
 `daphne.server` makes Daphne's event loop).
 """
 
