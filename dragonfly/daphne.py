@@ -55,7 +55,9 @@ def _load_lean() -> None:
     os.environ.setdefault("AUTOBAHN_USE_NVX", "0")
 
 
-def _skip_form_parsing() -> None:
+def _install_request() -> None:
+    """Daphne's request with the edge's refusals and its output sent at once, without Twisted's
+    form parsing."""
     from daphne import http_protocol
 
     from dragonfly.daphne_output import OutputRequest
@@ -125,7 +127,7 @@ def _gateway_start() -> None:
 def main() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     _load_lean()
-    _skip_form_parsing()
+    _install_request()
     _install_http_factory()
     from daphne.cli import CommandLineInterface  # installs Twisted's asyncio reactor
     from twisted.internet import reactor

@@ -8,9 +8,9 @@ import sys
 SCRIPT = """
 import os, sys
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dragonfly.settings")
-from dragonfly.daphne import _install_http_factory, _load_lean, _skip_form_parsing
+from dragonfly.daphne import _install_http_factory, _load_lean, _install_request
 _load_lean()
-_skip_form_parsing()
+_install_request()
 _install_http_factory()
 import daphne.cli, daphne.server
 import django
