@@ -1,12 +1,13 @@
 """Daphne's server forgets a request once its response has ended and its application returned
-(dragonfly/daphne_server.py), and leaves everything else to Daphne's once-a-second sweep."""
+(dragonfly/daphne_server.py), and leaves everything else to Daphne's once-a-second sweep; it
+listens with a deep accept queue."""
 
 import asyncio
 import logging
 
 import pytest
 
-from dragonfly.daphne_server import Server
+from dragonfly.daphne_server import LISTEN_BACKLOG, Server, with_backlog
 
 
 class Request:
@@ -105,3 +106,19 @@ async def test_an_application_that_raised_before_answering_gets_its_500_from_the
     assert [str(e) for e in request.errors] == ["boom"]
     server.protocol_disconnected(request)  # the 500 was sent
     assert server.connections == {}
+
+
+@pytest.mark.parametrize(
+    ("description", "listened"),
+    [
+        (
+            "tcp:port=8000:interface=127.0.0.1",
+            f"tcp:port=8000:interface=127.0.0.1:backlog={LISTEN_BACKLOG}",
+        ),
+        ("unix:/run/df.sock", f"unix:/run/df.sock:backlog={LISTEN_BACKLOG}"),
+        ("tcp:8000:backlog=10", "tcp:8000:backlog=10"),  # the operator's own is kept
+        ("fd:fileno=3", "fd:fileno=3"),  # a socket already listening
+    ],
+)
+def test_every_listening_endpoint_asks_for_a_deep_accept_queue(description, listened):
+    assert with_backlog(description) == listened

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import socket
 import time
 
@@ -215,6 +216,36 @@ def test_a_websocket_handshake_without_a_session_or_route_is_refused_and_the_ser
         sock.sendall(upgrade)
         head = sock.recv(65536)
     assert head.startswith(b"HTTP/1.1 403 "), head
+    with connect(daphne) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_burst_of_new_connections_waits_in_the_accept_queue_while_the_server_is_busy(daphne):
+    """Behind nginx every request is a new connection. With the process not accepting (stopped
+    here, busy in production), 300 connections arriving at once all complete their handshake in
+    the kernel's accept queue (dragonfly/daphne_server.py); at Twisted's default of 50 the rest
+    had their SYN dropped and retried a second later."""
+    os.kill(daphne.process.pid, signal.SIGSTOP)
+    socks = []
+    try:
+        for _ in range(300):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", daphne.port))
+            socks.append(sock)
+        pending = set(socks)
+        deadline = time.monotonic() + 0.8  # under the 1 s SYN retry of a dropped connection
+        while pending and time.monotonic() < deadline:
+            _, writable, _ = select.select([], list(pending), [], 0.05)
+            pending -= {
+                s for s in writable if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+            }
+        assert not pending, f"{len(pending)} of 300 connections not established"
+    finally:
+        os.kill(daphne.process.pid, signal.SIGCONT)
+        for sock in socks:
+            sock.close()
     with connect(daphne) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
