@@ -45,7 +45,8 @@ def with_backlog(description: str) -> str:
 
 class Server(server.Server):
     def run(self) -> None:
-        self.endpoints = [with_backlog(str(e)) for e in self.endpoints]
+        described: list[str] = self.endpoints  # type: ignore[has-type]  # Daphne's, untyped
+        self.endpoints = [with_backlog(str(e)) for e in described]
         super().run()
 
     def create_application(self, protocol, scope):
