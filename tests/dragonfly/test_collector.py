@@ -1,0 +1,49 @@
+"""The cyclic garbage collector of a serving Daphne process (dragonfly/daphne.py): what was loaded at
+start is frozen, and the objects of the requests in flight do not set off young collections. A
+fresh interpreter, since freezing and thresholds are process-wide."""
+
+import json
+import subprocess
+import sys
+
+SCRIPT = """
+import gc, json
+from dragonfly.daphne import YOUNG_GENERATION_THRESHOLD, _collector_for_serving
+
+def young_collections_while_keeping(count):
+    runs = []
+    def counted(phase, info):
+        if phase == "start" and info["generation"] == 0:
+            runs.append(1)
+    gc.callbacks.append(counted)
+    kept = [{"n": i} for i in range(count)]  # live containers, as in-flight requests hold
+    gc.callbacks.remove(counted)
+    del kept
+    return len(runs)
+
+before = gc.get_threshold()
+with_default = young_collections_while_keeping(8_000)
+_collector_for_serving()
+print(json.dumps({
+    "before": before,
+    "after": gc.get_threshold(),
+    "frozen": gc.get_freeze_count(),
+    "with_default": with_default,
+    "serving": young_collections_while_keeping(8_000),
+    "limit": YOUNG_GENERATION_THRESHOLD,
+}))
+"""
+
+
+def test_a_serving_process_freezes_startup_objects_and_keeps_young_collections_rare():
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["before"][0] == 700  # Python's own, which the process starts with
+    assert seen["after"] == [seen["limit"], *seen["before"][1:]]  # older generations as they were
+    assert seen["frozen"] > 10_000  # the interpreter, Twisted and Daphne at least
+    # 8,000 live objects: eleven young collections at Python's threshold, none once serving.
+    assert seen["with_default"] >= 10
+    assert seen["serving"] == 0
