@@ -41,9 +41,10 @@ def test_a_serving_process_freezes_startup_objects_and_keeps_young_collections_r
     )
     assert done.returncode == 0, done.stderr[-3000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
-    assert seen["before"][0] == 700  # Python's own, which the process starts with
+    assert seen["before"][0] < 8_000  # Python's own: 700 (2,000 from 3.13)
     assert seen["after"] == [seen["limit"], *seen["before"][1:]]  # older generations as they were
     assert seen["frozen"] > 10_000  # the interpreter, Twisted and Daphne at least
-    # 8,000 live objects: eleven young collections at Python's threshold, none once serving.
-    assert seen["with_default"] >= 10
+    # 8,000 live objects: several young collections at Python's threshold (eleven at 700), none
+    # once serving.
+    assert seen["with_default"] >= 3
     assert seen["serving"] == 0
