@@ -25,11 +25,11 @@ Once serving, everything loaded at start (Django, the apps, the libraries: about
 objects) is moved out of the cyclic garbage collector's view (`gc.freeze()`): it lives as long as
 the process, so no collection on the request path walks it. And the youngest generation is
 collected once 10,000 more container objects are alive than at the last collection, not Python's
-700: the requests in flight (16 of them hold about that many) crossed 700 all the time, so the
-collector ran 300 times a second at c = 16, walking the same live requests and promoting them to
-be walked again, 7 % of a core. A request leaves almost no cycles behind (about one object in
-ten requests), so the higher threshold costs no memory; each young collection now takes about
-3 ms. What each of these saves: docs/performance.md, "Measured stories behind the code".
+700: the requests in flight and finishing hold thousands, so their count crossed 700 all the time
+and the collector ran 300 times a second at c = 16, walking the same live requests and promoting
+them to be walked again, 7 % of a core. A request leaves almost no cycles behind (about one
+object in eight requests), so the higher threshold costs no memory; each young collection now
+takes 3-4 ms. What each of these saves: docs/performance.md, "Measured stories behind the code".
 
 Two libraries Daphne brings are loaded leaner, for memory (docs/performance.md, "Optimisations").
 Twisted loads its TLS support (pyOpenSSL and its own OpenSSL bindings: 4.5 MB resident) whenever
