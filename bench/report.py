@@ -407,6 +407,25 @@ STAGE_ROWS = [
 ]
 
 
+def _collector_rows(pauses: list[dict | None]) -> list[str]:
+    """The garbage collector's pauses in the same phases (bench/collector.py): time that is
+    inside the stages above, whichever stage allocated when a collection started."""
+    if not any(pauses):
+        return []
+
+    def row(label: str, cell) -> str:
+        return f"| {label} | " + " | ".join("-" if p is None else cell(p) for p in pauses) + " |"
+
+    return [
+        row(
+            "garbage collector: us per request (within the stages)",
+            lambda p: _fmt(p["us_per_request"]),
+        ),
+        row("collections, young / middle / full", lambda p: " / ".join(map(str, p["collections"]))),
+        row("longest collection under, ms", lambda p: _fmt(p["longest_under_ms"])),
+    ]
+
+
 def stage_tables(results: dict) -> list[str]:
     """The gateway's wall time by stage for the main rows (gateway/stages.py), and its CPU by
     stage at zero delay, c = 16 (py-spy, bench/stages.py)."""
@@ -437,6 +456,7 @@ def stage_tables(results: dict) -> list[str]:
         timed = [_fmt(p["stages_timed"]) for _, p in shown]
         lines.append("| all stages | " + " | ".join(totals) + " |")
         lines.append("| requests timed | " + " | ".join(timed) + " |")
+        lines += _collector_rows([p.get("collector") for _, p in shown])
     cpu = results.get("stage_cpu")
     if cpu:
         lines += [

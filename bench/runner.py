@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from bench import procstat, stages
+from bench import collector, procstat, stages
 from bench.edge import Edge
 from bench.procs import ProcessGroup, free_port, wait_http
 from bench.services_cpu import ServicesCpu
@@ -341,7 +341,9 @@ class Run:
         )
         if phase["via"] == "gateway":
             self._whole_machine(phase, m, cpu)
-            timed = stages.wall(m["stages"], stages.scrape_settled(self.gateway_urls()))
+            settled = stages.scrape_settled(self.gateway_urls())
+            timed = stages.wall(m["stages"], settled)
+            phase["collector"] = collector.between(m["stages"], settled, served)
             phase["stages_ms"] = {stage: round(sec * 1000, 3) for stage, (sec, _) in timed.items()}
             phase["stages_timed"] = max((n for _, n in timed.values()), default=0)
             memory = [procstat.memory_kb(pid) for pid in m["cpu"]]

@@ -29,7 +29,8 @@ collected once 10,000 more container objects are alive than at the last collecti
 and the collector ran 300 times a second at c = 16, walking the same live requests and promoting
 them to be walked again, 7 % of a core. A request leaves almost no cycles behind (about one
 object in eight requests), so the higher threshold costs no memory; each young collection now
-takes 3-4 ms. What each of these saves: docs/performance.md, "Measured stories behind the code".
+takes 3-4 ms (each collection's pause is on /metrics: observability/gc_pauses.py). What each
+of these saves: docs/performance.md, "Measured stories behind the code".
 
 Two libraries Daphne brings are loaded leaner, for memory (docs/performance.md, "Optimisations").
 Twisted loads its TLS support (pyOpenSSL and its own OpenSSL bindings: 4.5 MB resident) whenever
@@ -99,10 +100,13 @@ YOUNG_GENERATION_THRESHOLD = 10_000
 
 
 def _collector_for_serving() -> None:
+    from observability import gc_pauses
+
     gc.collect()
     gc.freeze()
     _, middle, oldest = gc.get_threshold()
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD, middle, oldest)
+    gc_pauses.install()  # each collection's pause, on /metrics
 
 
 def _gateway_shutdown(cli):

@@ -142,6 +142,12 @@ def test_where_the_time_goes_is_reported_by_stage(tiny_run):
             assert list(p["stages_ms"]) == list(STAGES), p
             assert p["stages_timed"] >= 1
             assert all(ms >= 0 for ms in p["stages_ms"].values())
+            # and the garbage collector's pauses, from every gateway process (summed behind nginx)
+            assert p["collector"]["ms"] >= 0 and len(p["collector"]["collections"]) == 3, p
+    assert (
+        "| garbage collector: us per request (within the stages) |"
+        in (out / "latest.md").read_text()
+    )
     (profiled,) = [p for p in results["phases"] if p["phase"] == "stages"]
     assert (profiled["concurrency"], profiled["upstream_delay_ms"]) == (16, 0)
     # CPU by stage, from py-spy's samples of the gateway in that phase.

@@ -1,10 +1,13 @@
 """The cyclic garbage collector of a serving Daphne process (dragonfly/daphne.py): what was loaded at
-start is frozen, and the objects of the requests in flight do not set off young collections. A
-fresh interpreter, since freezing and thresholds are process-wide."""
+start is frozen, the objects of the requests in flight do not set off young collections, and every
+collection's pause is on /metrics (observability/gc_pauses.py). A fresh interpreter, since
+freezing, thresholds and collector callbacks are process-wide."""
 
 import json
 import subprocess
 import sys
+
+from prometheus_client.parser import text_string_to_metric_families
 
 SCRIPT = """
 import gc, json
@@ -24,13 +27,19 @@ def young_collections_while_keeping(count):
 before = gc.get_threshold()
 with_default = young_collections_while_keeping(8_000)
 _collector_for_serving()
+serving = young_collections_while_keeping(8_000)
+gc.collect(0)
+gc.collect(0)
+gc.collect(2)
+from prometheus_client import generate_latest
 print(json.dumps({
     "before": before,
     "after": gc.get_threshold(),
     "frozen": gc.get_freeze_count(),
     "with_default": with_default,
-    "serving": young_collections_while_keeping(8_000),
+    "serving": serving,
     "limit": YOUNG_GENERATION_THRESHOLD,
+    "metrics": generate_latest().decode(),
 }))
 """
 
@@ -48,3 +57,13 @@ def test_a_serving_process_freezes_startup_objects_and_keeps_young_collections_r
     # once serving.
     assert seen["with_default"] >= 3
     assert seen["serving"] == 0
+    # The three collections since: two young, one full, each timed.
+    pauses = {
+        sample.labels["generation"]: sample.value
+        for family in text_string_to_metric_families(seen["metrics"])
+        if family.name == "dragonfly_gc_pause_seconds"
+        for sample in family.samples
+        if sample.name.endswith("_count")
+    }
+    assert pauses == {"0": 2.0, "1": 0.0, "2": 1.0}
+    assert 'dragonfly_gc_pause_seconds_sum{generation="2"} 0.0\n' not in seen["metrics"]

@@ -110,6 +110,7 @@ def _serve_once(env, ports) -> str:
         assert int(second["x-ratelimit-remaining-requests"]) == remaining - 1
         _, metrics = _get(f"http://127.0.0.1:{web}/metrics")
         assert "dragonfly_gateway_redis_errors_total{" not in metrics
+        assert 'dragonfly_gc_pause_seconds_count{generation="0"}' in metrics  # serving's collector
         time.sleep(3)  # a child that dies on start (Celery, the upstream) stops serve: it must not
         assert server.poll() is None, "".join(output) + server.stdout.read()
         return banner
