@@ -8,12 +8,12 @@ import math
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from observability.gc_pauses import NAME
+from observability.gc_pauses import GENERATIONS, NAME
 
 
 def _totals(text: str) -> tuple[float, list[int], dict[float, int]]:
     """(seconds, collections by generation, collections at or under each bound) from one scrape."""
-    seconds, collections, under = 0.0, [0, 0, 0], {}
+    seconds, collections, under = 0.0, [0] * GENERATIONS, {}
     for family in text_string_to_metric_families(text):
         if family.name != NAME:
             continue
@@ -32,7 +32,7 @@ def between(before: list[str], after: list[str], served: int) -> dict | None:
     """The collector over a phase, summed over the gateway processes (one scrape text each, in
     the same order both times): milliseconds in all and per request, collections by generation,
     and the bound the longest one stayed under. None when a process did not report pauses."""
-    seconds, collections, under = 0.0, [0, 0, 0], {}
+    seconds, collections, under = 0.0, [0] * GENERATIONS, {}
     for old_text, new_text in zip(before, after, strict=True):
         old, new = _totals(old_text), _totals(new_text)
         if not new[2]:
