@@ -57,7 +57,8 @@ def _call(sql: str, params: Sequence[Any]) -> tuple[Any, ...]:
         if mapped is not None:
             raise mapped from None
         raise
-    assert row is not None
+    if row is None:  # not an assert: `python -O` would strip it from the money path
+        raise RuntimeError("a money function answered no row")
     return tuple(row)
 
 

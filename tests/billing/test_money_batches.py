@@ -207,6 +207,28 @@ def test_a_mixed_settlement_batch_gives_each_item_what_a_single_call_gives(marke
     assert ledger_violations() == []
 
 
+def test_a_batch_answered_out_of_its_items_order_gives_nobody_a_result(market, monkeypatch):
+    """Rows are handed to callers by position only after their ids are checked, by a check that
+    `python -O` cannot strip: a batch whose answer is not its items, in order, fails every caller
+    instead of giving one request another's hold."""
+    buyer, _, _ = market
+    fund(buyer, "9")
+    real = fastpath_async._rows
+
+    async def reversed_rows(sql, params):
+        return list(reversed(await real(sql, params)))
+
+    monkeypatch.setattr(fastpath_async, "_rows", reversed_rows)
+    results = _run(
+        *(
+            fastpath_async.hold_place(request_id=f"r-{i}", user_id=buyer.pk, amount_nusd=1_000)
+            for i in range(4)
+        )
+    )
+    assert [type(r) for r in results] == [RuntimeError] * 4
+    assert "not its items, in order" in str(results[0])
+
+
 def test_a_batch_that_fails_as_a_whole_is_applied_one_by_one(market, statements):
     """An item that cannot settle (its ledger key was taken) fails alone; the rest settle."""
     buyer, seller, listing = market
