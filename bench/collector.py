@@ -6,43 +6,25 @@ from __future__ import annotations
 
 import math
 
-from prometheus_client.parser import text_string_to_metric_families
-
+from bench import scrapes
 from observability.gc_pauses import GENERATIONS, NAME
-
-
-def _totals(text: str) -> tuple[float, list[int], dict[float, int]]:
-    """(seconds, collections by generation, collections at or under each bound) from one scrape."""
-    seconds, collections, under = 0.0, [0] * GENERATIONS, {}
-    for family in text_string_to_metric_families(text):
-        if family.name != NAME:
-            continue
-        for sample in family.samples:
-            if sample.name.endswith("_sum"):
-                seconds += sample.value
-            elif sample.name.endswith("_count"):
-                collections[int(sample.labels["generation"])] += int(sample.value)
-            elif sample.name.endswith("_bucket"):
-                bound = float(sample.labels["le"])
-                under[bound] = under.get(bound, 0) + int(sample.value)
-    return seconds, collections, under
 
 
 def between(before: list[str], after: list[str], served: int) -> dict | None:
     """The collector over a phase, summed over the gateway processes (one scrape text each, in
     the same order both times): milliseconds in all and per request, collections by generation,
     and the bound the longest one stayed under. None when a process did not report pauses."""
-    seconds, collections, under = 0.0, [0] * GENERATIONS, {}
-    for old_text, new_text in zip(before, after, strict=True):
-        old, new = _totals(old_text), _totals(new_text)
-        if not new[2]:
-            return None
-        seconds += new[0] - old[0]
-        collections = [
-            total + n - o for total, n, o in zip(collections, new[1], old[1], strict=True)
-        ]
-        for bound, count in new[2].items():
-            under[bound] = under.get(bound, 0) + count - old[2].get(bound, 0)
+    if not all(scrapes.totals(text, NAME, "generation") for text in after):
+        return None
+    changed = scrapes.change(before, after, NAME, "generation")
+    seconds = sum(t.seconds for t in changed.values())
+    collections = [
+        int(changed[str(g)].count) if str(g) in changed else 0 for g in range(GENERATIONS)
+    ]
+    under: dict[float, float] = {}
+    for t in changed.values():
+        for bound, count in t.under.items():
+            under[bound] = under.get(bound, 0) + count
     everyone = sum(collections)
     longest = min((bound for bound, count in under.items() if count == everyone), default=None)
     return {

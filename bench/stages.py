@@ -27,7 +27,7 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
+from bench import scrapes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,33 +121,14 @@ def table(total: int, by_stage: Counter, *, cpu_ms_per_request: float | None = N
     return "\n".join(rows)
 
 
-def _stage_sums(text: str) -> dict[str, tuple[float, float]]:
-    """{stage: (seconds, requests timed)} from one scrape of a gateway's /metrics."""
-    found: dict[str, list[float]] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name != "dragonfly_gateway_stage_seconds":
-            continue
-        for sample in family.samples:
-            kind = sample.name.rpartition("_")[2]
-            if kind in ("sum", "count"):
-                pair = found.setdefault(sample.labels["stage"], [0.0, 0.0])
-                pair[0 if kind == "sum" else 1] = sample.value
-    return {stage: (total, count) for stage, (total, count) in found.items()}
+STAGE_SECONDS = "dragonfly_gateway_stage_seconds"
 
 
 def wall(before: list[str], after: list[str]) -> dict[str, tuple[float, int]]:
     """{stage: (mean seconds, requests timed)} between two scrapes of each gateway process's
     /metrics (one text per process, in the same order both times), in the stages' order."""
-    totals: dict[str, list[float]] = {}
-    for old_text, new_text in zip(before, after, strict=True):
-        old = _stage_sums(old_text)
-        for stage, (seconds, count) in _stage_sums(new_text).items():
-            pair = totals.setdefault(stage, [0.0, 0.0])
-            pair[0] += seconds - old.get(stage, (0.0, 0.0))[0]
-            pair[1] += count - old.get(stage, (0.0, 0.0))[1]
-    return {
-        stage: (seconds / count, int(count)) for stage, (seconds, count) in totals.items() if count
-    }
+    changed = scrapes.change(before, after, STAGE_SECONDS, "stage")
+    return {stage: (t.seconds / t.count, int(t.count)) for stage, t in changed.items() if t.count}
 
 
 def scrape(url: str) -> str:
@@ -176,7 +157,9 @@ def scrape_settled(urls: list[str], *, every_s: float = 0.25, limit_s: float = 5
 
 
 def _timed(texts: list[str]) -> float:
-    return sum(count for text in texts for _, count in _stage_sums(text).values())
+    return sum(
+        t.count for text in texts for t in scrapes.totals(text, STAGE_SECONDS, "stage").values()
+    )
 
 
 def wall_table(means: dict[str, tuple[float, int]]) -> str:
