@@ -207,6 +207,34 @@ def test_a_mixed_settlement_batch_gives_each_item_what_a_single_call_gives(marke
     assert ledger_violations() == []
 
 
+def test_an_item_without_a_hold_is_charged_what_the_items_before_it_left_available(
+    market, statements
+):
+    """A batch moves its items' balances once, at its end (migration 0021); an item without a
+    live hold is charged what the wallet has available, so what the items before it booked is
+    moved first: here the hold the first item settles is what pays for the second."""
+    buyer, seller, listing = market
+    fund(buyer, "1")
+    available = selectors.wallet_summary(user=buyer)["available_nusd"]
+    services.hold_place(request_id="held", user_id=buyer.pk, amount_nusd=available)
+
+    def make(request_id):
+        return settlement_make(buyer=buyer, seller=seller, listing=listing, request_id=request_id)
+
+    held, unheld = _run(
+        fastpath_async.request_settle(settlement=make("held")),
+        fastpath_async.request_settle(settlement=make("unheld")),
+    )
+    assert _batches(statements, "df_settle_apply_batch") == len(statements) == 1
+    cost = held.cost_nusd
+    assert unheld.cost_nusd == cost > 0 and 2 * cost <= available
+    usage = {u.request_id: (u.buyer_debit_nusd, u.overrun_nusd) for u in UsageRecord.objects.all()}
+    assert usage == {"held": (cost, 0), "unheld": (cost, 0)}
+    wallet = selectors.wallet_summary(user=buyer)
+    assert (wallet["held_nusd"], wallet["available_nusd"]) == (0, available - 2 * cost)
+    assert ledger_violations() == []
+
+
 def test_a_batch_answered_out_of_its_items_order_gives_nobody_a_result(market, monkeypatch):
     """Rows are handed to callers by position only after their ids are checked, by a check that
     `python -O` cannot strip: a batch whose answer is not its items, in order, fails every caller
