@@ -16,6 +16,10 @@ rows. Now:
   deferred, exactly as a call of its own would.
 
 The result of every item, and the rows written, are the ones the items booked one by one give.
+The wallet's check on a sum is its check on each item in turn: an item drawn from a lease leaves
+the available balance as it was, an item settling its own hold raises it, and an item without a
+live hold is booked after a move, against the balance it reads. A free request's release of its
+own hold now passes the same check, which rows the table's constraints allow cannot fail.
 """
 
 from importlib import import_module
