@@ -235,6 +235,46 @@ def test_an_item_without_a_hold_is_charged_what_the_items_before_it_left_availab
     assert ledger_violations() == []
 
 
+def test_a_batch_drawn_from_a_lease_past_its_end_moves_each_balance_once(market, statements):
+    """Four items drawn from one lease in one batch: two it covers, one it covers in part (its
+    debit ends the lease, the rest is overrun) and one after its end, charged from what the wallet
+    has available, as a request whose own hold was voided is. The lease, the wallet and the
+    ledger end as the four settled one by one would leave them."""
+    buyer, seller, listing = market
+    cost = 820_000  # settlement_make's figures: 1000 x $0.27/M + 500 x $1.10/M
+    lease = "req_0000beefleasefeedfacecafebeef"
+    fund(buyer, "1")
+    start = selectors.wallet_summary(user=buyer)
+    services.hold_place(request_id=lease, user_id=buyer.pk, amount_nusd=5 * cost // 2)
+
+    def make(request_id):
+        return settlement_make(
+            buyer=buyer, seller=seller, listing=listing, request_id=request_id, lease_id=lease
+        )
+
+    results = _run(*(fastpath_async.request_settle(settlement=make(f"r-{n}")) for n in range(4)))
+    assert _batches(statements, "df_settle_apply_batch") == len(statements) == 1
+    assert [r.cost_nusd for r in results] == [cost] * 4
+    split = {
+        request_id: (debit, overrun)
+        for request_id, debit, overrun in UsageRecord.objects.values_list(
+            "request_id", "buyer_debit_nusd", "overrun_nusd"
+        )
+    }
+    assert split == {
+        "r-0": (cost, 0),
+        "r-1": (cost, 0),
+        "r-2": (cost // 2, cost // 2),
+        "r-3": (cost, 0),
+    }
+    held = Hold.objects.get(request_id=lease)
+    assert (held.status, held.amount_nusd) == ("settled", cost // 2)
+    wallet = selectors.wallet_summary(user=buyer)
+    assert wallet["balance_nusd"] == start["balance_nusd"] - 7 * cost // 2
+    assert wallet["held_nusd"] == start["held_nusd"]
+    assert ledger_violations() == []
+
+
 def test_a_batch_answered_out_of_its_items_order_gives_nobody_a_result(market, monkeypatch):
     """Rows are handed to callers by position only after their ids are checked, by a check that
     `python -O` cannot strip: a batch whose answer is not its items, in order, fails every caller
