@@ -241,16 +241,17 @@ def test_a_batch_drawn_from_a_lease_past_its_end_moves_each_balance_once(market,
     has available, as a request whose own hold was voided is. The lease, the wallet and the
     ledger end as the four settled one by one would leave them."""
     buyer, seller, listing = market
-    cost = 820_000  # settlement_make's figures: 1000 x $0.27/M + 500 x $1.10/M
     lease = "req_0000beefleasefeedfacecafebeef"
-    fund(buyer, "1")
-    start = selectors.wallet_summary(user=buyer)
-    services.hold_place(request_id=lease, user_id=buyer.pk, amount_nusd=5 * cost // 2)
 
     def make(request_id):
         return settlement_make(
             buyer=buyer, seller=seller, listing=listing, request_id=request_id, lease_id=lease
         )
+
+    cost = billable_cost_nusd(make("r-0"))
+    fund(buyer, "1")
+    start = selectors.wallet_summary(user=buyer)
+    services.hold_place(request_id=lease, user_id=buyer.pk, amount_nusd=5 * cost // 2)
 
     results = _run(*(fastpath_async.request_settle(settlement=make(f"r-{n}")) for n in range(4)))
     assert _batches(statements, "df_settle_apply_batch") == len(statements) == 1
