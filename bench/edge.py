@@ -1,25 +1,24 @@
 """Two gateway processes behind nginx, the production edge, for the benchmark's multi-process rows.
 
-nginx runs from docker/nginx/dragonfly.conf.template as docker/nginx/render.sh fills it, through the
-same launcher as the topology test (tests/deploy/topology.py), so the bench measures the config that
-ships: TLS on the https port (wrk and the stream client speak TLS to it, as buyers do), the `web`
-name resolved at request time to every replica (a stand-in for Docker's DNS answers with two
-loopback addresses, one port, as `docker compose up --scale web=2` would), and the worker settings
-of Debian's nginx.conf, which the production image keeps (`worker_processes auto`, 768
-connections). Each replica is the single-process bench's Daphne command with the environment the
-compose file gives `web`: DRAGONFLY_BEHIND_PROXY=1 and DRAGONFLY_GATEWAY_PROCESSES=2.
+nginx runs from docker/nginx/dragonfly.conf.template as docker/nginx/edge.sh runs it in the edge
+image, through the same launcher as the topology test (tests/deploy/topology.py), so the bench
+measures the config that ships: TLS on the https port (wrk and the stream client speak TLS to it, as
+buyers do), the `web` name resolved to every replica (a stand-in for Docker's DNS answers with two
+loopback addresses, one port, as `docker compose up --scale web=2` would) and its connections to
+them kept open between requests, and the worker settings of Debian's nginx.conf, which the
+production image keeps (`worker_processes auto`, 768 connections). Each replica is the
+single-process bench's Daphne command with the environment the compose file gives `web`:
+DRAGONFLY_BEHIND_PROXY=1 and DRAGONFLY_GATEWAY_PROCESSES=2.
 """
 
 from __future__ import annotations
 
-import contextlib
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from bench import procstat
 from bench.procs import ProcessGroup, free_port, wait_http
-from tests.deploy.topology import Nginx, Resolver, certificate_make, port_free_on
+from tests.deploy.topology import Names, Nginx, certificate_make, port_free_on
 
 REPLICAS = ("127.0.0.2", "127.0.0.3")
 HOST = "dragonfly.bench"
@@ -36,7 +35,6 @@ class Edge:
         self.group = group
         self.dir = log_dir / "edge"
         self.nginx: Nginx | None = None
-        self.dns: Resolver | None = None
         self.pids: list[int] = []
         self.replica_urls: list[str] = []  # each process directly (its /metrics)
         self.url = ""
@@ -51,7 +49,6 @@ class Edge:
         self.replica_urls = [f"http://{address}:{port}" for address in REPLICAS]
         for url in self.replica_urls:
             wait_http(f"{url}/healthz", seconds=60, group=self.group)
-        self.dns = Resolver("web", list(REPLICAS))
         certificate_make(self.dir / "tls", HOST)
         (self.dir / "static").mkdir(parents=True, exist_ok=True)
         https_port = free_port()
@@ -64,18 +61,14 @@ class Edge:
                 "DRAGONFLY_BASE_URL": self.url,
                 "DRAGONFLY_TLS_DIR": str(self.dir / "tls"),
                 "DRAGONFLY_STATIC_ROOT": str(self.dir / "static"),
-                "DRAGONFLY_NGINX_RESOLVER": self.dns.address,
                 "DRAGONFLY_WEB_UPSTREAM": f"web:{port}",
             },
+            names=Names(self.dir / "names", "web", list(REPLICAS)),
             workers=DEBIAN_WORKERS,
             connections=DEBIAN_WORKER_CONNECTIONS,
         )
-        deadline = time.monotonic() + 20
-        while not (self.dir / "nginx" / "nginx.pid").exists():
-            self.check_alive()
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nginx did not start; see {self.dir / 'nginx'}")
-            time.sleep(0.1)
+        self.group.check_alive()
+        self.nginx.wait_serving()
 
     def check_alive(self) -> None:
         self.group.check_alive()
@@ -98,6 +91,3 @@ class Edge:
     def down(self) -> None:
         if self.nginx is not None:
             self.nginx.stop()
-        if self.dns is not None:
-            with contextlib.suppress(OSError):
-                self.dns.close()

@@ -55,8 +55,7 @@ def test_web_scales_by_name_and_beat_stays_single(compose):
     assert services["beat"]["deploy"]["replicas"] == 1
     assert "container_name" not in services["beat"]
     nginx = services["nginx"]["environment"]
-    assert nginx["DRAGONFLY_NGINX_RESOLVER"] == "127.0.0.11"  # Docker's embedded DNS
-    assert nginx["DRAGONFLY_WEB_UPSTREAM"] == "web:8000"
+    assert nginx["DRAGONFLY_WEB_UPSTREAM"] == "web:8000"  # edge.sh resolves it to the replicas
 
 
 def test_every_long_running_service_has_a_healthcheck(compose):
@@ -67,9 +66,14 @@ def test_every_long_running_service_has_a_healthcheck(compose):
         assert service.get("restart") == "unless-stopped", name
 
 
-def test_compose_fills_exactly_the_variables_of_the_nginx_template(compose):
+def test_compose_and_edge_sh_fill_exactly_the_variables_of_the_nginx_template(compose):
     nginx = compose["services"]["nginx"]
-    assert set(nginx["environment"]) == template_variables()
+    # edge.sh turns the service's name into the replicas' addresses (DRAGONFLY_WEB_SERVERS).
+    filled = set(nginx["environment"]) - {"DRAGONFLY_WEB_UPSTREAM"} | {"DRAGONFLY_WEB_SERVERS"}
+    assert filled == template_variables()
+    assert "DRAGONFLY_WEB_UPSTREAM" in (DOCKER / "nginx" / "edge.sh").read_text()
+    edge_stage = (DOCKER / "Dockerfile").read_text().split(" AS edge")[1]
+    assert 'ENTRYPOINT ["/etc/dragonfly/nginx/edge.sh", ' in edge_stage
     assert nginx["build"]["target"] == "edge"
     assert nginx["environment"]["DRAGONFLY_TLS_DIR"] == "/etc/dragonfly/tls"
     assert any(v.endswith(":/etc/dragonfly/tls:ro") for v in nginx["volumes"])
@@ -92,6 +96,7 @@ def _render(tmp_path: Path, **overrides: str) -> subprocess.CompletedProcess:
     compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
     variables = dict(compose["services"]["nginx"]["environment"])
     variables["DRAGONFLY_BASE_URL"] = "https://dragonfly.example.com"
+    variables["DRAGONFLY_WEB_SERVERS"] = "server 172.18.0.5:8000; server 172.18.0.6:8000;"
     variables.update(overrides)
     return subprocess.run(
         [str(NGINX_RENDER), str(NGINX_TEMPLATE), str(tmp_path / "dragonfly.conf")],
@@ -106,8 +111,11 @@ def test_the_config_compose_renders_passes_nginx_own_check(tmp_path):
     assert _render(tmp_path, DRAGONFLY_TLS_DIR=str(tmp_path / "tls")).returncode == 0
     site = (tmp_path / "dragonfly.conf").read_text()
     assert not re.search(r"\$\{DRAGONFLY_[A-Z]", site)
-    assert "resolver 127.0.0.11 valid=5s" in site
-    assert "set $dragonfly_web http://web:8000;" in site
+    upstream = site.split("upstream dragonfly_web {")[1].split("}")[0]
+    assert "server 172.18.0.5:8000; server 172.18.0.6:8000;" in upstream
+    assert "keepalive 128;" in upstream
+    assert site.count("proxy_pass http://dragonfly_web;") == 3
+    assert 'proxy_set_header Connection "";' in site  # what keeps a kept connection open
     assert "return 301 https://dragonfly.example.com$request_uri;" in site
     assert "proxy_set_header X-Forwarded-Proto https;" in site
     main = tmp_path / "nginx.conf"
@@ -123,9 +131,9 @@ def test_the_config_compose_renders_passes_nginx_own_check(tmp_path):
 
 
 def test_rendering_refuses_an_unset_variable_and_writes_nothing(tmp_path):
-    result = _render(tmp_path, DRAGONFLY_WEB_UPSTREAM="")
+    result = _render(tmp_path, DRAGONFLY_WEB_SERVERS="")
     assert result.returncode == 1
-    assert "${DRAGONFLY_WEB_UPSTREAM}" in result.stderr
+    assert "${DRAGONFLY_WEB_SERVERS}" in result.stderr
     assert not (tmp_path / "dragonfly.conf").exists()
 
 

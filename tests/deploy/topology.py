@@ -12,9 +12,7 @@ import ipaddress
 import os
 import socket
 import ssl
-import struct
 import subprocess
-import threading
 import time
 from email import message_from_bytes
 from email.message import Message
@@ -31,6 +29,7 @@ from cryptography.x509.oid import NameOID
 ROOT = Path(__file__).resolve().parents[2]
 NGINX_TEMPLATE = ROOT / "docker" / "nginx" / "dragonfly.conf.template"
 NGINX_RENDER = ROOT / "docker" / "nginx" / "render.sh"
+EDGE = ROOT / "docker" / "nginx" / "edge.sh"
 NGINX = "/usr/sbin/nginx"
 
 
@@ -108,56 +107,29 @@ def loopback_client(host: str, cafile: Path, **kwargs) -> httpx.Client:
     return httpx.Client(transport=transport, **kwargs)
 
 
-class Resolver:
-    """Docker's embedded DNS as nginx sees it: one name answers with every replica's address.
+class Names:
+    """Docker's DNS as the edge container asks it, through libc (`getent ahostsv4 web`): the one
+    name answers with every replica's address; other names answer nothing. A `getent` put first on
+    docker/nginx/edge.sh's PATH (`Nginx(names=...)`) reads the addresses from a file here, so a
+    test can change them as `docker compose up --scale` would."""
 
-    A-record queries for `name` get all `addresses` (TTL 5 s); other names NXDOMAIN. Counts the
-    queries, so a test can tell nginx asked."""
-
-    def __init__(self, name: str, addresses: list[str]) -> None:
-        self.name = name
-        self.addresses = addresses
-        self.queries = 0
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self._thread = threading.Thread(target=self._serve, name="dns", daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                query, peer = self.sock.recvfrom(512)
-            except OSError:
-                return
-            answer = self.answer(query)
-            if answer:
-                self.sock.sendto(answer, peer)
-
-    def answer(self, query: bytes) -> bytes | None:
-        if len(query) < 12:
-            return None
-        ident = query[:2]
-        labels, offset = [], 12
-        while offset < len(query) and query[offset]:
-            length = query[offset]
-            labels.append(query[offset + 1 : offset + 1 + length].decode("ascii", "replace"))
-            offset += 1 + length
-        question = query[12 : offset + 5]
-        qtype = struct.unpack("!H", query[offset + 1 : offset + 3])[0]
-        self.queries += 1
-        known = ".".join(labels).lower() == self.name
-        records = self.addresses if known and qtype == 1 else []
-        flags = 0x8180 if known else 0x8183  # a response, recursion available; NXDOMAIN if unknown
-        header = ident + struct.pack("!HHHHH", flags, 1, len(records), 0, 0)
-        body = b"".join(
-            struct.pack("!HHHIH", 0xC00C, 1, 1, 5, 4) + socket.inet_aton(address)
-            for address in records
+    def __init__(self, directory: Path, name: str, addresses: list[str]) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self._answers = directory / "answers"
+        self.set(addresses)
+        getent = directory / "getent"
+        # As glibc's getent prints it: each address once per socket type; status 2 if unknown.
+        getent.write_text(
+            "#!/bin/sh\n"
+            f'[ "$1" = ahostsv4 ] && [ "$2" = {name} ] || exit 2\n'
+            f"[ -s {self._answers} ] || exit 2\n"
+            f'while read -r a; do printf "%s STREAM %s\\n%s DGRAM\\n%s RAW\\n" "$a" "$2" "$a" "$a"; done < {self._answers}\n'
         )
-        return header + question + body
+        getent.chmod(0o755)
 
-    def close(self) -> None:
-        self.sock.close()
+    def set(self, addresses: list[str]) -> None:
+        self._answers.write_text("".join(f"{address}\n" for address in addresses))
 
 
 class Mailbox:
@@ -196,32 +168,34 @@ def text_of(message: Message) -> str:
 
 
 class Nginx:
-    """Debian's nginx, unprivileged on high ports, serving docker/nginx/dragonfly.conf.template as
-    docker/nginx/render.sh fills it (the same script the nginx image runs). The main file below
-    holds only what the Debian package's /etc/nginx/nginx.conf would: paths, logs, MIME types, and
-    the workers (one small one by default; the benchmark asks for the package's own `auto` and 768,
-    which the production image keeps)."""
+    """Debian's nginx, unprivileged on high ports, run by docker/nginx/edge.sh from
+    docker/nginx/dragonfly.conf.template (the edge image's own entrypoint), with `names` standing
+    in for Docker's DNS. The main file below holds only what the Debian package's
+    /etc/nginx/nginx.conf would: paths, logs, MIME types, and the workers (one small one by
+    default; the benchmark asks for the package's own `auto` and 768, which the production image
+    keeps). `variables` are the edge container's environment."""
 
     def __init__(
         self,
         directory: Path,
         variables: dict[str, str],
         *,
+        names: Names,
         workers: str = "1",
         connections: int = 256,
     ) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         site = directory / "dragonfly.conf"
-        env = {"PATH": os.environ["PATH"], **variables}
-        subprocess.run([str(NGINX_RENDER), str(NGINX_TEMPLATE), str(site)], env=env, check=True)
         # As root (this machine's CI), workers drop to nobody, as Debian's run as www-data.
         user = "user nobody nogroup;" if os.geteuid() == 0 else ""
         self.log = directory / "error.log"
-        (directory / "nginx.conf").write_text(
+        self.pid_file = directory / "nginx.pid"
+        self.conf = directory / "nginx.conf"
+        self.conf.write_text(
             f"""{user}
 worker_processes {workers};
-pid {directory}/nginx.pid;
+pid {self.pid_file};
 error_log {self.log} info;
 events {{ worker_connections {connections}; }}
 http {{
@@ -240,11 +214,26 @@ http {{
 }}
 """
         )
+        path = f"{names.directory}:{Path(NGINX).parent}:{os.environ['PATH']}"
         self.process = subprocess.Popen(
-            [NGINX, "-p", str(directory), "-c", str(directory / "nginx.conf"), "-g", "daemon off;"],
+            [str(EDGE), str(NGINX_TEMPLATE), str(site), "-p", str(directory), "-c", str(self.conf)],
+            env={"PATH": path, **variables},
             stdout=subprocess.DEVNULL,
             stderr=open(directory / "stderr.log", "w"),  # noqa: SIM115
         )
+
+    def wait_serving(self, seconds: float = 20) -> None:
+        """Until nginx has written its pid file (it listens by then); raises if edge.sh exited."""
+        deadline = time.monotonic() + seconds
+        while not self.pid_file.exists():
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"edge.sh exited with status {self.process.returncode}; "
+                    f"see {self.directory / 'stderr.log'}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nginx did not start; see {self.directory}")
+            time.sleep(0.05)
 
     def upstreams(self) -> set[str]:
         """The web replicas nginx has sent requests to, from its access log."""

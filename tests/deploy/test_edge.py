@@ -1,0 +1,123 @@
+"""docker/nginx/edge.sh, the edge container's process, with Debian's nginx and two stand-in web
+replicas: nginx keeps its connections to the replicas open between requests, and picks up a
+replica added behind the name (as `docker compose up --scale web=N` adds one) without a restart."""
+
+from __future__ import annotations
+
+import signal
+import ssl
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.deploy.topology import Names, Nginx, certificate_make, free_port, port_free_on
+
+pytestmark = [pytest.mark.deploy, pytest.mark.timeout(60)]
+
+REPLICAS = ["127.0.0.2", "127.0.0.3"]
+HOST = "dragonfly.test"
+_TRUST: ssl.SSLContext | None = None  # the fixture's certificate
+
+
+class Replica(ThreadingHTTPServer):
+    """A web replica that answers every request with its own address and counts its connections."""
+
+    daemon_threads = True
+
+    def __init__(self, address: str, port: int) -> None:
+        self.connections = 0
+        super().__init__((address, port), _Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keeps the connection open, as Daphne does
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.connections += 1  # type: ignore[attr-defined]
+
+    def do_GET(self) -> None:
+        body = self.server.server_address[0].encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def edge(tmp_path: Path):
+    port = port_free_on(REPLICAS)
+    replicas = {address: Replica(address, port) for address in REPLICAS}
+    names = Names(tmp_path / "names", "web", REPLICAS[:1])
+    global _TRUST
+    _TRUST = ssl.create_default_context(cafile=str(certificate_make(tmp_path / "tls", HOST)))
+    (tmp_path / "static").mkdir()
+    https_port = free_port()
+    nginx = Nginx(
+        tmp_path / "nginx",
+        {
+            "DRAGONFLY_HTTP_PORT": str(free_port()),
+            "DRAGONFLY_HTTPS_PORT": str(https_port),
+            "DRAGONFLY_BASE_URL": f"https://{HOST}",
+            "DRAGONFLY_TLS_DIR": str(tmp_path / "tls"),
+            "DRAGONFLY_STATIC_ROOT": str(tmp_path / "static"),
+            "DRAGONFLY_WEB_UPSTREAM": f"web:{port}",
+            "DRAGONFLY_EDGE_RESOLVE_SECONDS": "0.2",
+        },
+        names=names,
+    )
+    try:
+        nginx.wait_serving()
+        yield nginx, names, replicas, f"https://127.0.0.1:{https_port}"
+    finally:
+        nginx.stop()
+        for replica in replicas.values():
+            replica.shutdown()
+            replica.server_close()
+
+
+def _answers(url: str, count: int) -> list[str]:
+    """What `count` requests through nginx over one client connection were answered by."""
+    with httpx.Client(verify=_TRUST) as client:
+        return [client.get(f"{url}/v1/models").text for _ in range(count)]
+
+
+def test_nginx_keeps_its_connections_to_a_replica_open_between_requests(edge):
+    _, _, replicas, url = edge
+    assert _answers(url, 30) == [REPLICAS[0]] * 30
+    assert replicas[REPLICAS[0]].connections == 1  # one connection for thirty requests
+    assert replicas[REPLICAS[1]].connections == 0
+
+
+def test_a_replica_added_behind_the_name_gets_requests_without_a_restart(edge):
+    nginx, names, replicas, url = edge
+    assert set(_answers(url, 4)) == {REPLICAS[0]}
+    names.set(REPLICAS)
+    deadline = time.monotonic() + 10
+    while set(_answers(url, 4)) != set(REPLICAS):
+        assert time.monotonic() < deadline, "nginx never sent a request to the added replica"
+        time.sleep(0.2)
+    # No answer from the name (its DNS server unreachable) keeps the replicas nginx has.
+    names.set([])
+    time.sleep(1)
+    assert set(_answers(url, 8)) == set(REPLICAS)
+    assert nginx.process.poll() is None  # the same edge.sh (and nginx master) throughout
+    log = (nginx.directory / "stderr.log").read_text()
+    assert f"web replicas now: server 127.0.0.2:{replicas[REPLICAS[0]].server_port};" in log
+
+
+def test_sigquit_stops_nginx_gracefully_and_edge_sh_exits_with_its_status(edge):
+    nginx, _, _, url = edge
+    assert _answers(url, 1) == [REPLICAS[0]]
+    nginx.process.send_signal(signal.SIGQUIT)  # the edge image's STOPSIGNAL
+    assert nginx.process.wait(10) == 0
+    with pytest.raises(httpx.ConnectError):
+        _answers(url, 1)
