@@ -80,7 +80,7 @@ class Edge:
 
     def nginx_cpu(self) -> dict[int, float]:
         """Master and workers, by pid."""
-        return procstat.tree_cpu_seconds(self.nginx.process.pid) if self.nginx else {}
+        return procstat.tree_cpu_seconds(self.nginx.master_pid()) if self.nginx else {}
 
     def replicas_used(self) -> list[str]:
         """The replica addresses nginx sent requests to, from its access log."""

@@ -106,6 +106,8 @@ def test_every_phase_and_measure_is_reported(tiny_run):
         assert p["postgres_cpu_s"] is not None and p["redis_cpu_s"] is not None
         assert p["whole_machine_cpu_ms_per_request"] >= p["gateway_cpu_ms_per_request"]
         assert (p.get("nginx_cpu_ms_per_request") is not None) == (p["setup"] == EDGE)
+    # nginx's master and workers are measured (the TLS handshakes alone take some of their CPU)
+    assert sum(p.get("nginx_cpu_s") or 0 for p in gateway) > 0
     # both replicas answered, and each is measured
     assert results["edge"]["replicas_used"] == ["127.0.0.2", "127.0.0.3"]
     assert len(results["edge"]["peak_rss_mb"]) == 2 and min(results["edge"]["peak_rss_mb"]) > 0

@@ -235,6 +235,10 @@ http {{
                 raise RuntimeError(f"nginx did not start; see {self.directory}")
             time.sleep(0.05)
 
+    def master_pid(self) -> int:
+        """nginx's master process (edge.sh's child; its workers are the master's children)."""
+        return int(self.pid_file.read_text())
+
     def upstreams(self) -> set[str]:
         """The web replicas nginx has sent requests to, from its access log."""
         lines = (self.directory / "access.log").read_text().splitlines()
