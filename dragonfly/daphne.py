@@ -24,13 +24,16 @@ its application returned, instead of at a sweep once a second (dragonfly/daphne_
 Once serving, everything loaded at start (Django, the apps, the libraries: about a million
 objects) is moved out of the cyclic garbage collector's view (`gc.freeze()`): it lives as long as
 the process, so no collection on the request path walks it. And the youngest generation is
-collected once 10,000 more container objects are alive than at the last collection, not Python's
-700: the requests in flight and finishing hold thousands, so their count crossed 700 all the time
-and the collector ran 300 times a second at c = 16, walking the same live requests and promoting
-them to be walked again, 7 % of a core. A request leaves almost no cycles behind (about one
-object in eight requests), so the higher threshold costs no memory; each young collection now
-takes 3-4 ms (each collection's pause is on /metrics: observability/gc_pauses.py). What each
-of these saves: docs/performance.md, "Measured stories behind the code".
+collected once 50,000 more container objects are alive than at the last collection, not Python's
+700. Python counts the container objects allocated less those freed since the last collection, and
+the requests in flight hold thousands of them (at c = 256, 11,000-35,000 young objects were alive
+at each collection with a threshold of 10,000): below that, the requests' own rise and fall set
+collections off several times a second, each walking the live requests and promoting them, to be
+walked again by the older generations' collections. At 50,000 a collection comes only when that
+many more objects stay alive, and pauses the process 10-15 ms (each pause is on /metrics:
+observability/gc_pauses.py). A request leaves almost no cycles behind (one object in eight
+requests; none on the 401 and 429 answers), so nothing waits long to be freed. What each of these
+saves: docs/performance.md, "Optimisations" and "Measured stories behind the code".
 
 Two libraries Daphne brings are loaded leaner, for memory (docs/performance.md, "Optimisations").
 Twisted loads its TLS support (pyOpenSSL and its own OpenSSL bindings: 4.5 MB resident) whenever
@@ -96,7 +99,7 @@ def _install_http_factory() -> None:
     server.HTTPFactory = HTTPFactory  # type: ignore[misc]
 
 
-YOUNG_GENERATION_THRESHOLD = 10_000
+YOUNG_GENERATION_THRESHOLD = 50_000
 
 
 def _collector_for_serving() -> None:

@@ -3,8 +3,8 @@ a histogram of every collection, read at scrape time.
 
 A collection runs on whichever thread allocated past the collector's threshold, holding the GIL,
 so every request of the process waits for it. Daphne's process raises the youngest generation's
-threshold (dragonfly/daphne.py): young collections are then rare, but each walks about 10,000
-objects (3-4 ms under load). This is where an operator sees what that costs, and the benchmark
+threshold (dragonfly/daphne.py): young collections are then rare, but each walks about 50,000
+objects (10-15 ms under load). This is where an operator sees what that costs, and the benchmark
 per phase (bench/collector.py).
 
 The collector calls back inside a collection, and a collection can start at any allocation, even
