@@ -56,6 +56,7 @@ while kill -0 "$pid" 2>/dev/null; do
     echo "edge.sh: web replicas now: $next" >&2
     current=$next
   else
+    render "$current" || true # SITE as nginx runs it, for its next start
     echo "edge.sh: keeping $current: the configuration for $next did not load" >&2
   fi
 done

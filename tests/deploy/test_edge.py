@@ -114,6 +114,23 @@ def test_a_replica_added_behind_the_name_gets_requests_without_a_restart(edge):
     assert f"web replicas now: server 127.0.0.2:{replicas[REPLICAS[0]].server_port};" in log
 
 
+def test_a_set_nginx_refuses_is_logged_and_the_running_one_kept(edge):
+    nginx, names, replicas, url = edge
+    port = replicas[REPLICAS[0]].server_port
+    names.set([REPLICAS[0], "300.0.0.1"])  # no such address: `nginx -t` refuses the server line
+    log = nginx.directory / "stderr.log"
+    deadline = time.monotonic() + 10
+    while "did not load" not in log.read_text():
+        assert time.monotonic() < deadline, "edge.sh never tried the new set"
+        time.sleep(0.1)
+    assert nginx.process.poll() is None
+    assert set(_answers(url, 4)) == {REPLICAS[0]}
+    # The file on disk is the one nginx runs, for its next start.
+    site = (nginx.directory / "dragonfly.conf").read_text()
+    assert f"server 127.0.0.2:{port};" in site
+    assert "300.0.0.1" not in site
+
+
 def test_sigquit_stops_nginx_gracefully_and_edge_sh_exits_with_its_status(edge):
     nginx, _, _, url = edge
     assert _answers(url, 1) == [REPLICAS[0]]
