@@ -8,6 +8,7 @@ import signal
 import ssl
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -20,7 +21,6 @@ pytestmark = [pytest.mark.deploy, pytest.mark.timeout(60)]
 
 REPLICAS = ["127.0.0.2", "127.0.0.3"]
 HOST = "dragonfly.test"
-_TRUST: ssl.SSLContext | None = None  # the fixture's certificate
 
 
 class Replica(ThreadingHTTPServer):
@@ -52,13 +52,26 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+@dataclass
+class Edge:
+    nginx: Nginx
+    names: Names
+    replicas: dict[str, Replica]
+    url: str
+    trust: ssl.SSLContext  # the certificate made for this edge
+
+    def answers(self, count: int) -> list[str]:
+        """What `count` requests through nginx over one client connection were answered by."""
+        with httpx.Client(verify=self.trust) as client:
+            return [client.get(f"{self.url}/v1/models").text for _ in range(count)]
+
+
 @pytest.fixture
 def edge(tmp_path: Path):
     port = port_free_on(REPLICAS)
     replicas = {address: Replica(address, port) for address in REPLICAS}
     names = Names(tmp_path / "names", "web", REPLICAS[:1])
-    global _TRUST
-    _TRUST = ssl.create_default_context(cafile=str(certificate_make(tmp_path / "tls", HOST)))
+    trust = ssl.create_default_context(cafile=str(certificate_make(tmp_path / "tls", HOST)))
     (tmp_path / "static").mkdir()
     https_port = free_port()
     nginx = Nginx(
@@ -76,7 +89,7 @@ def edge(tmp_path: Path):
     )
     try:
         nginx.wait_serving()
-        yield nginx, names, replicas, f"https://127.0.0.1:{https_port}"
+        yield Edge(nginx, names, replicas, f"https://127.0.0.1:{https_port}", trust)
     finally:
         nginx.stop()
         for replica in replicas.values():
@@ -84,57 +97,49 @@ def edge(tmp_path: Path):
             replica.server_close()
 
 
-def _answers(url: str, count: int) -> list[str]:
-    """What `count` requests through nginx over one client connection were answered by."""
-    with httpx.Client(verify=_TRUST) as client:
-        return [client.get(f"{url}/v1/models").text for _ in range(count)]
-
-
 def test_nginx_keeps_its_connections_to_a_replica_open_between_requests(edge):
-    _, _, replicas, url = edge
-    assert _answers(url, 30) == [REPLICAS[0]] * 30
-    assert replicas[REPLICAS[0]].connections == 1  # one connection for thirty requests
-    assert replicas[REPLICAS[1]].connections == 0
+    assert edge.answers(30) == [REPLICAS[0]] * 30
+    assert edge.replicas[REPLICAS[0]].connections == 1  # one connection for thirty requests
+    assert edge.replicas[REPLICAS[1]].connections == 0
 
 
 def test_a_replica_added_behind_the_name_gets_requests_without_a_restart(edge):
-    nginx, names, replicas, url = edge
-    assert set(_answers(url, 4)) == {REPLICAS[0]}
-    names.set(REPLICAS)
+    assert set(edge.answers(4)) == {REPLICAS[0]}
+    edge.names.set(REPLICAS)
     deadline = time.monotonic() + 10
-    while set(_answers(url, 4)) != set(REPLICAS):
+    while set(edge.answers(4)) != set(REPLICAS):
         assert time.monotonic() < deadline, "nginx never sent a request to the added replica"
         time.sleep(0.2)
     # No answer from the name (its DNS server unreachable) keeps the replicas nginx has.
-    names.set([])
+    edge.names.set([])
     time.sleep(1)
-    assert set(_answers(url, 8)) == set(REPLICAS)
-    assert nginx.process.poll() is None  # the same edge.sh (and nginx master) throughout
-    log = (nginx.directory / "stderr.log").read_text()
-    assert f"web replicas now: server 127.0.0.2:{replicas[REPLICAS[0]].server_port};" in log
+    assert set(edge.answers(8)) == set(REPLICAS)
+    assert edge.nginx.process.poll() is None  # the same edge.sh (and nginx master) throughout
+    log = (edge.nginx.directory / "stderr.log").read_text()
+    assert f"web replicas now: server 127.0.0.2:{edge.replicas[REPLICAS[0]].server_port};" in log
 
 
 def test_a_set_nginx_refuses_is_logged_and_the_running_one_kept(edge):
-    nginx, names, replicas, url = edge
-    port = replicas[REPLICAS[0]].server_port
-    names.set([REPLICAS[0], "300.0.0.1"])  # no such address: `nginx -t` refuses the server line
-    log = nginx.directory / "stderr.log"
+    port = edge.replicas[REPLICAS[0]].server_port
+    edge.names.set(
+        [REPLICAS[0], "300.0.0.1"]
+    )  # no such address: `nginx -t` refuses the server line
+    log = edge.nginx.directory / "stderr.log"
     deadline = time.monotonic() + 10
     while "did not load" not in log.read_text():
         assert time.monotonic() < deadline, "edge.sh never tried the new set"
         time.sleep(0.1)
-    assert nginx.process.poll() is None
-    assert set(_answers(url, 4)) == {REPLICAS[0]}
+    assert edge.nginx.process.poll() is None
+    assert set(edge.answers(4)) == {REPLICAS[0]}
     # The file on disk is the one nginx runs, for its next start.
-    site = (nginx.directory / "dragonfly.conf").read_text()
+    site = (edge.nginx.directory / "dragonfly.conf").read_text()
     assert f"server 127.0.0.2:{port};" in site
     assert "300.0.0.1" not in site
 
 
 def test_sigquit_stops_nginx_gracefully_and_edge_sh_exits_with_its_status(edge):
-    nginx, _, _, url = edge
-    assert _answers(url, 1) == [REPLICAS[0]]
-    nginx.process.send_signal(signal.SIGQUIT)  # the edge image's STOPSIGNAL
-    assert nginx.process.wait(10) == 0
+    assert edge.answers(1) == [REPLICAS[0]]
+    edge.nginx.process.send_signal(signal.SIGQUIT)  # the edge image's STOPSIGNAL
+    assert edge.nginx.process.wait(10) == 0
     with pytest.raises(httpx.ConnectError):
-        _answers(url, 1)
+        edge.answers(1)
