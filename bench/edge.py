@@ -3,12 +3,14 @@
 nginx runs from docker/nginx/dragonfly.conf.template as docker/nginx/edge.sh runs it in the edge
 image, through the same launcher as the topology test (tests/deploy/topology.py), so the bench
 measures the config that ships: TLS on the https port (wrk and the stream client speak TLS to it, as
-buyers do), the `web` name resolved to every replica (a stand-in for Docker's DNS answers with two
-loopback addresses, one port, as `docker compose up --scale web=2` would) and its connections to
+buyers do), the `api` name resolved to every replica (a stand-in for Docker's DNS answers with two
+loopback addresses, one port, as `docker compose up --scale api=2` would) and its connections to
 them kept open between requests, and the worker settings of Debian's nginx.conf, which the
 production image keeps (`worker_processes auto`, 768 connections). Each replica is the
-single-process bench's Daphne command with the environment the compose file gives `web`:
-DRAGONFLY_BEHIND_PROXY=1 and DRAGONFLY_GATEWAY_PROCESSES=2.
+single-process bench's Daphne command (a process of the `api` role) with the environment the
+compose file gives `api`: DRAGONFLY_BEHIND_PROXY=1 and DRAGONFLY_GATEWAY_PROCESSES=2. The bench
+sends nothing but /v1, so the `web` name, which the edge needs too, answers with the same two
+addresses and is never asked for a page.
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ class Edge:
     def up(self, env: dict[str, str], argv: Callable[[str, int], list[str]], cwd: Path) -> None:
         """``argv(host, port)`` is the gateway's command line bound to one replica address."""
         port = port_free_on(list(REPLICAS))
-        web_env = {**env, "DRAGONFLY_BEHIND_PROXY": "1", "DRAGONFLY_GATEWAY_PROCESSES": "2"}
+        api_env = {**env, "DRAGONFLY_BEHIND_PROXY": "1", "DRAGONFLY_GATEWAY_PROCESSES": "2"}
         for i, address in enumerate(REPLICAS, 1):
-            proc = self.group.start(f"gateway-{i}", argv(address, port), env=web_env, cwd=cwd)
+            proc = self.group.start(f"gateway-{i}", argv(address, port), env=api_env, cwd=cwd)
             self.pids.append(proc.pid)
         self.replica_urls = [f"http://{address}:{port}" for address in REPLICAS]
         for url in self.replica_urls:
@@ -62,8 +64,9 @@ class Edge:
                 "DRAGONFLY_TLS_DIR": str(self.dir / "tls"),
                 "DRAGONFLY_STATIC_ROOT": str(self.dir / "static"),
                 "DRAGONFLY_WEB_UPSTREAM": f"web:{port}",
+                "DRAGONFLY_API_UPSTREAM": f"api:{port}",
             },
-            names=Names(self.dir / "names", "web", list(REPLICAS)),
+            names=Names(self.dir / "names", {"web": list(REPLICAS), "api": list(REPLICAS)}),
             workers=DEBIAN_WORKERS,
             connections=DEBIAN_WORKER_CONNECTIONS,
         )

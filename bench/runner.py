@@ -10,6 +10,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import sysconfig
 import time
 import urllib.error
 import urllib.request
@@ -108,6 +109,20 @@ def _fresh_database(database_url: str) -> None:
     with psycopg.connect(_with_db(database_url, "postgres"), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _compile_optimised() -> None:
+    """The .opt-2.pyc files of the gateway's processes, which run under -OO (dragonfly/daphne.py),
+    as the image has them compiled (docker/Dockerfile): without them each start would compile every
+    module from source, and hold more memory for it. Files already compiled are skipped."""
+    paths = sysconfig.get_paths()
+    trees = sorted({str(ROOT), paths["purelib"], paths["platlib"]})
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "-q", "-j", "0", "-o", "2", *trees],
+        cwd=ROOT,
+        check=False,  # a file that does not compile (a test fixture in site-packages) is no matter
+        timeout=900,
+    )
 
 
 def _flush_redis(redis_url: str) -> None:
@@ -219,6 +234,9 @@ class Run:
         self.env.setdefault(
             "DRAGONFLY_ENCRYPTION_KEYS", "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
         )
+        if opts.scale.name != "tiny":
+            _log("compiling the gateway's bytecode for -OO (the first run takes a minute or two)")
+            _compile_optimised()
         _log(f"fresh database {urlsplit(database_url).path[1:]}, Redis {redis_url}")
         _fresh_database(database_url)
         _flush_redis(redis_url)
@@ -251,7 +269,8 @@ class Run:
         self.gw_url = f"http://127.0.0.1:{gw_port}"
         profile_path = self.log_dir / "gateway.prof" if opts.profile else None
         self.profile_path = profile_path
-        gw_env = self.env
+        # The processes the production edge sends /v1 to (docs/deploy.md, "Roles").
+        gw_env = {**self.env, "DRAGONFLY_ROLE": "api"}
         if opts.app == "baseline":
             routes = {
                 r["model"]: [f"{self.sim_url}/v1", r["upstream_key"], r["upstream_model"]]

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Container entrypoint of the app image. `migrate` is the one-shot service that web, worker and beat
-# wait for (Django has no migration lock, so exactly one process migrates); `web` serves Daphne;
+# Container entrypoint of the app image. `migrate` is the one-shot service that web, api, worker and
+# beat wait for (Django has no migration lock, so exactly one process migrates); `web` serves Daphne,
+# `api` too as a process of the `api` role (/v1 and the probes only: docs/deploy.md, "Roles");
 # `worker` and `beat` run Celery. Static files were collected into the image at build time. The
 # topology test (tests/deploy/) runs this same script, with DRAGONFLY_WEB_BIND/PORT per process.
 set -eu
@@ -9,7 +10,10 @@ case "${1:-web}" in
     python manage.py check --deploy  # nothing is migrated for a misconfigured deployment either
     exec python manage.py migrate --noinput
     ;;
-  web)
+  web|api)
+    if [ "$1" = api ]; then
+      export DRAGONFLY_ROLE=api
+    fi
     # refuses a misconfigured production start (dragonfly/checks.py) or missing plans (accounts/checks.py)
     python manage.py check --deploy --database default
     # Daphne on uvloop (dragonfly/daphne.py); no access log of its own: nginx keeps one per request.

@@ -1,7 +1,7 @@
-"""Container healthchecks: `python -m dragonfly.container_health web|worker|beat` exits 0 when healthy.
+"""Container healthchecks: `python -m dragonfly.container_health web|api|worker|beat` exits 0 when healthy.
 
 docker/compose.yaml runs one per service (the topology test runs them against its own processes):
-- web: this container's Daphne answers /readyz with 200 (it serves and reaches PostgreSQL);
+- web, api: this container's Daphne answers /readyz with 200 (it serves and reaches PostgreSQL);
 - worker: this container's Celery worker answers a ping through the broker;
 - beat: Celery beat wrote its schedule file lately (it does when it sends a task, at least every
   few minutes: billing-holds-reap is due every 60 s), so it is alive and reaching the broker.
@@ -48,10 +48,10 @@ def beat(schedule: Path, stale_seconds: float) -> str | None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or argv[0] not in {"web", "worker", "beat"}:
-        print("usage: python -m dragonfly.container_health web|worker|beat", file=sys.stderr)
+    if len(argv) != 1 or argv[0] not in {"web", "api", "worker", "beat"}:
+        print("usage: python -m dragonfly.container_health web|api|worker|beat", file=sys.stderr)
         return 2
-    if argv[0] == "web":
+    if argv[0] in ("web", "api"):
         problem = web(os.environ.get("DRAGONFLY_HEALTH_URL") or WEB_URL)
     elif argv[0] == "worker":
         problem = worker(os.environ.get("DRAGONFLY_HEALTH_NODE", f"celery@{socket.gethostname()}"))

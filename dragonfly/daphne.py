@@ -44,6 +44,17 @@ And autobahn, Daphne's websocket protocol (the live pages: dragonfly/websocket_r
 validate text frames and mask with its native helpers, which load cffi (1 MB); the live pages'
 browsers send almost nothing, so its pure-Python ones are chosen (AUTOBAHN_USE_NVX=0).
 
+A process of the `api` role (DRAGONFLY_ROLE; docs/deploy.md, "Roles"), which serves /v1 and the
+probes only, is leaner again. Daphne gets a websocket factory that builds nothing (NoWebSockets:
+autobahn, txaio, click and cbor2 never load) and the edge refuses an upgrade request in JSON. And
+the process runs again, in place, under Python's -OO (`_optimised`): no docstrings and no
+`assert`s in its modules. Nothing on /v1 reads a docstring (the gateway's OpenAPI document is
+YAML; drf-spectacular, which makes the management API's descriptions from docstrings, runs in the
+web processes) and the apps' `assert`s only narrow types (the money path's checks of what
+PostgreSQL answered are explicit raises). With the apps /v1 reads and no Channels, that is 15 MB
+less per process; its `.opt-2.pyc` files are compiled into the image (docker/Dockerfile), since
+without them each start would compile every module from source.
+
 Daphne speaks no ASGI lifespan, so the gateway's startup (take the process's lease, which lets its
 peers settle what it leaves if it dies: gateway/process.py) runs when the reactor starts, and its
 shutdown (give back capacity slots, write pending health, apply the money batches still queued,
@@ -55,16 +66,37 @@ import asyncio
 import gc
 import os
 import sys
+import types
 
 import uvloop
 
 
-def _load_lean() -> None:
+class NoWebSockets:
+    """Daphne's WebSocketFactory in a process that serves no websocket (the `api` role): it builds
+    nothing, and the edge refuses every upgrade request before Daphne would ask it for a protocol
+    (EdgeRequest.process)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def setProtocolOptions(self, **options) -> None:
+        pass
+
+    def buildProtocol(self, addr) -> None:
+        return None
+
+
+def _load_lean(websockets: bool) -> None:
     sys.modules.setdefault("OpenSSL", None)  # type: ignore[arg-type]  # import raises ImportError
-    os.environ.setdefault("AUTOBAHN_USE_NVX", "0")
+    if websockets:
+        os.environ.setdefault("AUTOBAHN_USE_NVX", "0")
+    else:  # daphne.server imports its WebSocketFactory from here (and with it autobahn)
+        ws_protocol = types.ModuleType("daphne.ws_protocol")
+        ws_protocol.WebSocketFactory = NoWebSockets  # type: ignore[attr-defined]
+        sys.modules.setdefault("daphne.ws_protocol", ws_protocol)
 
 
-def _install_request() -> None:
+def _install_request(websockets: bool) -> None:
     """Daphne's request with the edge's refusals and its output sent at once, without Twisted's
     form parsing."""
     from daphne import http_protocol
@@ -72,6 +104,8 @@ def _install_request() -> None:
     from dragonfly.daphne_output import OutputRequest
 
     class WebRequest(OutputRequest):
+        upgrades = websockets
+
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             self._parsePOSTFormSubmission = False
@@ -141,10 +175,28 @@ def _gateway_start() -> None:
     runtime.start()
 
 
+def _role() -> str:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dragonfly.settings")
+    from django.conf import settings
+
+    return settings.DRAGONFLY_ROLE
+
+
+def _optimised() -> None:
+    """Run again, in place (the same process), under -OO and without column tables in code objects
+    (`-X no_debug_ranges`: tracebacks lose their ^^^ marks); the interpreter's own options and the
+    arguments are kept."""
+    flags = ["-OO", "-X", "no_debug_ranges"]
+    os.execv(sys.executable, [sys.orig_argv[0], *flags, *sys.orig_argv[1:]])  # noqa: S606
+
+
 def main() -> None:
+    api = _role() == "api"
+    if api and sys.flags.optimize < 2:
+        _optimised()
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    _load_lean()
-    _install_request()
+    _load_lean(websockets=not api)
+    _install_request(websockets=not api)
     _install_http_factory()
     from daphne.cli import CommandLineInterface  # installs Twisted's asyncio reactor
     from twisted.internet import reactor

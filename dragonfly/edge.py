@@ -178,9 +178,25 @@ def _result_or_none(done: asyncio.Future):
 
 
 class EdgeRequest(http_protocol.WebRequest):
-    """Daphne's request, refusing a body over DRAGONFLY_MAX_BODY_BYTES before it is read."""
+    """Daphne's request, refusing a body over DRAGONFLY_MAX_BODY_BYTES before it is read, and
+    websocket upgrades where the process serves none (`upgrades`, set by dragonfly/daphne.py)."""
 
     _body_bytes = 0
+    upgrades = True
+
+    def process(self):
+        if (
+            self.upgrades
+            or (self.requestHeaders.getRawHeaders(b"upgrade") or [b""])[0].lower() != b"websocket"
+        ):
+            return super().process()
+        message = "No websocket endpoint is served here."
+        refuse = getattr(self.channel, "refuse", None)  # an EdgeChannel (HTTP/2 streams are not)
+        if refuse is None:
+            self.basic_error(404, b"Not Found", message)
+        else:
+            refuse(404, message)
+        return None
 
     def _too_large(self) -> bool:
         refuse = getattr(self.channel, "refuse", None)  # an EdgeChannel (HTTP/2 streams are not)

@@ -104,6 +104,36 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "dragonfly.urls"
+
+# What this process serves (docs/deploy.md, "Roles"). `all`, the default, serves every page and
+# /v1. `api` serves /v1 and the probes only: the production edge sends /v1 to processes of this
+# role (docker/compose.yaml's `api` service). Such a process loads only the apps whose models /v1
+# reads, no page, Channels or websocket machinery, and runs under Python's -OO
+# (dragonfly/daphne.py): about 15 MB less per process (docs/performance.md, "Optimisations").
+DRAGONFLY_ROLE = env_str("DRAGONFLY_ROLE", "all")
+if DRAGONFLY_ROLE == "api":
+    API_APPS = {
+        "django.contrib.auth",
+        "django.contrib.contenttypes",
+        "allauth",
+        "allauth.account",
+        "allauth.mfa",
+        "dragonfly",
+        "accounts",
+        "market",
+        "billing",
+        "gateway",
+    }
+    INSTALLED_APPS = [app for app in INSTALLED_APPS if app in API_APPS]
+    API_MIDDLEWARE = {
+        "dragonfly.middleware.RequestIdMiddleware",
+        "dragonfly.middleware.ProbeMiddleware",
+        "allauth.account.middleware.AccountMiddleware",  # allauth.account's ready() insists on it
+    }
+    MIDDLEWARE = [name for name in MIDDLEWARE if name in API_MIDDLEWARE]
+    ROOT_URLCONF = "dragonfly.probe_urls"
+elif DRAGONFLY_ROLE != "all":
+    raise ImproperlyConfigured(f'DRAGONFLY_ROLE must be "all" or "api", not {DRAGONFLY_ROLE!r}')
 ASGI_APPLICATION = "dragonfly.asgi.application"
 WSGI_APPLICATION = None
 

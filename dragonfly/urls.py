@@ -3,13 +3,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from dragonfly import views
+from dragonfly import probe_urls, views
+from dragonfly.probe_urls import handler404, handler500  # noqa: F401  (Django reads them here)
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("healthz", views.healthz, name="healthz"),
-    path("readyz", views.readyz, name="readyz"),
-    path("metrics", views.metrics, name="metrics"),
+    *probe_urls.urlpatterns,
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("seller/", include("market.seller_urls")),
@@ -18,7 +17,3 @@ urlpatterns = [
     path("dashboard/", include("accounts.urls")),
     path("api/", include("accounts.api_urls")),
 ]
-
-# Our own error pages (dragonfly/error_views.py); the CSRF failure page is CSRF_FAILURE_VIEW.
-handler404 = "dragonfly.error_views.page_not_found"
-handler500 = "dragonfly.error_views.server_error"

@@ -14,7 +14,7 @@ from tests.deploy.topology import NGINX, NGINX_RENDER, NGINX_TEMPLATE, ROOT, cer
 pytestmark = pytest.mark.deploy
 
 DOCKER = ROOT / "docker"
-APP_SERVICES = ("web", "worker", "beat")
+APP_SERVICES = ("web", "api", "worker", "beat")
 
 
 @pytest.fixture(scope="module")
@@ -35,27 +35,37 @@ def test_web_worker_and_beat_start_only_after_the_one_shot_migrate(compose):
         assert services[name]["depends_on"]["migrate"] == {
             "condition": "service_completed_successfully"
         }, name
-    # Only migrate migrates: the entrypoint's web branch neither migrates nor collects.
+    # Only migrate migrates: the entrypoint's web and api branch neither migrates nor collects.
     entrypoint = (DOCKER / "entrypoint.sh").read_text()
-    web_branch = entrypoint.split("  web)")[1].split(";;")[0]
+    web_branch = entrypoint.split("  web|api)")[1].split(";;")[0]
     assert "migrate" not in web_branch
     assert "collectstatic" not in web_branch
+    branches = re.findall(r"^  ([a-z|]+)\)$", entrypoint, re.MULTILINE)
     for name in ("migrate", *APP_SERVICES):
-        assert f"  {services[name]['command'][0]})" in entrypoint, name
+        command = services[name]["command"][0]
+        assert any(command in branch.split("|") for branch in branches), name
 
 
-def test_web_scales_by_name_and_beat_stays_single(compose):
+def test_web_and_api_scale_by_name_and_beat_stays_single(compose):
     services = compose["services"]
-    assert not [name for name in services if re.fullmatch(r"web\d+", name)]
-    web = services["web"]
-    assert "container_name" not in web
-    assert "ports" not in web  # reached through nginx only, by the service name
-    assert web["deploy"]["replicas"] == "${DRAGONFLY_WEB_REPLICAS:-2}"
-    assert web["environment"]["DRAGONFLY_GATEWAY_PROCESSES"] == "${DRAGONFLY_WEB_REPLICAS:-2}"
+    assert not [name for name in services if re.fullmatch(r"(web|api)\d+", name)]
+    for name in ("web", "api"):
+        assert "container_name" not in services[name], name
+        assert "ports" not in services[name], name  # reached through nginx only, by the name
+    assert services["web"]["deploy"]["replicas"] == "${DRAGONFLY_WEB_REPLICAS:-2}"
+    assert services["api"]["deploy"]["replicas"] == "${DRAGONFLY_API_REPLICAS:-2}"
+    assert services["api"]["command"] == ["api"]
+    # Every process that serves /v1 is counted: the api ones (nginx sends /v1 nowhere else).
+    for name in APP_SERVICES:
+        processes = services[name]["environment"]["DRAGONFLY_GATEWAY_PROCESSES"]
+        assert processes == "${DRAGONFLY_API_REPLICAS:-2}", name
     assert services["beat"]["deploy"]["replicas"] == 1
     assert "container_name" not in services["beat"]
     nginx = services["nginx"]["environment"]
-    assert nginx["DRAGONFLY_WEB_UPSTREAM"] == "web:8000"  # edge.sh resolves it to the replicas
+    # edge.sh resolves them to the replicas.
+    assert nginx["DRAGONFLY_WEB_UPSTREAM"] == "web:8000"
+    assert nginx["DRAGONFLY_API_UPSTREAM"] == "api:8000"
+    assert set(services["nginx"]["depends_on"]) == {"web", "api"}
 
 
 def test_every_long_running_service_has_a_healthcheck(compose):
@@ -68,10 +78,15 @@ def test_every_long_running_service_has_a_healthcheck(compose):
 
 def test_compose_and_edge_sh_fill_exactly_the_variables_of_the_nginx_template(compose):
     nginx = compose["services"]["nginx"]
-    # edge.sh turns the service's name into the replicas' addresses (DRAGONFLY_WEB_SERVERS).
-    filled = set(nginx["environment"]) - {"DRAGONFLY_WEB_UPSTREAM"} | {"DRAGONFLY_WEB_SERVERS"}
+    # edge.sh turns the services' names into the replicas' addresses (DRAGONFLY_*_SERVERS).
+    upstreams = {"DRAGONFLY_WEB_UPSTREAM", "DRAGONFLY_API_UPSTREAM"}
+    filled = set(nginx["environment"]) - upstreams | {
+        "DRAGONFLY_WEB_SERVERS",
+        "DRAGONFLY_API_SERVERS",
+    }
     assert filled == template_variables()
-    assert "DRAGONFLY_WEB_UPSTREAM" in (DOCKER / "nginx" / "edge.sh").read_text()
+    edge_sh = (DOCKER / "nginx" / "edge.sh").read_text()
+    assert all(name in edge_sh for name in upstreams)
     edge_stage = (DOCKER / "Dockerfile").read_text().split(" AS edge")[1]
     assert 'ENTRYPOINT ["/etc/dragonfly/nginx/edge.sh", ' in edge_stage
     assert nginx["build"]["target"] == "edge"
@@ -97,6 +112,7 @@ def _render(tmp_path: Path, **overrides: str) -> subprocess.CompletedProcess:
     variables = dict(compose["services"]["nginx"]["environment"])
     variables["DRAGONFLY_BASE_URL"] = "https://dragonfly.example.com"
     variables["DRAGONFLY_WEB_SERVERS"] = "server 172.18.0.5:8000; server 172.18.0.6:8000;"
+    variables["DRAGONFLY_API_SERVERS"] = "server 172.18.0.7:8000; server 172.18.0.8:8000;"
     variables.update(overrides)
     return subprocess.run(
         [str(NGINX_RENDER), str(NGINX_TEMPLATE), str(tmp_path / "dragonfly.conf")],
@@ -111,10 +127,15 @@ def test_the_config_compose_renders_passes_nginx_own_check(tmp_path):
     assert _render(tmp_path, DRAGONFLY_TLS_DIR=str(tmp_path / "tls")).returncode == 0
     site = (tmp_path / "dragonfly.conf").read_text()
     assert not re.search(r"\$\{DRAGONFLY_[A-Z]", site)
-    upstream = site.split("upstream dragonfly_web {")[1].split("}")[0]
-    assert "server 172.18.0.5:8000; server 172.18.0.6:8000;" in upstream
-    assert "keepalive 128;" in upstream
-    assert site.count("proxy_pass http://dragonfly_web;") == 3
+    web = site.split("upstream dragonfly_web {")[1].split("}")[0]
+    assert "server 172.18.0.5:8000; server 172.18.0.6:8000;" in web
+    api = site.split("upstream dragonfly_api {")[1].split("}")[0]
+    assert "server 172.18.0.7:8000; server 172.18.0.8:8000;" in api
+    assert "keepalive 128;" in api
+    v1 = site.split("location /v1/ {")[1].split("}")[0]
+    assert "proxy_pass http://dragonfly_api;" in v1
+    assert site.count("proxy_pass http://dragonfly_api;") == 1
+    assert site.count("proxy_pass http://dragonfly_web;") == 2
     assert 'proxy_set_header Connection "";' in site  # what keeps a kept connection open
     assert "return 301 https://dragonfly.example.com$request_uri;" in site
     assert "proxy_set_header X-Forwarded-Proto https;" in site

@@ -1,8 +1,8 @@
 """The production topology, without Docker, from the files the compose deployment uses.
 
 nginx (Debian's package) run by docker/nginx/edge.sh from docker/nginx/dragonfly.conf.template,
-TLS from a certificate made here, two Daphne replicas behind the name `web` (resolved by a stand-in
-for Docker's DNS), a Celery worker and beat, all started by docker/entrypoint.sh and checked by the
+TLS from a certificate made here, a Daphne replica behind the name `web` and two of the `api` role
+behind the name `api` (resolved by a stand-in for Docker's DNS), a Celery worker and beat, all started by docker/entrypoint.sh and checked by the
 compose healthchecks (dragonfly/container_health.py); PostgreSQL and Redis are the test's own, mail
 goes to an SMTP server run here and the upstream is the simulator. Headless Chromium and the
 official openai SDK drive it over https only: sign up, verify by the mailed link, accept the terms,
@@ -55,7 +55,10 @@ pytestmark = [pytest.mark.deploy, pytest.mark.browser, pytest.mark.timeout(240)]
 # The public name, as a real deployment has one (not loopback: production checks refuse that);
 # the clients reach it at 127.0.0.1 without touching the machine's resolver.
 HOST = "dragonfly.test"
-REPLICAS = ["127.0.0.2", "127.0.0.3"]  # two web containers behind one service name, one port
+# The services' containers, one port for all (8000 in compose): a web one, two api ones behind
+# the one name `api`.
+WEB_REPLICAS = ["127.0.0.2"]
+API_REPLICAS = ["127.0.0.3", "127.0.0.4"]
 MODEL = "deepseek/deepseek-chat"
 EMAIL = "first-buyer@example.com"
 PASSWORD = "a-long-enough-passphrase-16"
@@ -81,9 +84,9 @@ class Topology:
         self.https_port = free_port()
         self.http_port = free_port()
         self.url = f"https://{HOST}:{self.https_port}"
-        self.web_port = port_free_on(REPLICAS)
+        self.web_port = port_free_on(WEB_REPLICAS + API_REPLICAS)
         self.mail = Mailbox()
-        self.names = Names(base / "names", "web", REPLICAS)
+        self.names = Names(base / "names", {"web": WEB_REPLICAS, "api": API_REPLICAS})
         self.cert = certificate_make(base / "tls", HOST)
         self.processes: dict[str, subprocess.Popen] = {}
         self.env = {
@@ -94,7 +97,7 @@ class Topology:
             "DRAGONFLY_BASE_URL": self.url,
             "ALLOWED_HOSTS": HOST,
             "DRAGONFLY_BEHIND_PROXY": "1",
-            "DRAGONFLY_GATEWAY_PROCESSES": str(len(REPLICAS)),
+            "DRAGONFLY_GATEWAY_PROCESSES": str(len(API_REPLICAS)),
             "DRAGONFLY_STATIC_MANIFEST": "1",
             "STATIC_ROOT": str(base / "static"),
             "DRAGONFLY_VAR_DIR": str(base / "var"),
@@ -149,13 +152,14 @@ class Topology:
         assert collected.returncode == 0, collected.stderr
         migrated = self.run(*ENTRYPOINT, "migrate")
         assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-        for number, address in enumerate(REPLICAS, 1):
-            self.start(
-                f"web{number}",
-                "web",
-                DRAGONFLY_WEB_BIND=address,
-                DRAGONFLY_WEB_PORT=str(self.web_port),
-            )
+        for role, replicas in (("web", WEB_REPLICAS), ("api", API_REPLICAS)):
+            for number, address in enumerate(replicas, 1):
+                self.start(
+                    f"{role}{number}",
+                    role,
+                    DRAGONFLY_WEB_BIND=address,
+                    DRAGONFLY_WEB_PORT=str(self.web_port),
+                )
         self.start("worker", "worker")
         self.start("beat", "beat")
         self.nginx = Nginx(
@@ -167,12 +171,15 @@ class Topology:
                 "DRAGONFLY_TLS_DIR": str(self.base / "tls"),
                 "DRAGONFLY_STATIC_ROOT": str(self.base / "static"),
                 "DRAGONFLY_WEB_UPSTREAM": f"web:{self.web_port}",
+                "DRAGONFLY_API_UPSTREAM": f"api:{self.web_port}",
             },
             names=self.names,
         )
         self.nginx.wait_serving()
-        for address in REPLICAS:
-            self.healthy("web", DRAGONFLY_HEALTH_URL=f"http://{address}:{self.web_port}/readyz")
+        for role, replicas in (("web", WEB_REPLICAS), ("api", API_REPLICAS)):
+            for address in replicas:
+                url = f"http://{address}:{self.web_port}/readyz"
+                self.healthy(role, DRAGONFLY_HEALTH_URL=url)
         self.healthy("worker")
         self.healthy("beat")
 
@@ -230,7 +237,8 @@ def test_a_buyer_pays_for_a_streamed_answer_over_https(topology):
     refused = edge.get(world.url + "/metrics")
     assert refused.status_code == 403
     assert "nginx" in refused.text
-    assert httpx.get(f"http://{REPLICAS[0]}:{world.web_port}/metrics").status_code == 200
+    for address in (WEB_REPLICAS[0], API_REPLICAS[0]):
+        assert httpx.get(f"http://{address}:{world.web_port}/metrics").status_code == 200
 
     # Static files: hashed names are what pages link, cached for a year; other names revalidate.
     login = edge.get(world.url + "/accounts/login/")
@@ -396,6 +404,7 @@ def test_a_buyer_pays_for_a_streamed_answer_over_https(topology):
         finally:
             browser.close()
     assert {path: v for path, v in visited.items() if v} == {}, "CSP violations"
-    # nginx spread the requests over both replicas it found behind the one name.
-    assert world.nginx.upstreams() == {f"{address}:{world.web_port}" for address in REPLICAS}
+    # /v1 went to the api replicas, spread over both behind the one name; pages to the web one.
+    assert world.nginx.upstreams(v1=True) == {f"{a}:{world.web_port}" for a in API_REPLICAS}
+    assert world.nginx.upstreams(v1=False) == {f"{a}:{world.web_port}" for a in WEB_REPLICAS}
     assert len(visited) >= 10

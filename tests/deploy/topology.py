@@ -108,28 +108,30 @@ def loopback_client(host: str, cafile: Path, **kwargs) -> httpx.Client:
 
 
 class Names:
-    """Docker's DNS as the edge container asks it, through libc (`getent ahostsv4 web`): the one
+    """Docker's DNS as the edge container asks it, through libc (`getent ahostsv4 web`): each service
     name answers with every replica's address; other names answer nothing. A `getent` put first on
-    docker/nginx/edge.sh's PATH (`Nginx(names=...)`) reads the addresses from a file here, so a
+    docker/nginx/edge.sh's PATH (`Nginx(names=...)`) reads the addresses from files here, so a
     test can change them as `docker compose up --scale` would."""
 
-    def __init__(self, directory: Path, name: str, addresses: list[str]) -> None:
+    def __init__(self, directory: Path, answers: dict[str, list[str]]) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
-        self._answers = directory / "answers"
-        self.set(addresses)
+        for name, addresses in answers.items():
+            self.set(name, addresses)
         getent = directory / "getent"
         # As glibc's getent prints it: each address once per socket type; status 2 if unknown.
+        answer = f'{directory}/answers-"$2"'
         getent.write_text(
             "#!/bin/sh\n"
-            f'[ "$1" = ahostsv4 ] && [ "$2" = {name} ] || exit 2\n'
-            f"[ -s {self._answers} ] || exit 2\n"
-            f'while read -r a; do printf "%s STREAM %s\\n%s DGRAM\\n%s RAW\\n" "$a" "$2" "$a" "$a"; done < {self._answers}\n'
+            '[ "$1" = ahostsv4 ] || exit 2\n'
+            f'case "$2" in {"|".join(answers)}) ;; *) exit 2 ;; esac\n'
+            f"[ -s {answer} ] || exit 2\n"
+            f'while read -r a; do printf "%s STREAM %s\\n%s DGRAM\\n%s RAW\\n" "$a" "$2" "$a" "$a"; done < {answer}\n'
         )
         getent.chmod(0o755)
 
-    def set(self, addresses: list[str]) -> None:
-        self._answers.write_text("".join(f"{address}\n" for address in addresses))
+    def set(self, name: str, addresses: list[str]) -> None:
+        (self.directory / f"answers-{name}").write_text("".join(f"{a}\n" for a in addresses))
 
 
 class Mailbox:
@@ -239,10 +241,16 @@ http {{
         """nginx's master process (edge.sh's child; its workers are the master's children)."""
         return int(self.pid_file.read_text())
 
-    def upstreams(self) -> set[str]:
-        """The web replicas nginx has sent requests to, from its access log."""
-        lines = (self.directory / "access.log").read_text().splitlines()
-        return {address for line in lines for address in line.split()[0].split(",")} - {"-"}
+    def upstreams(self, v1: bool | None = None) -> set[str]:
+        """The replicas nginx has sent requests to, from its access log: for every request, or
+        only /v1's (`v1=True`) or only the others' (`v1=False`)."""
+        lines = [line.split() for line in (self.directory / "access.log").read_text().splitlines()]
+        return {
+            address
+            for upstream, _, uri in lines
+            if v1 is None or uri.startswith("/v1/") == v1
+            for address in upstream.split(",")
+        } - {"-"}
 
     def stop(self) -> None:
         self.process.terminate()

@@ -1,8 +1,10 @@
-"""The websocket routes are the live pages' consumers, and Daphne's process serves websockets."""
+"""The websocket routes are the live pages' consumers, and Daphne's process serves websockets
+(but a process of the `api` role: docs/deploy.md, "Roles")."""
 
 import subprocess
 import sys
 
+import pytest
 from django.urls.resolvers import RegexPattern, URLResolver
 
 from dragonfly.websocket_routes import websocket_urlpatterns
@@ -21,15 +23,22 @@ def test_each_live_page_has_its_consumer_and_any_other_path_is_refused():
     assert _consumer("/ws/feed")[0] is consumers.NoRouteConsumer
 
 
-def test_daphnes_process_loads_the_real_websocket_protocol():
-    """dragonfly/daphne.py once replaced Daphne's websocket factory while no route existed."""
+@pytest.mark.parametrize(
+    ("websockets", "factory"),
+    [(True, "daphne.ws_protocol.WebSocketFactory"), (False, "dragonfly.daphne.NoWebSockets")],
+)
+def test_daphnes_process_loads_the_real_websocket_protocol_unless_it_serves_none(
+    websockets, factory
+):
+    """A process of the `api` role serves no websocket: Daphne gets a factory that builds none."""
     script = (
-        "from dragonfly.daphne import _load_lean; _load_lean()\n"
-        "import daphne.server, daphne.ws_protocol\n"
-        "print(daphne.server.WebSocketFactory.__module__)\n"
+        f"from dragonfly.daphne import _load_lean; _load_lean({websockets})\n"
+        "import daphne.server, sys\n"
+        "cls = daphne.server.WebSocketFactory\n"
+        "print(cls.__module__ + '.' + cls.__qualname__, 'autobahn' in sys.modules)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip() == "daphne.ws_protocol"
+    assert done.stdout.split() == [factory, str(websockets)]

@@ -96,7 +96,9 @@ def e2e_sim():
 
 @pytest.fixture(scope="session")
 def servers(django_db_setup, django_db_blocker, e2e_sim):
-    """Two Daphne processes serving the same test database and Redis."""
+    """Two Daphne processes serving the same test database and Redis: one of the default role
+    (`world.server`: every page and /v1) and one of the `api` role (/v1 only, under -OO), as the
+    production edge sends /v1 (docs/deploy.md, "Roles")."""
     with django_db_blocker.unblock():
         env = {
             **os.environ,
@@ -113,7 +115,7 @@ def servers(django_db_setup, django_db_blocker, e2e_sim):
             # request, not five: `World.wallet(..., leases_ended=True)` waits for that.
             "DRAGONFLY_BALANCE_LEASE_SECONDS": "1",
         }
-    started = [Server(env), Server(env)]
+    started = [Server(env), Server({**env, "DRAGONFLY_ROLE": "api"})]
     yield started
     for server in started:
         server.stop()

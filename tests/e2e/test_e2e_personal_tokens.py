@@ -23,9 +23,9 @@ def _token(world, user, scopes) -> str:
     return secret
 
 
-def _api(world, secret: str, *, server=None) -> httpx.Client:
+def _api(world, secret: str) -> httpx.Client:
     return httpx.Client(
-        base_url=(server or world.server).url + "/api",
+        base_url=world.server.url + "/api",
         headers={"Authorization": f"Bearer {secret}"},
         timeout=15,
     )
@@ -66,7 +66,7 @@ def test_a_script_creates_a_profile_and_a_key_uses_it_and_revokes_it(world):
         record = world.usage(raw.headers["x-df-market-request-id"])
         assert record is not None and record.access_key_id == key["id"]
 
-    with _api(world, secret, server=world.servers[1]) as api:
+    with _api(world, secret) as api:  # the management API is the web processes'
         revoked = api.post(f"/keys/{key['id']}/revoke/")
         assert revoked.status_code == 200 and revoked.json()["revoked_at"]
 
@@ -105,7 +105,7 @@ def test_a_read_only_token_lists_but_cannot_create_and_a_revoked_token_is_refuse
 
     token = world.db(PersonalToken.objects.get, user=buyer.user)
     world.db(tokens_services.personal_token_revoke, token=token)
-    with _api(world, secret, server=world.servers[1]) as api:
+    with _api(world, secret) as api:
         answer = api.get("/keys/")
     assert answer.status_code == 401
     assert answer.headers["WWW-Authenticate"] == 'Bearer realm="api"'
