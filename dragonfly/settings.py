@@ -112,7 +112,7 @@ ROOT_URLCONF = "dragonfly.urls"
 # (dragonfly/daphne.py): about 15 MB less per process (docs/performance.md, "Optimisations").
 DRAGONFLY_ROLE = env_str("DRAGONFLY_ROLE", "all")
 if DRAGONFLY_ROLE == "api":
-    API_APPS = {
+    _API_APPS = {
         "django.contrib.auth",
         "django.contrib.contenttypes",
         "allauth",
@@ -124,13 +124,13 @@ if DRAGONFLY_ROLE == "api":
         "billing",
         "gateway",
     }
-    INSTALLED_APPS = [app for app in INSTALLED_APPS if app in API_APPS]
-    API_MIDDLEWARE = {
+    INSTALLED_APPS = [app for app in INSTALLED_APPS if app in _API_APPS]
+    _API_MIDDLEWARE = {
         "dragonfly.middleware.RequestIdMiddleware",
         "dragonfly.middleware.ProbeMiddleware",
         "allauth.account.middleware.AccountMiddleware",  # allauth.account's ready() insists on it
     }
-    MIDDLEWARE = [name for name in MIDDLEWARE if name in API_MIDDLEWARE]
+    MIDDLEWARE = [name for name in MIDDLEWARE if name in _API_MIDDLEWARE]
     ROOT_URLCONF = "dragonfly.probe_urls"
 elif DRAGONFLY_ROLE != "all":
     raise ImproperlyConfigured(f'DRAGONFLY_ROLE must be "all" or "api", not {DRAGONFLY_ROLE!r}')

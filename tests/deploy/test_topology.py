@@ -2,8 +2,9 @@
 
 nginx (Debian's package) run by docker/nginx/edge.sh from docker/nginx/dragonfly.conf.template,
 TLS from a certificate made here, a Daphne replica behind the name `web` and two of the `api` role
-behind the name `api` (resolved by a stand-in for Docker's DNS), a Celery worker and beat, all started by docker/entrypoint.sh and checked by the
-compose healthchecks (dragonfly/container_health.py); PostgreSQL and Redis are the test's own, mail
+behind the name `api` (resolved by a stand-in for Docker's DNS), a Celery worker and beat, all
+started by docker/entrypoint.sh and checked by the compose healthchecks
+(dragonfly/container_health.py); PostgreSQL and Redis are the test's own, mail
 goes to an SMTP server run here and the upstream is the simulator. Headless Chromium and the
 official openai SDK drive it over https only: sign up, verify by the mailed link, accept the terms,
 create a key, stream a chat answer through nginx, top up through a signed Stripe webhook.
