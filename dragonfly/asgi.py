@@ -2,7 +2,7 @@
 
 The gateway is routed before Django so that /v1 requests skip Django's request stack entirely
 (what that saves: docs/performance.md, "Measured stories behind the code"). A process of the `api`
-role (DRAGONFLY_ROLE, docs/deploy.md) serves no websocket and loads none of Channels: Daphne gets
+role (DRAGONFLY_ROLE, docs/deploy.md) serves no websocket and loads no Channels router: Daphne gets
 no websocket protocol there (dragonfly/daphne.py).
 """
 

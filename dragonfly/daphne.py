@@ -51,9 +51,9 @@ the process runs again, in place, under Python's -OO (`_optimised`): no docstrin
 `assert`s in its modules. Nothing on /v1 reads a docstring (the gateway's OpenAPI document is
 YAML; drf-spectacular, which makes the management API's descriptions from docstrings, runs in the
 web processes) and the apps' `assert`s only narrow types (the money path's checks of what
-PostgreSQL answered are explicit raises). With the apps /v1 reads and no Channels, that is 15 MB
-less per process; its `.opt-2.pyc` files are compiled into the image (docker/Dockerfile), since
-without them each start would compile every module from source.
+PostgreSQL answered are explicit raises). With the apps /v1 reads and no Channels router, that is
+15 MB less per process; its `.opt-2.pyc` files are compiled into the image (docker/Dockerfile),
+since without them each start would compile every module from source.
 
 Daphne speaks no ASGI lifespan, so the gateway's startup (take the process's lease, which lets its
 peers settle what it leaves if it dies: gateway/process.py) runs when the reactor starts, and its
