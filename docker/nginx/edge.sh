@@ -35,13 +35,10 @@ render() {
   DRAGONFLY_WEB_SERVERS=$1 DRAGONFLY_API_SERVERS=$2 "$(dirname "$0")/render.sh" "$template" "$site"
 }
 
-web=$(servers "$DRAGONFLY_WEB_UPSTREAM")
-api=$(servers "$DRAGONFLY_API_UPSTREAM")
-while [ -z "$web" ] || [ -z "$api" ]; do
+until web=$(servers "$DRAGONFLY_WEB_UPSTREAM") && api=$(servers "$DRAGONFLY_API_UPSTREAM") \
+  && [ -n "$web" ] && [ -n "$api" ]; do
   echo "edge.sh: $DRAGONFLY_WEB_UPSTREAM or $DRAGONFLY_API_UPSTREAM resolves to no address yet; asking again in ${every} s" >&2
   sleep "$every"
-  web=$(servers "$DRAGONFLY_WEB_UPSTREAM")
-  api=$(servers "$DRAGONFLY_API_UPSTREAM")
 done
 render "$web" "$api"
 echo "edge.sh: web replicas: $web api replicas: $api" >&2
