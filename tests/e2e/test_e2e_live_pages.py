@@ -14,6 +14,7 @@ from unittest.mock import patch
 import httpx
 import pytest
 import stripe
+from django.db import connections
 from playwright.sync_api import expect, sync_playwright
 
 from billing.money import format_usd
@@ -25,6 +26,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transa
 
 WEBHOOK_SECRET = "whsec_test_live_pages"
 LIVE = 15_000  # ms: a few of the pages' read intervals, generous for a loaded machine
+# ms: the longest wait between a closed page's reconnect attempts (static/js/live.js; 1 s doubling
+# to 30 s, jittered). A page whose server was down for a while may be anywhere in that wait.
+RECONNECT_CEILING = 30_000
 
 
 def _frames(page) -> list[dict]:
@@ -40,9 +44,17 @@ def _frames(page) -> list[dict]:
 
 def _off_loop(fn, *args, **kwargs):
     """Run `fn` (database work) in a thread: Playwright's sync API runs an event loop in this
-    one, where Django refuses sync database calls."""
+    one, where Django refuses sync database calls. The thread closes the connection it opened, or
+    the connection outlives the thread and the test database cannot be dropped at the end."""
+
+    def run():
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connections.close_all()
+
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(fn, *args, **kwargs).result()
+        return pool.submit(run).result()
 
 
 def _live(page) -> None:
@@ -235,7 +247,10 @@ def test_an_open_page_reconnects_after_its_server_restarts_and_shows_what_it_mis
             with patch("tests.e2e.conftest.free_port", return_value=port):
                 server = Server(env)
 
-            _live(page)
+            # Down for over 11 s, the page may have just begun a wait of up to 30 s.
+            expect(page.locator("[data-live-socket]")).to_contain_text(
+                "Live", timeout=RECONNECT_CEILING + LIVE
+            )
             expect(page.locator(f'tr[data-request-id="{request_id}"]')).to_be_visible(timeout=LIVE)
         finally:
             browser.close()
