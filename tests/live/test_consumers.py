@@ -75,8 +75,9 @@ def slow(settings):
     "path", ["/ws/live/account/", "/ws/live/listings/1/", "/ws/live/topup/?session_id=cs_x"]
 )
 async def test_an_anonymous_socket_is_closed(path):
-    _, connected = await _open(path)
+    socket, connected = await _open(path)
     assert connected is False
+    await socket.disconnect()
 
 
 async def test_a_settled_request_reaches_its_buyers_open_page_and_nobody_elses(fast):
@@ -131,8 +132,9 @@ async def test_a_sellers_listing_page_shows_its_last_minute_and_another_seller_i
     seller, stranger, buyer = await sync_to_async(lambda: (user_make(), user_make(), user_make()))()
     listing = await sync_to_async(lambda: listing_row_make(seller=seller))()
     await sync_to_async(fund)(buyer, "1")
-    _, connected = await _open(f"/ws/live/listings/{listing.pk}/", stranger)
+    refused, connected = await _open(f"/ws/live/listings/{listing.pk}/", stranger)
     assert connected is False
+    await refused.disconnect()
 
     socket, connected = await _open(f"/ws/live/listings/{listing.pk}/", seller)
     assert connected
