@@ -1,7 +1,5 @@
 """Suite-wide fixtures. Tests run against real PostgreSQL and Redis (see the Makefile's TEST_ENV)."""
 
-import inspect
-
 import psycopg
 import pytest
 from django.conf import settings
@@ -65,19 +63,6 @@ def _fresh_runtime():
     runtime.reset()
     yield
     runtime.reset()
-
-
-@pytest.fixture(autouse=True)
-def _async_thread_connection(request):
-    """An async test's `sync_to_async` database work runs in asgiref's one long-lived thread, whose
-    connection stays checked out of the pool until that thread closes it: closed after each async
-    test, or the last one is still connected when the test database is dropped."""
-    yield
-    if inspect.iscoroutinefunction(request.function):
-        from asgiref.sync import SyncToAsync
-        from django.db import connections
-
-        SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
 @pytest.fixture(autouse=True)
