@@ -59,6 +59,8 @@ async def test_v1_skips_djangos_middleware():
     assert "x-frame-options" not in gateway.headers
 
 
+# Database access: Channels' consumers close the thread's stale connections on every message.
+@pytest.mark.django_db(transaction=True)
 async def test_websockets_go_to_channels_which_refuse_a_path_no_route_serves():
     from channels.testing import WebsocketCommunicator
 
@@ -67,8 +69,7 @@ async def test_websockets_go_to_channels_which_refuse_a_path_no_route_serves():
     )
     connected, _ = await communicator.connect(timeout=5)
     assert connected is False
-    # As Daphne does after a close: the consumer ends on its own path, not by the loop's teardown
-    # cancelling its channel layer receive (which once hung the teardown for 300 s in CI).
+    # As Daphne does after a close: the consumer ends on its own path, not by the loop's teardown.
     await communicator.disconnect(timeout=5)
 
 
