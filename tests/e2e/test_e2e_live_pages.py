@@ -57,8 +57,8 @@ def _off_loop(fn, *args, **kwargs):
         return pool.submit(run).result()
 
 
-def _live(page) -> None:
-    expect(page.locator("[data-live-socket]")).to_contain_text("Live", timeout=LIVE)
+def _live(page, timeout: int = LIVE) -> None:
+    expect(page.locator("[data-live-socket]")).to_contain_text("Live", timeout=timeout)
 
 
 def test_a_scripts_request_appears_on_its_buyers_open_pages_and_nowhere_else(world):
@@ -248,9 +248,7 @@ def test_an_open_page_reconnects_after_its_server_restarts_and_shows_what_it_mis
                 server = Server(env)
 
             # Down for over 11 s, the page may have just begun a wait of up to 30 s.
-            expect(page.locator("[data-live-socket]")).to_contain_text(
-                "Live", timeout=RECONNECT_CEILING + LIVE
-            )
+            _live(page, timeout=RECONNECT_CEILING + LIVE)
             expect(page.locator(f'tr[data-request-id="{request_id}"]')).to_be_visible(timeout=LIVE)
         finally:
             browser.close()
