@@ -27,6 +27,17 @@ def cpu_seconds(pid: int) -> float:
     return sum(user_system_seconds(pid))
 
 
+def run_delay_seconds(pid: int) -> float | None:
+    """How long the process's main thread (the gateway's event loop) has been runnable but waiting
+    for a core, in seconds: /proc/<pid>/schedstat's second field. None where the kernel does not
+    keep it (built without schedstats)."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def memory_kb(pid: int) -> dict[str, int]:
     """VmRSS (resident now) and VmHWM (peak resident) in kB."""
     found: dict[str, int] = {}

@@ -368,11 +368,14 @@ def markdown(results: dict) -> str:
         "",
         "## Every phase",
         "| Dragonfly | phase | upstream | c | via | served | non-2xx | req/s | p50 ms | p99 ms "
-        "| CPU ms/req | PostgreSQL ms/req | Redis ms/req | machine busy | drained |",
-        "| --- | --- | --: | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --- |",
+        "| CPU ms/req | PostgreSQL ms/req | Redis ms/req | machine busy | gateway waiting | "
+        "drained |",
+        "| --- | --- | --: | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: "
+        "| --- |",
     ]
     for p in results["phases"]:
         cpu = p.get("gateway_cpu_ms_per_request", p.get("upstream_cpu_ms_per_request"))
+        waiting = p.get("gateway_waiting_pct")
         p50 = p.get("p50_ms", p.get("ttft_p50_ms"))
         p99 = p.get("p99_ms", p.get("ttft_p99_ms"))
         lines.append(
@@ -381,7 +384,7 @@ def markdown(results: dict) -> str:
             f"{_fmt(p['served'])} | {_fmt(p['non_2xx'])} | {_fmt(p['rps'])} | {_fmt(p50)} | "
             f"{_fmt(p99)} | {_fmt(cpu)} | {_fmt(p.get('postgres_cpu_ms_per_request'))} | "
             f"{_fmt(p.get('redis_cpu_ms_per_request'))} | {_fmt(p['machine_busy_pct'])}% | "
-            f"{p.get('drained', '-')} |"
+            f"{'-' if waiting is None else f'{_fmt(waiting)}%'} | {p.get('drained', '-')} |"
         )
     lines += [
         "",
@@ -390,7 +393,10 @@ def markdown(results: dict) -> str:
         "phase, per 2xx answer. PostgreSQL: the postmaster, its auxiliary processes and the bench "
         "database's backends; Redis: the server process (shared with anything else using it). "
         "Whole-machine CPU = gateway + PostgreSQL + Redis; nginx's is shown apart. "
-        "Machine busy: the whole machine's CPU over the phase (both cores, everyone's processes).",
+        "Machine busy: the whole machine's CPU over the phase (both cores, everyone's processes). "
+        "Gateway waiting: the share of the phase the gateway's event loop was runnable but had no "
+        "core, because the machine's other processes (PostgreSQL, the simulator, the load "
+        "generator) had both (/proc/<pid>/schedstat; the mean of the processes behind nginx).",
         "",
     ]
     return "\n".join(lines)

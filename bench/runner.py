@@ -340,6 +340,7 @@ class Run:
             "wall": time.monotonic(),
         }
         if via == "gateway":
+            m["waits"] = {pid: procstat.run_delay_seconds(pid) for pid in pids}
             m["services"] = self.services.snapshot() if self.services else None
             m["nginx"] = self.edge.nginx_cpu()
             m["stages"] = [stages.scrape(url) for url in self.gateway_urls()]
@@ -359,6 +360,7 @@ class Run:
             round(100 * (busy - m["machine"][0]) / span, 1) if span else None
         )
         if phase["via"] == "gateway":
+            phase["gateway_waiting_pct"] = _waiting_pct(m)
             self._whole_machine(phase, m, cpu)
             settled = stages.scrape_settled(self.gateway_urls())
             timed = stages.wall(m["stages"], settled)
@@ -646,6 +648,16 @@ class Run:
             "phases": self.phases,
             "ledger": ledger,
         }
+
+
+def _waiting_pct(m: dict) -> float | None:
+    """The share of the phase each gateway process's event loop spent runnable but without a
+    core (the other processes on the machine had them), averaged over the processes."""
+    wall = time.monotonic() - m["wall"]
+    waits = [(procstat.run_delay_seconds(pid), before) for pid, before in m["waits"].items()]
+    if wall <= 0 or any(now is None or before is None for now, before in waits):
+        return None
+    return round(100 * sum(now - before for now, before in waits) / len(waits) / wall, 1)
 
 
 def _per_request(cpu_s: float | None, served: int) -> float | None:

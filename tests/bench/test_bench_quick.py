@@ -102,6 +102,7 @@ def test_every_phase_and_measure_is_reported(tiny_run):
     for p in gateway:
         assert p["gateway_processes"] == (2 if p["setup"] == EDGE else 1)
         assert p["gateway_cpu_ms_per_request"] is not None
+        assert 0 <= p["gateway_waiting_pct"] <= 100  # this kernel keeps schedstats
         # PostgreSQL and Redis run on this machine for the suite, so both are measured
         assert p["postgres_cpu_s"] is not None and p["redis_cpu_s"] is not None
         assert p["whole_machine_cpu_ms_per_request"] >= p["gateway_cpu_ms_per_request"]
