@@ -275,12 +275,16 @@ def _cpu(c: dict) -> str:
 
 def markdown(results: dict) -> str:
     meta = results["meta"]
+    python = meta["interpreter"]
+    build = {True: "libpython shared", False: "libpython linked in", None: "libpython unknown"}
     lines = [
         f"# Benchmark: {meta['server']}, {meta['scale']['name']} run, {meta['started']}",
         "",
         f"Commit {meta['git']['commit']} ({meta['git']['subject']}), {meta['git']['dirty_paths']} "
-        f"uncommitted paths in the tree; {meta['cpus']} CPUs; Python {meta['python']}; "
-        f"{meta['seconds']} s.",
+        f"uncommitted paths in the tree; {meta['cpus']} CPUs; {meta['seconds']} s.",
+        f"Python {python['version']} ({python['executable']}, "
+        f"{build[python['libpython_shared']]}): the interpreter probe {python['probe_ms']} ms "
+        "(bench/interpreter.py; lower is faster).",
         f"Machine load before: `{meta['uptime_start']}`; after: `{meta['uptime_end']}`.",
         "",
         "## Targets (shared/PERFORMANCE.md)",

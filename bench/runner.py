@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import platform
 import shutil
 import ssl
 import subprocess
@@ -20,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from bench import collector, procstat, stages
+from bench import collector, interpreter, procstat, stages
 from bench.edge import Edge
 from bench.procs import ProcessGroup, free_port, wait_http
 from bench.services_cpu import ServicesCpu
@@ -606,7 +605,7 @@ class Run:
             "app": self.opts.app,
             "profile": self.opts.profile,
             "git": _git_describe(),
-            "python": platform.python_version(),
+            "interpreter": interpreter.describe(),
             "cpus": os.cpu_count(),
             "loadavg_start": procstat.loadavg(),
             "uptime_start": _uptime(),

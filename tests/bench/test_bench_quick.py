@@ -7,6 +7,7 @@ phase ran, nothing was left unsettled, the ledger balances). Skip it with `-m "n
 
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,9 @@ def test_tiny_run_completes_and_writes_results(tiny_run):
 def test_every_phase_and_measure_is_reported(tiny_run):
     _, out = tiny_run
     results = json.loads((out / "latest.json").read_text())
+    python = results["meta"]["interpreter"]  # the run's processes use this venv's interpreter
+    assert python["version"] == platform.python_version()
+    assert isinstance(python["libpython_shared"], bool) and python["probe_ms"] > 0
     assert {
         "meta",
         "phases",
