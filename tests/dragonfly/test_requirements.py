@@ -36,14 +36,18 @@ def _closure(requirements: list[str]) -> set[str]:
 
 
 def _pins(path: Path) -> dict[str, str]:
+    """The pins that apply to this interpreter (a pin's environment marker evaluated)."""
     pins = {}
     for line in path.read_text().splitlines():
-        line = line.strip()
+        line = line.partition(" #")[0].strip()
         if not line or line.startswith(("#", "-r ")):
             continue
-        name, _, version = line.partition("==")
-        assert version, f"{path.name}: {line!r} is not pinned exactly"
-        pins[canonicalize_name(name)] = version
+        requirement = Requirement(line)
+        specifiers = list(requirement.specifier)
+        pinned = len(specifiers) == 1 and specifiers[0].operator == "=="
+        assert pinned, f"{path.name}: {line!r} is not pinned exactly"
+        if requirement.marker is None or requirement.marker.evaluate():
+            pins[canonicalize_name(requirement.name)] = specifiers[0].version
     return pins
 
 
