@@ -282,9 +282,7 @@ def markdown(results: dict) -> str:
         "",
         f"Commit {meta['git']['commit']} ({meta['git']['subject']}), {meta['git']['dirty_paths']} "
         f"uncommitted paths in the tree; {meta['cpus']} CPUs; {meta['seconds']} s.",
-        f"Python {python['version']} ({python['executable']}, "
-        f"{build[python['libpython_shared']]}): the interpreter probe {python['probe_ms']} ms "
-        "(bench/interpreter.py; lower is faster).",
+        f"Python {python['version']} ({python['executable']}, {build[python['libpython_shared']]}).",
         f"Machine load before: `{meta['uptime_start']}`; after: `{meta['uptime_end']}`.",
         "",
         "## Targets (shared/PERFORMANCE.md)",

@@ -67,7 +67,7 @@ def test_every_phase_and_measure_is_reported(tiny_run):
     results = json.loads((out / "latest.json").read_text())
     python = results["meta"]["interpreter"]  # the run's processes use this venv's interpreter
     assert python["version"] == platform.python_version()
-    assert isinstance(python["libpython_shared"], bool) and python["probe_ms"] > 0
+    assert isinstance(python["libpython_shared"], bool)
     assert {
         "meta",
         "phases",
