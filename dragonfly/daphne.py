@@ -96,7 +96,7 @@ def _load_lean(websockets: bool) -> None:
         sys.modules.setdefault("daphne.ws_protocol", ws_protocol)
 
 
-def _install_request(websockets: bool) -> None:
+def _install_request() -> None:
     """Daphne's request with the edge's refusals and its output sent at once, without Twisted's
     form parsing."""
     from daphne import http_protocol
@@ -104,8 +104,6 @@ def _install_request(websockets: bool) -> None:
     from dragonfly.daphne_output import OutputRequest
 
     class WebRequest(OutputRequest):
-        upgrades = websockets
-
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             self._parsePOSTFormSubmission = False
@@ -190,21 +188,32 @@ def _optimised() -> None:
     os.execv(sys.executable, [sys.orig_argv[0], *flags, *sys.orig_argv[1:]])  # noqa: S606
 
 
+def prepare(api: bool) -> None:
+    """What must come before Daphne's modules load: uvloop's policy (daphne.server makes its loop
+    on import), the lean imports, and, where Twisted serves HTTP (not the `api` role:
+    dragonfly/api_http.py), its request and channel classes."""
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    _load_lean(websockets=not api)
+    if not api:
+        _install_request()
+        _install_http_factory()
+
+
 def main() -> None:
     api = _role() == "api"
     if api and sys.flags.optimize < 2:
         _optimised()
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    _load_lean(websockets=not api)
-    _install_request(websockets=not api)
-    _install_http_factory()
+    prepare(api)
     from daphne.cli import CommandLineInterface  # installs Twisted's asyncio reactor
     from twisted.internet import reactor
 
+    from dragonfly.api_http import ApiServer
     from dragonfly.daphne_server import Server
 
     cli = CommandLineInterface()
-    cli.server_class = Server  # forgets a request once it has ended (dragonfly/daphne_server.py)
+    # ApiServer: HTTP/1.1 on llhttp and uvloop's sockets (dragonfly/api_http.py). Both forget a
+    # request once it has ended (dragonfly/daphne_server.py).
+    cli.server_class = ApiServer if api else Server
     reactor.callWhenRunning(_collector_for_serving)  # type: ignore[attr-defined]
     # Once the loop runs (callWhenRunning fires before it does).
     reactor.callLater(0, _gateway_start)  # type: ignore[attr-defined,arg-type]

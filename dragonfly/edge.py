@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from http import HTTPStatus
 from io import BytesIO
 
 from daphne import http_protocol
@@ -39,6 +40,27 @@ logger = logging.getLogger("dragonfly.edge")
 LINGER_SECONDS = 2.0
 
 
+# What the edge allows, Twisted's own limits made explicit; dragonfly/api_http.py applies them too.
+MAX_LINE_BYTES = 16384  # the request line, and each header line
+MAX_HEADER_BYTES = 16384  # the request line and every header together
+MAX_HEADERS = 500
+
+REQUEST_LINE_TOO_LONG = (414, f"Request line is longer than the {MAX_LINE_BYTES} bytes allowed.")
+HEADER_TOO_LONG = (431, f"A request header is longer than the {MAX_LINE_BYTES} bytes allowed.")
+HEADERS_TOO_LARGE = (431, f"Request headers are larger than the {MAX_HEADER_BYTES} bytes allowed.")
+TOO_MANY_HEADERS = (431, f"Request has more than the {MAX_HEADERS} headers allowed.")
+LENGTH_NOT_A_NUMBER = (400, "Content-Length is not a number.")
+NOT_HTTP = (400, "The request is not valid HTTP/1.1.")
+NO_WEBSOCKET = (404, "No websocket endpoint is served here.")
+
+
+def body_too_large() -> tuple[int, str]:
+    return (
+        413,
+        f"Request body is larger than the {settings.DRAGONFLY_MAX_BODY_BYTES} bytes allowed.",
+    )
+
+
 def refusal_body(path: bytes | None, status: int, message: str, request_id: str) -> bytes:
     """The gateway's error body for `status`; Anthropic's shape on /v1/messages*."""
     # Imported here: this module loads before Daphne has set Django up.
@@ -48,6 +70,47 @@ def refusal_body(path: bytes | None, status: int, message: str, request_id: str)
     if path is not None and path.split(b"?", 1)[0].rstrip(b"/").startswith(b"/v1/messages"):
         return anthropic_error_body(status, message, request_id=request_id)
     return error_body(status, message)
+
+
+def refusal(
+    path: bytes | None, status: int, message: str, extra: list[tuple[bytes, bytes]] | None
+) -> bytes:
+    """The whole answer to a refused request (it closes the connection), logged."""
+    from gateway import process
+
+    request_id = process.request_id()
+    body = refusal_body(path, status, message, request_id)
+    lines = b"".join(b"%s: %s\r\n" % (name, value) for name, value in extra or ())
+    head = (
+        b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+        b"X-DF-Market-Request-Id: %s\r\n%sConnection: close\r\n\r\n"
+    ) % (status, reason(status), len(body), request_id.encode(), lines)
+    logger.info("refused at the edge: %d %s (%s)", status, message, request_id)
+    return head + body
+
+
+def reason(status: int) -> bytes:
+    """The status line's reason phrase (empty for a code HTTP does not name)."""
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
+def address_headers(address: str) -> asyncio.Future:
+    """The rate-limit headers of a refusal without a valid key, to come: counted as one of the
+    address's failures (gateway/client_limits.py, as a 401 or a 404 is), never refused for it;
+    None if they could not be counted."""
+    from gateway import client_limits, limits
+
+    async def count() -> list[tuple[bytes, bytes]] | None:
+        try:
+            return limits.headers(await client_limits.count(address, refuse=False))
+        except Exception as exc:  # the refusal goes out without them
+            logger.warning("rate-limit headers of an edge refusal failed: %r", exc)
+            return None
+
+    return asyncio.ensure_future(count())
 
 
 class EdgeChannel(http.HTTPChannel):
@@ -67,28 +130,15 @@ class EdgeChannel(http.HTTPChannel):
         self.clearLineBuffer()  # nothing more of this connection is parsed
         path = getattr(self, "_path", None) or b""
         if address is not None and path.startswith(b"/v1/"):
-            counting = asyncio.ensure_future(_address_headers(address))
-            counting.add_done_callback(
-                lambda done: self._answer(status, message, _result_or_none(done))
-            )
+            counting = address_headers(address)
+            counting.add_done_callback(lambda done: self._answer(status, message, done.result()))
             return
         self._answer(status, message, None)
 
     def _answer(self, status: int, message: str, extra: list[tuple[bytes, bytes]] | None) -> None:
         if self._gone:
             return
-        from gateway import process
-
-        request_id = process.request_id()
-        body = refusal_body(getattr(self, "_path", None), status, message, request_id)
-        reason = http.RESPONSES.get(status) or b"Request Header Fields Too Large"
-        lines = b"".join(b"%s: %s\r\n" % (name, value) for name, value in extra or ())
-        head = (
-            b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-            b"X-DF-Market-Request-Id: %s\r\n%sConnection: close\r\n\r\n"
-        ) % (status, reason, len(body), request_id.encode(), lines)
-        self.write(head + body)
-        logger.info("refused at the edge: %d %s (%s)", status, message, request_id)
+        self.write(refusal(getattr(self, "_path", None), status, message, extra))
         lose_write = getattr(self.transport, "loseWriteConnection", None)
         if lose_write is None:  # no half-close (TLS): close once the answer is written
             self.loseConnection()
@@ -116,37 +166,33 @@ class EdgeChannel(http.HTTPChannel):
         if self.refused:
             return
         if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
-            self.refuse(
-                431, f"Request headers are larger than the {self.totalHeadersSize} bytes allowed."
-            )
+            self.refuse(*HEADERS_TOO_LARGE)
             return
         super().lineReceived(line)
 
     def lineLengthExceeded(self, line: bytes) -> None:
         if getattr(self, "_path", None) is None:
-            self.refuse(414, f"Request line is longer than the {self.MAX_LENGTH} bytes allowed.")
+            self.refuse(*REQUEST_LINE_TOO_LONG)
         else:
-            self.refuse(
-                431, f"A request header is longer than the {self.MAX_LENGTH} bytes allowed."
-            )
+            self.refuse(*HEADER_TOO_LONG)
 
     def headerReceived(self, line: bytes) -> bool:
         if self.refused:
             return False
         if self._receivedHeaderCount >= self.maxHeaders:
-            self.refuse(431, f"Request has more than the {self.maxHeaders} headers allowed.")
+            self.refuse(*TOO_MANY_HEADERS)
             return False
         return super().headerReceived(line)
 
     def _maybeChooseTransferDecoder(self, header: bytes, data: bytes) -> bool:
         if header == b"Content-Length" and not data.isdigit():
             self.length = None
-            self.refuse(400, "Content-Length is not a number.")
+            self.refuse(*LENGTH_NOT_A_NUMBER)
             return False
         return super()._maybeChooseTransferDecoder(header, data)
 
     def _respondToBadRequestAndDisconnect(self) -> None:
-        self.refuse(400, "The request is not valid HTTP/1.1.")
+        self.refuse(*NOT_HTTP)
 
     def rawDataReceived(self, data: bytes) -> None:
         if not self.refused:
@@ -161,51 +207,16 @@ class EdgeChannel(http.HTTPChannel):
             super()._send100Continue()
 
 
-async def _address_headers(address: str) -> list[tuple[bytes, bytes]]:
-    """The rate-limit headers of a refusal without a valid key: counted as one of the address's
-    failures (gateway/client_limits.py, as a 401 or a 404 is), never refused for it."""
-    from gateway import client_limits, limits
-
-    return limits.headers(await client_limits.count(address, refuse=False))
-
-
-def _result_or_none(done: asyncio.Future):
-    if done.cancelled() or done.exception() is not None:
-        if not done.cancelled():
-            logger.warning("rate-limit headers of an edge refusal failed: %r", done.exception())
-        return None
-    return done.result()
-
-
 class EdgeRequest(http_protocol.WebRequest):
-    """Daphne's request, refusing a body over DRAGONFLY_MAX_BODY_BYTES before it is read, and
-    websocket upgrades where the process serves none (`upgrades`, set by dragonfly/daphne.py)."""
+    """Daphne's request, refusing a body over DRAGONFLY_MAX_BODY_BYTES before it is read."""
 
     _body_bytes = 0
-    upgrades = True
-
-    def process(self):
-        if (
-            self.upgrades
-            or (self.requestHeaders.getRawHeaders(b"upgrade") or [b""])[0].lower() != b"websocket"
-        ):
-            return super().process()
-        message = "No websocket endpoint is served here."
-        refuse = getattr(self.channel, "refuse", None)  # an EdgeChannel (HTTP/2 streams are not)
-        if refuse is None:
-            self.basic_error(404, b"Not Found", message)
-        else:
-            refuse(404, message)
-        return None
 
     def _too_large(self) -> bool:
         refuse = getattr(self.channel, "refuse", None)  # an EdgeChannel (HTTP/2 streams are not)
         if refuse is None:
             return False
-        limit = settings.DRAGONFLY_MAX_BODY_BYTES
-        refuse(
-            413, f"Request body is larger than the {limit} bytes allowed.", address=self._address()
-        )
+        refuse(*body_too_large(), address=self._address())
         return True
 
     def _address(self) -> str:

@@ -1,6 +1,7 @@
 """The edge (dragonfly/edge.py) refuses what it must before reading it, in JSON, on a real Daphne:
 bodies over the cap from Content-Length or while a chunked body streams in, oversized or too many
-headers, a bad Content-Length. Raw sockets, since no HTTP client sends these."""
+headers, a bad Content-Length. Raw sockets, since no HTTP client sends these. Each test runs on a
+process of each role: Twisted's HTTP in the default one, dragonfly/api_http.py in the `api` one."""
 
 from __future__ import annotations
 
@@ -23,11 +24,12 @@ HEAD = (
 )
 
 
-@pytest.fixture(scope="module")
-def daphne(django_db_setup, django_db_blocker):
+@pytest.fixture(scope="module", params=["all", "api"])
+def daphne(request, django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
-        env = {**os.environ, "DATABASE_URL": database_url()}
+        env = {**os.environ, "DATABASE_URL": database_url(), "DRAGONFLY_ROLE": request.param}
     server = Server(env)
+    server.role = request.param
     yield server
     server.stop()
 
@@ -206,7 +208,8 @@ def test_a_websocket_handshake_without_a_session_or_route_is_refused_and_the_ser
 ):
     """Daphne serves websockets (the live pages, dragonfly/websocket_routes.py): an upgrade with
     no signed-in session, or for a path no route serves, is refused at the handshake (a 403,
-    never a 500 from Channels' router) and the process goes on serving."""
+    never a 500 from Channels' router) and the process goes on serving. The `api` role serves
+    none: a 404 in JSON."""
     upgrade = (
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://127.0.0.1\r\n"
         "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
@@ -215,7 +218,7 @@ def test_a_websocket_handshake_without_a_session_or_route_is_refused_and_the_ser
     with connect(daphne) as sock:
         sock.sendall(upgrade)
         head = sock.recv(65536)
-    assert head.startswith(b"HTTP/1.1 403 "), head
+    assert head.startswith(b"HTTP/1.1 404 " if daphne.role == "api" else b"HTTP/1.1 403 "), head
     with connect(daphne) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")

@@ -12,12 +12,12 @@ import pytest
 SCRIPT = """
 import os, sys
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dragonfly.settings")
-from dragonfly.daphne import _install_http_factory, _load_lean, _install_request, _role
-websockets = _role() != "api"
-_load_lean(websockets)
-_install_request(websockets)
-_install_http_factory()
+from dragonfly.daphne import prepare, _role
+api = _role() == "api"
+prepare(api)
 import daphne.cli, daphne.server
+if api:
+    import dragonfly.api_http
 import django
 django.setup()
 import dragonfly.asgi
