@@ -20,8 +20,9 @@ and dropping, before it closes.
 A connection serves one request at a time, as Twisted's does. What the client sends while one is
 answered is kept unparsed (up to BUFFERED_BYTES, then the connection stops reading) and parsed once
 the answer has ended; reading on meanwhile is what tells a client's leaving. A connection idle
-for IDLE_SECONDS between requests is closed (the edge's nginx lets its kept connections go after
-60 s).
+between requests for DRAGONFLY_IDLE_CONNECTION_SECONDS is closed.
+
+dragonfly/daphne_server.py listens with `Connection`s (`ApiServer`).
 """
 
 from __future__ import annotations
@@ -39,11 +40,9 @@ from daphne.utils import parse_x_forwarded_for
 from django.conf import settings
 
 from dragonfly import edge
-from dragonfly.daphne_server import LISTEN_BACKLOG, Server
 
 logger = logging.getLogger("dragonfly.api_http")
 
-IDLE_SECONDS = 75.0
 BUFFERED_BYTES = 16384  # Twisted's `_optimisticEagerReadSize`
 NO_BODY_STATUSES = frozenset((204, 304))
 
@@ -91,7 +90,14 @@ class Request:
             if self.head is not None or self.status:
                 raise ValueError("HTTP response has already been started")
             self.status = message["status"]
-            self.head = self._head(message.get("headers", ()))
+            self.head, self.chunked = response_head(
+                self.version,
+                self.status,
+                message.get("headers", ()),
+                server_name=self.server.server_name,
+                keep_alive=self.keep_alive,
+                head_only=self.head_only,
+            )
         elif kind == "http.response.body":
             if self.head is None:
                 raise ValueError(f"HTTP response has not yet been started but got {kind}")
@@ -110,31 +116,6 @@ class Request:
                 self.finish()
         else:
             raise ValueError(f"Cannot handle message type {kind}!")
-
-    def _head(self, headers) -> bytes:
-        """The status line and `headers`, framed as Twisted frames them: chunked when HTTP/1.1 and
-        no Content-Length is given, and every line break in a header replaced by a space."""
-        lines = [b"HTTP/%s %d %s\r\n" % (self.version, self.status, edge.reason(self.status))]
-        length = server_named = False
-        for name, value in headers:
-            lowered = name.lower()
-            if lowered == b"content-length":
-                length = True
-            elif lowered == b"server":
-                server_named = True
-            lines.append(b"%s: %s\r\n" % (name, value))
-        if not server_named and self.server.server_name:
-            lines.append(b"server: %s\r\n" % self.server.server_name.encode())
-        if self.version == b"1.1" and not length and not self.head_only:
-            self.chunked = self.status not in NO_BODY_STATUSES and self.status >= 200
-            if self.chunked:
-                lines.append(b"Transfer-Encoding: chunked\r\n")
-        if not self.keep_alive:
-            lines.append(b"Connection: close\r\n")
-        block = b"".join(lines[1:])
-        if block.count(b"\n") != len(lines) - 1 or block.count(b"\r") != len(lines) - 1:
-            block = b"".join(_one_line(line) for line in lines[1:])
-        return lines[0] + block + b"\r\n"
 
     def finish(self) -> None:
         self.finished = True
@@ -201,6 +182,40 @@ class Request:
         return time.time() - self.started if self.started else 0.0
 
 
+def response_head(
+    version: bytes, status: int, headers, *, server_name: str, keep_alive: bool, head_only: bool
+) -> tuple[bytes, bool]:
+    """The status line and `headers`, framed as Twisted frames them, and whether the body is
+    chunked: it is when HTTP/1.1 has no Content-Length and the answer has a body. A line break in
+    a header becomes a space; Daphne names itself unless the application has named a server."""
+    lines = [b"HTTP/%s %d %s\r\n" % (version, status, edge.reason(status))]
+    length = server_named = False
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"content-length":
+            length = True
+        elif lowered == b"server":
+            server_named = True
+        lines.append(b"%s: %s\r\n" % (name, value))
+    if not server_named and server_name:
+        lines.append(b"server: %s\r\n" % server_name.encode())
+    chunked = (
+        version == b"1.1"
+        and not length
+        and not head_only
+        and status >= 200
+        and status not in NO_BODY_STATUSES
+    )
+    if chunked:
+        lines.append(b"Transfer-Encoding: chunked\r\n")
+    if not keep_alive:
+        lines.append(b"Connection: close\r\n")
+    block = b"".join(lines[1:])
+    if block.count(b"\n") != len(lines) - 1 or block.count(b"\r") != len(lines) - 1:
+        block = b"".join(_one_line(line) for line in lines[1:])
+    return lines[0] + block + b"\r\n", chunked
+
+
 def _one_line(line: bytes) -> bytes:
     return line[:-2].replace(b"\r\n", b" ").replace(b"\r", b" ").replace(b"\n", b" ") + b"\r\n"
 
@@ -208,7 +223,7 @@ def _one_line(line: bytes) -> bytes:
 class Connection(asyncio.Protocol):
     """One client connection: parses requests with llhttp and answers them one at a time."""
 
-    def __init__(self, server: ApiServer) -> None:
+    def __init__(self, server) -> None:  # Daphne's Server (dragonfly/daphne_server.py)
         self.server = server
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
@@ -244,7 +259,9 @@ class Connection(asyncio.Protocol):
             self.client = [str(peer[0]), peer[1]]
             self.address = [str(sock[0]), sock[1]]
         self.last_active = time.monotonic()
-        self.timer = asyncio.get_running_loop().call_later(IDLE_SECONDS, self._idle_check)
+        self.timer = asyncio.get_running_loop().call_later(
+            settings.DRAGONFLY_IDLE_CONNECTION_SECONDS, self._idle_check
+        )
 
     def data_received(self, data: bytes) -> None:
         if self.refused:
@@ -283,11 +300,15 @@ class Connection(asyncio.Protocol):
         if self.transport is None:
             return
         idle = time.monotonic() - self.last_active
-        if self.current is None and not self.refused and idle >= IDLE_SECONDS:
+        if (
+            self.current is None
+            and not self.refused
+            and idle >= settings.DRAGONFLY_IDLE_CONNECTION_SECONDS
+        ):
             self.transport.close()
             return
         self.timer = asyncio.get_running_loop().call_later(
-            max(IDLE_SECONDS - idle, 1.0), self._idle_check
+            max(settings.DRAGONFLY_IDLE_CONNECTION_SECONDS - idle, 1.0), self._idle_check
         )
 
     # llhttp's callbacks
@@ -488,49 +509,14 @@ class Connection(asyncio.Protocol):
         asyncio.get_running_loop().call_later(edge.LINGER_SECONDS, transport.close)
 
 
-class ApiServer(Server):
-    """Daphne's server listening with `Connection`s on the event loop's own sockets."""
-
-    def run(self) -> None:
-        from twisted.internet import reactor  # Daphne's, installed when daphne.server loaded
-
-        endpoints = [parse_endpoint(str(description)) for description in self.endpoints]
-        self.endpoints = []  # nothing for Twisted to listen on
-        self.api_listeners: list[asyncio.Server] = []
-        reactor.callWhenRunning(  # type: ignore[attr-defined]
-            lambda: asyncio.ensure_future(self._listen(endpoints))
-        )
-        reactor.addSystemEventTrigger("before", "shutdown", self._stop_listening)  # type: ignore[attr-defined,arg-type]
-        super().run()
-
-    async def _listen(self, endpoints: list[dict]) -> None:
-        loop = asyncio.get_running_loop()
-        for endpoint in endpoints:
-            try:
-                listener = await _listen_on(loop, lambda: Connection(self), endpoint)
-            except OSError as exc:
-                logger.critical("Listen failure: %s", exc)
-                self.stop()
-                return
-            self.api_listeners.append(listener)
-            for sock in listener.sockets:
-                address = sock.getsockname()
-                if isinstance(address, tuple):
-                    self.listening_addresses.append(address[:2])
-                    logger.info("Listening on TCP address %s:%s", *address[:2])
-
-    def _stop_listening(self) -> None:
-        for listener in self.api_listeners:
-            listener.close()
-
-
-def parse_endpoint(description: str) -> dict:
+def parse_endpoint(description: str, backlog: int) -> dict:
     """A Twisted server endpoint description (what Daphne's command line makes of -b/-p, -u,
-    --fd and -e) as the arguments to listen with: `tcp:`, `tcp6:`, `unix:` and `fd:` only."""
+    --fd and -e) as the arguments to `listen` with: `tcp:`, `tcp6:`, `unix:` and `fd:` only;
+    `backlog` unless it names one."""
     kind, *parts = _split_unescaped(description)
     positional = [part for part in parts if "=" not in part]
     named = dict(part.split("=", 1) for part in parts if "=" in part)
-    backlog = int(named.get("backlog", LISTEN_BACKLOG))
+    backlog = int(named.get("backlog", backlog))
     if kind in ("tcp", "tcp6"):
         port = int(positional[0] if positional else named["port"])
         host = named.get("interface") or ("::" if kind == "tcp6" else "0.0.0.0")  # noqa: S104
@@ -562,7 +548,7 @@ def _split_unescaped(description: str) -> list[str]:
     return parts
 
 
-async def _listen_on(loop, factory, endpoint: dict) -> asyncio.Server:
+async def listen(loop, factory, endpoint: dict) -> asyncio.Server:
     if endpoint["kind"] == "tcp":
         return await loop.create_server(
             factory, endpoint["host"], endpoint["port"], backlog=endpoint["backlog"]

@@ -207,8 +207,7 @@ def main() -> None:
     from daphne.cli import CommandLineInterface  # installs Twisted's asyncio reactor
     from twisted.internet import reactor
 
-    from dragonfly.api_http import ApiServer
-    from dragonfly.daphne_server import Server
+    from dragonfly.daphne_server import ApiServer, Server
 
     cli = CommandLineInterface()
     # ApiServer: HTTP/1.1 on llhttp and uvloop's sockets (dragonfly/api_http.py). Both forget a

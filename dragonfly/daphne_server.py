@@ -1,5 +1,5 @@
 """Daphne's server, listening with a deep accept queue and forgetting a request as soon as it has
-ended.
+ended; and the `api` role's, listening with dragonfly/api_http.py's connections (`ApiServer`).
 
 Daphne listens through Twisted's endpoints, whose accept queue holds 50 connections unless the
 endpoint says otherwise, and its command line cannot say it. Behind nginx, which opens a
@@ -27,8 +27,13 @@ this saves. Imported by dragonfly/daphne.py after uvloop's policy is installed (
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from daphne import server
+
+from dragonfly import api_http
+
+logger = logging.getLogger("dragonfly.daphne_server")
 
 LISTEN_BACKLOG = 2048
 # Twisted's listening endpoints that take a `backlog` (`fd:` adopts a socket already listening).
@@ -76,3 +81,43 @@ class Server(server.Server):
 def _returned(instance: asyncio.Future) -> bool:
     """Done without an exception to report (a cancellation is not reported by the sweep either)."""
     return instance.done() and (instance.cancelled() or instance.exception() is None)
+
+
+class ApiServer(Server):
+    """The `api` role's server: listening with dragonfly/api_http.py's `Connection`s on the event
+    loop's own sockets (uvloop's), not Twisted's."""
+
+    def run(self) -> None:
+        from twisted.internet import reactor  # Daphne's, installed when daphne.server loaded
+
+        endpoints = [
+            api_http.parse_endpoint(str(description), LISTEN_BACKLOG)
+            for description in self.endpoints
+        ]
+        self.endpoints = []  # nothing for Twisted to listen on
+        self.api_listeners: list[asyncio.Server] = []
+        reactor.callWhenRunning(  # type: ignore[attr-defined]
+            lambda: asyncio.ensure_future(self._listen(endpoints))
+        )
+        reactor.addSystemEventTrigger("before", "shutdown", self._stop_listening)  # type: ignore[attr-defined,arg-type]
+        super().run()
+
+    async def _listen(self, endpoints: list[dict]) -> None:
+        loop = asyncio.get_running_loop()
+        for endpoint in endpoints:
+            try:
+                listener = await api_http.listen(loop, lambda: api_http.Connection(self), endpoint)
+            except OSError as exc:
+                logger.critical("Listen failure: %s", exc)
+                self.stop()
+                return
+            self.api_listeners.append(listener)
+            for sock in listener.sockets:
+                address = sock.getsockname()
+                if isinstance(address, tuple):
+                    self.listening_addresses.append(address[:2])
+                    logger.info("Listening on TCP address %s:%s", *address[:2])
+
+    def _stop_listening(self) -> None:
+        for listener in self.api_listeners:
+            listener.close()

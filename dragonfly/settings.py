@@ -419,6 +419,11 @@ DRAGONFLY_SIGNUP_CREDIT_EXEMPT_DOMAINS = env_list(
 )
 DRAGONFLY_DEFAULT_FEE_BPS = env_int("DRAGONFLY_DEFAULT_FEE_BPS", 1000)
 DRAGONFLY_MAX_BODY_BYTES = env_int("DRAGONFLY_MAX_BODY_BYTES", 4 * 1024 * 1024)
+# An `api` process closes a client connection idle this long between requests
+# (dragonfly/api_http.py): longer than the edge's nginx keeps its own (60 s), so nginx lets go first.
+DRAGONFLY_IDLE_CONNECTION_SECONDS = env_int("DRAGONFLY_IDLE_CONNECTION_SECONDS", 75)
+if DRAGONFLY_IDLE_CONNECTION_SECONDS < 1:
+    raise ImproperlyConfigured("DRAGONFLY_IDLE_CONNECTION_SECONDS must be at least 1")
 DRAGONFLY_HOLD_TTL_SECONDS = env_int("DRAGONFLY_HOLD_TTL_SECONDS", 900)
 # Balance leases (gateway/balance_leases.py): a busy buyer's requests draw their worst case from
 # one hold of this many times it (0: every request places its own hold), taking draws for this

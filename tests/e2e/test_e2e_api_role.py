@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import openai
+import orjson
 import pytest
 
 from tests.e2e.conftest import ROOT
@@ -51,6 +52,23 @@ def test_it_serves_v1_through_the_sdk_and_settles_it(world, api_server):
     )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+def test_a_chunked_request_body_is_read_whole(world, api_server):
+    """dragonfly/api_http.py joins a body sent in chunks (httpx sends an iterator so), 7 bytes each."""
+    world.listing()
+    world.routable(MODEL, 1, server=api_server)
+    buyer = world.buyer()
+    body = orjson.dumps({"model": MODEL, "messages": HELLO, "max_tokens": 5})
+    answer = httpx.post(
+        api_server.url + "/v1/chat/completions",
+        content=(body[i : i + 7] for i in range(0, len(body), 7)),
+        headers={"Authorization": f"Bearer {buyer.key}", "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert answer.request.headers["transfer-encoding"] == "chunked"
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["choices"][0]["message"]["content"]
 
 
 def test_it_answers_the_probes_and_nothing_else_outside_v1(api_server):
