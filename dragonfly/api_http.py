@@ -120,7 +120,8 @@ class Request:
     def finish(self) -> None:
         self.finished = True
         self._disconnect()
-        self.server.log_action("http", "complete", self._log_details())
+        if self.server.action_logger:  # Daphne's --access-log
+            self.server.log_action("http", "complete", self._log_details())
         self.connection.request_done(self)
 
     def lost(self) -> None:
@@ -380,8 +381,7 @@ class Connection(asyncio.Protocol):
         if self.refused:
             return
         request = self._request()
-        self.in_head = True
-        self.head_bytes = 0
+        self._message_begun()  # what follows is the next request's head
         if request is None:
             return
         if self.current is None:

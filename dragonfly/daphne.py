@@ -45,8 +45,11 @@ validate text frames and mask with its native helpers, which load cffi (1 MB); t
 browsers send almost nothing, so its pure-Python ones are chosen (AUTOBAHN_USE_NVX=0).
 
 A process of the `api` role (DRAGONFLY_ROLE; docs/deploy.md, "Roles"), which serves /v1 and the
-probes only, is leaner again. Daphne gets a websocket factory that builds nothing (NoWebSockets:
-autobahn, txaio, click and cbor2 never load) and the edge refuses an upgrade request in JSON. And
+probes only, is leaner again. Its HTTP is not Twisted's: `ApiServer` listens with connections that
+parse with llhttp on uvloop's own sockets (dragonfly/api_http.py), with the edge's rules, and
+refuses a websocket upgrade in JSON; so the Twisted classes below are not installed there. Daphne
+gets a websocket factory that builds nothing (NoWebSockets: autobahn, txaio, click and cbor2 never
+load). And
 the process runs again, in place, under Python's -OO (`_optimised`): no docstrings and no
 `assert`s in its modules. Nothing on /v1 reads a docstring (the gateway's OpenAPI document is
 YAML; drf-spectacular, which makes the management API's descriptions from docstrings, runs in the

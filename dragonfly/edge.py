@@ -14,6 +14,9 @@ After a refusal the connection is half-closed: the answer is sent, then whatever
 still sending is read and dropped (never kept) for up to LINGER_SECONDS, so a client busy
 uploading reads the answer instead of a reset; then the connection closes.
 
+The limits, the refusals' words and the answer itself (`refusal`) are written here once:
+dragonfly/api_http.py, the `api` role's HTTP (llhttp, not Twisted), applies the same ones.
+
 These hooks are Twisted's `HTTPChannel` internals (`lineLengthExceeded`, `headerReceived`,
 `_maybeChooseTransferDecoder`, `_respondToBadRequestAndDisconnect`) at requirements.lock's pin;
 tests/dragonfly/test_edge_limits.py drives a real Daphne through each. dragonfly/daphne.py installs

@@ -7,6 +7,7 @@ tests/e2e/test_e2e_api_role.py's."""
 from __future__ import annotations
 
 import os
+import random
 import socket
 import time
 
@@ -73,7 +74,6 @@ def test_it_listens_on_the_endpoints_daphnes_command_line_makes(description, exp
 def test_an_endpoint_it_cannot_serve_is_refused_by_name():
     with pytest.raises(ValueError, match=r"tcp:, tcp6:, unix: and fd:.*ssl:"):
         parse_endpoint("ssl:443:privateKey=key.pem", 2048)
-
 
 
 @pytest.fixture(scope="module")
@@ -215,3 +215,29 @@ def test_an_idle_connection_is_closed_and_a_busy_one_is_not(api):
         started = time.monotonic()
         assert reader.closed()
         assert 0.9 < time.monotonic() - started < 3.5
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_garbage_gets_a_400_or_a_close_and_the_process_serves_on(api):
+    """Random bytes, and a valid head followed by random bytes, 100 connections in all: each
+    answered with the contract's 400 or closed, never a 500 or a hang."""
+    rng = random.Random(20261206)
+    for attempt in range(100):
+        junk = rng.randbytes(rng.randrange(1, 3000))
+        payload = junk if attempt % 2 else GET % b"/healthz" + junk
+        with _connect(api) as sock:
+            sock.settimeout(5)
+            sock.sendall(payload)
+            reader = Reader(sock)
+            if attempt % 2 == 0:
+                assert reader.answer()[2] == b"ok"
+            try:
+                status, headers, _ = reader.answer()
+            except (AssertionError, ConnectionResetError):
+                continue  # closed without a word: the bytes never made a request line
+            assert status.startswith((b"HTTP/1.1 400 ", b"HTTP/1.1 414 ", b"HTTP/1.1 431 ")), status
+            assert headers[b"content-type"] == b"application/json"
+    with _connect(api) as sock:
+        sock.sendall(GET % b"/healthz")
+        assert Reader(sock).answer()[2] == b"ok"
