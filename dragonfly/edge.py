@@ -119,6 +119,9 @@ def address_headers(address: str) -> asyncio.Future:
 class EdgeChannel(http.HTTPChannel):
     """Twisted's HTTP/1.1 channel answering its refusals in JSON and lingering before it closes."""
 
+    MAX_LENGTH = MAX_LINE_BYTES
+    totalHeadersSize = MAX_HEADER_BYTES
+    maxHeaders = MAX_HEADERS
     refused = False
     _gone = False
     _linger: DelayedCall | None = None
