@@ -282,6 +282,10 @@ class Connection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:  # not taken: the request was answered as HTTP/1.1
             pass
+        except httptools.HttpParserCallbackError as exc:  # this module's fault, not the client's
+            logger.error("reading a request failed", exc_info=exc.__context__)
+            self.refuse(500, "The server failed to read this request.")
+            return
         except httptools.HttpParserError as exc:
             bad_length = str(exc) == "Invalid character in Content-Length"  # llhttp's words
             self.refuse(*(edge.LENGTH_NOT_A_NUMBER if bad_length else edge.NOT_HTTP))
@@ -410,7 +414,11 @@ class Connection(asyncio.Protocol):
                 root_path = unquote(value.decode("ascii", "replace"))
             else:
                 headers.append((name, value))
-        client, scheme = self._forwarded()
+        try:
+            client, scheme = self._forwarded()
+        except ValueError:  # not UTF-8 (UnicodeDecodeError)
+            self.refuse(400, "The request's X-Forwarded-* headers are not valid.")
+            return None
         scope = {
             "type": "http",
             "asgi": {"version": "3.0"},
@@ -447,7 +455,10 @@ class Connection(asyncio.Protocol):
     def _client_address(self) -> str:
         from gateway import client_limits
 
-        client, _ = self._forwarded()
+        try:
+            client, _ = self._forwarded()
+        except ValueError:  # not UTF-8 (UnicodeDecodeError)
+            client = self.client
         return client_limits.address({"client": client or ["", 0]})
 
     def request_done(self, request: Request) -> None:

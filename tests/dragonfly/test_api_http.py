@@ -6,6 +6,7 @@ tests/e2e/test_e2e_api_role.py's."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import socket
@@ -241,3 +242,50 @@ def test_garbage_gets_a_400_or_a_close_and_the_process_serves_on(api):
     with _connect(api) as sock:
         sock.sendall(GET % b"/healthz")
         assert Reader(sock).answer()[2] == b"ok"
+
+
+async def _echo_client(scope, receive, send):
+    """An application that answers with the client address the server gave it."""
+    await receive()
+    body = orjson.dumps(scope["client"])
+    length = [(b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 200, "headers": length})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _proxied(head: bytes) -> tuple[bytes, bytes]:
+    """`head` sent to a real ApiServer's connection trusting X-Forwarded-For, in this process."""
+    from dragonfly.api_http import Connection
+    from dragonfly.daphne_server import ApiServer
+
+    server = ApiServer(
+        application=_echo_client,
+        endpoints=["tcp:0"],
+        proxy_forwarded_address_header="X-Forwarded-For",
+        proxy_forwarded_port_header="X-Forwarded-Port",
+    )
+    server.connections = {}  # what Server.run sets up before it listens
+    listener = await asyncio.get_running_loop().create_server(
+        lambda: Connection(server), "127.0.0.1", 0
+    )
+    async with listener:
+        reader, writer = await asyncio.open_connection(*listener.sockets[0].getsockname()[:2])
+        writer.write(
+            b"GET /v1/models HTTP/1.1\r\nHost: x\r\n" + head + b"Connection: close\r\n\r\n"
+        )
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+    status, _, rest = answer.partition(b"\r\n")
+    return status, rest.split(b"\r\n\r\n", 1)[1]
+
+
+async def test_the_proxys_address_is_the_clients_and_garbage_in_it_is_a_400():
+    status, body = await _proxied(b"X-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n")
+    assert (status, orjson.loads(body)) == (b"HTTP/1.1 200 OK", ["203.0.113.9", 0])
+    status, body = await _proxied(b"X-Forwarded-For: \xff\xfe\r\n")
+    assert status == b"HTTP/1.1 400 Bad Request"
+    assert orjson.loads(body)["error"]["message"] == (
+        "The request's X-Forwarded-* headers are not valid."
+    )
+    status, body = await _proxied(b"X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Port: x\r\n")
+    assert orjson.loads(body) == ["203.0.113.9", 0]  # a port that is not a number: ignored
