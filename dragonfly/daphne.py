@@ -49,9 +49,8 @@ probes only, is leaner again. Its HTTP is not Twisted's: `ApiServer` listens wit
 parse with llhttp on uvloop's own sockets (dragonfly/api_http.py), with the edge's rules, and
 refuses a websocket upgrade in JSON; so the Twisted classes below are not installed there. Daphne
 gets a websocket factory that builds nothing (NoWebSockets: autobahn, txaio, click and cbor2 never
-load). And
-the process runs again, in place, under Python's -OO (`_optimised`): no docstrings and no
-`assert`s in its modules. Nothing on /v1 reads a docstring (the gateway's OpenAPI document is
+load). And the process runs again, in place, under Python's -OO (`_optimised`): no docstrings and
+no `assert`s in its modules. Nothing on /v1 reads a docstring (the gateway's OpenAPI document is
 YAML; drf-spectacular, which makes the management API's descriptions from docstrings, runs in the
 web processes) and the apps' `assert`s only narrow types (the money path's checks of what
 PostgreSQL answered are explicit raises). With the apps /v1 reads and no Channels router, that is
