@@ -501,7 +501,9 @@ class Connection(asyncio.Protocol):
     def _answer(self, status: int, message: str, address: str | None) -> None:
         if address is not None and self.url.startswith(b"/v1/"):
             counting = edge.address_headers(address)
-            counting.add_done_callback(lambda done: self._write(status, message, done.result()))
+            counting.add_done_callback(
+                lambda done: self._write(status, message, edge.counted(done))
+            )
             return
         self._write(status, message, None)
 

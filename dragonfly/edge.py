@@ -116,6 +116,11 @@ def address_headers(address: str) -> asyncio.Future:
     return asyncio.ensure_future(count())
 
 
+def counted(done: asyncio.Future) -> list[tuple[bytes, bytes]] | None:
+    """What `address_headers` came to; None if it was cancelled (the process stopping)."""
+    return None if done.cancelled() else done.result()
+
+
 class EdgeChannel(http.HTTPChannel):
     """Twisted's HTTP/1.1 channel answering its refusals in JSON and lingering before it closes."""
 
@@ -137,7 +142,7 @@ class EdgeChannel(http.HTTPChannel):
         path = getattr(self, "_path", None) or b""
         if address is not None and path.startswith(b"/v1/"):
             counting = address_headers(address)
-            counting.add_done_callback(lambda done: self._answer(status, message, done.result()))
+            counting.add_done_callback(lambda done: self._answer(status, message, counted(done)))
             return
         self._answer(status, message, None)
 
