@@ -3,7 +3,8 @@
 A stream that has started delivering content is, every EVERY_SECONDS, written as the settlement it
 would get if it ended now (outcome client_disconnected: billed as delivered, as when the buyer hangs
 up). process.py writes the rows with its lease; the reaper settles them if this process dies
-(reaper.py). A stream that ends settles itself, and its row is dropped on the next write. Only
+(reaper.py). A stream that ends settles itself, and its row is dropped on the next write after its
+settlement has landed. Only
 streams that outlive a write get a row: short requests cost nothing here. What a stream delivered
 after its last write (under EVERY_SECONDS of tokens) goes unbilled after a crash.
 """
@@ -11,8 +12,6 @@ after its last write (under EVERY_SECONDS of tokens) goes unbilled after a crash
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from gateway import runtime
 from gateway.metering import Meter
@@ -32,21 +31,19 @@ class _Stream:
 # streams that have a row).
 
 
-@contextmanager
-def tracked(request_id: str, key: dict, meter: Meter, *, streamed: bool) -> Iterator[None]:
+def track(request_id: str, key: dict, meter: Meter, *, streamed: bool) -> None:
     """Keep this request's progress written down while it is served (streams only: a plain answer
-    delivers nothing before its end)."""
-    if not streamed:
-        yield
-        return
+    delivers nothing before its end), until `untrack` once its settlement has landed."""
+    if streamed:
+        runtime.current().streams[request_id] = _Stream(key, meter)
+
+
+def untrack(request_id: str) -> None:
+    """Its settlement has landed (or is kept for the reaper): its row, if any, can go."""
     state = runtime.current()
-    state.streams[request_id] = stream = _Stream(key, meter)
-    try:
-        yield
-    finally:
-        del state.streams[request_id]
-        if stream.row:
-            state.streams_ended.append(request_id)
+    stream = state.streams.pop(request_id, None)
+    if stream is not None and stream.row:
+        state.streams_ended.append(request_id)
 
 
 def collect() -> tuple[list[tuple[str, dict]], list[str]]:

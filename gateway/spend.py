@@ -19,12 +19,14 @@ from gateway.runtime import caches  # spend_in_flight: key id -> holds of unsett
 
 
 class Reservation:
-    """This request's hold counted against its key until it settles (`debit` is set by then)."""
+    """This request's hold counted against its key until it settles. Its settlement, once
+    started, owns it (`settling`) and closes it with what the buyer was debited; a request that
+    never reached settlement spent nothing, and leaving the `with` closes it."""
 
     def __init__(self, record: dict, hold_nusd: int) -> None:
         self.record = record
         self.hold_nusd = hold_nusd
-        self.debit_nusd = 0
+        self.settling = False
 
     def __enter__(self) -> Reservation:
         key_id = self.record["key_id"]
@@ -33,6 +35,10 @@ class Reservation:
         return self
 
     def __exit__(self, *exc) -> None:
+        if not self.settling:
+            self.close(0)
+
+    def close(self, debit_nusd: int) -> None:
         key_id = self.record["key_id"]
         in_flight = caches.spend_in_flight
         left = in_flight.get(key_id, 0) - self.hold_nusd
@@ -40,8 +46,8 @@ class Reservation:
             in_flight[key_id] = left
         else:
             in_flight.pop(key_id, None)
-        if self.debit_nusd:
-            self.record["key_spent_nusd"] = self.record.get("key_spent_nusd", 0) + self.debit_nusd
+        if debit_nusd:
+            self.record["key_spent_nusd"] = self.record.get("key_spent_nusd", 0) + debit_nusd
 
 
 def reserve(record: dict, hold_nusd: int) -> Reservation:

@@ -75,9 +75,10 @@ class _Unsampled:
 
 
 UNSAMPLED = _Unsampled()
+Watch = Stopwatch | _Unsampled
 
 
-def stopwatch() -> Stopwatch | _Unsampled:
+def stopwatch() -> Watch:
     """A Stopwatch for one request in DRAGONFLY_GATEWAY_STAGE_SAMPLE (0: none), else a no-op."""
     every = settings.DRAGONFLY_GATEWAY_STAGE_SAMPLE
     if every and next(_requests) % every == 0:

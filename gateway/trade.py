@@ -5,7 +5,9 @@ and size, rate-limit, rank, reserve against the key's spend limit, take a capaci
 hold together, end the turn, serve (the endpoint's function, proxy.py), settle, give the slot
 back, correct the rate limits to what was used. A sample of requests is timed at each of these
 steps (`watch`, gateway/stages.py). Each resource opens and closes in `run`'s own
-`with`/`finally` blocks; the session pin is written by `Call.commit` when a listing serves.
+`with`/`finally` blocks, but for what waits on the settlement: `run` does not wait for it to
+land (`settle`), and its task closes the spend reservation and the stream's checkpoint. The
+session pin is written by `Call.commit` when a listing serves.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 
 from django.conf import settings
 
+from billing.settlement_data import Settlement
 from gateway import (
     admission,
     auth,
@@ -76,21 +79,17 @@ async def run(scope, receive, out: Response, endpoint: Endpoint) -> None:
                 try:
                     turn.end()  # ready for the upstream call: the next request in line may start
                     out.watch_disconnect(receive)
-                    with checkpoints.tracked(
-                        out.request_id, key, call.meter, streamed=call.streamed
-                    ):
-                        try:
-                            await endpoint.serve(call)
-                        finally:
-                            watch.served(call.meter.first_content_at)
-                            call.reservation.debit_nusd = await settle(call)
-                            watch.lap("settle")
+                    checkpoints.track(out.request_id, key, call.meter, streamed=call.streamed)
+                    try:
+                        await endpoint.serve(call)
+                    finally:
+                        watch.served(call.meter.first_content_at)
+                        settle(call, watch)
                 finally:
                     call.attempts.slot.release()  # a no-op once failover has given it back
         finally:
             route_outcomes.count(call)
             await limits.correct(call.verdict, call.meter.units_used)
-    watch.observe()
 
 
 # The endpoint that serves each modality, for the 400 of a model sent to the wrong one.
@@ -264,35 +263,58 @@ def _release_taken(taking: asyncio.Future) -> None:
             slot.release()
 
 
-async def settle(call: Call) -> int:
-    """Exactly once per request: charge the listing that served, or release the hold. Returns what
-    the buyer was debited (never more than the hold). A buyer who left (or a server stopped) after
-    an upstream accepted the request but before its first token pays the prompt (billing policy 4)."""
+def settle(call: Call, watch: stages.Watch) -> asyncio.Task[int]:
+    """Exactly once per request: charge the listing that served, or release the hold. A buyer who
+    left (or a server stopped) after an upstream accepted the request but before its first token
+    pays the prompt (billing policy 4).
+
+    What is billed is decided here, as the answer ends; the settlement then lands in a task of
+    its own (`_land`), which holds only what it needs, so the request lets go of its body, its
+    answer and its connection at once. The key's spend reservation, the stream's checkpoint
+    and the settle stage wait for it there. The task returns what the buyer was debited
+    (never more than the hold)."""
     out, meter = call.out, call.meter
     candidate = meter.candidate
     if candidate is None and (out.disconnected or asyncio.current_task().cancelling()):  # type: ignore[union-attr]
         candidate = meter.accepted
-    try:
-        if candidate is None:
-            await billing_calls.void(request_id=out.request_id, reason="no listing served")
-            return 0
+    settlement = None
+    if candidate is not None:
         outcome = meter.outcome
         if not out.finished and (out.disconnected or outcome == "completed"):
             # The buyer's connection ended before the answer did: they hung up, or this server
             # was stopped mid-answer (Daphne cancels what is in flight). Billed as delivered.
             outcome = "client_disconnected"
-        result = await billing_calls.settle(
-            meter.settlement(
-                out.request_id, call.key, candidate, outcome=outcome, streamed=call.streamed
-            )
+        settlement = meter.settlement(
+            out.request_id, call.key, candidate, outcome=outcome, streamed=call.streamed
         )
-    except asyncio.CancelledError:
-        raise  # the shielded settlement itself runs on to its end
+    assert call.reservation is not None
+    call.reservation.settling = True
+    return background.spawn(
+        _land(out.request_id, settlement, call.held_nusd, call.reservation, watch)
+    )
+
+
+async def _land(
+    request_id: str,
+    settlement: Settlement | None,
+    held_nusd: int,
+    reservation: spend.Reservation,
+    watch: stages.Watch,
+) -> int:
+    debit = held_nusd  # counted as spent until the reaper (or the retry) says otherwise
+    try:
+        if settlement is None:
+            await billing_calls.void(request_id=request_id, reason="no listing served")
+            debit = 0
+        else:
+            result = await billing_calls.settle(settlement)
+            if result is not None:  # None: the database is unreachable, retried in the background
+                debit = 0 if result.already_settled else min(result.cost_nusd, held_nusd)
     except Exception:
-        logger.exception("settlement of %s failed; the hold stays for the reaper", out.request_id)
-        return call.held_nusd  # count it as spent until the reaper says otherwise
-    if (
-        result is None
-    ):  # the database is unreachable: billing_calls.settle retries it in the background
-        return call.held_nusd  # count it as spent until it lands
-    return 0 if result.already_settled else min(result.cost_nusd, call.held_nusd)
+        logger.exception("settlement of %s failed; the hold stays for the reaper", request_id)
+    finally:
+        checkpoints.untrack(request_id)
+        reservation.close(debit)
+    watch.lap("settle")
+    watch.observe()
+    return debit

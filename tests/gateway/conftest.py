@@ -22,9 +22,16 @@ def market(sim, transactional_db):
 
 @pytest.fixture
 async def client():
+    from gateway import background
     from gateway.asgi import application
 
-    transport = httpx.ASGITransport(app=application)
+    async def settled(scope, receive, send):
+        """The app, then its request's settlement landed (it lands after the answer: trade.settle),
+        so a test reads the ledger the answer led to."""
+        await application(scope, receive, send)
+        await background.drain()
+
+    transport = httpx.ASGITransport(app=settled)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://testserver", timeout=30
     ) as c:

@@ -25,6 +25,8 @@ from gateway import (
     price_lock,
     process,
     runtime,
+    spend,
+    stages,
     trade,
 )
 from gateway.call import Call
@@ -102,11 +104,14 @@ def _start(buyer, connection: Connection) -> tuple[Response, asyncio.Task]:
 
 
 async def _run(buyer, connection: Connection) -> tuple[Response, BaseException | None]:
+    """The request, then its settlement landed (it lands after the request: trade.settle)."""
     out, task = _start(buyer, connection)
     try:
         await task
     except BaseException as exc:  # a GatewayError, or CancelledError when the task was cancelled
         return out, exc
+    finally:
+        await background.drain()
     return out, None
 
 
@@ -219,6 +224,7 @@ async def test_a_buyer_gone_mid_stream_pays_what_was_delivered(market):
     connection.hang_up()
     (failure,) = await asyncio.gather(task, return_exceptions=True)
     assert isinstance(failure, asyncio.CancelledError) and not connection.answered.is_set()
+    await background.drain()  # its settlement lands after the request
     record = await sync_to_async(UsageRecord.objects.get)(request_id=out.request_id)
     assert record.outcome == "client_disconnected" and 0 < record.output_units < 400
     await _assert_left_clean(buyer, out, hold="settled", tokens=await _used(out), pinned=listing)
@@ -358,13 +364,13 @@ async def test_a_request_cancelled_while_its_hold_waits_voids_it_once_placed(mar
 
 async def _hold_is(request_id: str, status: str) -> bool:
     await background.drain()
-    statuses = await sync_to_async(
-        lambda: list(Hold.objects.filter(request_id=request_id).values_list("status", flat=True))
-    )()
-    return statuses == [status]
+    return await sync_to_async(_hold_statuses)(request_id) == [status]
 
 
-async def test_a_request_cancelled_during_its_settlement_is_still_billed_once(market):
+async def test_a_request_ends_before_its_settlement_lands_and_is_billed_once(market):
+    """The answer is out and the request done while its settlement still waits (here on the
+    buyer's wallet lock): it lands afterwards, on its own, and the request's resources are
+    already given back but for the spend reservation, which waits for it."""
     buyer = await _buyer()
     listing = await _listing(key="sim-pipe-slow?ttft_ms=500")
     connection = Connection(_body())
@@ -373,12 +379,15 @@ async def test_a_request_cancelled_during_its_settlement_is_still_billed_once(ma
     async with WalletLock(buyer.user.pk):  # taken while the upstream answers: settle waits on it
         await asyncio.wait_for(connection.answered.wait(), 10)
         await _until(_waiting_on_a_lock)
-        task.cancel()
-        (failure,) = await asyncio.gather(task, return_exceptions=True)
-        assert isinstance(failure, asyncio.CancelledError)
-        assert not await _hold_is(out.request_id, "settled")
+        await asyncio.wait_for(task, 10)  # the request is done: its settlement is not
+        assert await sync_to_async(_hold_statuses)(out.request_id) == ["active"]
+        assert runtime.caches.spend_in_flight.get(buyer.key_id)  # still counted in flight
     await _until(lambda: _hold_is(out.request_id, "settled"))
     await _assert_left_clean(buyer, out, hold="settled", tokens=await _used(out), pinned=listing)
+
+
+def _hold_statuses(request_id: str) -> list[str]:
+    return list(Hold.objects.filter(request_id=request_id).values_list("status", flat=True))
 
 
 async def test_settling_twice_charges_once(market):
@@ -391,5 +400,6 @@ async def test_settling_twice_charges_once(market):
     call.out = out  # the same request id, as if its settlement ran again
     assert call.ranked is not None
     await call.commit(call.ranked[0])
-    assert await trade.settle(call) == 0  # already settled: nothing more debited
+    with spend.reserve(call.key, call.hold_nusd) as call.reservation:
+        assert await trade.settle(call, stages.UNSAMPLED) == 0  # already settled: no more debit
     assert await sync_to_async(UsageRecord.objects.filter(request_id=out.request_id).count)() == 1
