@@ -263,7 +263,7 @@ def _release_taken(taking: asyncio.Future) -> None:
             slot.release()
 
 
-def settle(call: Call, watch: stages.Watch) -> asyncio.Task[int]:
+def settle(call: Call, watch: stages.Watch) -> asyncio.Task[int] | None:
     """Exactly once per request: charge the listing that served, or release the hold. A buyer who
     left (or a server stopped) after an upstream accepted the request but before its first token
     pays the prompt (billing policy 4).
@@ -273,25 +273,29 @@ def settle(call: Call, watch: stages.Watch) -> asyncio.Task[int]:
     answer and its connection at once. The key's spend reservation, the stream's checkpoint
     and the settle stage wait for it there. The task returns what the buyer was debited
     (never more than the hold)."""
-    out, meter = call.out, call.meter
+    out, meter, reservation = call.out, call.meter, call.reservation
+    assert reservation is not None
+    reservation.settling = True
     candidate = meter.candidate
     if candidate is None and (out.disconnected or asyncio.current_task().cancelling()):  # type: ignore[union-attr]
         candidate = meter.accepted
-    settlement = None
-    if candidate is not None:
-        outcome = meter.outcome
-        if not out.finished and (out.disconnected or outcome == "completed"):
-            # The buyer's connection ended before the answer did: they hung up, or this server
-            # was stopped mid-answer (Daphne cancels what is in flight). Billed as delivered.
-            outcome = "client_disconnected"
-        settlement = meter.settlement(
-            out.request_id, call.key, candidate, outcome=outcome, streamed=call.streamed
-        )
-    assert call.reservation is not None
-    call.reservation.settling = True
-    return background.spawn(
-        _land(out.request_id, settlement, call.held_nusd, call.reservation, watch)
-    )
+    try:
+        settlement = None  # no listing served: the hold is voided
+        if candidate is not None:
+            outcome = meter.outcome
+            if not out.finished and (out.disconnected or outcome == "completed"):
+                # The buyer's connection ended before the answer did: they hung up, or this
+                # server was stopped mid-answer (Daphne cancels what is in flight). Billed as
+                # delivered.
+                outcome = "client_disconnected"
+            settlement = meter.settlement(
+                out.request_id, call.key, candidate, outcome=outcome, streamed=call.streamed
+            )
+    except Exception:
+        _failed(out.request_id)
+        _landed(out.request_id, reservation, call.held_nusd)
+        return None
+    return background.spawn(_land(out.request_id, settlement, call.held_nusd, reservation, watch))
 
 
 async def _land(
@@ -311,10 +315,20 @@ async def _land(
             if result is not None:  # None: the database is unreachable, retried in the background
                 debit = 0 if result.already_settled else min(result.cost_nusd, held_nusd)
     except Exception:
-        logger.exception("settlement of %s failed; the hold stays for the reaper", request_id)
+        _failed(request_id)
     finally:
-        checkpoints.untrack(request_id)
-        reservation.close(debit)
+        _landed(request_id, reservation, debit)
     watch.lap("settle")
     watch.observe()
     return debit
+
+
+def _failed(request_id: str) -> None:
+    logger.exception("settlement of %s failed; the hold stays for the reaper", request_id)
+
+
+def _landed(request_id: str, reservation: spend.Reservation, debit_nusd: int) -> None:
+    """What waited on the settlement: the stream's checkpoint row may go, the key's spend counts
+    the debit instead of the hold."""
+    checkpoints.untrack(request_id)
+    reservation.close(debit_nusd)

@@ -22,6 +22,7 @@ from gateway import (
     capacity,
     health_reports,
     limits,
+    metering,
     price_lock,
     process,
     runtime,
@@ -401,5 +402,24 @@ async def test_settling_twice_charges_once(market):
     assert call.ranked is not None
     await call.commit(call.ranked[0])
     with spend.reserve(call.key, call.hold_nusd) as call.reservation:
-        assert await trade.settle(call, stages.UNSAMPLED) == 0  # already settled: no more debit
+        landing = trade.settle(call, stages.UNSAMPLED)
+    assert landing is not None and await landing == 0  # already settled: nothing more debited
     assert await sync_to_async(UsageRecord.objects.filter(request_id=out.request_id).count)() == 1
+
+
+async def test_a_settlement_that_cannot_be_made_leaves_the_hold_to_the_reaper(market, monkeypatch):
+    """A fault while the settlement is made (here: building it) is logged; the hold stays for the
+    reaper, the key's spend counts it, and nothing the request tracked is left behind."""
+    buyer = await _buyer()
+    await _listing(key="sim-pipe-good")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(metering.Meter, "settlement", broken)
+    connection = Connection(_body(stream=True))
+    out, failure = await _run(buyer, connection)
+    assert failure is None and connection.answered.is_set()
+    assert await sync_to_async(_hold_statuses)(out.request_id) == ["active"]
+    assert runtime.caches.spend_in_flight.get(buyer.key_id) is None
+    assert out.request_id not in runtime.current().streams
