@@ -4,9 +4,9 @@ A stream that has started delivering content is, every EVERY_SECONDS, written as
 would get if it ended now (outcome client_disconnected: billed as delivered, as when the buyer hangs
 up). process.py writes the rows with its lease; the reaper settles them if this process dies
 (reaper.py). A stream that ends settles itself, and its row is dropped on the next write after its
-settlement has landed. Only
-streams that outlive a write get a row: short requests cost nothing here. What a stream delivered
-after its last write (under EVERY_SECONDS of tokens) goes unbilled after a crash.
+settlement has landed. Only streams that outlive a write get a row: short requests cost nothing
+here. What a stream delivered after its last write (under EVERY_SECONDS of tokens) goes unbilled
+after a crash.
 """
 
 from __future__ import annotations
