@@ -409,7 +409,7 @@ async def test_settling_twice_charges_once(market):
 
 async def test_a_settlement_that_cannot_be_made_leaves_the_hold_to_the_reaper(market, monkeypatch):
     """A fault while the settlement is made (here: building it) is logged; the hold stays for the
-    reaper, the key's spend counts it, and nothing the request tracked is left behind."""
+    reaper, and nothing the request tracked is left behind (spend in flight, stream checkpoint)."""
     buyer = await _buyer()
     await _listing(key="sim-pipe-good")
 
