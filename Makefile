@@ -21,9 +21,10 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 
 .PHONY: python install install-dev system-deps run test pytest lint check-services bench clean
 
-# Debian packages the suite and the benchmark drive: headless Chromium (browser tests), wrk, and
-# nginx with envsubst (gettext-base) for the production topology test (tests/deploy/).
-SYSTEM_PACKAGES := chromium wrk nginx gettext-base
+# Debian packages the suite and the benchmark drive: headless Chromium (browser tests), wrk,
+# nginx with envsubst (gettext-base) for the production topology test (tests/deploy/), and
+# valgrind for the instruction counts (bench/instructions.py).
+SYSTEM_PACKAGES := chromium wrk nginx gettext-base valgrind
 APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
 $(STAMP): pyproject.toml requirements.lock

@@ -45,6 +45,8 @@ logger = logging.getLogger("dragonfly.api_http")
 
 BUFFERED_BYTES = 16384  # Twisted's `_optimisticEagerReadSize`
 NO_BODY_STATUSES = frozenset((204, 304))
+# Bytes looked for by value: `b"_" in name` costs CPython 3.11 a TypeError raised and cleared.
+_UNDERSCORE, _CR, _LF = ord("_"), ord("\r"), ord("\n")
 
 
 class Request:
@@ -197,9 +199,11 @@ def response_head(
             length = True
         elif lowered == b"server":
             server_named = True
-        lines.append(b"%s: %s\r\n" % (name, value))
+        if _CR in value or _LF in value or _CR in name or _LF in name:
+            name, value = _one_line(name), _one_line(value)
+        lines += (name, b": ", value, b"\r\n")
     if not server_named and server_name:
-        lines.append(b"server: %s\r\n" % server_name.encode())
+        lines += (b"server: ", _one_line(server_name.encode()), b"\r\n")
     chunked = (
         version == b"1.1"
         and not length
@@ -211,14 +215,12 @@ def response_head(
         lines.append(b"Transfer-Encoding: chunked\r\n")
     if not keep_alive:
         lines.append(b"Connection: close\r\n")
-    block = b"".join(lines[1:])
-    if block.count(b"\n") != len(lines) - 1 or block.count(b"\r") != len(lines) - 1:
-        block = b"".join(_one_line(line) for line in lines[1:])
-    return lines[0] + block + b"\r\n", chunked
+    lines.append(b"\r\n")
+    return b"".join(lines), chunked
 
 
-def _one_line(line: bytes) -> bytes:
-    return line[:-2].replace(b"\r\n", b" ").replace(b"\r", b" ").replace(b"\n", b" ") + b"\r\n"
+def _one_line(text: bytes) -> bytes:
+    return text.replace(b"\r\n", b" ").replace(b"\r", b" ").replace(b"\n", b" ")
 
 
 class Connection(asyncio.Protocol):
@@ -408,7 +410,7 @@ class Connection(asyncio.Protocol):
         root_path = server.root_path
         headers = []
         for name, value in self.headers:
-            if b"_" in name:  # CVE-2015-0219, as Daphne drops them
+            if _UNDERSCORE in name:  # CVE-2015-0219, as Daphne drops them
                 continue
             if name == b"daphne-root-path":
                 root_path = unquote(value.decode("ascii", "replace"))

@@ -418,6 +418,9 @@ DRAGONFLY_SIGNUP_CREDIT_EXEMPT_DOMAINS = env_list(
     ],
 )
 DRAGONFLY_DEFAULT_FEE_BPS = env_int("DRAGONFLY_DEFAULT_FEE_BPS", 1000)
+# Holds and settlements through the PostgreSQL functions (billing/services/fastpath.py); False
+# forces the ORM path, which SQLite always takes. Tests switch it.
+DRAGONFLY_BILLING_SQL_FASTPATH = True
 DRAGONFLY_MAX_BODY_BYTES = env_int("DRAGONFLY_MAX_BODY_BYTES", 4 * 1024 * 1024)
 # An `api` process closes a client connection idle this long between requests
 # (dragonfly/api_http.py): longer than the edge's nginx keeps its own (60 s), so nginx lets go first.

@@ -41,7 +41,7 @@ from gateway.errors import GatewayError, bad_request
 from gateway.headers import request_map
 from gateway.response import Response
 from observability.logs import request_id_var
-from observability.metrics import GATEWAY_LATENCY, GATEWAY_REQUESTS
+from observability.metrics import GATEWAY_LATENCY, GATEWAY_REQUESTS, labelled
 
 logger = logging.getLogger("gateway")
 
@@ -217,8 +217,8 @@ async def application(scope, receive, send):
             await out.body(b"", more=False)
     finally:
         out.stop_watching()
-        GATEWAY_REQUESTS.labels(name, str(out.status or 499)).inc()
-        GATEWAY_LATENCY.labels(name).observe(time.monotonic() - started)
+        labelled(GATEWAY_REQUESTS, name, str(out.status or 499)).inc()
+        labelled(GATEWAY_LATENCY, name).observe(time.monotonic() - started)
 
 
 async def _lifespan(receive, send) -> None:

@@ -24,7 +24,7 @@ from gateway import background, client_limits, limits, runtime
 from gateway.db import db_call
 from gateway.errors import GatewayError
 from gateway.runtime import caches
-from observability.metrics import GATEWAY_KEY_LOOKUPS
+from observability.metrics import GATEWAY_KEY_LOOKUPS, labelled
 
 _LIVE_LIMIT = 50_000
 _UNKNOWN_LIMIT = 10_000
@@ -108,7 +108,7 @@ async def _record(digest: str) -> dict | None:
         raise
     finally:
         lookups.pop(digest, None)
-    GATEWAY_KEY_LOOKUPS.labels("unknown" if record is None else "found").inc()
+    labelled(GATEWAY_KEY_LOOKUPS, "unknown" if record is None else "found").inc()
     _remember(digest, record)
     future.set_result(record)
     return record

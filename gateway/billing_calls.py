@@ -38,7 +38,7 @@ from billing.settlement_data import Settlement, SettleResult
 from gateway import background, balance_leases, kv, process, runtime
 from gateway.db import DatabaseUnavailable, db_call
 from gateway.errors import GatewayError
-from observability.metrics import GATEWAY_SETTLEMENTS
+from observability.metrics import GATEWAY_SETTLEMENTS, labelled
 from redis_clients.clients import get_redis
 
 logger = logging.getLogger("gateway")
@@ -186,13 +186,9 @@ def _draw_done(request_id: str, debit_nusd: int | None) -> bool:
 
 async def settle(settlement: Settlement) -> SettleResult | None:
     """Settle now; None when the database cannot be reached now: the settlement is then retried in
-    the background until it lands (the buyer already has their answer). In a task of its own: a
-    request cancelled meanwhile (the buyer hung up, the server is stopping) leaves it to run to
-    its end, keeping the settlement or its retry and giving the lease draw back when it lands."""
-    return await asyncio.shield(background.spawn(_settle(settlement)))
-
-
-async def _settle(settlement: Settlement) -> SettleResult | None:
+    the background until it lands (the buyer already has their answer). Await it in a task that
+    nothing cancels (trade.settle spawns one), so that it runs to its end whatever happens to the
+    request: the settlement or its retry kept, the lease draw given back when it lands."""
     try:
         result = await _request_settle(settlement)
     except Exception as exc:
@@ -208,7 +204,7 @@ async def _settle(settlement: Settlement) -> SettleResult | None:
             landed=lambda: _landed(settlement),
         )
         return None
-    GATEWAY_SETTLEMENTS.labels(settlement.outcome).inc()
+    labelled(GATEWAY_SETTLEMENTS, settlement.outcome).inc()
     _draw_done(settlement.request_id, result.cost_nusd)
     return result
 
@@ -228,10 +224,10 @@ async def void(*, request_id: str, reason: str) -> None:
             request_id,
             lambda: _hold_void(request_id=request_id, reason=reason),
             exc,
-            landed=lambda: GATEWAY_SETTLEMENTS.labels("voided").inc(),
+            landed=lambda: labelled(GATEWAY_SETTLEMENTS, "voided").inc(),
         )
         return
-    GATEWAY_SETTLEMENTS.labels("voided").inc()
+    labelled(GATEWAY_SETTLEMENTS, "voided").inc()
 
 
 def unsettled_key(process_id: str) -> str:
@@ -246,7 +242,7 @@ async def _keep(settlement: Settlement) -> None:
 
 
 def _landed(settlement: Settlement) -> None:
-    GATEWAY_SETTLEMENTS.labels(settlement.outcome).inc()
+    labelled(GATEWAY_SETTLEMENTS, settlement.outcome).inc()
     _draw_done(settlement.request_id, None)
     key = unsettled_key(process.ID)
     background.spawn(kv.attempt("unsettled", lambda r: r.hdel(key, settlement.request_id)))

@@ -19,7 +19,7 @@ from typing import TypeVar
 from redis.exceptions import NoScriptError
 
 from gateway.runtime import caches
-from observability.metrics import GATEWAY_REDIS_ERRORS
+from observability.metrics import GATEWAY_REDIS_ERRORS, labelled
 from redis_clients.clients import get_async_redis
 
 logger = logging.getLogger("gateway")
@@ -36,7 +36,7 @@ async def attempt(purpose: str, call: Callable[..., Awaitable[T]]) -> T | None:
     trial = False
     if caches.redis_failing:
         if caches.redis_trying or time.monotonic() < caches.redis_down_until:
-            GATEWAY_REDIS_ERRORS.labels(purpose).inc()
+            labelled(GATEWAY_REDIS_ERRORS, purpose).inc()
             return None
         caches.redis_trying = trial = True
     try:
@@ -44,7 +44,7 @@ async def attempt(purpose: str, call: Callable[..., Awaitable[T]]) -> T | None:
     except Exception as exc:  # ConnectionError, TimeoutError, RedisError, OSError alike
         caches.redis_failing = True
         caches.redis_down_until = time.monotonic() + _BACKOFF_SECONDS
-        GATEWAY_REDIS_ERRORS.labels(purpose).inc()
+        labelled(GATEWAY_REDIS_ERRORS, purpose).inc()
         logger.warning("redis unavailable for %s, failing open: %s", purpose, type(exc).__name__)
         return None
     finally:

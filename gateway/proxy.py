@@ -40,7 +40,7 @@ from gateway.runtime import caches  # upstream_keys: listing id -> (fresh until,
 from gateway.upstream import minimax, openai, statuses
 from gateway.upstream.base import UpstreamError
 from market.route_candidates import RouteCandidate
-from observability.metrics import UPSTREAM_ATTEMPTS
+from observability.metrics import UPSTREAM_ATTEMPTS, labelled
 
 logger = logging.getLogger("gateway")
 
@@ -68,7 +68,7 @@ async def upstream_key(listing_id: int) -> str:
 
 def report(candidate, *, ok: bool, status: int | None, ttft_ms=None, tps=None, error="") -> None:
     """Passive health signal, off the response path (health_reports.py)."""
-    UPSTREAM_ATTEMPTS.labels(candidate.provider_slug, "ok" if ok else "failed").inc()
+    labelled(UPSTREAM_ATTEMPTS, candidate.provider_slug, "ok" if ok else "failed").inc()
     if ok:
         health_reports.success(candidate.listing_id, ttft_ms=ttft_ms, tps=tps)
         return
@@ -138,7 +138,7 @@ async def failover(call: Call, attempt: Attempt) -> None:
         meter.attempt_failed()
         meter.trace.passed_over(candidate, route_trace.reason(failure))
         if not failure.retryable:  # the buyer's request is at fault: no listing's health counts it
-            UPSTREAM_ATTEMPTS.labels(candidate.provider_slug, "invalid_request").inc()
+            labelled(UPSTREAM_ATTEMPTS, candidate.provider_slug, "invalid_request").inc()
             break
         if statuses.key_rejected(failure.status) and dead_keys.marked(candidate.listing_id):
             # A request in flight with this one saw the key rejected first: that one's 502 is the

@@ -22,7 +22,7 @@ from gateway.anthropic import OpenAIToAnthropicStream
 from gateway.errors import error_body
 from gateway.metering import Meter
 from gateway.upstream.base import UpstreamError
-from gateway.upstream.openai import DONE
+from gateway.upstream.openai import DONE, LF
 
 DONE_EVENT = b"data: [DONE]\n\n"
 
@@ -58,12 +58,12 @@ class OpenAIChunks:
         elif "usage" in chunk and not self.include_usage:
             del chunk["usage"]  # `"usage": null` on every chunk: only for those who asked
             raw = b""
-        elif b"\n" in raw:  # an event sent as several data: lines; one line for the buyer
+        elif LF in raw:  # an event sent as several data: lines; one line for the buyer
             raw = b""
         if "model" in chunk:
-            theirs = b'"model":' + orjson.dumps(chunk["model"])
-            if raw and raw.count(theirs) == 1:
-                return b"data: " + raw.replace(theirs, self._model_pair) + b"\n\n"
+            around = raw.split(b'"model":' + orjson.dumps(chunk["model"])) if raw else ()
+            if len(around) == 2:  # the pair, once
+                return b"".join((b"data: ", around[0], self._model_pair, around[1], b"\n\n"))
             chunk["model"] = self.model
         elif raw:
             return b"data: " + raw + b"\n\n"

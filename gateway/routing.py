@@ -24,7 +24,7 @@ from django.conf import settings
 
 from billing.money import MAX_PRICE_PER_MILLION_NUSD, NUSD_PER_USD
 from bounded_numbers import parse as bounded
-from gateway import kv, max_cost, model_aliases, price_lock, runtime
+from gateway import dead_keys, kv, max_cost, model_aliases, price_lock, runtime
 from gateway.db import db_call
 from gateway.errors import NO_ELIGIBLE_SELLER, GatewayError, bad_request
 from gateway.provider_field import ProviderField
@@ -405,8 +405,6 @@ def rank_model(
 ) -> list:
     """rank() over the table's candidates for the model, leaving out the listings whose key this
     process just saw rejected, and counting the model's offline listings in a 503."""
-    from gateway import dead_keys
-
     return rank(
         table.candidates.get(model_id, []),
         prefs,

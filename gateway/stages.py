@@ -15,7 +15,7 @@ import time
 
 from django.conf import settings
 
-from observability.metrics import GATEWAY_STAGE_SECONDS
+from observability.metrics import GATEWAY_STAGE_SECONDS, labelled
 
 # Every stage a request that settles is timed at, in the order trade.run takes them.
 STAGES = (
@@ -58,7 +58,7 @@ class Stopwatch:
 
     def observe(self) -> None:
         for stage, seconds in self._laps:
-            GATEWAY_STAGE_SECONDS.labels(stage).observe(seconds)
+            labelled(GATEWAY_STAGE_SECONDS, stage).observe(seconds)
 
 
 class _Unsampled:

@@ -14,6 +14,9 @@ from gateway.upstream.minimax import read_answer
 from gateway.upstream.vectors import Embedded, embedded
 
 DONE = b"[DONE]"
+# A byte looked for by its value: `b"\n" in data` costs CPython 3.11 a TypeError raised and
+# cleared (it first tries the operand as an integer), several times the search itself.
+CR, LF = ord("\r"), ord("\n")
 _MAX_PLAIN_BYTES = 64 * 1024 * 1024
 
 
@@ -126,7 +129,7 @@ async def events(response: Response) -> AsyncGenerator[list[bytes], None]:
     try:
         async for chunk in response.chunks():
             text = rest + chunk
-            if b"\r" in text:
+            if CR in text:
                 text = text.replace(b"\r\n", b"\n")
             *blocks, rest = text.split(b"\n\n")  # an event ends at a blank line
             ready: list[bytes] = []
@@ -153,7 +156,7 @@ async def events(response: Response) -> AsyncGenerator[list[bytes], None]:
 def _payload(block: bytes) -> bytes | None:
     """The data of one event (its lines before the blank line), None if it carries none:
     `:` comments (keep-alives), event:, id: and retry: carry nothing we relay."""
-    if block.startswith(b"data: ") and b"\n" not in block:  # the usual one-line event
+    if block.startswith(b"data: ") and LF not in block:  # the usual one-line event
         return block[6:]
     data = [line[5:].removeprefix(b" ") for line in block.split(b"\n") if line.startswith(b"data:")]
     return b"\n".join(data) if data else None
