@@ -27,9 +27,8 @@ SQLSTATE_VOID_MISMATCH = "DF002"  # the wallet holds less than the hold being vo
 def fastpath_enabled() -> bool:
     # The engine's name, not `connection.vendor`: on the event loop every new task context would
     # build a database wrapper just to answer this (the gateway asks on each hold and settle).
-    return settings.DRAGONFLY_BILLING_SQL_FASTPATH and settings.DATABASES["default"][
-        "ENGINE"
-    ].endswith("postgresql")
+    engine = settings.DATABASES["default"]["ENGINE"]
+    return settings.DRAGONFLY_BILLING_SQL_FASTPATH and engine.endswith("postgresql")
 
 
 def fastpath_error(exc: BaseException) -> Exception | None:
