@@ -465,6 +465,11 @@ DRAGONFLY_MAX_ATTEMPTS = env_int("DRAGONFLY_MAX_ATTEMPTS", 3)
 DRAGONFLY_GATEWAY_ADMISSION = env_int("DRAGONFLY_GATEWAY_ADMISSION", 8)
 if DRAGONFLY_GATEWAY_ADMISSION < 1:
     raise ImproperlyConfigured("DRAGONFLY_GATEWAY_ADMISSION must be at least 1")
+# Settlements per gateway process that may wait for their batch before a request waits for its
+# admission turn until one lands (gateway/admission.py). At least 1.
+DRAGONFLY_GATEWAY_SETTLEMENT_BACKLOG = env_int("DRAGONFLY_GATEWAY_SETTLEMENT_BACKLOG", 1000)
+if DRAGONFLY_GATEWAY_SETTLEMENT_BACKLOG < 1:
+    raise ImproperlyConfigured("DRAGONFLY_GATEWAY_SETTLEMENT_BACKLOG must be at least 1")
 # One billed /v1 request in this many is timed step by step (gateway/stages.py); 0: none.
 DRAGONFLY_GATEWAY_STAGE_SAMPLE = env_int("DRAGONFLY_GATEWAY_STAGE_SAMPLE", 16)
 if DRAGONFLY_GATEWAY_STAGE_SAMPLE < 0:

@@ -11,6 +11,12 @@ and the requests reach the upstream in arrival order, spread out as their work i
 
 The body is read before a turn is taken, so a slow upload never holds one; what runs inside a turn
 waits only on Dragonfly's own Redis and PostgreSQL.
+
+A turn is also where a process waits for its database: each request's settlement lands after its
+answer, in a task of its own (trade.settle), and when requests come faster than PostgreSQL books
+them those tasks pile up, a few KB each (docs/performance.md: 3,500 waiting, 1.4 s each, at zero
+delay c = 64). Past DRAGONFLY_GATEWAY_SETTLEMENT_BACKLOG settlements waiting, a request waits for
+its turn until one lands, so the process serves what its database settles.
 """
 
 from __future__ import annotations
@@ -20,6 +26,42 @@ import asyncio
 from django.conf import settings
 
 from gateway import runtime
+
+
+def settling() -> None:
+    """A request's settlement is on its way (trade.settle): it counts until `landed()`."""
+    runtime.current().settlements_waiting += 1
+
+
+def landed() -> None:
+    """A settlement landed (or was left to the reaper): requests waiting for room may go."""
+    state = runtime.current()
+    state.settlements_waiting -= 1
+    _wake(state)
+
+
+def _wake(state: runtime.Runtime) -> None:
+    """As many of the requests waiting for room go, first come first, as there is room."""
+    room = settings.DRAGONFLY_GATEWAY_SETTLEMENT_BACKLOG - state.settlements_waiting
+    waiting = state.settlement_room
+    while room > 0 and waiting:
+        waiter = waiting.popleft()
+        if not waiter.done():  # else it left while it waited
+            waiter.set_result(None)
+            room -= 1
+
+
+async def _room(state: runtime.Runtime) -> None:
+    """Wait, in arrival order, while the settlements waiting are at the backlog's bound."""
+    while state.settlements_waiting >= settings.DRAGONFLY_GATEWAY_SETTLEMENT_BACKLOG:
+        waiter = state.loop.create_future()
+        state.settlement_room.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # woken, then cancelled: pass it on
+                _wake(state)
+            raise
 
 
 def _gate() -> asyncio.Semaphore:
@@ -41,6 +83,9 @@ class Turn:
         self._held: asyncio.Semaphore | None = None
 
     async def __aenter__(self) -> Turn:
+        state = runtime.current()
+        if state.settlements_waiting >= settings.DRAGONFLY_GATEWAY_SETTLEMENT_BACKLOG:
+            await _room(state)
         gate = _gate()
         await gate.acquire()
         self._held = gate

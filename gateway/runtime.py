@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +75,8 @@ class Runtime:
         self.tasks: set[asyncio.Future] = set()  # fire-and-forget work and executor follow-ups
         self.services: dict[str, asyncio.Task] = {}  # loops that run until close: name -> task
         self.admission: asyncio.Semaphore | None = None  # admission.py
+        self.settlements_waiting = 0  # admission.py: settlements on their way, not landed yet
+        self.settlement_room: deque[asyncio.Future[None]] = deque()  # requests waiting for room
         self.auth_lookups: dict[str, asyncio.Future] = {}  # auth.py: digest -> shared lookup
         self.capacity_released: list[tuple[str, str]] = []  # capacity.py: (in-flight key, member)
         self.capacity_flush: asyncio.TimerHandle | None = None

@@ -276,6 +276,7 @@ def settle(call: Call, watch: stages.Watch) -> asyncio.Task[int] | None:
     out, meter, reservation = call.out, call.meter, call.reservation
     assert reservation is not None
     reservation.settling = True
+    admission.settling()
     candidate = meter.candidate
     if candidate is None and (out.disconnected or asyncio.current_task().cancelling()):  # type: ignore[union-attr]
         candidate = meter.accepted
@@ -329,6 +330,7 @@ def _failed(request_id: str) -> None:
 
 def _landed(request_id: str, reservation: spend.Reservation, debit_nusd: int) -> None:
     """What waited on the settlement: the stream's checkpoint row may go, the key's spend counts
-    the debit instead of the hold."""
+    the debit instead of the hold, and the settlement leaves the process's backlog."""
     checkpoints.untrack(request_id)
     reservation.close(debit_nusd)
+    admission.landed()

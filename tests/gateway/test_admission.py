@@ -9,6 +9,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import override_settings
 
+from gateway import admission, runtime
 from gateway.admission import Turn
 from tests.gateway.factories import buyer_make
 from tests.market.factories import listing_make, seller_make
@@ -98,3 +99,40 @@ async def test_one_turn_serves_requests_while_another_waits_on_its_upstream(mark
     assert time.monotonic() - started < 0.25  # neither waited for the slow upstream
     assert not slow.done()
     assert (await slow).status_code == 200
+
+
+@override_settings(DRAGONFLY_GATEWAY_SETTLEMENT_BACKLOG=2)
+async def test_past_the_settlement_backlog_requests_wait_in_order_until_settlements_land():
+    admission.settling()
+    admission.settling()  # two settlements waiting for their batch: the backlog is full
+    entered: list[int] = []
+
+    async def request(n: int) -> None:
+        async with Turn():
+            entered.append(n)
+
+    waiting = [asyncio.ensure_future(request(n)) for n in range(3)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert entered == []
+    admission.landed()  # one landed: room for one
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert entered == [0]
+    admission.landed()
+    await asyncio.gather(*waiting)  # below the bound now: every one goes, in arrival order
+    assert entered == [0, 1, 2]
+    assert runtime.current().settlements_waiting == 0
+
+
+@override_settings(DRAGONFLY_GATEWAY_SETTLEMENT_BACKLOG=1)
+async def test_a_request_that_leaves_while_waiting_for_room_passes_its_wake_up_on():
+    admission.settling()
+    first = asyncio.ensure_future(_free_within(10))
+    second = asyncio.ensure_future(_free_within(10))
+    await asyncio.sleep(0)
+    first.cancel()  # the buyer left while waiting
+    admission.landed()
+    assert await second  # the room went to the next request
+    with pytest.raises(asyncio.CancelledError):
+        await first

@@ -156,6 +156,7 @@ async def _assert_left_clean(buyer, out: Response, *, hold: str | None, tokens: 
     records = await sync_to_async(UsageRecord.objects.filter(request_id=out.request_id).count)()
     assert records == (1 if hold == "settled" else 0)
     assert runtime.caches.spend_in_flight.get(buyer.key_id) is None
+    assert runtime.current().settlements_waiting == 0  # the backlog counted it out (admission.py)
     assert _tokens_counted(buyer.key_id) == tokens
     pin = price_lock.parse(r.get(f"sticky:{buyer.user.pk}:{SESSION}"))
     assert (pin and pin.listing_id) == (None if pinned is None else pinned.pk)
@@ -383,6 +384,7 @@ async def test_a_request_ends_before_its_settlement_lands_and_is_billed_once(mar
         await asyncio.wait_for(task, 10)  # the request is done: its settlement is not
         assert await sync_to_async(_hold_statuses)(out.request_id) == ["active"]
         assert runtime.caches.spend_in_flight.get(buyer.key_id)  # still counted in flight
+        assert runtime.current().settlements_waiting == 1  # in the process's backlog
     await _until(lambda: _hold_is(out.request_id, "settled"))
     await _assert_left_clean(buyer, out, hold="settled", tokens=await _used(out), pinned=listing)
 
@@ -422,4 +424,5 @@ async def test_a_settlement_that_cannot_be_made_leaves_the_hold_to_the_reaper(ma
     assert failure is None and connection.answered.is_set()
     assert await sync_to_async(_hold_statuses)(out.request_id) == ["active"]
     assert runtime.caches.spend_in_flight.get(buyer.key_id) is None
+    assert runtime.current().settlements_waiting == 0
     assert out.request_id not in runtime.current().streams
