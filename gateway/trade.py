@@ -331,6 +331,6 @@ def _failed(request_id: str) -> None:
 def _landed(request_id: str, reservation: spend.Reservation, debit_nusd: int) -> None:
     """What waited on the settlement: the stream's checkpoint row may go, the key's spend counts
     the debit instead of the hold, and the settlement leaves the process's backlog."""
+    admission.landed()
     checkpoints.untrack(request_id)
     reservation.close(debit_nusd)
-    admission.landed()
