@@ -126,13 +126,13 @@ async def test_past_the_settlement_backlog_requests_wait_in_order_until_settleme
 
 
 @override_settings(DRAGONFLY_GATEWAY_SETTLEMENT_BACKLOG=1)
-async def test_a_request_that_leaves_while_waiting_for_room_passes_its_wake_up_on():
+async def test_a_request_that_leaves_while_waiting_for_room_does_not_keep_it_from_the_next():
     admission.settling()
     first = asyncio.ensure_future(_free_within(10))
     second = asyncio.ensure_future(_free_within(10))
     await asyncio.sleep(0)
     first.cancel()  # the buyer left while waiting
     admission.landed()
-    assert await second  # the room went to the next request
+    assert await second  # the room went to the next request, not to the one that left
     with pytest.raises(asyncio.CancelledError):
         await first
